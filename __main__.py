@@ -1,0 +1,12 @@
+"""vault-platform: a production Vault on Kubernetes from one `pulumi up` per stack."""
+
+import pulumi
+
+from components.config import load_from_pulumi
+from components.platform import VaultPlatform
+
+config = load_from_pulumi()
+platform = VaultPlatform("vault", config)
+
+for name, value in platform.exports.items():
+    pulumi.export(name, value)

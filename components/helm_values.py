@@ -1,0 +1,127 @@
+"""Build the hashicorp/vault chart values from the typed config. Pure: no Pulumi, no I/O.
+
+Every path set here must be one the chart knows (tests check it against the chart's value list and
+schema), because Helm silently ignores a misspelled key and the default would quietly ship.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.config import PlatformConfig, ResourceAmounts, Resources
+from components.names import API_PORT, TLS_MOUNT, UNSEAL_MOUNT, Names
+
+READINESS_PATH = "/v1/sys/health?standbyok=true&sealedcode=204&uninitcode=204"
+# Liveness must not kill a pod that is merely sealed or a standby: only a hung process.
+LIVENESS_PATH = "/v1/sys/health?standbyok=true&sealedcode=204&uninitcode=204&perfstandbyok=true"
+
+
+@dataclass(frozen=True)
+class UnsealWiring:
+    """What the unseal mode adds to the pods: service account annotations and secret env vars."""
+
+    service_account_annotations: dict[str, str] = field(default_factory=dict)
+    secret_env: list[dict[str, str]] = field(default_factory=list)
+    secret_volume: str | None = None
+
+
+def _amounts(a: ResourceAmounts) -> dict[str, str]:
+    return {"memory": a.memory, "cpu": a.cpu}
+
+
+def resources(r: Resources) -> dict[str, Any]:
+    return {"requests": _amounts(r.requests), "limits": _amounts(r.limits)}
+
+
+def server_labels(names: Names) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "vault", "app.kubernetes.io/instance": names.release, "component": "server"}
+
+
+def affinity(names: Names, required: bool) -> dict[str, Any]:
+    """One server pod per node. Required in prod; preferred in dev so a one-node cluster still works."""
+    term = {"labelSelector": {"matchLabels": server_labels(names)}, "topologyKey": "kubernetes.io/hostname"}
+    if required:
+        return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "podAffinityTerm": term}]}}
+
+
+def zone_spread(names: Names) -> list[dict[str, Any]]:
+    return [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
+             "labelSelector": {"matchLabels": server_labels(names)}}]
+
+
+def build_values(config: PlatformConfig, server_hcl: str, unseal: UnsealWiring = UnsealWiring(),
+                 tls_secret: str | None = None) -> dict[str, Any]:
+    names = Names.of(config)
+    c = config.cluster
+    replicas = c.replicas
+    volumes: list[dict[str, Any]] = [
+        {"name": "vault-tls", "secret": {"secretName": tls_secret or names.tls_secret, "defaultMode": 0o440}},
+    ]
+    mounts: list[dict[str, Any]] = [{"name": "vault-tls", "mountPath": TLS_MOUNT, "readOnly": True}]
+    if unseal.secret_volume:
+        volumes.append({"name": "vault-unseal", "secret": {"secretName": unseal.secret_volume, "defaultMode": 0o440,
+                                                           "items": [{"key": "transit-ca.crt",
+                                                                      "path": "transit-ca.crt"}]}})
+        mounts.append({"name": "vault-unseal", "mountPath": UNSEAL_MOUNT, "readOnly": True})
+
+    server: dict[str, Any] = {
+        "image": {"repository": c.image.repository, "tag": c.image.tag},
+        "logLevel": c.log_level,
+        "resources": resources(c.resources),
+        "readinessProbe": {"enabled": True, "path": READINESS_PATH},
+        "livenessProbe": {"enabled": True, "path": LIVENESS_PATH, "initialDelaySeconds": 60},
+        "extraEnvironmentVars": {
+            # The CLI inside the pods (and the backup job) verifies the server with the stack's CA.
+            "VAULT_CACERT": f"{TLS_MOUNT}/ca.crt",
+        },
+        "extraSecretEnvironmentVars": list(unseal.secret_env),
+        "volumes": volumes,
+        "volumeMounts": mounts,
+        "affinity": affinity(names, required=config.is_prod),
+        "dataStorage": {"enabled": True, "size": c.data_storage.size, "storageClass": c.data_storage.storage_class,
+                        "mountPath": "/vault/data", "accessMode": "ReadWriteOnce"},
+        "auditStorage": {"enabled": True, "size": c.audit_storage.size,
+                         "storageClass": c.audit_storage.storage_class, "mountPath": "/vault/audit",
+                         "accessMode": "ReadWriteOnce"},
+        "serviceAccount": {"create": True, "annotations": dict(unseal.service_account_annotations)},
+        # Lets Vault's own service account review application tokens for Kubernetes auth.
+        "authDelegator": {"enabled": True},
+        "standalone": {"enabled": False},
+        "ha": {
+            "enabled": True,
+            "replicas": replicas,
+            "disruptionBudget": {"enabled": True, "maxUnavailable": max(1, (replicas - 1) // 2)},
+            "raft": {"enabled": True, "setNodeId": True, "config": server_hcl},
+        },
+        "service": {"enabled": True, "port": API_PORT, "targetPort": API_PORT},
+    }
+    if c.zone_spread:
+        server["topologySpreadConstraints"] = zone_spread(names)
+
+    values: dict[str, Any] = {
+        "fullnameOverride": names.release,
+        "global": {"enabled": True, "tlsDisable": False,
+                   "serverTelemetry": {"prometheusOperator": c.service_monitor}},
+        "injector": {
+            "enabled": c.injector.enabled,
+            "replicas": 2 if config.is_prod else 1,
+            "resources": resources(c.injector.resources),
+        },
+        "server": server,
+        "ui": {"enabled": c.ui},
+        "serverTelemetry": {"serviceMonitor": {"enabled": c.service_monitor}},
+    }
+    return values
+
+
+def set_paths(values: Any, prefix: str = "") -> list[str]:
+    """Every leaf path a values tree sets (lists and empty maps count as leaves)."""
+    if isinstance(values, dict) and values:
+        out: list[str] = []
+        for key, value in values.items():
+            out += set_paths(value, f"{prefix}.{key}" if prefix else key)
+        return out
+    return [prefix]

@@ -1,0 +1,277 @@
+"""Run the program for a stack file under mocks and query what it registered.
+
+    rec = run_stack("dev")
+    release = rec.one("kubernetes:helm.sh/v3:Release")
+    assert release.protect is False
+
+Stack files are read as the CLI would: `secure:` values are replaced by stand-ins that carry the
+marker CANARY, and their keys are marked secret. Extra test secrets and config overrides can be
+layered on top.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from tests.harness.fakes import CANARY
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "vault-platform"
+
+# What a team would set with `pulumi config set --secret` for each stack. Every value is a canary.
+TEST_SECRETS: dict[str, dict[str, Any]] = {
+    "dev": {
+        "kv": {"myapp/config": {"database_url": f"{CANARY}-dev-database-url",
+                                "api_key": f"{CANARY}-dev-api-key"}},
+    },
+    "prod": {
+        "databasePasswords": {"app-postgres": f"{CANARY}-prod-db-password"},
+        "kv": {"myapp/config": {"database_url": f"{CANARY}-prod-database-url",
+                                "api_key": f"{CANARY}-prod-api-key"}},
+    },
+}
+
+
+@dataclass
+class Resource:
+    type: str
+    name: str
+    urn: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    secret_paths: list[str]
+    protect: bool
+    retain_on_delete: bool
+    depends_on: list[str]
+    provider: str
+    additional_secret_outputs: list[str]
+    ignore_changes: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
+    replace_on_changes: list[str] = field(default_factory=list)
+
+    def get(self, path: str, default: Any = KeyError) -> Any:
+        """Input at a dotted path (``values.server.ha.enabled``; ``[i]`` for list items)."""
+        value: Any = self.inputs
+        for part in _split(path):
+            try:
+                value = value[part]
+            except (KeyError, IndexError, TypeError):
+                if default is KeyError:
+                    raise KeyError(f"{self.type}::{self.name} has no input {path!r}") from None
+                return default
+        return value
+
+    def is_secret(self, path: str) -> bool:
+        """True when the input at ``path`` or one of its parents was sent as a secret."""
+        return any(path == p or path.startswith(p + ".") or path.startswith(p + "[") or p == ""
+                   for p in self.secret_paths)
+
+
+def _split(path: str) -> list[Any]:
+    parts: list[Any] = []
+    for chunk in path.split("."):
+        while "[" in chunk:
+            head, rest = chunk.split("[", 1)
+            if head:
+                parts.append(head)
+            index, chunk = rest.split("]", 1)
+            parts.append(int(index))
+        if chunk:
+            parts.append(chunk)
+    return parts
+
+
+@dataclass
+class Recording:
+    stack: str
+    resources: list[Resource]
+    exports: dict[str, Any]
+    export_secret_paths: list[str]
+    error: str | None
+
+    def of_type(self, typ: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == typ]
+
+    def one(self, typ: str, name: str | None = None) -> Resource:
+        found = [r for r in self.of_type(typ) if name is None or r.name == name]
+        if len(found) != 1:
+            names = [r.name for r in self.of_type(typ)]
+            raise AssertionError(f"expected one {typ} named {name!r}, found {len(found)} among {names}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> Resource:
+        for r in self.resources:
+            if r.urn == urn:
+                return r
+        raise KeyError(urn)
+
+    def named(self, name: str) -> Resource:
+        found = [r for r in self.resources if r.name == name]
+        if len(found) != 1:
+            raise AssertionError(f"expected one resource named {name!r}, found {len(found)}")
+        return found[0]
+
+    def ancestors(self, resource: Resource) -> Iterator[Resource]:
+        parent = resource.parent
+        while parent:
+            try:
+                node = self.by_urn(parent)
+            except KeyError:
+                return
+            yield node
+            parent = node.parent
+
+    def provider_of(self, resource: Resource) -> Resource | None:
+        if not resource.provider:
+            return None
+        # A provider reference is "<urn>::<id>".
+        return self.by_urn(resource.provider.rsplit("::", 1)[0])
+
+    def depends_on(self, resource: Resource, other: Resource) -> bool:
+        """True when ``resource`` waits for ``other``, directly or through ancestors' dependencies."""
+        seen: set[str] = set()
+        frontier = [resource]
+        while frontier:
+            node = frontier.pop()
+            if node.urn in seen:
+                continue
+            seen.add(node.urn)
+            if other.urn in node.depends_on:
+                return True
+            for urn in node.depends_on:
+                try:
+                    frontier.append(self.by_urn(urn))
+                except KeyError:
+                    pass
+            if node.parent:
+                try:
+                    frontier.append(self.by_urn(node.parent))
+                except KeyError:
+                    pass
+        return False
+
+
+def load_stack_file(stack: str) -> tuple[dict[str, Any], set[str]]:
+    """The stack file's config as Python values, with `secure:` leaves replaced by canaries."""
+    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
+    secret_keys: set[str] = set()
+    config: dict[str, Any] = {}
+    for key, value in (data.get("config") or {}).items():
+        found: list[bool] = []
+        config[key] = _replace_secure(value, key, found)
+        if found:
+            secret_keys.add(key)
+    return config, secret_keys
+
+
+def _replace_secure(value: Any, path: str, found: list[bool]) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            found.append(True)
+            return f"{CANARY}-stackfile-{path}"
+        return {k: _replace_secure(v, f"{path}.{k}", found) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_secure(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    return value
+
+
+def merge(base: Any, override: Any) -> Any:
+    """Deep-merge ``override`` into ``base``; a None value removes the key."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for k, v in override.items():
+            if v is None:
+                out.pop(k, None)
+            else:
+                out[k] = merge(out.get(k), v)
+        return out
+    return copy.deepcopy(override)
+
+
+def stack_config(stack: str, overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None,
+                 with_test_secrets: bool = True) -> tuple[dict[str, str], list[str]]:
+    """The config map the CLI would hand the program: {"vault-platform:key": text} and secret keys."""
+    config, secret_keys = load_stack_file(stack)
+    short = {k.split(":", 1)[1] if k.startswith(PROJECT + ":") else k: v for k, v in config.items()}
+    test_secrets = merge(TEST_SECRETS.get(stack, {}) if with_test_secrets else {}, secrets or {})
+    if test_secrets:
+        short["secrets"] = merge(short.get("secrets") or {}, test_secrets)
+        secret_keys.add(f"{PROJECT}:secrets")
+    if overrides:
+        short = merge(short, overrides)
+    encoded = {}
+    for key, value in short.items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        encoded[full] = value if isinstance(value, str) else json.dumps(value)
+    return encoded, sorted(secret_keys)
+
+
+@functools.lru_cache(maxsize=64)
+def _run_cached(stack: str, config_json: str, secret_keys_json: str, preview: bool) -> Recording:
+    request = {"stack": stack, "config": json.loads(config_json), "secret_keys": json.loads(secret_keys_json),
+               "preview": preview}
+    with tempfile.TemporaryDirectory() as tmp:
+        req, res = Path(tmp, "request.json"), Path(tmp, "result.json")
+        req.write_text(json.dumps(request))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+        proc = subprocess.run([sys.executable, "-m", "tests.harness.runner", str(req), str(res)], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0 or not res.exists():
+            raise AssertionError(f"harness runner failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        result = json.loads(res.read_text())
+    return Recording(stack=stack, resources=[Resource(**r) for r in result["resources"]],
+                     exports=result.get("exports") or {}, export_secret_paths=result.get("export_secret_paths") or [],
+                     error=result["error"])
+
+
+def run_stack(stack: str, overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None, *,
+              preview: bool = False, expect_error: bool = False, with_test_secrets: bool = True) -> Recording:
+    config, secret_keys = stack_config(stack, overrides, secrets, with_test_secrets)
+    rec = _run_cached(stack, json.dumps(config, sort_keys=True), json.dumps(secret_keys), preview)
+    if rec.error and not expect_error:
+        raise AssertionError(f"stack {stack} failed under mocks:\n{rec.error}")
+    if expect_error and not rec.error:
+        raise AssertionError(f"stack {stack} was expected to fail but evaluated cleanly")
+    return rec
+
+
+def canary_leaks(rec: Recording) -> list[str]:
+    """Every place a secret (a CANARY value) travels in a way that would expose it."""
+    leaks: list[str] = []
+    for r in rec.resources:
+        is_k8s_object = r.type.startswith("kubernetes:") and not r.type.startswith("pulumi:providers:")
+        for path, text in _strings(r.inputs, ""):
+            if CANARY not in text:
+                continue
+            where = f"{r.type}::{r.name} input {path}"
+            if not r.is_secret(path):
+                leaks.append(f"{where} is not marked secret")
+            if is_k8s_object and r.type != "kubernetes:core/v1:Secret":
+                leaks.append(f"{where} puts a secret into a Kubernetes {r.type.split(':')[-1]}, not a Secret")
+    for path, text in _strings(rec.exports, ""):
+        if CANARY in text and path.split(".")[0].split("[")[0] not in rec.export_secret_paths:
+            leaks.append(f"export {path} is not marked secret")
+    return leaks
+
+
+def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, f"{path}[{i}]")
+    elif isinstance(value, str):
+        yield path, value

@@ -1,0 +1,62 @@
+"""What the mocked providers answer: outputs a real provider would compute.
+
+Every value that would be secret in a real deployment (private keys, generated passwords, the root
+token) carries the marker CANARY, so the canary scan can prove it never travels unmarked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CANARY = "CANARY"
+ACCOUNT = "123456789012"
+
+
+def _pem(kind: str, body: str) -> str:
+    return f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n"
+
+
+def fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    if typ == "tls:index/privateKey:PrivateKey":
+        return {"privateKeyPem": _pem("PRIVATE KEY", f"FAKE-{CANARY}-KEY-{name}"),
+                "privateKeyPemPkcs8": _pem("PRIVATE KEY", f"FAKE-{CANARY}-KEY8-{name}"),
+                "publicKeyPem": _pem("PUBLIC KEY", f"fake-public-{name}")}
+    if typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+        return {"certPem": _pem("CERTIFICATE", f"fake-cert-{name}")}
+    if typ == "tls:index/certRequest:CertRequest":
+        return {"certRequestPem": _pem("CERTIFICATE REQUEST", f"fake-csr-{name}")}
+    if typ == "random:index/randomPassword:RandomPassword":
+        return {"result": f"FAKE-{CANARY}-PASSWORD-{name}", "bcryptHash": f"FAKE-{CANARY}-HASH-{name}"}
+    if typ == "aws:kms/key:Key":
+        return {"arn": f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/{name}-key-id", "keyId": f"{name}-key-id"}
+    if typ == "aws:kms/alias:Alias":
+        return {"arn": f"arn:aws:kms:eu-west-1:{ACCOUNT}:{inputs.get('name', name)}"}
+    if typ == "aws:iam/role:Role":
+        return {"arn": f"arn:aws:iam::{ACCOUNT}:role/{inputs.get('name', name)}",
+                "name": inputs.get("name", name)}
+    if typ == "aws:iam/policy:Policy":
+        return {"arn": f"arn:aws:iam::{ACCOUNT}:policy/{inputs.get('name', name)}"}
+    if typ in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"):
+        bucket = inputs.get("bucket") or f"{name}-fake123"
+        return {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "id": bucket}
+    if typ == "vault:index/authBackend:AuthBackend":
+        return {"accessor": f"auth_{inputs.get('type', 'x')}_fake0001"}
+    if typ == "vault:index/mount:Mount":
+        return {"accessor": f"{inputs.get('type', 'x')}_fake0002"}
+    if typ == "pulumi-python:dynamic:Resource":
+        if "secret_shares" in inputs or "shares" in inputs:
+            return {"root_token": f"FAKE-{CANARY}-ROOT-TOKEN",
+                    "keys": [f"FAKE-{CANARY}-SHARE-{i}" for i in range(int(inputs.get("shares", 1)))],
+                    "keys_base64": [f"FAKE-{CANARY}-SHARE64-{i}" for i in range(int(inputs.get("shares", 1)))],
+                    "initialized": True}
+    return {}
+
+
+def fake_call(token: str, args: dict[str, Any]) -> tuple[dict[str, Any], list]:
+    if token == "aws:index/getCallerIdentity:getCallerIdentity":
+        return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci", "userId": "AIDFAKE"}, []
+    if token == "aws:index/getRegion:getRegion":
+        return {"name": "eu-west-1", "region": "eu-west-1"}, []
+    if token == "aws:index/getPartition:getPartition":
+        return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, []
+    return {}, []
