@@ -1,4 +1,8 @@
-"""VaultPlatform: the whole stack, wired in the order Vault needs it."""
+"""VaultPlatform: the whole stack, wired in the order Vault needs it.
+
+cluster (namespace, TLS, unseal, chart) -> bootstrap (init, unseal in dev, the Vault provider)
+-> configuration (engines, auth, policies, audit, applications) -> backups.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,12 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.backup import RaftBackup
+from components.bootstrap import VaultBootstrap
 from components.cluster import VaultCluster
 from components.config import PlatformConfig
+from components.configuration import VaultConfiguration
+from components.dev_postgres import DevPostgres
 
 
 class VaultPlatform(pulumi.ComponentResource):
@@ -31,12 +39,36 @@ class VaultPlatform(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, providers=providers)
 
         self.cluster = VaultCluster(f"{name}-cluster", config, self.aws_provider, opts=child)
+        self.bootstrap = VaultBootstrap(f"{name}-bootstrap", config, self.cluster, opts=child)
+
+        self.dev_postgres: DevPostgres | None = None
+        if config.database.dev_postgres:
+            self.dev_postgres = DevPostgres(f"{name}-dev-postgres", config, self.cluster.namespace,
+                                            opts=pulumi.ResourceOptions.merge(
+                                                child, pulumi.ResourceOptions(depends_on=[self.cluster])))
+
+        # Every Vault resource goes through the in-stack provider, and only after init.
+        vault_child = pulumi.ResourceOptions(parent=self, providers=[*providers, self.bootstrap.provider],
+                                             depends_on=[self.bootstrap])
+        self.configuration = VaultConfiguration(f"{name}-config", config, self.bootstrap.provider,
+                                                self.dev_postgres, opts=vault_child)
+        self.backup: RaftBackup | None = None
+        if config.backup.enabled:
+            self.backup = RaftBackup(
+                f"{name}-backup", config, self.cluster.namespace, self.bootstrap.provider,
+                self.configuration.kubernetes_auth_path, self.aws_provider,
+                opts=pulumi.ResourceOptions.merge(vault_child,
+                                                  pulumi.ResourceOptions(depends_on=[self.configuration])))
 
         self.exports = {
             "namespace": self.cluster.namespace,
             "apiAddress": self.cluster.api_address,
             "caCertificate": self.cluster.ca_cert_pem,
+            "rootToken": self.bootstrap.root_token,
+            "unsealKeys": self.bootstrap.unseal_keys,
         }
         if self.cluster.unseal.kms_key is not None:
             self.exports["unsealKmsKeyArn"] = self.cluster.unseal.kms_key.arn
+        if self.backup is not None:
+            self.exports.update(self.backup.exports)
         self.register_outputs({})

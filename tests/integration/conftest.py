@@ -1,0 +1,139 @@
+"""Fixtures that start real servers on 127.0.0.1 and always stop them and remove their data.
+
+A missing server binary or PostgreSQL is a test failure, never a skip: CI builds both, and a
+developer without them gets a message saying how to get them.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.integration import servers
+
+
+def pytest_collection_modifyitems(config, items):
+    here = pathlib.Path(__file__).parent
+    for item in items:
+        if here in pathlib.Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def vault_bin() -> pathlib.Path:
+    binary = servers.find_server_binary()
+    if binary is None:
+        pytest.fail("no Vault server binary: run `bash tools/vault-server/build.sh` (needs Go), put `vault` or "
+                    "`bao` on PATH, or set VAULT_PLATFORM_VAULT_BIN")
+    return binary
+
+
+@pytest.fixture
+def workdir() -> Iterator[pathlib.Path]:
+    path = pathlib.Path(tempfile.mkdtemp(prefix="vault-platform-it-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def dev_vault(vault_bin, workdir) -> Iterator[servers.VaultProcess]:
+    """(a) A dev-mode server: unsealed, in memory, root token ``servers.DEV_ROOT_TOKEN``."""
+    server = servers.start_dev_server(vault_bin, workdir)
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.remove_data_dir()
+
+
+@pytest.fixture
+def raft_node(vault_bin, workdir) -> Iterator[servers.VaultProcess]:
+    """(b) One Raft node, sealed and uninitialized, plain HTTP on loopback."""
+    node = servers.start_raft_node(vault_bin, workdir)
+    try:
+        yield node
+    finally:
+        node.stop()
+        node.remove_data_dir()
+
+
+@pytest.fixture
+def tls_raft_node(vault_bin, workdir) -> Iterator[tuple[servers.VaultProcess, servers.TLSFiles]]:
+    """One Raft node with TLS from a test CA, sealed and uninitialized."""
+    tls = servers.make_test_tls(workdir / "tls")
+    node = servers.start_raft_node(vault_bin, workdir, tls)
+    try:
+        yield node, tls
+    finally:
+        node.stop()
+        node.remove_data_dir()
+
+
+@dataclass
+class Postgres:
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+    process: servers.PostgresProcess
+
+    def dsn(self, user: str | None = None, password: str | None = None) -> str:
+        return (f"host={self.host} port={self.port} dbname={self.dbname} user={user or self.user} "
+                f"password={password or self.password} connect_timeout=5")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """(d) A PostgreSQL server from the Debian packages, on a free loopback port."""
+    if servers.find_postgres_bindir() is None:
+        pytest.fail("no PostgreSQL server binaries (initdb, pg_ctl): `apt-get install postgresql`")
+    root = pathlib.Path(tempfile.mkdtemp(prefix="vault-platform-pg-"))
+    os.chmod(root, 0o755)
+    proc = servers.start_postgres(root)
+    try:
+        yield Postgres(proc.host, proc.port, proc.user, proc.password, proc.dbname, proc)
+    finally:
+        proc.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class S3Endpoint:
+    url: str
+    region: str = "us-east-1"
+    access_key: str = "testing"
+    secret_key: str = "testing"
+
+    def env(self) -> dict[str, str]:
+        return {"AWS_ENDPOINT_URL": self.url, "AWS_ENDPOINT_URL_S3": self.url, "AWS_ACCESS_KEY_ID": self.access_key,
+                "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_DEFAULT_REGION": self.region,
+                "AWS_REGION": self.region}
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.url, region_name=self.region,
+                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key)
+
+
+@pytest.fixture
+def s3_endpoint() -> Iterator[S3Endpoint]:
+    """A local S3 endpoint (moto in server mode) on a free loopback port, empty for each test."""
+    from moto.server import ThreadedMotoServer
+
+    port = servers.free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield S3Endpoint(url=f"http://127.0.0.1:{port}")
+    finally:
+        server.stop()
