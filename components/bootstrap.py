@@ -1,14 +1,83 @@
-"""Placeholder until VaultInit lands: the in-stack Vault provider from a configured token."""
+"""VaultBootstrap: initialize Vault in the same `pulumi up`, and build the in-stack Vault provider.
+
+Every Vault configuration resource uses the provider made here, never a default one: on a first
+`pulumi preview` its address, CA and token are still unknown, so Pulumi previews those resources
+without calling Vault; on `pulumi up` they wait for initialization.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
 import pulumi
 import pulumi_vault as vault
 
+from components.cluster import VaultCluster, pod_unseal_ports
+from components.config import PlatformConfig
+from components.validation import duration_seconds
+from components.vault_init import VaultInit
+
+CA_DIR = Path(__file__).resolve().parents[1] / ".vault-ca"
+
+
+def write_ca_file(stack: str, pem: str, directory: Path = CA_DIR) -> str:
+    """The Vault provider reads its CA from a file; keep one per stack next to the program (git-ignored).
+
+    The CA certificate is public, so writing it to disk exposes nothing.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stack}-ca.pem"
+    if not path.exists() or path.read_text() != pem:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(pem)
+        os.replace(tmp, path)
+    return str(path)
+
 
 class VaultBootstrap(pulumi.ComponentResource):
-    def __init__(self, name, config, cluster, opts=None):
+    """Outputs: ``root_token`` and ``unseal_keys`` (secret), ``status``; attribute ``provider``."""
+
+    def __init__(self, name: str, config: PlatformConfig, cluster: VaultCluster,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:bootstrap:VaultBootstrap", name, None, opts)
-        self.root_token = pulumi.Output.secret("placeholder")
-        self.unseal_keys = pulumi.Output.secret([])
-        self.provider = vault.Provider(f"{name}-vault", address=config.api.address,
-                                       token=self.root_token, ca_cert_file=None,
-                                       opts=pulumi.ResourceOptions(parent=self))
-        self.register_outputs({})
+        init = config.init
+        existing = config.secrets.vault_token
+        self.init = VaultInit(
+            f"{name}-init",
+            address=config.api.address,
+            ca_cert_pem=cluster.ca_cert_pem,
+            mode="shamir" if config.unseal.type == "shamir" else "auto",
+            shares=init.shares,
+            threshold=init.threshold,
+            pgp_keys=list(init.pgp_keys),
+            root_token_pgp_key=init.root_token_pgp_key,
+            unseal_addresses=[address for _, _, address in pod_unseal_ports(config)],
+            expected_peers=config.cluster.replicas,
+            timeout_seconds=int(duration_seconds(init.timeout)),
+            existing_token=existing.output() if existing else None,
+            # The release and the Services must exist (and pods be Ready) before init can reach them.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]),
+        )
+        self.root_token = pulumi.Output.secret(self.init.root_token)
+        self.unseal_keys = pulumi.Output.secret(self.init.keys_base64)
+        self.status = self.init.status
+        self.status.apply(lambda s: pulumi.log.warn(
+            f"Vault bootstrap is not finished: {s}. Run `pulumi up` again once the cause is fixed.", self)
+            if s and s != "ready" and not s.startswith("initialized") else None)
+
+        # Teams that revoked the root token configure Vault with their own token instead.
+        token = existing.output() if existing else self.root_token
+        stack = pulumi.get_stack()
+        ca_file = cluster.ca_cert_pem.apply(lambda pem: write_ca_file(stack, pem))
+        self.provider = vault.Provider(
+            f"{name}-vault",
+            address=config.api.address,
+            token=token,
+            ca_cert_file=ca_file,
+            # Each run works with a short-lived child token, not the stored one itself.
+            max_lease_ttl_seconds=1800,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.init]),
+        )
+        self.register_outputs({"root_token": self.root_token, "unseal_keys": self.unseal_keys,
+                               "status": self.status})

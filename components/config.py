@@ -113,8 +113,8 @@ class ClusterConfig:
                             default="vault")
     chart: Chart = doc("Which chart to install.", factory=Chart)
     image: Image = doc("Which Vault server image to run.", factory=Image)
-    replicas: int = doc("Vault server pods in the Raft cluster; odd, so a quorum survives a loss. "
-                        "Defaults to 5 in prod and 3 in dev.", default=0)
+    replicas: Optional[int] = doc("Vault server pods in the Raft cluster; odd, so a quorum survives a loss. "
+                                  "Defaults to 5 in prod and 3 in dev.", default=None)
     resources: Resources = doc("Server pod resources.", factory=Resources)
     data_storage: Storage = doc("Raft data volume per pod.", factory=Storage)
     audit_storage: Storage = doc("Audit log volume per pod.", factory=Storage)
@@ -461,6 +461,10 @@ def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str] =
             continue
         key = full_key[len(prefix):]
         decoded = _decode(value)
+        # Pulumi.yaml declares {} or [] as the project default of optional maps and lists: that
+        # means "not set", so the program's own defaults apply.
+        if decoded in ({}, []):
+            continue
         # Scalars arrive as text; a value meant as text that looks like JSON is still text.
         if key in ("environment",) and not isinstance(decoded, str):
             decoded = value
@@ -519,7 +523,7 @@ def _build(parsed: dict[str, Any], problems: Problems) -> PlatformConfig | None:
 def _apply_environment_defaults(config: PlatformConfig) -> PlatformConfig:
     cluster = config.cluster
     changes: dict[str, Any] = {}
-    if cluster.replicas == 0:
+    if cluster.replicas is None:
         changes["replicas"] = 5 if config.is_prod else 3
     if cluster.zone_spread is None:
         changes["zone_spread"] = config.is_prod

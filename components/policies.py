@@ -8,6 +8,7 @@ same text.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from components.config import CAPABILITIES, Application, PlatformConfig
@@ -22,6 +23,9 @@ KV_ACCESS = {
     "list": ("list",),
     "write": ("create", "read", "update", "patch"),
 }
+TEMPLATED_DATA = ("create", "read", "update", "patch", "delete")
+TEMPLATED_METADATA = ("read", "list", "delete")
+POLICY_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,126}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -32,17 +36,32 @@ class Rule:
     denied_parameters: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if not self.path or self.path.startswith("/") or any(c in self.path for c in ' "\\\n'):
+            raise ValueError(f"policy path {self.path!r}: not a Vault API path (no leading '/', quotes or spaces)")
         unknown = [c for c in self.capabilities if c not in CAPABILITIES]
         if unknown:
-            raise ValueError(f"policy path {self.path!r}: unknown capabilities {unknown}")
+            raise ValueError(f"policy path {self.path!r}: unknown capabilities {unknown}; "
+                             f"allowed: {', '.join(CAPABILITIES)}")
         if not self.capabilities:
             raise ValueError(f"policy path {self.path!r}: no capabilities")
+        if len(set(self.capabilities)) != len(self.capabilities):
+            raise ValueError(f"policy path {self.path!r}: capabilities repeated {list(self.capabilities)}")
 
 
 @dataclass(frozen=True)
 class Policy:
     name: str
     rules: tuple[Rule, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not POLICY_NAME.match(self.name) or self.name in ("root",):
+            raise ValueError(f"policy name {self.name!r}: use lower-case letters, digits, '-', '_' and '.' "
+                             "(and not 'root')")
+        paths = [r.path for r in self.rules]
+        repeated = sorted({p for p in paths if paths.count(p) > 1})
+        if repeated:
+            # Vault would silently merge or override them; say so instead.
+            raise ValueError(f"policy {self.name!r}: path(s) {repeated} appear in more than one rule")
 
 
 def render(policy: Policy) -> str:
@@ -111,35 +130,78 @@ def issuing_pki_path(config: PlatformConfig) -> str:
     return config.pki.intermediate.path if config.pki.intermediate.enabled else config.pki.path
 
 
-def app_policy(config: PlatformConfig, app: Application) -> Policy:
+def templated_prefixes(kv_path: str, namespace: str, service_account: str) -> dict[str, tuple[str, ...]]:
+    """What the templated policy gives one service account: path prefix -> capabilities."""
+    own = f"{namespace}/{service_account}/"
+    return {f"{kv_path}/data/{own}": TEMPLATED_DATA, f"{kv_path}/metadata/{own}": TEMPLATED_METADATA}
+
+
+def covered_by_templated(config: PlatformConfig, app: Application, rule: Rule) -> bool:
+    """True when the templated policy already allows everything ``rule`` allows for this app.
+
+    Only paths strictly below ``<kv>/data/<namespace>/<service account>/`` (or ``metadata/``) can be:
+    the templated rules end in ``/*``, which matches that prefix and anything below it.
+    """
+    if not config.kubernetes_auth.templated_policy:
+        return False
+    for prefix, caps in templated_prefixes(config.kv.path, app.namespace, app.service_account).items():
+        if rule.path.startswith(prefix) and set(rule.capabilities) <= set(caps):
+            return True
+    return False
+
+
+def app_policy(config: PlatformConfig, app: Application) -> Policy | None:
+    """``app-<name>``: what the application needs beyond the templated policy, or None if nothing.
+
+    An application that only uses ``<kv>/data/<namespace>/<service account>/*`` needs no policy of
+    its own when the templated policy is on: one Kubernetes role is all it costs.
+    """
     rules = [Rule(grant.path, KV_ACCESS[grant.access]) for grant in app.kv]
+    rules = [r for r in rules if not covered_by_templated(config, app, r)]
     if app.database_role:
         rules.append(Rule(f"{config.database.path}/creds/{app.database_role}", ("read",)))
     if app.pki_role:
         rules.append(Rule(f"{issuing_pki_path(config)}/issue/{app.pki_role}", ("create", "update")))
+    if not rules:
+        return None
     return Policy(app_policy_name(app), tuple(rules))
 
 
-def templated_policy(config: PlatformConfig, kubernetes_accessor: str) -> Policy:
-    """secret/data/<namespace>/<service account>/* for whoever logs in through Kubernetes auth.
+def templated_policy_for(kv_path: str, kubernetes_accessor: str) -> Policy:
+    """<kv>/data/<namespace>/<service account>/* for whoever logs in through Kubernetes auth.
 
-    The entity alias metadata that the Kubernetes auth method records on login names the caller's
-    namespace and service account, so one policy serves every application.
+    On login the Kubernetes auth method records the caller's namespace and service account name in
+    its entity alias metadata (``service_account_namespace``, ``service_account_name``); Vault fills
+    them into the path at request time, so one policy serves every application.
     """
+    if not kubernetes_accessor:
+        raise ValueError("the templated policy needs the Kubernetes auth mount's accessor")
     alias = f"identity.entity.aliases.{kubernetes_accessor}.metadata"
     own = f"{{{{{alias}.service_account_namespace}}}}/{{{{{alias}.service_account_name}}}}"
-    kv = config.kv.path
     return Policy(TEMPLATED_POLICY, (
-        Rule(f"{kv}/data/{own}/*", ("create", "read", "update", "patch", "delete")),
-        Rule(f"{kv}/metadata/{own}/*", ("read", "list", "delete")),
+        Rule(f"{kv_path}/data/{own}/*", TEMPLATED_DATA),
+        Rule(f"{kv_path}/metadata/{own}/*", TEMPLATED_METADATA),
     ))
 
 
-def all_policies(config: PlatformConfig, kubernetes_accessor: str | None) -> list[Policy]:
-    """Every policy the stack writes, in a stable order."""
+def templated_policy(config: PlatformConfig, kubernetes_accessor: str) -> Policy:
+    return templated_policy_for(config.kv.path, kubernetes_accessor)
+
+
+def static_policies(config: PlatformConfig) -> list[Policy]:
+    """Every policy the stack writes except the templated one (which needs the auth accessor)."""
     policies = [admin_policy(config), backup_policy()]
-    policies += [app_policy(config, app) for app in config.applications]
-    if config.kubernetes_auth.templated_policy and kubernetes_accessor:
-        policies.append(templated_policy(config, kubernetes_accessor))
+    for app in config.applications:
+        policy = app_policy(config, app)
+        if policy is not None:
+            policies.append(policy)
     policies += [from_config(p) for p in config.policies]
+    return policies
+
+
+def all_policies(config: PlatformConfig, kubernetes_accessor: str | None) -> list[Policy]:
+    """Every policy the stack writes, in a stable order (the templated one once the accessor is known)."""
+    policies = static_policies(config)
+    if config.kubernetes_auth.templated_policy and kubernetes_accessor:
+        policies.insert(2, templated_policy(config, kubernetes_accessor))
     return policies

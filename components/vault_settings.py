@@ -1,0 +1,437 @@
+"""What Vault should contain, as a declarative model computed from the typed config. Pure: no Pulumi, no I/O.
+
+This is the "functional core" of Vault configuration. Two shells consume it:
+
+* ``components/configuration.py`` declares one pulumi_vault resource per item (``pulumi up``);
+* ``tests/integration/vault_apply.py`` turns the same items into Vault HTTP API calls, so the
+  integration tests exercise exactly what the stack would write, against a real server.
+
+Everything a manual setup does by hand maps to one item here:
+
+=====================================================  =========================================
+manual step                                            model item
+=====================================================  =========================================
+``vault secrets enable -path=secret kv-v2``            ``VaultSettings.kv`` (``KvEngine``)
+``vault secrets enable database`` + ``write config/``  ``DatabaseEngine`` connections and roles
+``vault secrets enable pki`` + ``root/generate``       ``PkiEngine.root`` (+ ``intermediate``)
+``vault write pki/roles/...``                          ``PkiEngine.roles``
+``vault secrets enable transit`` + ``transit/keys``    ``TransitEngine``
+``vault auth enable kubernetes`` + ``write config``    ``KubernetesAuth``
+``vault write auth/kubernetes/role/<app>``             ``KubernetesRole`` (one per application)
+``vault policy write``                                 ``VaultSettings.policies`` (+ templated)
+``vault audit enable file``                            ``AuditDevice`` (two of them)
+``vault kv put``                                       ``KvSecret`` (initial values, secret)
+=====================================================  =========================================
+
+Durations are whole seconds here (Vault accepts integer seconds everywhere), so no consumer has
+to parse the config's duration strings again.
+"""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from components import policies as pol
+from components.config import PlatformConfig
+from components.names import Names
+from components.validation import Secret, duration_seconds
+
+# Vault runs in the cluster: it reaches the API server by its in-cluster Service name, and (with the
+# chart's authDelegator ClusterRoleBinding) reviews tokens with its own service account's token and CA.
+KUBERNETES_HOST = "https://kubernetes.default.svc"
+POSTGRES_PLUGIN = "postgresql-database-plugin"
+
+# The throwaway PostgreSQL of dev stacks (components/dev_postgres.py creates it with these names).
+DEV_POSTGRES_NAME = "dev-postgres"
+DEV_POSTGRES_USER = "vault_admin"
+DEV_POSTGRES_DB = "app"
+DEV_POSTGRES_PORT = 5432
+
+ROOT_CA_KEY = ("rsa", 4096)
+INTERMEDIATE_CA_KEY = ("rsa", 2048)
+LEAF_KEY = ("rsa", 2048)
+TRANSIT_KEY_TYPE = "aes256-gcm96"
+STDOUT_AUDIT_PATH = "stdout"
+
+
+def seconds(value: str) -> int:
+    return int(duration_seconds(value))
+
+
+def _frozen(mapping: Mapping) -> Mapping:
+    return types.MappingProxyType(dict(mapping))
+
+
+# --- model ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Mount:
+    """A secrets engine mount (``sys/mounts/<path>``)."""
+
+    path: str
+    type: str
+    description: str
+    options: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
+    default_lease_ttl_seconds: int | None = None
+    max_lease_ttl_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class KvEngine:
+    mount: Mount
+    max_versions: int
+    cas_required: bool
+
+
+@dataclass(frozen=True)
+class DatabaseConnection:
+    """``<database>/config/<name>``. ``password`` is None only for the dev PostgreSQL, whose
+    generated password comes from the DevPostgres component at deploy time."""
+
+    name: str
+    connection_url: str
+    username: str
+    password: Secret | None
+    allowed_roles: tuple[str, ...]
+    verify_connection: bool
+    max_open_connections: int
+    password_authentication: str
+    plugin_name: str = POSTGRES_PLUGIN
+    dev_postgres: bool = False
+
+
+@dataclass(frozen=True)
+class DatabaseRole:
+    """``<database>/roles/<name>``: dynamic credentials on one connection."""
+
+    name: str
+    db_name: str
+    creation_statements: tuple[str, ...]
+    revocation_statements: tuple[str, ...]
+    default_ttl_seconds: int
+    max_ttl_seconds: int
+
+
+@dataclass(frozen=True)
+class DatabaseEngine:
+    mount: Mount
+    connections: tuple[DatabaseConnection, ...]
+    roles: tuple[DatabaseRole, ...]
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    """A PKI mount holding one CA (root: self-signed; intermediate: signed by the root)."""
+
+    mount: Mount
+    common_name: str
+    ttl_seconds: int
+    key_type: str
+    key_bits: int
+    issuing_certificates: tuple[str, ...]
+    crl_distribution_points: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PkiRole:
+    """``<issuing mount>/roles/<name>``."""
+
+    backend: str
+    name: str
+    allowed_domains: tuple[str, ...]
+    allow_subdomains: bool
+    allow_bare_domains: bool
+    ttl_seconds: int
+    max_ttl_seconds: int
+    key_type: str = LEAF_KEY[0]
+    key_bits: int = LEAF_KEY[1]
+
+
+@dataclass(frozen=True)
+class PkiEngine:
+    root: CertificateAuthority
+    intermediate: CertificateAuthority | None
+    roles: tuple[PkiRole, ...]
+
+    @property
+    def issuing(self) -> CertificateAuthority:
+        """The CA that issues leaf certificates (the intermediate when there is one)."""
+        return self.intermediate or self.root
+
+
+@dataclass(frozen=True)
+class TransitKey:
+    name: str
+    type: str = TRANSIT_KEY_TYPE
+
+
+@dataclass(frozen=True)
+class TransitEngine:
+    mount: Mount
+    keys: tuple[TransitKey, ...]
+
+
+@dataclass(frozen=True)
+class KubernetesAuth:
+    """``sys/auth/<path>`` (type kubernetes) and its ``config``.
+
+    No token reviewer JWT and no CA are written: with ``disable_local_ca_jwt`` false, Vault reads its
+    own pod's service account token and CA, so nothing long-lived is stored in Vault or in state.
+    """
+
+    path: str
+    kubernetes_host: str
+    description: str
+    disable_local_ca_jwt: bool = False
+
+
+@dataclass(frozen=True)
+class KubernetesRole:
+    """``auth/<path>/role/<name>``: bound to exactly one service account in exactly one namespace."""
+
+    name: str
+    service_account: str
+    namespace: str
+    token_policies: tuple[str, ...]
+    token_ttl_seconds: int
+
+    @property
+    def bound_service_account_names(self) -> tuple[str, ...]:
+        return (self.service_account,)
+
+    @property
+    def bound_service_account_namespaces(self) -> tuple[str, ...]:
+        return (self.namespace,)
+
+
+@dataclass(frozen=True)
+class AuditDevice:
+    """``sys/audit/<path>``."""
+
+    path: str
+    type: str
+    options: Mapping[str, str]
+    description: str
+
+
+@dataclass(frozen=True)
+class KvSecret:
+    """An initial KV v2 secret: ``<mount>/data/<name>`` with every value a Secret."""
+
+    mount: str
+    name: str
+    data: Mapping[str, Secret]
+
+
+@dataclass(frozen=True)
+class VaultSettings:
+    kv: KvEngine
+    database: DatabaseEngine | None
+    pki: PkiEngine | None
+    transit: TransitEngine | None
+    kubernetes_auth: KubernetesAuth
+    kubernetes_roles: tuple[KubernetesRole, ...]
+    # Every policy except the templated one, which needs the Kubernetes auth mount's accessor.
+    policies: tuple[pol.Policy, ...]
+    templated_policy: bool
+    audit_devices: tuple[AuditDevice, ...]
+    kv_secrets: tuple[KvSecret, ...]
+    # Kept to render the templated policy once the accessor is known.
+    kv_path: str = "secret"
+
+    @property
+    def mounts(self) -> tuple[Mount, ...]:
+        """Every secrets engine mount, in the order they are enabled."""
+        found = [self.kv.mount]
+        if self.database:
+            found.append(self.database.mount)
+        if self.pki:
+            found.append(self.pki.root.mount)
+            if self.pki.intermediate:
+                found.append(self.pki.intermediate.mount)
+        if self.transit:
+            found.append(self.transit.mount)
+        return tuple(found)
+
+    def templated(self, kubernetes_accessor: str) -> pol.Policy | None:
+        if not self.templated_policy:
+            return None
+        return pol.templated_policy_for(self.kv_path, kubernetes_accessor)
+
+    def all_policies(self, kubernetes_accessor: str) -> tuple[pol.Policy, ...]:
+        """Every policy the stack writes, the templated one included, in a stable order."""
+        templated = self.templated(kubernetes_accessor)
+        return self.policies + ((templated,) if templated else ())
+
+
+# --- builders ------------------------------------------------------------------------------------
+
+def _kv(config: PlatformConfig) -> KvEngine:
+    kv = config.kv
+    return KvEngine(
+        mount=Mount(kv.path, "kv", "Key/value secrets (KV v2), managed by vault-platform",
+                    options=_frozen({"version": "2"})),
+        max_versions=kv.max_versions,
+        cas_required=kv.cas_required,
+    )
+
+
+def dev_postgres_connection_url(namespace: str) -> str:
+    """The connection URL template Vault uses for the dev stack's in-cluster PostgreSQL."""
+    return (f"postgresql://{{{{username}}}}:{{{{password}}}}@{DEV_POSTGRES_NAME}.{namespace}.svc:"
+            f"{DEV_POSTGRES_PORT}/{DEV_POSTGRES_DB}?sslmode=disable")
+
+
+def _database(config: PlatformConfig) -> DatabaseEngine | None:
+    db = config.database
+    if not db.enabled:
+        return None
+    passwords = config.secrets.database_passwords
+    connections = [
+        DatabaseConnection(
+            name=c.name,
+            connection_url=c.connection_url,
+            username=c.username,
+            password=passwords.get(c.name),
+            allowed_roles=tuple(c.allowed_roles),
+            verify_connection=c.verify_connection,
+            max_open_connections=c.max_open_connections,
+            password_authentication=c.password_authentication,
+        )
+        for c in db.connections
+    ]
+    if db.dev_postgres:
+        connections.append(DatabaseConnection(
+            name=DEV_POSTGRES_NAME,
+            connection_url=dev_postgres_connection_url(config.kubernetes.namespace),
+            username=DEV_POSTGRES_USER,
+            password=None,
+            allowed_roles=tuple(r.name for r in db.roles if r.connection == DEV_POSTGRES_NAME),
+            verify_connection=True,
+            max_open_connections=4,
+            password_authentication="scram-sha-256",
+            dev_postgres=True,
+        ))
+    roles = tuple(
+        DatabaseRole(
+            name=r.name,
+            db_name=r.connection,
+            creation_statements=tuple(r.creation_statements),
+            revocation_statements=tuple(r.revocation_statements),
+            default_ttl_seconds=seconds(r.default_ttl),
+            max_ttl_seconds=seconds(r.max_ttl),
+        )
+        for r in db.roles
+    )
+    mount = Mount(db.path, "database", "Dynamic database credentials, managed by vault-platform")
+    return DatabaseEngine(mount, tuple(connections), roles)
+
+
+def pki_urls_base(config: PlatformConfig) -> str:
+    """Where clients fetch the issuer certificate and CRL: pki.urlsBase, or the in-cluster API."""
+    return (config.pki.urls_base or Names.of(config).in_cluster_addr).rstrip("/")
+
+
+def _ca(config: PlatformConfig, path: str, common_name: str, ttl: str, key: tuple[str, int],
+        description: str) -> CertificateAuthority:
+    base = pki_urls_base(config)
+    ttl_seconds = seconds(ttl)
+    return CertificateAuthority(
+        # The mount's max lease is the CA's lifetime: Vault caps every certificate it issues there.
+        mount=Mount(path, "pki", description, max_lease_ttl_seconds=ttl_seconds),
+        common_name=common_name,
+        ttl_seconds=ttl_seconds,
+        key_type=key[0],
+        key_bits=key[1],
+        issuing_certificates=(f"{base}/v1/{path}/ca",),
+        crl_distribution_points=(f"{base}/v1/{path}/crl",),
+    )
+
+
+def _pki(config: PlatformConfig) -> PkiEngine | None:
+    pki = config.pki
+    if not pki.enabled:
+        return None
+    root = _ca(config, pki.path, pki.common_name, pki.ttl, ROOT_CA_KEY,
+               "Internal root CA, managed by vault-platform")
+    intermediate = None
+    if pki.intermediate.enabled:
+        i = pki.intermediate
+        intermediate = _ca(config, i.path, i.common_name, i.ttl, INTERMEDIATE_CA_KEY,
+                           "Issuing intermediate CA, managed by vault-platform")
+    issuing = (intermediate or root).mount.path
+    roles = tuple(
+        PkiRole(
+            backend=issuing,
+            name=r.name,
+            allowed_domains=tuple(r.allowed_domains),
+            allow_subdomains=r.allow_subdomains,
+            allow_bare_domains=r.allow_bare_domains,
+            ttl_seconds=seconds(r.ttl),
+            max_ttl_seconds=seconds(r.max_ttl),
+        )
+        for r in pki.roles
+    )
+    return PkiEngine(root, intermediate, roles)
+
+
+def _transit(config: PlatformConfig) -> TransitEngine | None:
+    t = config.transit
+    if not t.enabled:
+        return None
+    return TransitEngine(Mount(t.path, "transit", "Encryption as a service, managed by vault-platform"),
+                         tuple(TransitKey(k) for k in t.keys))
+
+
+def _kubernetes_roles(config: PlatformConfig) -> tuple[KubernetesRole, ...]:
+    roles = []
+    for app in config.applications:
+        token_policies: list[str] = []
+        if config.kubernetes_auth.templated_policy:
+            token_policies.append(pol.TEMPLATED_POLICY)
+        if pol.app_policy(config, app) is not None:
+            token_policies.append(pol.app_policy_name(app))
+        roles.append(KubernetesRole(
+            name=app.name,
+            service_account=app.service_account,
+            namespace=app.namespace,
+            token_policies=tuple(token_policies),
+            token_ttl_seconds=seconds(app.token_ttl),
+        ))
+    return tuple(roles)
+
+
+def _audit(config: PlatformConfig) -> tuple[AuditDevice, ...]:
+    # Vault refuses every request it cannot audit: with two devices, one full or broken device
+    # does not take Vault down, and the pod log keeps a copy when the volume is lost.
+    devices = [AuditDevice("file", "file", _frozen({"file_path": config.audit.file_path}),
+                           "Audit log on the audit volume, managed by vault-platform")]
+    if config.audit.secondary == "stdout":
+        devices.append(AuditDevice(STDOUT_AUDIT_PATH, "file", _frozen({"file_path": "stdout"}),
+                                   "Audit log to the pod log (second device), managed by vault-platform"))
+    return tuple(devices)
+
+
+def _kv_secrets(config: PlatformConfig) -> tuple[KvSecret, ...]:
+    return tuple(KvSecret(config.kv.path, path.strip("/"), _frozen(values))
+                 for path, values in sorted(config.secrets.kv.items()))
+
+
+def build(config: PlatformConfig) -> VaultSettings:
+    """Everything Vault should contain for this stack."""
+    return VaultSettings(
+        kv=_kv(config),
+        database=_database(config),
+        pki=_pki(config),
+        transit=_transit(config),
+        kubernetes_auth=KubernetesAuth(config.kubernetes_auth.path, KUBERNETES_HOST,
+                                       "Kubernetes service account logins, managed by vault-platform"),
+        kubernetes_roles=_kubernetes_roles(config),
+        policies=tuple(pol.static_policies(config)),
+        templated_policy=config.kubernetes_auth.templated_policy,
+        audit_devices=_audit(config),
+        kv_secrets=_kv_secrets(config),
+        kv_path=config.kv.path,
+    )

@@ -1,0 +1,276 @@
+"""VaultCluster, VaultTls and AutoUnseal: the pure values and HCL builders, and both stacks' graphs."""
+
+from __future__ import annotations
+
+import json
+
+import hcl
+import jsonschema
+import pytest
+
+from components.config import load_config
+from components.helm_values import READINESS_PATH, build_values, set_paths
+from components.names import Names
+from components.server_hcl import render_server_hcl, seal_for
+from tests.chart_reference import schema, unknown_paths
+from tests.harness import canary_leaks, run_stack, stack_config
+
+TRANSIT = {"unseal": {"type": "transit", "transit": {
+    "address": "https://vault-unseal.example.com:8200", "keyName": "autounseal", "mountPath": "transit",
+    "caCert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}}}
+
+
+def cfg(stack: str, overrides: dict | None = None, secrets: dict | None = None):
+    return load_config(*map(lambda x: set(x) if isinstance(x, list) else x, stack_config(stack, overrides, secrets)))
+
+
+def values_for(stack: str, overrides: dict | None = None, secrets: dict | None = None):
+    config = cfg(stack, overrides, secrets)
+    seal = seal_for(config, "kms-key-id") if config.unseal.type == "awskms" else seal_for(config)
+    return config, build_values(config, render_server_hcl(Names.of(config), seal))
+
+
+# --- pure: HCL -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_server_hcl_parses_and_has_one_retry_join_per_replica(stack):
+    config = cfg(stack)
+    names = Names.of(config)
+    parsed = hcl.loads(render_server_hcl(names, seal_for(config, "kms-key-id") if stack == "prod" else None))
+    listener = parsed["listener"]["tcp"]
+    assert listener["tls_cert_file"] == "/vault/userconfig/vault-tls/tls.crt"
+    assert listener["tls_key_file"] == "/vault/userconfig/vault-tls/tls.key"
+    assert listener["tls_client_ca_file"] == "/vault/userconfig/vault-tls/ca.crt"
+    assert listener["cluster_address"] == "[::]:8201"
+    assert "tls_disable" not in listener
+    raft = parsed["storage"]["raft"]
+    assert raft["path"] == "/vault/data"
+    joins = raft["retry_join"]
+    assert len(joins) == config.cluster.replicas
+    for i, join in enumerate(joins):
+        assert join["leader_api_addr"] == f"https://vault-{i}.vault-internal:8200"
+        assert join["leader_ca_cert_file"] == "/vault/userconfig/vault-tls/ca.crt"
+        assert join["leader_tls_servername"] == f"vault-{i}.vault-internal"
+    assert "kubernetes" in parsed["service_registration"]
+    assert parsed["telemetry"]["prometheus_retention_time"] == "30s"
+    assert parsed["disable_mlock"] is True
+
+
+def test_awskms_seal_stanza():
+    parsed = hcl.loads(render_server_hcl(Names.of(cfg("prod")), seal_for(cfg("prod"), "1234-abcd")))
+    assert parsed["seal"]["awskms"] == {"region": "eu-west-1", "kms_key_id": "1234-abcd"}
+
+
+def test_shamir_has_no_seal_stanza():
+    assert "seal" not in hcl.loads(render_server_hcl(Names.of(cfg("dev")), seal_for(cfg("dev"))))
+
+
+def test_transit_seal_stanza_never_holds_the_token():
+    config = cfg("prod", TRANSIT, {"transitUnsealToken": "CANARY-transit-token"})
+    text = render_server_hcl(Names.of(config), seal_for(config))
+    seal = hcl.loads(text)["seal"]["transit"]
+    assert seal == {"address": "https://vault-unseal.example.com:8200", "key_name": "autounseal",
+                    "mount_path": "transit/", "tls_ca_cert": "/vault/userconfig/vault-unseal/transit-ca.crt"}
+    assert "token" not in seal and "CANARY" not in text
+
+
+def test_hcl_strings_cannot_inject_blocks():
+    names = Names("vault", "vault", 1)
+    text = render_server_hcl(names, None, retry_join_addrs=[('x"\n}\nseal "shamir" {', "y")])
+    parsed = hcl.loads(text)
+    assert "seal" not in parsed
+    assert parsed["storage"]["raft"]["retry_join"]["leader_api_addr"].startswith('x"')
+
+
+# --- pure: chart values --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_values_path_is_known_to_the_chart(stack):
+    _, values = values_for(stack)
+    assert unknown_paths(set_paths(values)) == []
+
+
+def test_a_misspelled_values_key_is_caught():
+    assert unknown_paths(["server.ha.replica", "server.dataStorage.sise", "server.ha.raft.config"]) == [
+        "server.ha.replica", "server.dataStorage.sise"]
+    # below a free-form map anything goes (resources, annotations, env vars)
+    assert unknown_paths(["server.resources.requests.memory", "server.extraEnvironmentVars.X"]) == []
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_values_validate_against_the_chart_schema(stack):
+    _, values = values_for(stack)
+    jsonschema.Draft7Validator(schema()).validate(values)
+
+
+def test_values_that_make_a_safe_ha_cluster():
+    config, v = values_for("prod")
+    server = v["server"]
+    assert v["global"]["tlsDisable"] is False
+    assert server["ha"]["enabled"] is True and server["ha"]["replicas"] == 5
+    assert server["ha"]["raft"] == {"enabled": True, "setNodeId": True, "config": server["ha"]["raft"]["config"]}
+    assert server["standalone"]["enabled"] is False
+    assert server["readinessProbe"]["path"] == READINESS_PATH == \
+        "/v1/sys/health?standbyok=true&sealedcode=204&uninitcode=204"
+    assert server["dataStorage"]["size"] == "10Gi" and server["dataStorage"]["storageClass"] == "gp3"
+    assert server["auditStorage"]["enabled"] is True and server["auditStorage"]["size"] == "20Gi"
+    assert server["resources"] == {"requests": {"memory": "256Mi", "cpu": "250m"},
+                                   "limits": {"memory": "512Mi", "cpu": "500m"}}
+    required = server["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert required["topologyKey"] == "kubernetes.io/hostname"
+    spread = server["topologySpreadConstraints"][0]
+    assert spread["topologyKey"] == "topology.kubernetes.io/zone" and spread["whenUnsatisfiable"] == "DoNotSchedule"
+    assert server["ha"]["disruptionBudget"] == {"enabled": True, "maxUnavailable": 2}
+    assert v["injector"]["enabled"] is True
+    assert v["injector"]["resources"] == {"requests": {"memory": "64Mi", "cpu": "50m"},
+                                          "limits": {"memory": "128Mi", "cpu": "100m"}}
+    assert v["ui"]["enabled"] is True
+    assert server["extraEnvironmentVars"]["VAULT_CACERT"] == "/vault/userconfig/vault-tls/ca.crt"
+    assert {"name": "vault-tls", "mountPath": "/vault/userconfig/vault-tls", "readOnly": True} in \
+        server["volumeMounts"]
+    assert server["volumes"][0]["secret"]["secretName"] == "vault-tls"
+    assert v["fullnameOverride"] == "vault"
+    assert v["serverTelemetry"]["serviceMonitor"]["enabled"] is False
+    assert server["authDelegator"]["enabled"] is True
+
+
+def test_dev_values_fit_a_laptop_and_a_one_zone_cluster():
+    _, v = values_for("dev")
+    server = v["server"]
+    assert server["ha"]["replicas"] == 3
+    assert "topologySpreadConstraints" not in server
+    assert "preferredDuringSchedulingIgnoredDuringExecution" in server["affinity"]["podAntiAffinity"]
+    assert server["resources"]["limits"]["memory"] == "256Mi"
+
+
+def test_service_monitor_is_optional():
+    _, v = values_for("prod", {"cluster": {"serviceMonitor": True}})
+    assert v["serverTelemetry"]["serviceMonitor"]["enabled"] is True
+    assert v["global"]["serverTelemetry"]["prometheusOperator"] is True
+
+
+# --- whole program under mocks --------------------------------------------------------------------
+
+def release(rec):
+    return rec.one("kubernetes:helm.sh/v3:Release")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_release_is_the_pinned_official_chart(stack):
+    rec = run_stack(stack)
+    r = release(rec)
+    assert r.get("chart") == "vault" and r.get("version") == "0.34.1"
+    assert r.get("repositoryOpts.repo") == "https://helm.releases.hashicorp.com"
+    assert r.get("name") == "vault" and r.get("namespace") == "vault"
+    assert r.get("values.server.image.tag") == "2.0.4"
+    assert unknown_paths(set_paths(r.get("values"))) == []
+    jsonschema.Draft7Validator(schema()).validate(r.get("values"))
+    component = rec.by_urn(r.parent)
+    assert component.type == "vault-platform:cluster:VaultCluster"
+    assert rec.provider_of(r).type == "pulumi:providers:kubernetes"
+
+
+def test_prod_seal_names_the_kms_key_the_program_created():
+    rec = run_stack("prod")
+    key = rec.one("aws:kms/key:Key")
+    seal = hcl.loads(release(rec).get("values.server.ha.raft.config"))["seal"]["awskms"]
+    assert seal["kms_key_id"] == f"{key.name}-key-id"  # the mocked provider's id for that key
+    assert seal["region"] == "eu-west-1"
+
+
+def test_kms_key_is_protected_retained_and_rotated():
+    key = run_stack("prod").one("aws:kms/key:Key")
+    assert key.protect is True and key.retain_on_delete is True
+    assert key.get("enableKeyRotation") is True and key.get("deletionWindowInDays") == 30
+    assert key.get("keyUsage") == "ENCRYPT_DECRYPT"
+
+
+def test_irsa_role_trusts_exactly_the_vault_service_account():
+    rec = run_stack("prod")
+    role = rec.one("aws:iam/role:Role", "vault-cluster-unseal-irsa")
+    trust = json.loads(role.get("assumeRolePolicy"))
+    (statement,) = trust["Statement"]
+    issuer = "oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
+    assert statement["Principal"] == {"Federated": "arn:aws:iam::123456789012:oidc-provider/" + issuer}
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Condition"] == {"StringEquals": {f"{issuer}:sub": "system:serviceaccount:vault:vault",
+                                                       f"{issuer}:aud": "sts.amazonaws.com"}}
+    policy = json.loads(rec.one("aws:iam/rolePolicy:RolePolicy").get("policy"))
+    (allow,) = policy["Statement"]
+    assert sorted(allow["Action"]) == ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt"]
+    assert allow["Resource"] == rec.one("aws:kms/key:Key").name.join(["arn:aws:kms:eu-west-1:123456789012:key/",
+                                                                       "-key-id"])
+    annotations = release(rec).get("values.server.serviceAccount.annotations")
+    assert annotations == {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/vault-unseal-prod"}
+    assert rec.one("aws:kms/alias:Alias").get("name") == "alias/vault-unseal-vault-platform-prod"
+
+
+def test_transit_token_travels_only_in_a_secret():
+    rec = run_stack("prod", TRANSIT, {"transitUnsealToken": "CANARY-transit-token"})
+    assert canary_leaks(rec) == []
+    secret = rec.one("kubernetes:core/v1:Secret", "vault-cluster-unseal-transit")
+    assert secret.get("stringData.VAULT_TOKEN") == "CANARY-transit-token"
+    assert secret.is_secret("stringData.VAULT_TOKEN")
+    values = release(rec).get("values")
+    assert values["server"]["extraSecretEnvironmentVars"] == [
+        {"envName": "VAULT_TOKEN", "secretName": "vault-unseal", "secretKey": "VAULT_TOKEN"}]
+    assert "CANARY" not in json.dumps(values)
+    assert rec.of_type("aws:kms/key:Key") == []
+
+
+def test_tls_certificate_names_every_way_to_reach_a_pod():
+    rec = run_stack("prod")
+    csr = rec.one("tls:index/certRequest:CertRequest")
+    names = set(csr.get("dnsNames"))
+    for i in range(5):
+        assert f"vault-{i}.vault-internal" in names
+    assert {"vault-active", "vault", "vault.vault.svc", "vault.vault.svc.cluster.local", "localhost",
+            "vault.internal.example.com"} <= names
+    assert csr.get("ipAddresses") == ["127.0.0.1"]
+    cert = rec.one("tls:index/locallySignedCert:LocallySignedCert")
+    assert {"server_auth", "client_auth"} <= set(cert.get("allowedUses"))
+
+
+def test_tls_key_lives_only_in_a_tls_secret_and_the_ca_is_exported():
+    rec = run_stack("prod")
+    secret = rec.one("kubernetes:core/v1:Secret", "vault-cluster-tls-secret")
+    assert secret.get("type") == "kubernetes.io/tls"
+    assert secret.get("metadata.name") == "vault-tls"
+    assert "CANARY" in secret.get("stringData")["tls.key"] and secret.is_secret("stringData")
+    assert "caCertificate" in rec.exports and "BEGIN CERTIFICATE" in rec.exports["caCertificate"]
+    assert "caCertificate" not in rec.export_secret_paths
+    assert canary_leaks(rec) == []
+
+
+def test_existing_tls_secret_replaces_the_generated_certificates():
+    ca = "-----BEGIN CERTIFICATE-----\nMIIBexisting\n-----END CERTIFICATE-----\n"
+    rec = run_stack("dev", {"tls": {"source": "existingSecret", "existingSecret": "corp-vault-tls",
+                                    "existingCaCert": ca}})
+    assert rec.of_type("tls:index/privateKey:PrivateKey") == []
+    assert release(rec).get("values.server.volumes[0].secret.secretName") == "corp-vault-tls"
+    assert rec.exports["caCertificate"] == ca
+
+
+def test_dev_exposes_the_api_and_each_pod_on_node_ports():
+    rec = run_stack("dev")
+    api = rec.one("kubernetes:core/v1:Service", "vault-cluster-api")
+    assert api.get("spec.type") == "NodePort" and api.get("spec.ports[0].nodePort") == 30820
+    pods = sorted(s.get("spec.ports[0].nodePort") for s in rec.of_type("kubernetes:core/v1:Service")
+                  if s.name.startswith("vault-cluster-pod-"))
+    assert pods == [30821, 30822, 30823]
+
+
+def test_prod_api_is_an_internal_load_balancer():
+    api = run_stack("prod").one("kubernetes:core/v1:Service", "vault-cluster-api")
+    assert api.get("spec.type") == "LoadBalancer"
+    assert api.get("metadata.annotations")["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internal"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_components_parent_their_children(stack):
+    rec = run_stack(stack)
+    for r in rec.resources:
+        if r.type in ("pulumi:pulumi:Stack", "vault-platform:index:VaultPlatform"):
+            continue
+        assert r.parent, f"{r.type}::{r.name} has no parent"
+        assert any(a.type.startswith("vault-platform:") for a in rec.ancestors(r)), r.name

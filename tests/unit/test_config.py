@@ -1,0 +1,279 @@
+"""Every config rule: bad input stops the program with one message naming the key, the value and
+what is allowed."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pytest
+
+from components.config import TOP_LEVEL_KEYS, load_config
+from components.validation import ConfigError, cron, duration, duration_seconds, quantity
+from tests.harness import run_stack, stack_config
+
+
+def load(stack: str = "dev", overrides: dict | None = None, secrets: dict | None = None, **kw):
+    return load_config(*_raw(stack, overrides, secrets, **kw))
+
+
+def _raw(stack, overrides=None, secrets=None, **kw):
+    config, secret_keys = stack_config(stack, overrides, secrets, **kw)
+    return config, set(secret_keys)
+
+
+def problems(stack: str = "dev", overrides: dict | None = None, secrets: dict | None = None, **kw) -> str:
+    with pytest.raises(ConfigError) as err:
+        load(stack, overrides, secrets, **kw)
+    return str(err.value)
+
+
+def test_both_stack_files_are_valid():
+    dev, prod = load("dev"), load("prod")
+    assert dev.environment == "dev" and prod.environment == "prod"
+    assert dev.cluster.replicas == 3 and prod.cluster.replicas == 5
+    assert prod.unseal.type == "awskms" and dev.unseal.type == "shamir"
+
+
+def test_config_error_is_a_run_error_so_users_see_no_traceback():
+    assert issubclass(ConfigError, pulumi.RunError)
+
+
+def test_defaults_per_environment():
+    prod = load("prod", {"cluster": {"replicas": None, "zoneSpread": None}})
+    dev = load("dev", {"cluster": {"replicas": None, "zoneSpread": None}})
+    assert prod.cluster.replicas == 5 and prod.cluster.zone_spread is True
+    assert dev.cluster.replicas == 3 and dev.cluster.zone_spread is False
+    assert prod.cluster.chart.version == "0.34.1" and prod.cluster.image.tag == "2.0.4"
+    assert prod.backup.schedule == "0 */6 * * *"
+
+
+def test_config_is_frozen():
+    c = load("dev")
+    with pytest.raises(AttributeError):
+        c.cluster.replicas = 7  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("overrides", "key", "fragment"), [
+    ({"cluster": {"replicas": "three"}}, "vault-platform:cluster.replicas", "is not an integer"),
+    ({"cluster": {"ui": "yes"}}, "vault-platform:cluster.ui", "is not a boolean"),
+    ({"cluster": {"resources": {"limits": {"memory": 512}}}}, "vault-platform:cluster.resources.limits.memory",
+     "is not a string"),
+    ({"applications": {"name": "x"}}, "vault-platform:applications", "expected a list"),
+    ({"kv": ["secret"]}, "vault-platform:kv", "expected a map"),
+])
+def test_wrong_types(overrides, key, fragment):
+    message = problems("dev", overrides)
+    assert key in message and fragment in message
+
+
+def test_unknown_top_level_key_suggests_the_right_one():
+    message = problems("dev", {"clustr": {"replicas": 3}})
+    assert "vault-platform:clustr: unknown setting (did you mean 'cluster'?)" in message
+
+
+def test_unknown_nested_key_is_an_error_not_a_silent_default():
+    message = problems("dev", {"cluster": {"replica": 5}})
+    assert "vault-platform:cluster.replica: unknown setting (did you mean 'replicas'?)" in message
+
+
+def test_unknown_key_inside_a_list_item():
+    message = problems("dev", {"applications": [{"name": "a", "namespace": "ns", "serviceAccount": "sa",
+                                                 "tokenTTL": "1h"}]})
+    assert "vault-platform:applications[0].tokenTTL: unknown setting (did you mean 'tokenTtl'?)" in message
+
+
+@pytest.mark.parametrize("replicas", [0, 2, 4, -1])
+def test_even_zero_or_negative_replicas(replicas):
+    message = problems("dev", {"cluster": {"replicas": replicas}})
+    assert f"vault-platform:cluster.replicas: {replicas} is not allowed; use an odd number" in message
+
+
+def test_prod_needs_at_least_three_replicas():
+    message = problems("prod", {"cluster": {"replicas": 1}})
+    assert "vault-platform:cluster.replicas: 1 is too few for prod" in message
+
+
+def test_too_many_replicas():
+    assert "is too many" in problems("dev", {"cluster": {"replicas": 11}})
+
+
+def test_unknown_unseal_type():
+    message = problems("dev", {"unseal": {"type": "gcpckms"}})
+    assert "vault-platform:unseal.type: 'gcpckms' is not allowed; use one of: awskms, transit, shamir" in message
+
+
+@pytest.mark.parametrize(("overrides", "key"), [
+    ({"tls": {"validity": "1 year"}}, "vault-platform:tls.validity"),
+    ({"init": {"timeout": "10"}}, "vault-platform:init.timeout"),
+    ({"kubernetesAuth": {"tokenTtl": "0h"}}, "vault-platform:kubernetesAuth.tokenTtl"),
+])
+def test_malformed_durations(overrides, key):
+    message = problems("dev", overrides)
+    assert key in message and "is not a positive duration" in message
+
+
+@pytest.mark.parametrize("size", ["10GB", "ten", "-1Gi", "1.5.2Gi"])
+def test_malformed_sizes(size):
+    message = problems("dev", {"cluster": {"dataStorage": {"size": size}}})
+    assert f"vault-platform:cluster.dataStorage.size: {size!r} is not a Kubernetes quantity" in message
+
+
+def test_storage_size_too_small():
+    assert "vault-platform:cluster.auditStorage.size: '10' is too small" in problems(
+        "dev", {"cluster": {"auditStorage": {"size": "10"}}})
+
+
+@pytest.mark.parametrize("schedule", ["every 6 hours", "61 * * * *", "* * * *", "0 */0 * * *", "0 0 * 13 *",
+                                      "0 5-2 * * *"])
+def test_malformed_cron_schedules(schedule):
+    message = problems("dev", {"backup": {"schedule": schedule}})
+    assert f"vault-platform:backup.schedule: {schedule!r} is not a cron schedule" in message
+
+
+@pytest.mark.parametrize("schedule", ["0 */6 * * *", "@daily", "15 2 * * mon-fri", "0,30 1-5 1 jan *"])
+def test_valid_cron_schedules(schedule):
+    assert cron(schedule) is None
+
+
+@pytest.mark.parametrize(("overrides", "key", "value"), [
+    ({"kubernetes": {"namespace": "Vault_NS"}}, "vault-platform:kubernetes.namespace", "Vault_NS"),
+    ({"cluster": {"releaseName": "vault."}}, "vault-platform:cluster.releaseName", "vault."),
+    ({"cluster": {"releaseName": "-vault"}}, "vault-platform:cluster.releaseName", "-vault"),
+])
+def test_names_that_are_not_dns_labels(overrides, key, value):
+    message = problems("dev", overrides)
+    assert f"{key}: {value!r} is not a DNS label" in message
+
+
+@pytest.mark.parametrize(("overrides", "key"), [
+    ({"unseal": {"type": "shamir"}}, "vault-platform:unseal.type"),
+    ({"database": {"devPostgres": True}}, "vault-platform:database.devPostgres"),
+    ({"backup": {"target": "volume"}}, "vault-platform:backup.target"),
+    ({"api": {"serviceType": "NodePort", "nodePort": 30820}}, "vault-platform:api.serviceType"),
+    ({"cluster": {"logLevel": "trace"}}, "vault-platform:cluster.logLevel"),
+])
+def test_prod_refuses_dev_only_settings(overrides, key):
+    message = problems("prod", overrides)
+    assert key in message and "dev only" in message
+
+
+def test_dev_allows_dev_only_settings():
+    c = load("dev", {"cluster": {"logLevel": "trace"}})
+    assert c.unseal.type == "shamir" and c.database.dev_postgres and c.backup.target == "volume"
+
+
+def test_secrets_in_plain_text_are_refused():
+    config, secret_keys = _raw("prod")
+    secret_keys.discard("vault-platform:secrets")
+    with pytest.raises(ConfigError) as err:
+        load_config(config, secret_keys)
+    assert "vault-platform:secrets: holds secrets but is stored in plain text" in str(err.value)
+
+
+def test_secret_values_never_show_in_messages():
+    config, secret_keys = _raw("prod", {"secrets": None}, with_test_secrets=False)
+    config["vault-platform:secrets"] = json.dumps({"vaultToken": "s.VERYSECRET", "bogus": "s.VERYSECRET"})
+    with pytest.raises(ConfigError) as err:
+        load_config(config, secret_keys | {"vault-platform:secrets"})
+    assert "VERYSECRET" not in str(err.value)
+    assert "vault-platform:secrets.bogus: unknown setting" in str(err.value)
+    assert repr(load("prod").secrets.database_passwords["app-postgres"]) == "Secret(***)"
+
+
+@pytest.mark.parametrize("key", ["environment", "api", "unseal"])
+def test_required_keys(key):
+    config, secret_keys = _raw("dev")
+    del config[f"vault-platform:{key}"]
+    with pytest.raises(ConfigError) as err:
+        load_config(config, secret_keys)
+    assert f"vault-platform:{key}: is required" in str(err.value)
+
+
+def test_environment_must_be_dev_or_prod():
+    assert "vault-platform:environment: 'staging' is not allowed; use one of: dev, prod" in problems(
+        "dev", {"environment": "staging"})
+
+
+def test_transit_unseal_needs_its_settings_and_token():
+    message = problems("prod", {"unseal": {"type": "transit"}})
+    assert "vault-platform:unseal.transit: is required when unseal.type is transit" in message
+    assert "vault-platform:secrets.transitUnsealToken: is required" in message
+
+
+def test_transit_unseal_with_missing_key_name():
+    message = problems("prod", {"unseal": {"type": "transit", "transit": {"address": "https://vault.example:8200"}}},
+                       secrets={"transitUnsealToken": "CANARY-t"})
+    assert "vault-platform:unseal.transit.keyName: is required" in message
+
+
+def test_transit_unseal_address_must_be_https():
+    message = problems("prod", {"unseal": {"type": "transit", "transit": {"address": "http://vault:8200",
+                                                                          "keyName": "unseal"}}},
+                       secrets={"transitUnsealToken": "CANARY-t"})
+    assert "vault-platform:unseal.transit.address: 'http://vault:8200' is not an https:// URL" in message
+
+
+def test_awskms_needs_aws_settings():
+    assert "vault-platform:aws: is required for unseal.type awskms" in problems("prod", {"aws": None})
+
+
+def test_aws_settings_are_checked():
+    message = problems("prod", {"aws": {"region": "europe", "oidcIssuer": "https://oidc.example/id/1"}})
+    assert "vault-platform:aws.region: 'europe' is not an AWS region" in message
+    assert "vault-platform:aws.oidcIssuer" in message
+
+
+def test_init_threshold_and_pgp_keys():
+    assert "vault-platform:init.threshold: 4 is more than init.shares 3" in problems(
+        "prod", {"init": {"shares": 3, "threshold": 4}})
+    assert "vault-platform:init.pgpKeys: has 1 keys but init.shares is 5" in problems(
+        "prod", {"init": {"pgpKeys": ["a2V5"]}})
+    assert "vault-platform:init.threshold: 1 lets one person unseal or recover prod alone" in problems(
+        "prod", {"init": {"shares": 3, "threshold": 1}})
+
+
+def test_node_port_rules():
+    assert "vault-platform:api.nodePort: is required when api.serviceType is NodePort" in problems(
+        "dev", {"api": {"nodePort": None}})
+    assert "vault-platform:api.nodePort: 80 is out of range; allowed: 30000 to 32767" in problems(
+        "dev", {"api": {"nodePort": 80}})
+
+
+def test_existing_tls_secret_needs_name_and_ca():
+    message = problems("dev", {"tls": {"source": "existingSecret"}})
+    assert "vault-platform:tls.existingSecret: is required" in message
+    assert "vault-platform:tls.existingCaCert: is required" in message
+
+
+def test_certificate_cannot_outlive_its_ca():
+    assert "vault-platform:tls.validity: '876000h' outlives tls.caValidity" in problems(
+        "dev", {"tls": {"validity": "876000h"}})
+
+
+def test_every_problem_is_reported_at_once():
+    message = problems("dev", {"clustr": {"replicas": 3}, "kv": {"maxVersions": "ten"}, "backup": {"schedule": "x"}})
+    assert message.count("\n  - ") == 3
+
+
+def test_top_level_keys_are_all_declared_in_pulumi_yaml():
+    import yaml
+
+    from tests.harness import ROOT
+
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    declared = set(project["config"])
+    assert declared == set(TOP_LEVEL_KEYS)
+    for key, spec in project["config"].items():
+        assert spec.get("description"), f"Pulumi.yaml config {key} has no description"
+
+
+def test_value_helpers():
+    assert duration_seconds("1h30m") == 5400 and duration_seconds("7d") == 7 * 86400
+    assert duration("1y") is not None and quantity("512Mi") is None
+
+
+def test_bad_config_stops_before_any_resource_is_registered():
+    rec = run_stack("prod", {"cluster": {"replicas": 4}}, expect_error=True)
+    assert "vault-platform:cluster.replicas: 4 is not allowed" in rec.error
+    assert [r.type for r in rec.resources if r.type != "pulumi:pulumi:Stack"] == []
