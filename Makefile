@@ -1,7 +1,7 @@
 # vault-platform: the two commands that matter are `make test` and `make up`.
 SHELL := /bin/bash
 PYTHON ?= python3.11
-VENV ?= .venv
+VENV ?= venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 ACTIONLINT_VERSION := v1.7.12
@@ -14,7 +14,9 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_CONFIG_PASSPHRASE ?= vault-platform-dev
 export PATH := $(TOOLS):$(PATH)
 
-.PHONY: help test test-unit lint up preview destroy stack vault-server tools clean bench
+CHART_VERSION := 0.34.1
+
+.PHONY: help test test-unit lint up preview destroy stack vault-server tools clean bench chart-reference
 
 help:
 	@echo "make test                  install everything into $(VENV) and run the whole test suite"
@@ -68,6 +70,14 @@ preview: stack
 
 destroy: stack
 	pulumi destroy --stack $(STACK)
+
+# The pinned chart's value paths and schema, for the values tests, made from the chart itself (needs
+# helm and network). CI machines without network use the copy beside the repo instead.
+chart-reference: $(VENV)/.installed
+	rm -rf .tools/chart .tools/chart-reference && mkdir -p .tools/chart .tools/chart-reference
+	helm pull vault --repo https://helm.releases.hashicorp.com --version $(CHART_VERSION) --untar --untardir .tools/chart
+	$(PY) scripts/chart_value_paths.py .tools/chart/vault > .tools/chart-reference/value-paths.txt
+	cp .tools/chart/vault/values.yaml .tools/chart/vault/values.schema.json .tools/chart-reference/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

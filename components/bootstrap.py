@@ -18,7 +18,8 @@ from components.config import PlatformConfig
 from components.validation import duration_seconds
 from components.vault_init import VaultInit
 
-CA_DIR = Path(__file__).resolve().parents[1] / ".vault-ca"
+# Next to the program by default; VAULT_PLATFORM_CA_DIR moves it (the tests use a temporary one).
+CA_DIR = Path(os.environ.get("VAULT_PLATFORM_CA_DIR") or Path(__file__).resolve().parents[1] / ".vault-ca")
 
 
 def write_ca_file(stack: str, pem: str, directory: Path = CA_DIR) -> str:

@@ -136,11 +136,11 @@ class ApiConfig:
     address: str = doc("HTTPS address at which the machine running `pulumi up` reaches the Vault API "
                        "(dev: the NodePort on localhost; prod: an internal load balancer or ingress).",
                        check=https_url)
-    service_type: str = doc("How the active-node Service is exposed: NodePort (dev kind cluster), "
-                            "LoadBalancer (internal NLB in prod) or ClusterIP (you bring an ingress).",
+    service_type: str = doc("How the API Service (in front of every server pod) is exposed: NodePort (dev "
+                            "kind cluster), LoadBalancer (internal NLB in prod) or ClusterIP (you bring an ingress).",
                             check=one_of("NodePort", "LoadBalancer", "ClusterIP"), default="ClusterIP")
-    node_port: Optional[int] = doc("NodePort for the active Service (30000-32767); must match the kind "
-                                   "cluster's port mapping.", check=between(30000, 32767), default=None)
+    node_port: Optional[int] = doc("NodePort of the API Service (30000-32767); pod i gets nodePort+1+i. "
+                                   "Must match kind/dev-cluster.yaml.", check=between(30000, 32767), default=None)
     internal_load_balancer: bool = doc("Annotate the LoadBalancer as internal (AWS), never internet-facing.",
                                        default=True)
 
@@ -570,6 +570,9 @@ def _cross_checks(c: PlatformConfig, problems: Problems) -> None:
     if c.api.service_type != "NodePort" and c.api.node_port is not None:
         problems.add("api.nodePort", f"{c.api.node_port} is only used with api.serviceType NodePort")
 
+    if c.unseal.type == "shamir" and c.api.service_type == "NodePort" and replicas > 5:
+        problems.add("cluster.replicas", f"{replicas} is more pods than kind/dev-cluster.yaml maps unseal ports for "
+                                         "(5); a shamir dev stack unseals each pod through its own port")
     if c.tls.source == "existingSecret" and not c.tls.existing_secret:
         problems.add("tls.existingSecret", "is required when tls.source is existingSecret")
     if c.tls.source == "existingSecret" and not c.tls.existing_ca_cert:

@@ -47,6 +47,16 @@ class VaultPlatform(pulumi.ComponentResource):
                                             opts=pulumi.ResourceOptions.merge(
                                                 child, pulumi.ResourceOptions(depends_on=[self.cluster])))
 
+        # A PGP-encrypted root token cannot configure anything: stop after init until the team
+        # gives the stack a token of its own (docs/bootstrap-and-recovery.md).
+        self.configure_vault = not (config.init.root_token_pgp_key and config.secrets.vault_token is None)
+        if not self.configure_vault:
+            pulumi.log.warn("init.rootTokenPgpKey is set and secrets.vaultToken is not: Vault is initialized but "
+                            "not configured. Decrypt the root token, create an admin token, set it with `pulumi "
+                            "config set --secret --path secrets.vaultToken` and run `pulumi up` again.", self)
+            self._finish(config)
+            return
+
         # Every Vault resource goes through the in-stack provider, and only after init.
         vault_child = pulumi.ResourceOptions(parent=self, providers=[*providers, self.bootstrap.provider],
                                              depends_on=[self.bootstrap])
@@ -60,6 +70,9 @@ class VaultPlatform(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions.merge(vault_child,
                                                   pulumi.ResourceOptions(depends_on=[self.configuration])))
 
+        self._finish(config)
+
+    def _finish(self, config: PlatformConfig) -> None:
         self.exports = {
             "namespace": self.cluster.namespace,
             "apiAddress": self.cluster.api_address,
@@ -69,6 +82,6 @@ class VaultPlatform(pulumi.ComponentResource):
         }
         if self.cluster.unseal.kms_key is not None:
             self.exports["unsealKmsKeyArn"] = self.cluster.unseal.kms_key.arn
-        if self.backup is not None:
+        if getattr(self, "backup", None) is not None:
             self.exports.update(self.backup.exports)
         self.register_outputs({})

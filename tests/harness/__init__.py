@@ -226,6 +226,7 @@ def _run_cached(stack: str, config_json: str, secret_keys_json: str, preview: bo
         req, res = Path(tmp, "request.json"), Path(tmp, "result.json")
         req.write_text(json.dumps(request))
         env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+        env["VAULT_PLATFORM_CA_DIR"] = str(Path(tmp, "ca"))
         proc = subprocess.run([sys.executable, "-m", "tests.harness.runner", str(req), str(res)], cwd=ROOT,
                               env=env, capture_output=True, text=True, timeout=600)
         if proc.returncode != 0 or not res.exists():

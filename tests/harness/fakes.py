@@ -60,3 +60,26 @@ def fake_call(token: str, args: dict[str, Any]) -> tuple[dict[str, Any], list]:
     if token == "aws:index/getPartition:getPartition":
         return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, []
     return {}, []
+
+
+# --- Vault configuration (components/configuration.py): PKI outputs a real provider computes ------
+
+_fake_outputs_before_configuration = fake_outputs
+
+
+def _configuration_fakes(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    if typ == "vault:pkiSecret/secretBackendRootCert:SecretBackendRootCert":
+        cert = _pem("CERTIFICATE", f"fake-vault-root-{name}")
+        return {"certificate": cert, "issuingCa": cert, "serialNumber": "01:02", "issuerId": f"{name}-issuer"}
+    if typ == "vault:pkiSecret/secretBackendIntermediateCertRequest:SecretBackendIntermediateCertRequest":
+        return {"csr": _pem("CERTIFICATE REQUEST", f"fake-vault-csr-{name}"), "keyId": f"{name}-key"}
+    if typ == "vault:pkiSecret/secretBackendRootSignIntermediate:SecretBackendRootSignIntermediate":
+        cert = _pem("CERTIFICATE", f"fake-vault-intermediate-{name}")
+        root = _pem("CERTIFICATE", "fake-vault-root")
+        return {"certificate": cert, "issuingCa": root, "caChain": [cert, root], "certificateBundle": cert + root,
+                "serialNumber": "03:04"}
+    return {}
+
+
+def fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {**_fake_outputs_before_configuration(typ, name, inputs), **_configuration_fakes(typ, name, inputs)}

@@ -1,0 +1,164 @@
+"""VaultInit's create, diff, update, read and delete against real, sealed and uninitialized servers."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from components.vault_init import VaultInitError, VaultInitProvider
+from tests.integration import servers
+
+
+def props(node: servers.VaultProcess, **overrides) -> dict:
+    base = {
+        "address": node.api_addr, "ca_cert_pem": "", "mode": "shamir", "shares": 3, "threshold": 2,
+        "pgp_keys": [], "root_token_pgp_key": "", "unseal_addresses": [], "expected_peers": 1,
+        "timeout_seconds": 60, "existing_token": None,
+    }
+    if node.ca_cert:
+        base["ca_cert_pem"] = Path(node.ca_cert).read_text()
+    base.update(overrides)
+    return base
+
+
+def test_create_initializes_unseals_and_returns_the_token(raft_node):
+    provider = VaultInitProvider()
+    result = provider.create(props(raft_node))
+    outs = result.outs
+    assert outs["status"] == "ready"
+    assert outs["initialized_by_stack"] is True
+    assert len(outs["keys"]) == 3 and len(outs["keys_base64"]) == 3
+    health = raft_node.health()
+    assert health["initialized"] is True and health["sealed"] is False
+    me = servers.api("GET", raft_node.api_addr, "auth/token/lookup-self", token=outs["root_token"])
+    assert "root" in me["data"]["policies"]
+
+
+def test_a_second_run_is_a_no_op(raft_node):
+    provider = VaultInitProvider()
+    first = provider.create(props(raft_node)).outs
+    news = props(raft_node)
+    diff = provider.diff("vault-init", first, news)
+    assert diff.changes is False and diff.replaces == []
+    # Even when asked to update (say the address moved), nothing re-initializes and the token stays.
+    updated = provider.update("vault-init", first, news).outs
+    assert updated["root_token"] == first["root_token"] and updated["keys"] == first["keys"]
+    assert updated["status"] == "ready"
+    servers.api("GET", raft_node.api_addr, "auth/token/lookup-self", token=updated["root_token"])
+    # Refresh keeps what only the state knows.
+    read = provider.read("vault-init", first)
+    assert read.outs["root_token"] == first["root_token"]
+
+
+def test_changing_shares_later_does_not_touch_vault(raft_node):
+    provider = VaultInitProvider()
+    first = provider.create(props(raft_node)).outs
+    updated = provider.update("vault-init", first, props(raft_node, shares=5, threshold=3)).outs
+    assert updated["shares"] == 3 and updated["keys"] == first["keys"]
+
+
+def test_initialized_vault_without_a_token_gives_a_clear_error(raft_node):
+    servers.init_and_unseal(raft_node.api_addr)
+    with pytest.raises(VaultInitError) as err:
+        VaultInitProvider().create(props(raft_node))
+    message = str(err.value)
+    assert "already initialized" in message and "secrets.vaultToken" in message
+    assert "never re-initializes" in message
+
+
+def test_initialized_vault_with_a_configured_token_is_adopted(raft_node):
+    token, _ = servers.init_and_unseal(raft_node.api_addr)
+    outs = VaultInitProvider().create(props(raft_node, existing_token=token)).outs
+    assert outs["initialized_by_stack"] is False and outs["root_token"] == token and outs["status"] == "ready"
+
+
+def test_a_wrong_configured_token_is_refused(raft_node):
+    servers.init_and_unseal(raft_node.api_addr)
+    with pytest.raises(VaultInitError, match="secrets.vaultToken is not valid"):
+        VaultInitProvider().create(props(raft_node, existing_token="hvs.not-a-token"))
+
+
+def test_unreachable_vault_gives_a_clear_error():
+    port = servers.free_port()
+    node = servers.VaultProcess.__new__(servers.VaultProcess)
+    node.api_addr, node.ca_cert = f"http://127.0.0.1:{port}", None
+    with pytest.raises(VaultInitError) as err:
+        VaultInitProvider().create(props(node, timeout_seconds=2))
+    assert f"cannot reach Vault at http://127.0.0.1:{port}" in str(err.value)
+    assert "vault-platform:api.address" in str(err.value)
+
+
+def test_restarted_sealed_node_is_unsealed_by_the_next_up(raft_node):
+    provider = VaultInitProvider()
+    first = provider.create(props(raft_node)).outs
+    raft_node.restart()
+    assert raft_node.health()["sealed"] is True
+    diff = provider.diff("vault-init", first, props(raft_node))
+    assert diff.changes is True
+    outs = provider.update("vault-init", first, props(raft_node)).outs
+    assert outs["status"] == "ready" and raft_node.health()["sealed"] is False
+
+
+def test_a_wiped_vault_is_not_silently_initialized_again(raft_node):
+    provider = VaultInitProvider()
+    first = provider.create(props(raft_node)).outs
+    raft_node.stop()
+    raft_node.remove_data_dir()
+    raft_node.start()
+    raft_node.wait_until_responding()
+    with pytest.raises(VaultInitError, match="not initialized, but this stack initialized it before"):
+        provider.update("vault-init", first, props(raft_node))
+
+
+def test_delete_leaves_vault_alone(raft_node):
+    provider = VaultInitProvider()
+    outs = provider.create(props(raft_node)).outs
+    provider.delete("vault-init", outs)
+    health = raft_node.health()
+    assert health["initialized"] is True and health["sealed"] is False
+
+
+def test_tls_is_verified_against_the_stack_ca(tls_raft_node, workdir):
+    node, tls = tls_raft_node
+    outs = VaultInitProvider().create(props(node)).outs
+    assert outs["status"] == "ready"
+    other = servers.make_test_ca(workdir / "other-ca")
+    with pytest.raises(VaultInitError, match="cannot reach Vault"):
+        VaultInitProvider().create(props(node, ca_cert_pem=Path(other.cert_path).read_text(), timeout_seconds=2))
+
+
+@pytest.fixture
+def gpg_key(workdir):
+    """A throwaway operator key in its own GNUPGHOME; returns (gpg, base64 public key)."""
+    import gnupg
+
+    home = workdir / "gnupg"
+    home.mkdir(mode=0o700)
+    gpg = gnupg.GPG(gnupghome=str(home))
+    key = gpg.gen_key(gpg.gen_key_input(key_type="RSA", key_length=2048, name_real="Vault Operator",
+                                        name_email="operator@example.invalid", no_protection=True))
+    assert key.fingerprint, f"gpg could not make a key: {key.stderr}"
+    public = subprocess.run(["gpg", "--homedir", str(home), "--export", key.fingerprint], check=True,
+                            capture_output=True).stdout
+    return gpg, base64.b64encode(public).decode()
+
+
+def test_pgp_encrypted_shares_and_root_token_decrypt_with_the_operator_key(raft_node, gpg_key):
+    gpg, public = gpg_key
+    outs = VaultInitProvider().create(props(raft_node, shares=2, threshold=2, pgp_keys=[public, public],
+                                            root_token_pgp_key=public)).outs
+    # Nothing usable is stored: the shares and the token are ciphertext.
+    assert outs["status"].startswith("incomplete: key shares are PGP-encrypted") or \
+        outs["status"].startswith("initialized")
+    assert raft_node.health()["sealed"] is True
+    shares = [gpg.decrypt(base64.b64decode(k)) for k in outs["keys_base64"]]
+    assert all(s.ok for s in shares), [s.status for s in shares]
+    for share in shares:
+        servers.api("PUT", raft_node.api_addr, "sys/unseal", json={"key": str(share)})
+    assert raft_node.health()["sealed"] is False
+    token = gpg.decrypt(base64.b64decode(outs["root_token"]))
+    assert token.ok
+    servers.api("GET", raft_node.api_addr, "auth/token/lookup-self", token=str(token))

@@ -1,0 +1,90 @@
+"""VaultBootstrap through the harness: VaultInit, the in-stack provider and the order of things."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.bootstrap import write_ca_file
+from tests.harness import canary_leaks, run_stack
+
+INIT = "pulumi-python:dynamic:Resource"
+
+
+def vault_provider(rec):
+    return rec.one("pulumi:providers:vault")
+
+
+def test_dev_init_unseals_every_pod_through_its_own_port():
+    init = run_stack("dev").one(INIT)
+    assert init.get("mode") == "shamir" and init.get("shares") == 1 and init.get("threshold") == 1
+    assert init.get("unseal_addresses") == ["https://127.0.0.1:8201", "https://127.0.0.1:8202",
+                                            "https://127.0.0.1:8203"]
+    assert init.get("expected_peers") == 3 and init.get("address") == "https://127.0.0.1:8200"
+    assert "BEGIN CERTIFICATE" in init.get("ca_cert_pem")
+
+
+def test_prod_init_uses_recovery_shares_and_waits_for_five_members():
+    init = run_stack("prod").one(INIT)
+    assert init.get("mode") == "auto" and init.get("shares") == 5 and init.get("threshold") == 3
+    assert init.get("unseal_addresses") == [] and init.get("expected_peers") == 5
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_init_outputs_are_secret(stack):
+    rec = run_stack(stack)
+    init = rec.one(INIT)
+    assert {"root_token", "keys", "keys_base64"} <= set(init.additional_secret_outputs)
+    assert {"rootToken", "unsealKeys"} <= set(rec.export_secret_paths)
+    assert canary_leaks(rec) == []
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_init_waits_for_the_release_and_services(stack):
+    rec = run_stack(stack)
+    init = rec.one(INIT)
+    assert rec.depends_on(init, rec.one("kubernetes:helm.sh/v3:Release"))
+    assert rec.depends_on(init, rec.one("kubernetes:core/v1:Service", "vault-cluster-api"))
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_provider_is_built_from_address_ca_and_init_token(stack):
+    rec = run_stack(stack)
+    provider = vault_provider(rec)
+    assert provider.get("address") == rec.one(INIT).get("address")
+    assert provider.get("caCertFile").endswith(f"/ca/{stack}-ca.pem")
+    assert provider.get("token") == "FAKE-CANARY-ROOT-TOKEN" and provider.is_secret("token")
+    assert rec.depends_on(provider, rec.one(INIT))
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_vault_resource_uses_the_in_stack_provider_after_init(stack):
+    rec = run_stack(stack)
+    provider = vault_provider(rec)
+    init = rec.one(INIT)
+    vault_resources = [r for r in rec.resources if r.type.startswith("vault:")]
+    assert vault_resources, "the stack configures nothing in Vault"
+    for r in vault_resources:
+        assert r.provider.rsplit("::", 1)[0] == provider.urn, f"{r.type}::{r.name} uses another provider"
+        assert rec.depends_on(r, init), f"{r.type}::{r.name} does not wait for init"
+
+
+def test_a_configured_token_replaces_the_root_token():
+    rec = run_stack("prod", secrets={"vaultToken": "CANARY-admin-token"})
+    assert vault_provider(rec).get("token") == "CANARY-admin-token"
+    init = rec.one(INIT)
+    assert init.get("existing_token") == "CANARY-admin-token" and init.is_secret("existing_token")
+    assert canary_leaks(rec) == []
+
+
+def test_pgp_root_token_without_a_stack_token_stops_after_init():
+    rec = run_stack("prod", {"init": {"rootTokenPgpKey": "bXkga2V5"}})
+    assert rec.one(INIT).get("root_token_pgp_key") == "bXkga2V5"
+    assert [r for r in rec.resources if r.type.startswith("vault:")] == []
+    assert rec.of_type("kubernetes:batch/v1:CronJob") == []
+
+
+def test_ca_file_is_written_once_and_atomically(tmp_path):
+    path = write_ca_file("dev", "PEM-1", tmp_path)
+    assert open(path).read() == "PEM-1"
+    assert write_ca_file("dev", "PEM-2", tmp_path) == path and open(path).read() == "PEM-2"
+    assert [p.name for p in tmp_path.iterdir()] == ["dev-ca.pem"]

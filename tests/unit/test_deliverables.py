@@ -1,0 +1,126 @@
+"""What cannot run here must still be right: the kind cluster, the workflows, the stack files, lint."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import yaml
+
+from components.cluster import pod_unseal_ports
+from components.config import load_config
+from tests.harness import ROOT, stack_config
+
+
+def test_kind_cluster_maps_the_dev_api_and_every_pod_to_loopback():
+    kind = yaml.safe_load((ROOT / "kind/dev-cluster.yaml").read_text())
+    assert kind["kind"] == "Cluster" and kind["apiVersion"] == "kind.x-k8s.io/v1alpha4"
+    config = load_config(*map(lambda x: set(x) if isinstance(x, list) else x, stack_config("dev")))
+    assert kind["name"] == "vault-dev" and config.kubernetes.context == "kind-vault-dev"
+    mappings = {m["containerPort"]: m for n in kind["nodes"] for m in n.get("extraPortMappings", [])}
+    assert all(m["listenAddress"] == "127.0.0.1" for m in mappings.values())
+    api = urlparse(config.api.address)
+    assert mappings[config.api.node_port]["hostPort"] == api.port and api.hostname == "127.0.0.1"
+    for _, node_port, address in pod_unseal_ports(config):
+        assert mappings[node_port]["hostPort"] == urlparse(address).port
+    workers = [n for n in kind["nodes"] if n["role"] == "worker"]
+    assert len(workers) >= config.cluster.replicas
+
+
+def test_stack_files_hold_no_plain_text_secrets():
+    for stack in ("dev", "prod"):
+        data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+        secrets = data["config"].get("vault-platform:secrets")
+        if secrets is not None:
+            for leaf in _leaves(secrets):
+                assert isinstance(leaf, dict) and set(leaf) == {"secure"}, f"{stack}: plain secret in stack file"
+        text = (ROOT / f"Pulumi.{stack}.yaml").read_text()
+        assert not re.search(r"(?i)(password|token)\s*:\s*(?!secure)[^\s{#]", text), stack
+
+
+def _leaves(value):
+    if isinstance(value, dict) and set(value) != {"secure"}:
+        for v in value.values():
+            yield from _leaves(v)
+    else:
+        yield value
+
+
+def test_project_file_runs_python_with_pip_in_a_venv():
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["name"] == "vault-platform"
+    assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": "venv"}}
+    makefile = (ROOT / "Makefile").read_text()
+    assert "VENV ?= venv" in makefile
+
+
+def test_requirements_are_pinned_exactly():
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        for line in (ROOT / name).read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if not line or line.startswith("-r "):
+                continue
+            assert re.match(r"^[A-Za-z0-9_.\-]+(\[[a-z,]+\])?==[0-9][A-Za-z0-9.]*$", line), f"{name}: {line}"
+
+
+def test_every_imported_third_party_package_is_a_runtime_requirement():
+    wanted = {re.split(r"[=\[]", line)[0].lower().replace("-", "_")
+              for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line}
+    imported = set()
+    for path in [ROOT / "__main__.py", *(ROOT / "components").glob("*.py")]:
+        for match in re.finditer(r"^(?:from|import) ([a-z_]+)", path.read_text(), re.M):
+            imported.add(match.group(1))
+    third_party = {m for m in imported if m not in sys.stdlib_module_names and m != "components"}
+    assert third_party <= wanted, third_party - wanted
+
+
+def test_workflows_pass_actionlint():
+    actionlint = shutil.which("actionlint") or str(ROOT / ".tools/bin/actionlint")
+    assert Path(actionlint).exists(), "actionlint missing: `make tools` installs it"
+    result = subprocess.run([actionlint, "-no-color"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_workflows_do_what_the_project_promises():
+    wf = {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / ".github/workflows").glob("*.yml")}
+    assert set(wf) >= {"test", "preview", "deploy"}
+    assert "pull_request" in wf["test"][True]
+    test_steps = [s.get("run", "") for s in wf["test"]["jobs"]["test"]["steps"]]
+    assert any("make test" in r for r in test_steps)
+    for job in ("dev", "prod"):
+        steps = wf["preview"]["jobs"][job]["steps"]
+        action = next(s for s in steps if s.get("uses", "").startswith("pulumi/actions@"))
+        assert action["with"]["command"] == "preview" and action["with"]["comment-on-pr"] is True
+        assert action["with"]["stack-name"] == job
+    assert wf["deploy"][True]["push"]["branches"] == ["main"]
+    assert wf["deploy"]["jobs"]["prod"]["environment"] == "production"
+    assert wf["deploy"]["jobs"]["prod"]["needs"] == "dev"
+    assert any("make up" in s.get("run", "") for s in wf["deploy"]["jobs"]["dev"]["steps"])
+
+
+def test_python_code_passes_ruff():
+    ruff = Path(sys.executable).parent / "ruff"
+    result = subprocess.run([str(ruff), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_readme_leads_with_the_two_commands():
+    readme = (ROOT / "README.md").read_text()
+    first_blocks = re.findall(r"```(?:sh|bash)?\n(.*?)```", readme, re.S)[:2]
+    joined = "\n".join(first_blocks)
+    assert "make test" in joined and "make up" in joined
+    ci = (ROOT / ".ci/run").read_text()
+    assert "make test" in ci
+
+
+def test_readme_config_reference_matches_the_model():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import config_reference
+
+    readme = (ROOT / "README.md").read_text()
+    assert config_reference.reference() in readme, "run `python scripts/config_reference.py --write`"
