@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from components.validation import (
     PROJECT,
@@ -83,7 +84,7 @@ class Resources:
 @dataclass(frozen=True)
 class Storage:
     size: str = doc("Volume size per pod, a Kubernetes quantity.", check=quantity, default="10Gi")
-    storage_class: Optional[str] = doc("StorageClass; empty uses the cluster default.", default=None)
+    storage_class: str | None = doc("StorageClass; empty uses the cluster default.", default=None)
 
 
 @dataclass(frozen=True)
@@ -113,12 +114,12 @@ class ClusterConfig:
                             default="vault")
     chart: Chart = doc("Which chart to install.", factory=Chart)
     image: Image = doc("Which Vault server image to run.", factory=Image)
-    replicas: Optional[int] = doc("Vault server pods in the Raft cluster; odd, so a quorum survives a loss. "
+    replicas: int | None = doc("Vault server pods in the Raft cluster; odd, so a quorum survives a loss. "
                                   "Defaults to 5 in prod and 3 in dev.", default=None)
     resources: Resources = doc("Server pod resources.", factory=Resources)
     data_storage: Storage = doc("Raft data volume per pod.", factory=Storage)
     audit_storage: Storage = doc("Audit log volume per pod.", factory=Storage)
-    zone_spread: Optional[bool] = doc("Spread pods across zones (topologySpreadConstraints). "
+    zone_spread: bool | None = doc("Spread pods across zones (topologySpreadConstraints). "
                                       "Defaults to true in prod, false in dev.", default=None)
     injector: Injector = doc("Vault Agent Injector.", factory=Injector)
     ui: bool = doc("Serve the web UI.", default=True)
@@ -139,7 +140,7 @@ class ApiConfig:
     service_type: str = doc("How the API Service (in front of every server pod) is exposed: NodePort (dev "
                             "kind cluster), LoadBalancer (internal NLB in prod) or ClusterIP (you bring an ingress).",
                             check=one_of("NodePort", "LoadBalancer", "ClusterIP"), default="ClusterIP")
-    node_port: Optional[int] = doc("NodePort of the API Service (30000-32767); pod i gets nodePort+1+i. "
+    node_port: int | None = doc("NodePort of the API Service (30000-32767); pod i gets nodePort+1+i. "
                                    "Must match kind/dev-cluster.yaml.", check=between(30000, 32767), default=None)
     internal_load_balancer: bool = doc("Annotate the LoadBalancer as internal (AWS), never internet-facing.",
                                        default=True)
@@ -152,7 +153,7 @@ class TlsConfig:
     source: str = doc("'generated': an internal CA and server certificate made by the stack; "
                       "'existingSecret': a kubernetes.io/tls Secret you manage (with ca.crt).",
                       check=one_of("generated", "existingSecret"), default="generated")
-    existing_secret: Optional[str] = doc("Name of that Secret in the Vault namespace.", check=dns_name,
+    existing_secret: str | None = doc("Name of that Secret in the Vault namespace.", check=dns_name,
                                          default=None)
     existing_ca_cert: str = doc("PEM of the CA that signed the existing Secret's certificate.",
                                 check=_pem_or_empty, default="")
@@ -187,7 +188,7 @@ class UnsealConfig:
     type: str = doc("'awskms' (AWS KMS key made by the stack), 'transit' (another Vault) or "
                     "'shamir' (key shares; dev only).", check=one_of("awskms", "transit", "shamir"))
     awskms: AwsKmsUnseal = doc("Settings for type awskms.", factory=AwsKmsUnseal)
-    transit: Optional[TransitUnseal] = doc("Settings for type transit (required for it).", default=None)
+    transit: TransitUnseal | None = doc("Settings for type transit (required for it).", default=None)
 
 
 # --- initialization ------------------------------------------------------------------------------
@@ -373,7 +374,7 @@ class S3Backup:
 @dataclass(frozen=True)
 class VolumeBackup:
     size: str = doc("Backup volume size.", check=quantity, default="5Gi")
-    storage_class: Optional[str] = doc("StorageClass; empty uses the default.", default=None)
+    storage_class: str | None = doc("StorageClass; empty uses the default.", default=None)
 
 
 @dataclass(frozen=True)
@@ -400,8 +401,8 @@ class KubernetesConfig:
 class SecretsConfig:
     """Everything secret, in one key that must be set with `pulumi config set --secret --path`."""
 
-    transit_unseal_token: Optional[Secret] = doc("Token for the transit unseal Vault.", default=None)
-    vault_token: Optional[Secret] = doc("Token the stack configures Vault with, for teams that revoked "
+    transit_unseal_token: Secret | None = doc("Token for the transit unseal Vault.", default=None)
+    vault_token: Secret | None = doc("Token the stack configures Vault with, for teams that revoked "
                                         "the root token after bootstrap.", default=None)
     database_passwords: dict[str, Secret] = doc("Admin password per database connection name.", factory=dict)
     kv: dict[str, dict[str, Secret]] = doc("Initial KV secrets: path under the KV mount -> key -> value.",
@@ -418,7 +419,7 @@ class PlatformConfig:
     cluster: ClusterConfig = doc("The Vault servers and the chart.", factory=ClusterConfig)
     tls: TlsConfig = doc("TLS for the API and cluster traffic.", factory=TlsConfig)
     init: InitConfig = doc("Initialization.", factory=InitConfig)
-    aws: Optional[AwsConfig] = doc("AWS account settings (needed for awskms unseal and S3 backups).",
+    aws: AwsConfig | None = doc("AWS account settings (needed for awskms unseal and S3 backups).",
                                    default=None)
     kv: KvConfig = doc("KV v2 engine.", factory=KvConfig)
     database: DatabaseConfig = doc("Database engine.", factory=DatabaseConfig)
@@ -597,7 +598,8 @@ def _cross_checks(c: PlatformConfig, problems: Problems) -> None:
     if c.init.threshold > c.init.shares:
         problems.add("init.threshold", f"{c.init.threshold} is more than init.shares {c.init.shares}")
     if c.is_prod and c.init.threshold < 2 and c.init.shares > 1:
-        problems.add("init.threshold", f"{c.init.threshold} lets one person unseal or recover prod alone; use 2 or more")
+        problems.add("init.threshold",
+                     f"{c.init.threshold} lets one person unseal or recover prod alone; use 2 or more")
     if c.init.pgp_keys and len(c.init.pgp_keys) != c.init.shares:
         problems.add("init.pgpKeys", f"has {len(c.init.pgp_keys)} keys but init.shares is {c.init.shares}: give "
                                      "exactly one key per share")

@@ -10,7 +10,8 @@ import dataclasses
 import re
 import types
 import typing
-from typing import Any, Callable, Literal, get_args, get_origin
+from collections.abc import Callable
+from typing import Any, Literal, get_args, get_origin
 
 import pulumi
 
@@ -279,8 +280,9 @@ def quantity(value: str) -> str | None:
 
 _CRON_RANGES = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
 _CRON_NAMES = [None, None, None,
-               {n: i + 1 for i, n in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())},
-               {n: i for i, n in enumerate("sun mon tue wed thu fri sat".split())}]
+               {n: i + 1 for i, n in enumerate(
+                   ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])},
+               {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}]
 _CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 
 
@@ -318,7 +320,7 @@ def cron(value: str) -> str | None:
     fields = value.split()
     if len(fields) != 5:
         return problem
-    for text, (low, high), names in zip(fields, _CRON_RANGES, _CRON_NAMES):
+    for text, (low, high), names in zip(fields, _CRON_RANGES, _CRON_NAMES, strict=True):
         if not _cron_field(text, low, high, names):
             return problem
     return None

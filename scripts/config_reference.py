@@ -25,8 +25,8 @@ END = "<!-- config-reference:end -->"
 
 def _type(tp: Any) -> str:
     origin = get_origin(tp)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType")):
-        return _type([a for a in get_args(tp) if a is not type(None)][0])
+    if origin in (typing.Union, __import__("types").UnionType):
+        return _type(next(a for a in get_args(tp) if a is not type(None)))
     if tp is Secret:
         return "secret"
     if origin is list:
@@ -68,8 +68,8 @@ def rows(cls: type, prefix: str) -> list[str]:
         key = f"{prefix}.{stack_key(f)}" if prefix else stack_key(f)
         tp = hints[f.name]
         inner = tp
-        if get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType")):
-            inner = [a for a in get_args(tp) if a is not type(None)][0]
+        if get_origin(tp) in (typing.Union, __import__("types").UnionType):
+            inner = next(a for a in get_args(tp) if a is not type(None))
         item = get_args(inner)[0] if get_origin(inner) is list else None
         out.append(f"| `{key}` | {_type(tp)} | {_default(f)} | {f.metadata.get('doc', '')} |")
         if dataclasses.is_dataclass(inner):
@@ -82,7 +82,8 @@ def rows(cls: type, prefix: str) -> list[str]:
 
 
 def reference() -> str:
-    lines = [BEGIN, "", "| key (under `vault-platform:`) | type | default | what it does |", "| --- | --- | --- | --- |"]
+    lines = [BEGIN, "", "| key (under `vault-platform:`) | type | default | what it does |",
+             "| --- | --- | --- | --- |"]
     lines += rows(PlatformConfig, "")
     lines += ["", END]
     return "\n".join(lines)

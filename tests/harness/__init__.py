@@ -11,6 +11,7 @@ layered on top.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -18,9 +19,10 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -150,16 +152,9 @@ class Recording:
             seen.add(node.urn)
             if other.urn in node.depends_on:
                 return True
-            for urn in node.depends_on:
-                try:
+            for urn in [*node.depends_on, node.parent]:
+                with contextlib.suppress(KeyError):
                     frontier.append(self.by_urn(urn))
-                except KeyError:
-                    pass
-            if node.parent:
-                try:
-                    frontier.append(self.by_urn(node.parent))
-                except KeyError:
-                    pass
         return False
 
 
@@ -216,6 +211,14 @@ def stack_config(stack: str, overrides: dict[str, Any] | None = None, secrets: d
         full = key if ":" in key else f"{PROJECT}:{key}"
         encoded[full] = value if isinstance(value, str) else json.dumps(value)
     return encoded, sorted(secret_keys)
+
+
+def load_stack(stack: str, overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None):
+    """The validated PlatformConfig of a stack file (plus overrides), without running the program."""
+    from components.config import load_config
+
+    config, secret_keys = stack_config(stack, overrides, secrets)
+    return load_config(config, set(secret_keys))
 
 
 @functools.lru_cache(maxsize=64)

@@ -43,12 +43,11 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         return {"accessor": f"auth_{inputs.get('type', 'x')}_fake0001"}
     if typ == "vault:index/mount:Mount":
         return {"accessor": f"{inputs.get('type', 'x')}_fake0002"}
-    if typ == "pulumi-python:dynamic:Resource":
-        if "secret_shares" in inputs or "shares" in inputs:
-            return {"root_token": f"FAKE-{CANARY}-ROOT-TOKEN",
-                    "keys": [f"FAKE-{CANARY}-SHARE-{i}" for i in range(int(inputs.get("shares", 1)))],
-                    "keys_base64": [f"FAKE-{CANARY}-SHARE64-{i}" for i in range(int(inputs.get("shares", 1)))],
-                    "initialized": True}
+    if typ == "pulumi-python:dynamic:Resource" and "shares" in inputs:
+        return {"root_token": f"FAKE-{CANARY}-ROOT-TOKEN",
+                "keys": [f"FAKE-{CANARY}-SHARE-{i}" for i in range(int(inputs["shares"]))],
+                "keys_base64": [f"FAKE-{CANARY}-SHARE64-{i}" for i in range(int(inputs["shares"]))],
+                "status": "ready", "initialized_by_stack": True}
     return {}
 
 

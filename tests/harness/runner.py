@@ -23,7 +23,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
-from tests.harness.fakes import fake_outputs, fake_call
+from tests.harness.fakes import fake_call, fake_outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_SIG = rpc._special_secret_sig

@@ -97,7 +97,8 @@ def postgres() -> Iterator[Postgres]:
     if servers.find_postgres_bindir() is None:
         pytest.fail("no PostgreSQL server binaries (initdb, pg_ctl): `apt-get install postgresql`")
     root = pathlib.Path(tempfile.mkdtemp(prefix="vault-platform-pg-"))
-    os.chmod(root, 0o755)
+    # The postgres user runs the server and must reach its data directory below this one.
+    os.chmod(root, 0o755)  # noqa: S103
     proc = servers.start_postgres(root)
     try:
         yield Postgres(proc.host, proc.port, proc.user, proc.password, proc.dbname, proc)

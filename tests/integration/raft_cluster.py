@@ -38,8 +38,8 @@ class RaftCluster:
                     try:
                         if servers.health(node.api_addr, ca=self.tls.ca_cert).get("_status") == 200:
                             return node
-                    except Exception:  # a node that is down or restarting
-                        pass
+                    except Exception:  # noqa: S112 - a node that is down or restarting is not the leader
+                        continue
             if time.monotonic() > deadline:
                 break
             time.sleep(0.25)

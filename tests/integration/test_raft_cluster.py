@@ -92,8 +92,8 @@ def test_cluster_elects_a_leader_serves_writes_and_survives_losing_it(cluster):
             h = servers.health(leader.api_addr, ca=cluster.tls.ca_cert)
             if h.get("sealed") is False and h.get("_status") in (200, 429):
                 break
-        except Exception:  # still starting
-            pass
+        except Exception:  # still starting: try again below
+            h = {}
         if time.monotonic() > deadline:
             pytest.fail(f"restarted node did not auto-unseal:\n{leader.log_tail()}")
         time.sleep(0.25)

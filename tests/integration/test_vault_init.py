@@ -77,7 +77,7 @@ def test_initialized_vault_with_a_configured_token_is_adopted(raft_node):
 
 def test_a_wrong_configured_token_is_refused(raft_node):
     servers.init_and_unseal(raft_node.api_addr)
-    with pytest.raises(VaultInitError, match="secrets.vaultToken is not valid"):
+    with pytest.raises(VaultInitError, match=r"secrets\.vaultToken is not valid"):
         VaultInitProvider().create(props(raft_node, existing_token="hvs.not-a-token"))
 
 
@@ -122,7 +122,7 @@ def test_delete_leaves_vault_alone(raft_node):
 
 
 def test_tls_is_verified_against_the_stack_ca(tls_raft_node, workdir):
-    node, tls = tls_raft_node
+    node, _ = tls_raft_node
     outs = VaultInitProvider().create(props(node)).outs
     assert outs["status"] == "ready"
     other = servers.make_test_ca(workdir / "other-ca")

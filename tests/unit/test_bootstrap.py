@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from components.bootstrap import write_ca_file
@@ -84,7 +86,7 @@ def test_pgp_root_token_without_a_stack_token_stops_after_init():
 
 
 def test_ca_file_is_written_once_and_atomically(tmp_path):
-    path = write_ca_file("dev", "PEM-1", tmp_path)
-    assert open(path).read() == "PEM-1"
-    assert write_ca_file("dev", "PEM-2", tmp_path) == path and open(path).read() == "PEM-2"
+    path = Path(write_ca_file("dev", "PEM-1", tmp_path))
+    assert path.read_text() == "PEM-1"
+    assert write_ca_file("dev", "PEM-2", tmp_path) == str(path) and path.read_text() == "PEM-2"
     assert [p.name for p in tmp_path.iterdir()] == ["dev-ca.pem"]

@@ -12,14 +12,13 @@ from urllib.parse import urlparse
 import yaml
 
 from components.cluster import pod_unseal_ports
-from components.config import load_config
-from tests.harness import ROOT, stack_config
+from tests.harness import ROOT, load_stack
 
 
 def test_kind_cluster_maps_the_dev_api_and_every_pod_to_loopback():
     kind = yaml.safe_load((ROOT / "kind/dev-cluster.yaml").read_text())
     assert kind["kind"] == "Cluster" and kind["apiVersion"] == "kind.x-k8s.io/v1alpha4"
-    config = load_config(*map(lambda x: set(x) if isinstance(x, list) else x, stack_config("dev")))
+    config = load_stack("dev")
     assert kind["name"] == "vault-dev" and config.kubernetes.context == "kind-vault-dev"
     mappings = {m["containerPort"]: m for n in kind["nodes"] for m in n.get("extraPortMappings", [])}
     assert all(m["listenAddress"] == "127.0.0.1" for m in mappings.values())
