@@ -27,8 +27,9 @@ SECRET_OUTPUTS = ["root_token", "keys", "keys_base64", "existing_token"]
 _INIT_ONLY = ("shares", "threshold", "pgp_keys", "root_token_pgp_key", "mode")
 
 
-class VaultInitError(Exception):
-    pass
+# The provider raises RuntimeError, not a class of this module: the provider is pickled by value and
+# must load in the engine's provider process without importing this project's modules.
+VaultInitError = RuntimeError
 
 
 class VaultInitProvider(ResourceProvider):
@@ -100,7 +101,7 @@ class VaultInitProvider(ResourceProvider):
             if time.monotonic() > deadline:
                 break
             time.sleep(1)
-        raise VaultInitError(
+        raise RuntimeError(
             f"cannot reach Vault at {addr} within {int(timeout)}s ({last}). Check vault-platform:api.address, "
             "that this machine can reach it (dev: the kind cluster's port mappings; prod: the internal load "
             "balancer from inside the VPC), and that the server certificate is signed by the stack's CA.")
@@ -121,7 +122,7 @@ class VaultInitProvider(ResourceProvider):
             body["root_token_pgp_key"] = props["root_token_pgp_key"]
         status, payload = self._call(props, "PUT", "sys/init", body, timeout=60)
         if status != 200:
-            raise VaultInitError(f"sys/init on {props['address']} failed: HTTP {status}: {self._errors(payload)}")
+            raise RuntimeError(f"sys/init on {props['address']} failed: HTTP {status}: {self._errors(payload)}")
         if props["mode"] == "shamir":
             keys, keys_b64 = payload.get("keys", []), payload.get("keys_base64", [])
         else:
@@ -203,6 +204,8 @@ class VaultInitProvider(ResourceProvider):
             return "initialized; the root token is PGP-encrypted, so Raft membership was not checked"
         if not problems:
             problems = self._wait_peers(props, token)
+        if problems and problems[0].startswith("key shares are PGP-encrypted"):
+            return "initialized; " + problems[0]
         return "ready" if not problems else "incomplete: " + "; ".join(problems)
 
     def _usable_token(self, props: dict[str, Any], olds: dict[str, Any] | None) -> str:
@@ -214,18 +217,18 @@ class VaultInitProvider(ResourceProvider):
         self._wait_reachable(props)
         status, state = self._call(props, "GET", "sys/init")
         if status != 200:
-            raise VaultInitError(f"sys/init on {props['address']}: HTTP {status}: {self._errors(state)}")
+            raise RuntimeError(f"sys/init on {props['address']}: HTTP {status}: {self._errors(state)}")
         if state.get("initialized"):
             token = props.get("existing_token") or ""
             if not token:
-                raise VaultInitError(
+                raise RuntimeError(
                     f"Vault at {props['address']} is already initialized, and this stack holds no token for it. "
                     "Give the stack a token with `pulumi config set --secret --path secrets.vaultToken <token>` "
                     "(an admin or root token; lost it? see docs/bootstrap-and-recovery.md, generate-root), then "
                     "run `pulumi up` again. The stack never re-initializes a Vault.")
             status, payload = self._call(props, "GET", "auth/token/lookup-self", token=token)
             if status != 200:
-                raise VaultInitError(f"the token in secrets.vaultToken is not valid on {props['address']}: "
+                raise RuntimeError(f"the token in secrets.vaultToken is not valid on {props['address']}: "
                                      f"HTTP {status}: {self._errors(payload)}")
             outputs = {**props, "root_token": token, "keys": [], "keys_base64": [], "initialized_by_stack": False}
             outputs["status"] = self._finish(props, token, [])
@@ -241,7 +244,8 @@ class VaultInitProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = [k for k in ("address", "ca_cert_pem", "unseal_addresses", "expected_peers", "existing_token",
                                "timeout_seconds") if olds.get(k) != news.get(k)]
-        if olds.get("status") != "ready":
+        # "incomplete: ..." is work left for this run; "initialized; ..." is left to operators.
+        if str(olds.get("status") or "incomplete").startswith("incomplete"):
             changed.append("status")
         elif news.get("mode") == "shamir":
             # A restarted dev pod comes back sealed: `pulumi up` unseals it again.
@@ -263,7 +267,7 @@ class VaultInitProvider(ResourceProvider):
         self._wait_reachable(props)
         status, state = self._call(props, "GET", "sys/init")
         if status == 200 and not state.get("initialized"):
-            raise VaultInitError(
+            raise RuntimeError(
                 f"Vault at {props['address']} is not initialized, but this stack initialized it before: its Raft "
                 "data is gone. Restore a snapshot (docs/backup-and-restore.md) into a fresh init, or, to start "
                 "empty, remove the old record with `pulumi state delete` for the VaultInit resource and run "

@@ -90,3 +90,29 @@ def test_ca_file_is_written_once_and_atomically(tmp_path):
     assert path.read_text() == "PEM-1"
     assert write_ca_file("dev", "PEM-2", tmp_path) == str(path) and path.read_text() == "PEM-2"
     assert [p.name for p in tmp_path.iterdir()] == ["dev-ca.pem"]
+
+
+def test_vault_init_provider_loads_in_a_fresh_provider_process(tmp_path):
+    """The engine runs dynamic providers in their own process from the project directory; the
+    pickled provider must load there and work, with nothing from this test process."""
+    import subprocess
+    import sys
+
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    from components.vault_init import VaultInitProvider
+    from tests.harness import ROOT
+
+    blob = tmp_path / "provider.txt"
+    blob.write_text(serialize_provider(VaultInitProvider()))
+    script = (
+        "import base64, sys, dill\n"
+        f"p = dill.loads(base64.b64decode(open({str(blob)!r}).read()))\n"
+        "try:\n"
+        "    p.create({'address': 'http://127.0.0.1:9', 'ca_cert_pem': '', 'timeout_seconds': 1})\n"
+        "except RuntimeError as e:\n"
+        "    print('refused:', e)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "refused: cannot reach Vault at http://127.0.0.1:9" in result.stdout
