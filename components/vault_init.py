@@ -186,7 +186,9 @@ class VaultInitProvider(ResourceProvider):
                 status, payload = self._call(props, "GET", "sys/storage/raft/configuration", token=token, timeout=10)
                 if status == 200:
                     servers = payload.get("data", {}).get("config", {}).get("servers", [])
-                    seen = [s.get("node_id", "?") for s in servers]
+                    # New members join as non-voters; autopilot promotes them once stable. Until
+                    # then losing the leader could cost the quorum, so wait for voters.
+                    seen = [s.get("node_id", "?") for s in servers if s.get("voter")]
                     if len(seen) >= expected:
                         return []
                 else:
@@ -196,7 +198,7 @@ class VaultInitProvider(ResourceProvider):
             if time.monotonic() > deadline:
                 break
             time.sleep(2)
-        return [f"{len(seen)} of {expected} Raft members joined ({', '.join(seen) or last or 'none'})"]
+        return [f"{len(seen)} of {expected} Raft members joined as voters ({', '.join(seen) or last or 'none'})"]
 
     def _finish(self, props: dict[str, Any], token: str, keys: list[str]) -> str:
         problems = self._unseal_all(props, keys)

@@ -97,5 +97,16 @@ def test_cluster_elects_a_leader_serves_writes_and_survives_losing_it(cluster):
         if time.monotonic() > deadline:
             pytest.fail(f"restarted node did not auto-unseal:\n{leader.log_tail()}")
         time.sleep(0.25)
-    data = servers.api("GET", leader.api_addr, "secret/data/item-79", token=token, ca=cluster.tls.ca_cert)
-    assert data["data"]["data"]["value"] == "79"
+    # Rejoined: it serves reads again (forwarded to the active node once it has found it).
+    value = None
+    deadline = time.monotonic() + 60
+    for _ in range(240):
+        try:
+            data = servers.api("GET", leader.api_addr, "secret/data/item-79", token=token, ca=cluster.tls.ca_cert)
+            value = data["data"]["data"]["value"]
+            break
+        except servers.VaultAPIError:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+    assert value == "79", f"restarted node did not rejoin:\n{leader.log_tail()}"
