@@ -1,9 +1,299 @@
-"""Placeholder: replaced by the VaultConfiguration component."""
+"""VaultConfiguration: secrets engines, Kubernetes auth, policies, audit and applications as resources.
+
+A resource shell around ``components.vault_settings``: every item of that model becomes one
+pulumi_vault resource here, and nothing is computed here that the model does not already say.
+Every resource is a child of this component and uses the in-stack Vault provider (passed in, and
+set explicitly on each resource), never a default provider reading VAULT_ADDR.
+
+Database engine: one ``vault.Mount`` (type database) plus one ``database.SecretBackendConnection``
+per connection and one ``database.SecretBackendRole`` per role, rather than ``database.SecretsMount``.
+A SecretsMount holds every connection as a nested block of one resource, so editing one connection
+diffs (and on some changes replaces) all of them, and one connection's unreachable database fails
+the whole mount. Separate resources give per-connection diffs and errors, one secret input per
+password, and the same shape as the other engines (mount + children).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
 import pulumi
+import pulumi_vault as vault
+
+from components import policies as pol
+from components import vault_settings as vs
+from components.config import PlatformConfig
+
+
+def _slug(text: str) -> str:
+    return text.strip("/").replace("/", "-").replace("_", "-").replace(".", "-")
 
 
 class VaultConfiguration(pulumi.ComponentResource):
-    def __init__(self, name, config, provider, dev_postgres=None, opts=None):
+    """Outputs: ``kubernetes_auth_path`` and ``kubernetes_accessor`` (the Kubernetes auth mount)."""
+
+    kubernetes_auth_path: pulumi.Output[str]
+    kubernetes_accessor: pulumi.Output[str]
+
+    def __init__(self, name: str, config: PlatformConfig, provider: vault.Provider,
+                 dev_postgres: Any = None, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:configuration:VaultConfiguration", name, None, opts)
-        self.kubernetes_auth_path = pulumi.Output.from_input(config.kubernetes_auth.path)
-        self.register_outputs({})
+        self._name = name
+        self._provider = provider
+        # Replacing the root CA or a transit key cannot be undone (issued certificates stop chaining,
+        # ciphertexts stop decrypting): prod protects them; dev stacks stay disposable.
+        self._protect_keys = config.is_prod
+        settings = vs.build(config)
+        self.settings = settings
+
+        self.audit_devices = [self._audit(d) for d in settings.audit_devices]
+        self.mounts: dict[str, vault.Mount] = {}
+        kv_mount = self._kv(settings.kv)
+        if settings.database is not None:
+            self._database(settings.database, dev_postgres)
+        if settings.pki is not None:
+            self._pki(settings.pki)
+        if settings.transit is not None:
+            self._transit(settings.transit)
+        auth = self._kubernetes_auth(settings)
+        self._policies(settings, auth)
+        self.roles = [self._role(role, auth) for role in settings.kubernetes_roles]
+        self.kv_secrets = [self._kv_secret(secret, kv_mount) for secret in settings.kv_secrets]
+
+        self.kubernetes_auth_path = auth.path
+        self.kubernetes_accessor = auth.accessor
+        self.register_outputs({"kubernetes_auth_path": self.kubernetes_auth_path,
+                               "kubernetes_accessor": self.kubernetes_accessor})
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _opts(self, **kwargs: Any) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, provider=self._provider, **kwargs)
+
+    def _mount(self, mount: vs.Mount, **kwargs: Any) -> vault.Mount:
+        resource = vault.Mount(
+            f"{self._name}-mount-{_slug(mount.path)}",
+            path=mount.path,
+            type=mount.type,
+            description=mount.description,
+            options=dict(mount.options) or None,
+            default_lease_ttl_seconds=mount.default_lease_ttl_seconds,
+            max_lease_ttl_seconds=mount.max_lease_ttl_seconds,
+            opts=self._opts(**kwargs),
+        )
+        self.mounts[mount.path] = resource
+        return resource
+
+    # -- audit --------------------------------------------------------------------------------
+
+    def _audit(self, device: vs.AuditDevice) -> vault.Audit:
+        return vault.Audit(
+            f"{self._name}-audit-{_slug(device.path)}",
+            path=device.path,
+            type=device.type,
+            options=dict(device.options),
+            description=device.description,
+            opts=self._opts(),
+        )
+
+    # -- secrets engines ----------------------------------------------------------------------
+
+    def _kv(self, kv: vs.KvEngine) -> vault.Mount:
+        mount = self._mount(kv.mount)
+        vault.kv.SecretBackendV2(
+            f"{self._name}-kv-config",
+            mount=mount.path,
+            max_versions=kv.max_versions,
+            cas_required=kv.cas_required,
+            opts=self._opts(),
+        )
+        return mount
+
+    def _database(self, db: vs.DatabaseEngine, dev_postgres: Any) -> None:
+        mount = self._mount(db.mount)
+        connections: dict[str, vault.database.SecretBackendConnection] = {}
+        for conn in db.connections:
+            depends: list[pulumi.Resource] = []
+            if conn.dev_postgres:
+                if dev_postgres is None:
+                    raise ValueError("database.devPostgres is true but no DevPostgres component was given")
+                url, username = dev_postgres.connection_url, dev_postgres.username
+                password = pulumi.Output.secret(dev_postgres.password)
+                # verify_connection needs the database up: wait for its Deployment to be ready.
+                depends.append(dev_postgres)
+            else:
+                if conn.password is None:
+                    raise ValueError(f"no password for database connection {conn.name!r}")
+                url, username, password = conn.connection_url, conn.username, conn.password.output()
+            connections[conn.name] = vault.database.SecretBackendConnection(
+                f"{self._name}-db-{conn.name}",
+                backend=mount.path,
+                name=conn.name,
+                plugin_name=conn.plugin_name,
+                allowed_roles=list(conn.allowed_roles),
+                verify_connection=conn.verify_connection,
+                postgresql=vault.database.SecretBackendConnectionPostgresqlArgs(
+                    connection_url=url,
+                    username=username,
+                    password=password,
+                    max_open_connections=conn.max_open_connections,
+                    password_authentication=conn.password_authentication,
+                ),
+                opts=self._opts(depends_on=depends, additional_secret_outputs=["postgresql"]),
+            )
+        for role in db.roles:
+            vault.database.SecretBackendRole(
+                f"{self._name}-db-role-{role.name}",
+                backend=mount.path,
+                name=role.name,
+                db_name=connections[role.db_name].name,
+                creation_statements=list(role.creation_statements),
+                revocation_statements=list(role.revocation_statements),
+                default_ttl=role.default_ttl_seconds,
+                max_ttl=role.max_ttl_seconds,
+                opts=self._opts(),
+            )
+
+    def _ca_urls(self, ca: vs.CertificateAuthority, mount: vault.Mount, label: str) -> None:
+        vault.pkisecret.SecretBackendConfigUrls(
+            f"{self._name}-pki-{label}-urls",
+            backend=mount.path,
+            issuing_certificates=list(ca.issuing_certificates),
+            crl_distribution_points=list(ca.crl_distribution_points),
+            opts=self._opts(),
+        )
+
+    def _pki(self, pki: vs.PkiEngine) -> None:
+        root_mount = self._mount(pki.root.mount)
+        root = vault.pkisecret.SecretBackendRootCert(
+            f"{self._name}-pki-root",
+            backend=root_mount.path,
+            type="internal",
+            common_name=pki.root.common_name,
+            ttl=str(pki.root.ttl_seconds),
+            key_type=pki.root.key_type,
+            key_bits=pki.root.key_bits,
+            # A new root CA invalidates every certificate issued so far: never replace it by accident.
+            opts=self._opts(protect=self._protect_keys),
+        )
+        self._ca_urls(pki.root, root_mount, "root")
+        issuer_ready: pulumi.Resource = root
+        issuing_mount = root_mount
+        if pki.intermediate is not None:
+            inter = pki.intermediate
+            issuing_mount = self._mount(inter.mount)
+            csr = vault.pkisecret.SecretBackendIntermediateCertRequest(
+                f"{self._name}-pki-intermediate-csr",
+                backend=issuing_mount.path,
+                type="internal",
+                common_name=inter.common_name,
+                key_type=inter.key_type,
+                key_bits=inter.key_bits,
+                opts=self._opts(),
+            )
+            signed = vault.pkisecret.SecretBackendRootSignIntermediate(
+                f"{self._name}-pki-intermediate-signed",
+                backend=root_mount.path,
+                csr=csr.csr,
+                common_name=inter.common_name,
+                ttl=str(inter.ttl_seconds),
+                format="pem_bundle",
+                opts=self._opts(depends_on=[root]),
+            )
+            issuer_ready = vault.pkisecret.SecretBackendIntermediateSetSigned(
+                f"{self._name}-pki-intermediate",
+                backend=issuing_mount.path,
+                certificate=signed.certificate,
+                opts=self._opts(),
+            )
+            self._ca_urls(inter, issuing_mount, "intermediate")
+        for role in pki.roles:
+            vault.pkisecret.SecretBackendRole(
+                f"{self._name}-pki-role-{role.name}",
+                backend=issuing_mount.path,
+                name=role.name,
+                allowed_domains=list(role.allowed_domains),
+                allow_subdomains=role.allow_subdomains,
+                allow_bare_domains=role.allow_bare_domains,
+                ttl=str(role.ttl_seconds),
+                max_ttl=str(role.max_ttl_seconds),
+                key_type=role.key_type,
+                key_bits=role.key_bits,
+                opts=self._opts(depends_on=[issuer_ready]),
+            )
+
+    def _transit(self, transit: vs.TransitEngine) -> None:
+        mount = self._mount(transit.mount)
+        for key in transit.keys:
+            vault.transit.SecretBackendKey(
+                f"{self._name}-transit-{key.name}",
+                backend=mount.path,
+                name=key.name,
+                type=key.type,
+                # Deleting a key destroys every ciphertext made with it.
+                deletion_allowed=False,
+                opts=self._opts(protect=self._protect_keys),
+            )
+
+    # -- auth, policies, applications ---------------------------------------------------------
+
+    def _kubernetes_auth(self, settings: vs.VaultSettings) -> vault.AuthBackend:
+        k = settings.kubernetes_auth
+        auth = vault.AuthBackend(
+            f"{self._name}-auth-kubernetes",
+            type="kubernetes",
+            path=k.path,
+            description=k.description,
+            tune=vault.AuthBackendTuneArgs(default_lease_ttl=f"{k.default_lease_ttl_seconds}s"),
+            opts=self._opts(),
+        )
+        vault.kubernetes.AuthBackendConfig(
+            f"{self._name}-auth-kubernetes-config",
+            backend=auth.path,
+            kubernetes_host=k.kubernetes_host,
+            disable_local_ca_jwt=k.disable_local_ca_jwt,
+            opts=self._opts(),
+        )
+        return auth
+
+    def _policies(self, settings: vs.VaultSettings, auth: vault.AuthBackend) -> None:
+        for policy in settings.policies:
+            vault.Policy(f"{self._name}-policy-{policy.name}", name=policy.name, policy=pol.render(policy),
+                         opts=self._opts())
+        if settings.templated_policy:
+            vault.Policy(
+                f"{self._name}-policy-{pol.TEMPLATED_POLICY}",
+                name=pol.TEMPLATED_POLICY,
+                policy=auth.accessor.apply(lambda accessor: pol.render(settings.templated(accessor))),
+                opts=self._opts(),
+            )
+
+    def _role(self, role: vs.KubernetesRole, auth: vault.AuthBackend) -> vault.kubernetes.AuthBackendRole:
+        return vault.kubernetes.AuthBackendRole(
+            f"{self._name}-app-{role.name}",
+            backend=auth.path,
+            role_name=role.name,
+            bound_service_account_names=list(role.bound_service_account_names),
+            bound_service_account_namespaces=list(role.bound_service_account_namespaces),
+            token_policies=list(role.token_policies),
+            token_ttl=role.token_ttl_seconds,
+            opts=self._opts(),
+        )
+
+    def _kv_secret(self, secret: vs.KvSecret, kv_mount: vault.Mount) -> vault.kv.SecretV2:
+        keys = sorted(secret.data)
+        data_json = pulumi.Output.secret(
+            pulumi.Output.all(*[secret.data[k].output() for k in keys]).apply(
+                lambda values: json.dumps(dict(zip(keys, values, strict=True)), sort_keys=True)))
+        return vault.kv.SecretV2(
+            f"{self._name}-kv-{_slug(secret.name)}",
+            mount=kv_mount.path,
+            name=secret.name,
+            data_json=data_json,
+            cas=secret.cas,
+            # Initial values: written once, then owned by the application team. Pulumi does not read
+            # them back, so rotating a value in Vault is not reverted by the next `pulumi up`.
+            disable_read=True,
+            opts=self._opts(),
+        )

@@ -30,8 +30,8 @@ to parse the config's duration strings again.
 from __future__ import annotations
 
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from components import policies as pol
 from components.config import PlatformConfig
@@ -184,6 +184,8 @@ class KubernetesAuth:
     path: str
     kubernetes_host: str
     description: str
+    # kubernetesAuth.tokenTtl: the mount's default token lifetime, for roles that set none of their own.
+    default_lease_ttl_seconds: int = 3600
     disable_local_ca_jwt: bool = False
 
 
@@ -218,11 +220,16 @@ class AuditDevice:
 
 @dataclass(frozen=True)
 class KvSecret:
-    """An initial KV v2 secret: ``<mount>/data/<name>`` with every value a Secret."""
+    """An initial KV v2 secret: ``<mount>/data/<name>`` with every value a Secret.
+
+    ``cas`` is 0 when the mount requires check-and-set: the write then only creates the secret if it
+    does not exist yet, so a value rotated in Vault is never overwritten by a stale config value.
+    """
 
     mount: str
     name: str
     data: Mapping[str, Secret]
+    cas: int | None = None
 
 
 @dataclass(frozen=True)
@@ -311,7 +318,7 @@ def _database(config: PlatformConfig) -> DatabaseEngine | None:
             allowed_roles=tuple(r.name for r in db.roles if r.connection == DEV_POSTGRES_NAME),
             verify_connection=True,
             max_open_connections=4,
-            password_authentication="scram-sha-256",
+            password_authentication="scram-sha-256",  # noqa: S106 - a method name, not a password
             dev_postgres=True,
         ))
     roles = tuple(
@@ -415,7 +422,8 @@ def _audit(config: PlatformConfig) -> tuple[AuditDevice, ...]:
 
 
 def _kv_secrets(config: PlatformConfig) -> tuple[KvSecret, ...]:
-    return tuple(KvSecret(config.kv.path, path.strip("/"), _frozen(values))
+    cas = 0 if config.kv.cas_required else None
+    return tuple(KvSecret(config.kv.path, path.strip("/"), _frozen(values), cas)
                  for path, values in sorted(config.secrets.kv.items()))
 
 
@@ -427,7 +435,8 @@ def build(config: PlatformConfig) -> VaultSettings:
         pki=_pki(config),
         transit=_transit(config),
         kubernetes_auth=KubernetesAuth(config.kubernetes_auth.path, KUBERNETES_HOST,
-                                       "Kubernetes service account logins, managed by vault-platform"),
+                                       "Kubernetes service account logins, managed by vault-platform",
+                                       default_lease_ttl_seconds=seconds(config.kubernetes_auth.token_ttl)),
         kubernetes_roles=_kubernetes_roles(config),
         policies=tuple(pol.static_policies(config)),
         templated_policy=config.kubernetes_auth.templated_policy,

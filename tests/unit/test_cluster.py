@@ -197,11 +197,12 @@ def test_irsa_role_trusts_exactly_the_vault_service_account():
     policy = json.loads(rec.one("aws:iam/rolePolicy:RolePolicy", "vault-cluster-unseal-kms").get("policy"))
     (allow,) = policy["Statement"]
     assert sorted(allow["Action"]) == ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt"]
-    assert allow["Resource"] == rec.one("aws:kms/key:Key", "vault-cluster-unseal-key").name.join(["arn:aws:kms:eu-west-1:123456789012:key/",
-                                                                       "-key-id"])
+    key = rec.one("aws:kms/key:Key", "vault-cluster-unseal-key")
+    assert allow["Resource"] == f"arn:aws:kms:eu-west-1:123456789012:key/{key.name}-key-id"
     annotations = release(rec).get("values.server.serviceAccount.annotations")
     assert annotations == {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/vault-unseal-prod"}
-    assert rec.one("aws:kms/alias:Alias", "vault-cluster-unseal-alias").get("name") == "alias/vault-unseal-vault-platform-prod"
+    alias = rec.one("aws:kms/alias:Alias", "vault-cluster-unseal-alias")
+    assert alias.get("name") == "alias/vault-unseal-vault-platform-prod"
 
 
 def test_transit_token_travels_only_in_a_secret():

@@ -1,0 +1,224 @@
+"""Apply the ``components.vault_settings`` model to a real Vault through its HTTP API.
+
+The Pulumi Vault provider cannot run in CI (no provider plugins), so the integration tests write the
+very same model the ``VaultConfiguration`` component declares, one HTTP call per resource, with the
+arguments the provider would send. A test that passes here proves the model's mounts, connection
+settings, SQL statements, roles, PKI settings and policies are accepted by Vault and do what we
+claim.
+
+``plan(settings, ...)`` is a generator of ``Step(method, path, payload)``. Some payloads need an
+earlier answer (the Kubernetes auth accessor for the templated policy, the intermediate CA's CSR):
+the applier sends each response back into the generator, which is what ``apply`` does::
+
+    responses = apply(settings, vault.api, only={"mounts", "policies"})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from components import policies as pol
+from components import vault_settings as vs
+
+SECTIONS = ("audit", "mounts", "kv", "database", "pki", "transit", "auth", "policies", "roles", "kv_secrets")
+
+
+@dataclass(frozen=True)
+class Step:
+    section: str
+    method: str
+    path: str
+    payload: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        # Payloads may hold secrets (database passwords, KV values): never print them.
+        return f"Step({self.section}: {self.method} {self.path})"
+
+
+Plan = Generator[Step, dict[str, Any], None]
+
+
+def mount_payload(mount: vs.Mount) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    if mount.default_lease_ttl_seconds is not None:
+        config["default_lease_ttl"] = f"{mount.default_lease_ttl_seconds}s"
+    if mount.max_lease_ttl_seconds is not None:
+        config["max_lease_ttl"] = f"{mount.max_lease_ttl_seconds}s"
+    payload: dict[str, Any] = {"type": mount.type, "description": mount.description, "config": config}
+    if mount.options:
+        payload["options"] = dict(mount.options)
+    return payload
+
+
+def connection_payload(conn: vs.DatabaseConnection, password: str) -> dict[str, Any]:
+    return {
+        "plugin_name": conn.plugin_name,
+        "connection_url": conn.connection_url,
+        "username": conn.username,
+        "password": password,
+        "allowed_roles": list(conn.allowed_roles),
+        "verify_connection": conn.verify_connection,
+        "max_open_connections": conn.max_open_connections,
+        "password_authentication": conn.password_authentication,
+    }
+
+
+def role_payload(role: vs.DatabaseRole) -> dict[str, Any]:
+    return {
+        "db_name": role.db_name,
+        "creation_statements": list(role.creation_statements),
+        "revocation_statements": list(role.revocation_statements),
+        "default_ttl": role.default_ttl_seconds,
+        "max_ttl": role.max_ttl_seconds,
+    }
+
+
+def pki_role_payload(role: vs.PkiRole) -> dict[str, Any]:
+    return {
+        "allowed_domains": list(role.allowed_domains),
+        "allow_subdomains": role.allow_subdomains,
+        "allow_bare_domains": role.allow_bare_domains,
+        "ttl": str(role.ttl_seconds),
+        "max_ttl": str(role.max_ttl_seconds),
+        "key_type": role.key_type,
+        "key_bits": role.key_bits,
+    }
+
+
+def kubernetes_role_payload(role: vs.KubernetesRole) -> dict[str, Any]:
+    return {
+        "bound_service_account_names": list(role.bound_service_account_names),
+        "bound_service_account_namespaces": list(role.bound_service_account_namespaces),
+        "token_policies": list(role.token_policies),
+        "token_ttl": role.token_ttl_seconds,
+    }
+
+
+def _urls(ca: vs.CertificateAuthority) -> Step:
+    return Step("pki", "POST", f"{ca.mount.path}/config/urls",
+                {"issuing_certificates": list(ca.issuing_certificates),
+                 "crl_distribution_points": list(ca.crl_distribution_points)})
+
+
+def plan(settings: vs.VaultSettings, *, sections: Iterable[str] = SECTIONS, passwords: dict[str, str] | None = None,
+         kubernetes_config: dict[str, Any] | None = None) -> Plan:
+    """Every call that configures Vault as ``settings`` says, in dependency order.
+
+    ``sections``: which parts to write (see SECTIONS); writing policies or roles implies the auth
+    mount, since the templated policy needs its accessor. ``passwords``: database connection name ->
+    admin password (the model holds Secrets, and None for the dev PostgreSQL). ``kubernetes_config``:
+    extra fields for ``auth/<path>/config`` (outside a pod, tests point Vault at a fake API server
+    instead of its own service account files).
+    """
+    wanted = set(sections)
+    unknown = wanted - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown sections {sorted(unknown)}; known: {SECTIONS}")
+    if wanted & {"policies", "roles"}:
+        wanted.add("auth")
+    passwords = passwords or {}
+    if "audit" in wanted:
+        for device in settings.audit_devices:
+            yield Step("audit", "PUT", f"sys/audit/{device.path}",
+                       {"type": device.type, "description": device.description, "options": dict(device.options)})
+    if "mounts" in wanted:
+        for mount in settings.mounts:
+            yield Step("mounts", "POST", f"sys/mounts/{mount.path}", mount_payload(mount))
+    kv = settings.kv
+    if "kv" in wanted:
+        yield Step("kv", "POST", f"{kv.mount.path}/config",
+                   {"max_versions": kv.max_versions, "cas_required": kv.cas_required})
+    if settings.database and "database" in wanted:
+        db = settings.database
+        for conn in db.connections:
+            password = passwords.get(conn.name) or (conn.password.reveal() if conn.password else None)
+            if password is None:
+                raise ValueError(f"no password for database connection {conn.name!r}")
+            yield Step("database", "POST", f"{db.mount.path}/config/{conn.name}", connection_payload(conn, password))
+        for role in db.roles:
+            yield Step("database", "POST", f"{db.mount.path}/roles/{role.name}", role_payload(role))
+    if settings.pki and "pki" in wanted:
+        root = settings.pki.root
+        yield Step("pki", "POST", f"{root.mount.path}/root/generate/internal",
+                   {"common_name": root.common_name, "ttl": str(root.ttl_seconds), "key_type": root.key_type,
+                    "key_bits": root.key_bits})
+        yield _urls(root)
+        inter = settings.pki.intermediate
+        if inter:
+            csr = yield Step("pki", "POST", f"{inter.mount.path}/intermediate/generate/internal",
+                             {"common_name": inter.common_name, "key_type": inter.key_type,
+                              "key_bits": inter.key_bits})
+            signed = yield Step("pki", "POST", f"{root.mount.path}/root/sign-intermediate",
+                                {"csr": csr["data"]["csr"], "common_name": inter.common_name,
+                                 "ttl": str(inter.ttl_seconds), "format": "pem_bundle"})
+            yield Step("pki", "POST", f"{inter.mount.path}/intermediate/set-signed",
+                       {"certificate": signed["data"]["certificate"]})
+            yield _urls(inter)
+        for role in settings.pki.roles:
+            yield Step("pki", "POST", f"{role.backend}/roles/{role.name}", pki_role_payload(role))
+    if settings.transit and "transit" in wanted:
+        for key in settings.transit.keys:
+            yield Step("transit", "POST", f"{settings.transit.mount.path}/keys/{key.name}", {"type": key.type})
+    auth = settings.kubernetes_auth
+    if "auth" in wanted:
+        yield Step("auth", "POST", f"sys/auth/{auth.path}",
+                   {"type": "kubernetes", "description": auth.description,
+                    "config": {"default_lease_ttl": f"{auth.default_lease_ttl_seconds}s"}})
+        yield Step("auth", "POST", f"auth/{auth.path}/config",
+                   {"kubernetes_host": auth.kubernetes_host, "disable_local_ca_jwt": auth.disable_local_ca_jwt,
+                    **(kubernetes_config or {})})
+    if "policies" in wanted:
+        listing = yield Step("policies", "GET", "sys/auth")
+        accessor = listing["data"][f"{auth.path}/"]["accessor"]
+        for policy in settings.all_policies(accessor):
+            yield Step("policies", "PUT", f"sys/policies/acl/{policy.name}", {"policy": pol.render(policy)})
+    if "roles" in wanted:
+        for role in settings.kubernetes_roles:
+            yield Step("roles", "POST", f"auth/{auth.path}/role/{role.name}", kubernetes_role_payload(role))
+    if "kv_secrets" in wanted:
+        for secret in settings.kv_secrets:
+            payload: dict[str, Any] = {"data": {k: v.reveal() for k, v in secret.data.items()}}
+            if secret.cas is not None:
+                payload["options"] = {"cas": secret.cas}
+            yield Step("kv_secrets", "POST", f"{secret.mount}/data/{secret.name}", payload)
+
+
+Caller = Callable[..., dict[str, Any]]
+
+
+def apply(settings: vs.VaultSettings, call: Caller, *, only: Iterable[str] | None = None,
+          passwords: dict[str, str] | None = None, kubernetes_config: dict[str, Any] | None = None,
+          ) -> list[tuple[Step, dict[str, Any]]]:
+    """Run ``plan`` through ``call(method, path, json=payload)`` (e.g. ``VaultProcess.api``), sending
+    each answer back into the plan. ``only``: the sections to write (default: all). Returns every
+    (step, response) made."""
+    gen = plan(settings, sections=SECTIONS if only is None else only, passwords=passwords,
+               kubernetes_config=kubernetes_config)
+    made: list[tuple[Step, dict[str, Any]]] = []
+    try:
+        step = next(gen)
+        for _ in range(100_000):  # bounded: a plan is finite; this only guards against a bug
+            response = call(step.method, step.path, json=step.payload)
+            made.append((step, response))
+            step = gen.send(response)
+    except StopIteration:
+        return made
+    raise RuntimeError("plan did not finish after 100000 steps")
+
+
+def retarget_connection(conn: vs.DatabaseConnection, *, host: str, port: int, dbname: str, username: str,
+                        sslmode: str = "disable") -> vs.DatabaseConnection:
+    """The same connection (template, plugin, roles, options) pointed at another server.
+
+    Only the network location, database name, sslmode and admin user change: the
+    ``{{username}}:{{password}}`` template and everything else stay as the model says.
+    """
+    parts = urlsplit(conn.connection_url)
+    userinfo = parts.netloc.rsplit("@", 1)[0]
+    query = "&".join(p for p in parts.query.split("&") if p and not p.startswith("sslmode="))
+    query = "&".join(filter(None, [query, f"sslmode={sslmode}"]))
+    url = urlunsplit((parts.scheme, f"{userinfo}@{host}:{port}", f"/{dbname}", query, ""))
+    return replace(conn, connection_url=url, username=username)

@@ -1,0 +1,163 @@
+"""Policies as code: what we render is valid HCL with exactly the rules the model holds."""
+
+from __future__ import annotations
+
+import hcl
+import pytest
+
+from components import policies as pol
+from components.config import load_config
+from tests.harness import stack_config
+
+ACCESSOR = "auth_kubernetes_0a1b2c3d"
+
+
+def load(stack: str, overrides: dict | None = None):
+    config, secret_keys = stack_config(stack, overrides)
+    return load_config(config, set(secret_keys))
+
+
+def parsed_rules(text: str) -> dict[str, dict]:
+    return hcl.loads(text)["path"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_rendered_policy_parses_and_matches_its_model(stack):
+    config = load(stack, {"policies": [{"name": "ops-read", "rules": [
+        {"path": "sys/metrics", "capabilities": ["read"]},
+        {"path": "secret/data/shared/+/config", "capabilities": ["read", "list"],
+         "requiredParameters": ["version"], "deniedParameters": ["force", "*"]}]}]})
+    policies = pol.all_policies(config, ACCESSOR)
+    assert len({p.name for p in policies}) == len(policies)
+    for policy in policies:
+        text = pol.render(policy)
+        rules = parsed_rules(text)
+        assert list(rules) == [r.path for r in policy.rules], policy.name
+        for rule in policy.rules:
+            block = rules[rule.path]
+            assert block["capabilities"] == list(rule.capabilities)
+            assert block.get("required_parameters", []) == list(rule.required_parameters)
+            assert sorted(block.get("denied_parameters", {})) == sorted(rule.denied_parameters)
+            assert all(v == [] for v in block.get("denied_parameters", {}).values())
+    ops = next(p for p in policies if p.name == "ops-read")
+    assert parsed_rules(pol.render(ops))["secret/data/shared/+/config"]["denied_parameters"] == {"force": [], "*": []}
+
+
+def test_builtin_policy_names_and_order():
+    names = [p.name for p in pol.all_policies(load("prod"), ACCESSOR)]
+    assert names == ["admin", "raft-backup", "app-templated", "app-myapp"]
+    # Without an accessor (before Kubernetes auth exists) the templated policy cannot be rendered.
+    assert "app-templated" not in [p.name for p in pol.all_policies(load("prod"), None)]
+
+
+def test_backup_policy_api_is_stable_and_minimal():
+    assert pol.BACKUP_POLICY == "raft-backup"
+    policy = pol.backup_policy()
+    assert policy.name == pol.BACKUP_POLICY
+    assert parsed_rules(pol.render(policy)) == {"sys/storage/raft/snapshot": {"capabilities": ["read"]}}
+
+
+def test_templated_policy_paths_use_the_kubernetes_alias_metadata():
+    rules = parsed_rules(pol.render(pol.templated_policy(load("prod"), ACCESSOR)))
+    meta = f"identity.entity.aliases.{ACCESSOR}.metadata"
+    own = f"{{{{{meta}.service_account_namespace}}}}/{{{{{meta}.service_account_name}}}}"
+    assert rules == {
+        f"secret/data/{own}/*": {"capabilities": ["create", "read", "update", "patch", "delete"]},
+        f"secret/metadata/{own}/*": {"capabilities": ["read", "list", "delete"]},
+    }
+
+
+def test_templated_policy_follows_the_kv_mount_and_needs_an_accessor():
+    policy = pol.templated_policy(load("prod", {"kv": {"path": "kv-apps"}}), ACCESSOR)
+    assert all(r.path.startswith("kv-apps/") for r in policy.rules)
+    with pytest.raises(ValueError, match="accessor"):
+        pol.templated_policy(load("prod"), "")
+
+
+def test_unknown_capability_is_rejected_by_the_model():
+    with pytest.raises(ValueError, match=r"'secret/data/x/\*': unknown capabilities \['wrte'\]"):
+        pol.Rule("secret/data/x/*", ("read", "wrte"))
+    with pytest.raises(ValueError, match="no capabilities"):
+        pol.Rule("secret/data/x/*", ())
+    with pytest.raises(ValueError, match="repeated"):
+        pol.Rule("secret/data/x/*", ("read", "read"))
+
+
+@pytest.mark.parametrize("path", ["", "/secret/data/x", 'secret/"x"', "secret/data/a b"])
+def test_malformed_rule_paths_are_rejected(path):
+    with pytest.raises(ValueError, match="not a Vault API path"):
+        pol.Rule(path, ("read",))
+
+
+def test_policy_names_and_duplicate_paths_are_rejected():
+    with pytest.raises(ValueError, match="policy name"):
+        pol.Policy("Bad Name")
+    with pytest.raises(ValueError, match="policy name"):
+        pol.Policy("root")
+    with pytest.raises(ValueError, match=r"\['secret/data/x'\] appear in more than one rule"):
+        pol.Policy("dup", (pol.Rule("secret/data/x", ("read",)), pol.Rule("secret/data/x", ("list",))))
+
+
+def test_app_policy_grants_creds_and_certificates_on_the_issuing_mount():
+    prod = pol.app_policy(load("prod"), load("prod").applications[0])
+    dev = pol.app_policy(load("dev"), load("dev").applications[0])
+    assert prod is not None and dev is not None
+    assert parsed_rules(pol.render(prod)) == {
+        "secret/data/myapp/*": {"capabilities": ["read"]},
+        "secret/metadata/myapp/*": {"capabilities": ["list"]},
+        "database/creds/myapp-db": {"capabilities": ["read"]},
+        "pki_int/issue/internal-certs": {"capabilities": ["create", "update"]},  # the intermediate issues in prod
+    }
+    assert "pki/issue/internal-certs" in parsed_rules(pol.render(dev))
+
+
+def _app(**kw):
+    return {"name": "billing", "namespace": "payments", "serviceAccount": "billing-sa", **kw}
+
+
+def test_grants_inside_the_templated_path_need_no_app_policy():
+    config = load("prod", {"applications": [_app(kv=[
+        {"path": "secret/data/payments/billing-sa/*", "access": "write"},
+        {"path": "secret/metadata/payments/billing-sa/config", "access": "list"}])]})
+    assert pol.app_policy(config, config.applications[0]) is None
+    assert "app-billing" not in [p.name for p in pol.all_policies(config, ACCESSOR)]
+
+
+def test_only_grants_beyond_the_templated_path_stay_in_the_app_policy():
+    config = load("prod", {"applications": [_app(kv=[
+        {"path": "secret/data/payments/billing-sa/*", "access": "read"},      # covered
+        {"path": "secret/data/payments/billing-sa", "access": "read"},        # the folder itself: not covered
+        {"path": "secret/metadata/payments/billing-sa/x", "access": "write"},  # metadata is not writable there
+        {"path": "secret/data/payments/other-sa/*", "access": "read"},        # another service account
+        {"path": "secret/data/shared/*", "access": "read"}])]})
+    policy = pol.app_policy(config, config.applications[0])
+    assert policy is not None
+    assert [r.path for r in policy.rules] == ["secret/data/payments/billing-sa",
+                                              "secret/metadata/payments/billing-sa/x",
+                                              "secret/data/payments/other-sa/*", "secret/data/shared/*"]
+
+
+def test_without_the_templated_policy_every_grant_is_in_the_app_policy():
+    config = load("prod", {"kubernetesAuth": {"templatedPolicy": False},
+                           "applications": [_app(kv=[{"path": "secret/data/payments/billing-sa/*",
+                                                      "access": "read"}])]})
+    policy = pol.app_policy(config, config.applications[0])
+    assert policy is not None and [r.path for r in policy.rules] == ["secret/data/payments/billing-sa/*"]
+    assert "app-templated" not in [p.name for p in pol.all_policies(config, ACCESSOR)]
+
+
+def test_admin_policy_manages_every_enabled_engine_but_is_not_root():
+    rules = parsed_rules(pol.render(pol.admin_policy(load("prod"))))
+    for mount in ("secret", "database", "pki", "pki_int", "transit"):
+        assert "delete" in rules[f"{mount}/*"]["capabilities"]
+    assert "*" not in rules and "sys/*" not in rules
+    dev_rules = parsed_rules(pol.render(pol.admin_policy(load("dev"))))
+    assert "transit/*" not in dev_rules and "pki_int/*" not in dev_rules
+
+
+def test_config_policies_are_rendered_verbatim():
+    config = load("dev", {"policies": [{"name": "ci-deployer", "rules": [
+        {"path": "secret/data/ci/*", "capabilities": ["create", "update"]}]}]})
+    policy = next(p for p in pol.all_policies(config, ACCESSOR) if p.name == "ci-deployer")
+    assert parsed_rules(pol.render(policy)) == {"secret/data/ci/*": {"capabilities": ["create", "update"]}}
+    assert pol.render(policy).startswith("# ci-deployer: managed by vault-platform")
