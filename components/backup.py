@@ -1,9 +1,227 @@
-"""Placeholder: replaced by the RaftBackup component."""
+"""RaftBackup: scheduled Raft snapshots to S3 (prod) or a volume (dev), with retention.
+
+Vault's automatic snapshots are Enterprise-only and the chart ships no backups, so this component
+declares them: a Vault policy and Kubernetes auth role for exactly one service account, the
+CronJob that runs scripts/backup.sh (built by components.backup_spec), and where snapshots go: a
+PersistentVolumeClaim, or an encrypted, versioned, TLS-only S3 bucket with its own KMS key and an
+IRSA role that may touch only the snapshot prefix. The bucket and its key hold the only copy of
+past data: both are protected and retained.
+"""
+
+from __future__ import annotations
+
+import json
+
 import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import pulumi_vault as vault
+
+from components import backup_spec
+from components.backup_spec import BackupNames
+from components.config import PlatformConfig
+from components.iam import backup_bucket_policy, irsa_trust_policy, s3_backup_policy
+from components.names import Names
+from components.policies import BACKUP_POLICY
+
+# The backup token lives for one run.
+TOKEN_TTL_SECONDS = 900
+TOKEN_MAX_TTL_SECONDS = 1800
+
+
+def _body(manifest: dict) -> dict:
+    """A manifest without apiVersion/kind (the typed resource sets them)."""
+    return {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")}
 
 
 class RaftBackup(pulumi.ComponentResource):
-    def __init__(self, name, config, namespace, vault_provider, kubernetes_auth_path, aws_provider=None, opts=None):
+    """Outputs: ``exports`` (stack exports: schedule, CronJob, and the bucket or volume claim)."""
+
+    exports: dict[str, pulumi.Input]
+
+    def __init__(self, name: str, config: PlatformConfig, namespace: pulumi.Input[str],
+                 vault_provider: pulumi.ProviderResource, kubernetes_auth_path: pulumi.Input[str],
+                 aws_provider: aws.Provider | None = None, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:backup:RaftBackup", name, None, opts)
-        self.exports = {}
-        self.register_outputs({})
+        b = config.backup
+        bn = BackupNames.of(config)
+        script = backup_spec.read_script()
+        k8s_opts = pulumi.ResourceOptions(parent=self)
+        vault_opts = pulumi.ResourceOptions(parent=self, provider=vault_provider)
+
+        # --- Vault: the job may take a snapshot, and nothing else ----------------------------------
+        # One owner per Vault object: VaultConfiguration writes raft-backup with the other platform
+        # policies (this component waits for it), so the role refers to it by name.
+        policy_name = BACKUP_POLICY
+        self.role = vault.kubernetes.AuthBackendRole(
+            f"{name}-role",
+            backend=kubernetes_auth_path,
+            role_name=bn.vault_role,
+            bound_service_account_names=[bn.service_account],
+            bound_service_account_namespaces=[namespace],
+            token_policies=[policy_name],
+            token_no_default_policy=True,
+            token_ttl=TOKEN_TTL_SECONDS,
+            token_max_ttl=TOKEN_MAX_TTL_SECONDS,
+            opts=vault_opts,
+        )
+
+        # --- where snapshots go --------------------------------------------------------------------
+        self.bucket: aws.s3.Bucket | None = None
+        self.kms_key: aws.kms.Key | None = None
+        self.irsa_role: aws.iam.Role | None = None
+        self.volume_claim: k8s.core.v1.PersistentVolumeClaim | None = None
+        bucket_name: pulumi.Input[str | None] = None
+        role_arn: pulumi.Input[str | None] = None
+        if b.target == "s3":
+            assert config.aws is not None and aws_provider is not None
+            self._s3(name, config, aws_provider)
+            assert self.bucket is not None and self.irsa_role is not None
+            bucket_name, role_arn = self.bucket.bucket, self.irsa_role.arn
+        else:
+            pvc = backup_spec.volume_claim(config)
+            assert pvc is not None
+            self.volume_claim = k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-volume", **_body(_in_namespace(pvc, namespace)), opts=k8s_opts)
+
+        # --- the job ---------------------------------------------------------------------------------
+        sa = pulumi.Output.from_input(role_arn).apply(lambda arn: backup_spec.service_account(config, arn))
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata=pulumi.Output.all(sa, namespace).apply(lambda a: {**a[0]["metadata"], "namespace": a[1]}),
+            automount_service_account_token=False,
+            opts=k8s_opts,
+        )
+        self.config_map = k8s.core.v1.ConfigMap(
+            f"{name}-script", **_body(_in_namespace(backup_spec.config_map(config, script), namespace)),
+            opts=k8s_opts)
+        job = pulumi.Output.from_input(bucket_name).apply(lambda bucket: backup_spec.cron_job(config, script, bucket))
+        waits_for = [self.role, self.service_account, self.config_map]
+        if self.volume_claim is not None:
+            waits_for.append(self.volume_claim)
+        self.cron_job = k8s.batch.v1.CronJob(
+            f"{name}-cronjob",
+            # The name is known before the bucket is (preview); the spec waits for it.
+            metadata={**backup_spec.metadata(config, bn.cron_job), "namespace": namespace},
+            spec=job.apply(lambda m: m["spec"]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for),
+        )
+
+        self.exports = {
+            "backupSchedule": b.schedule,
+            "backupTarget": b.target,
+            "backupRetentionDays": b.retention_days,
+            "backupCronJob": self.cron_job.metadata.name,
+        }
+        if self.bucket is not None and self.kms_key is not None and self.irsa_role is not None:
+            self.exports.update({
+                "backupBucket": self.bucket.bucket,
+                "backupPrefix": b.s3.prefix,
+                "backupKmsKeyArn": self.kms_key.arn,
+                "backupRoleArn": self.irsa_role.arn,
+            })
+        if self.volume_claim is not None:
+            self.exports["backupVolumeClaim"] = self.volume_claim.metadata.name
+        self.register_outputs(dict(self.exports))
+
+    def _s3(self, name: str, config: PlatformConfig, aws_provider: aws.Provider) -> None:
+        assert config.aws is not None
+        b = config.backup
+        names = Names.of(config)
+        stack = pulumi.get_stack()
+        tags = {**dict(config.aws.tags), "vault-platform/stack": stack}
+        aws_opts = pulumi.ResourceOptions(parent=self, provider=aws_provider)
+        # Snapshots are the only copy of past data, and unreadable without this key: neither may be
+        # deleted by `pulumi destroy` (protect) nor by removing them from the program (retain).
+        keep = pulumi.ResourceOptions(parent=self, provider=aws_provider, protect=True, retain_on_delete=True)
+
+        self.kms_key = aws.kms.Key(
+            f"{name}-key",
+            description=f"Vault Raft snapshot bucket ({pulumi.get_project()}/{stack})",
+            key_usage="ENCRYPT_DECRYPT",
+            customer_master_key_spec="SYMMETRIC_DEFAULT",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            tags=tags,
+            opts=keep,
+        )
+        aws.kms.Alias(f"{name}-key-alias", name=f"alias/vault-backup-{pulumi.get_project()}-{stack}",
+                      target_key_id=self.kms_key.key_id, opts=aws_opts)
+
+        self.bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            bucket=b.s3.bucket_name or None,
+            force_destroy=False,
+            tags=tags,
+            opts=keep,
+        )
+        bucket = self.bucket.bucket
+        bucket_opts = pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[self.bucket])
+        aws.s3.BucketOwnershipControls(
+            f"{name}-ownership", bucket=bucket,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=bucket_opts)
+        public_access = aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access", bucket=bucket,
+            block_public_acls=True, block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
+            opts=bucket_opts)
+        versioning = aws.s3.BucketVersioning(
+            f"{name}-versioning", bucket=bucket,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+            opts=bucket_opts)
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption", bucket=bucket,
+            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=aws.s3.
+                BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                    sse_algorithm="aws:kms", kms_master_key_id=self.kms_key.arn),
+                bucket_key_enabled=True)],
+            opts=bucket_opts)
+        # The job prunes by the time in each name; the lifecycle is the backstop, and also ends the
+        # noncurrent versions that versioning keeps after a prune (or an overwrite by mistake).
+        days = b.retention_days
+        only_snapshots = aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=b.s3.prefix)
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle", bucket=bucket,
+            rules=[
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="expire-snapshots", status="Enabled", filter=only_snapshots,
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=days),
+                    noncurrent_version_expiration=aws.s3.
+                    BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(noncurrent_days=days),
+                    abort_incomplete_multipart_upload=aws.s3.
+                    BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(days_after_initiation=1)),
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="remove-expired-delete-markers", status="Enabled", filter=only_snapshots,
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                        expired_object_delete_marker=True)),
+            ],
+            opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[versioning]))
+        aws.s3.BucketPolicy(
+            f"{name}-bucket-policy", bucket=bucket,
+            policy=self.bucket.arn.apply(lambda arn: json.dumps(backup_bucket_policy(arn))),
+            opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[public_access]))
+
+        bn = BackupNames.of(config)
+        self.irsa_role = aws.iam.Role(
+            f"{name}-irsa",
+            name=f"{names.release}-backup-{stack}"[:64],
+            description="Vault backup job: write and prune Raft snapshots in S3 (IRSA)",
+            assume_role_policy=json.dumps(irsa_trust_policy(
+                config.aws.oidc_provider_arn, config.aws.oidc_issuer, config.kubernetes.namespace,
+                bn.service_account)),
+            tags=tags,
+            opts=aws_opts,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-s3",
+            role=self.irsa_role.id,
+            policy=pulumi.Output.all(self.bucket.arn, self.kms_key.arn).apply(
+                lambda a: json.dumps(s3_backup_policy(a[0], b.s3.prefix, a[1]))),
+            opts=aws_opts,
+        )
+
+
+def _in_namespace(manifest: dict, namespace: pulumi.Input[str]) -> dict:
+    """The manifest with metadata.namespace taken from the namespace resource (so it waits for it)."""
+    return {**manifest, "metadata": {**manifest["metadata"], "namespace": namespace}}

@@ -32,3 +32,47 @@ def kms_unseal_policy(key_arn: str) -> dict[str, Any]:
             "Resource": key_arn,
         }],
     }
+
+
+def backup_bucket_policy(bucket_arn: str) -> dict[str, Any]:
+    """The snapshot bucket's own policy: refuse every request that does not use TLS."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [bucket_arn, f"{bucket_arn}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }],
+    }
+
+
+def s3_backup_policy(bucket_arn: str, prefix: str, kms_key_arn: str) -> dict[str, Any]:
+    """What the backup job may do: write, read, list and prune snapshots under its prefix only, and
+    use the bucket's KMS key for them."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "SnapshotObjects",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+                "Resource": f"{bucket_arn}/{prefix}*",
+            },
+            {
+                "Sid": "ListSnapshotPrefix",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": bucket_arn,
+                "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+            },
+            {
+                "Sid": "SnapshotEncryption",
+                "Effect": "Allow",
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                "Resource": kms_key_arn,
+            },
+        ],
+    }

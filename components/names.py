@@ -23,7 +23,7 @@ class Names:
     replicas: int
 
     @classmethod
-    def of(cls, config: PlatformConfig) -> "Names":
+    def of(cls, config: PlatformConfig) -> Names:
         return cls(config.cluster.release_name, config.kubernetes.namespace, config.cluster.replicas)
 
     @property

@@ -134,7 +134,12 @@ def s3_endpoint() -> Iterator[S3Endpoint]:
     port = servers.free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    url = f"http://127.0.0.1:{port}"
+    # moto keeps its state per process, not per server: start every test from an empty S3.
+    import requests
+
+    requests.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
     try:
-        yield S3Endpoint(url=f"http://127.0.0.1:{port}")
+        yield S3Endpoint(url=url)
     finally:
         server.stop()

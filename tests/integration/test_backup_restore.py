@@ -1,0 +1,507 @@
+"""scripts/backup.sh and scripts/restore.sh for real: a Raft node, the vault and aws CLIs, an S3
+endpoint (moto), and a fresh node to restore into. Nothing is mocked; every address is 127.0.0.1.
+
+The snapshot and volume steps also run under busybox sh with only busybox tools on PATH, which is
+what the hashicorp/vault image gives the CronJob.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import pathlib
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from components.backup import TOKEN_MAX_TTL_SECONDS, TOKEN_TTL_SECONDS
+from components.backup_spec import BackupNames
+from components.config import load_config
+from components.policies import BACKUP_POLICY, backup_policy, render
+from tests.harness import stack_config
+from tests.integration import servers
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BACKUP = ROOT / "scripts" / "backup.sh"
+RESTORE = ROOT / "scripts" / "restore.sh"
+SECRETS = 120
+PREFIX = "raft-snapshots/"
+BUSYBOX_TOOLS = ("sh", "tar", "date", "od", "head", "tr", "wc", "sed", "tail", "awk", "grep", "sha256sum",
+                 "mktemp", "basename", "dirname", "mkdir", "mv", "cp", "rm", "cat", "sleep", "sort", "ls")
+# What the upload step may count on in the AWS CLI image: a shell and coreutils, no awk/sed/grep/tar.
+COREUTILS_TOOLS = ("sh", "date", "od", "head", "tr", "wc", "basename", "mkdir", "mv", "cp", "rm", "cat", "ls")
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+def _aws_cli() -> pathlib.Path:
+    aws = pathlib.Path(sys.executable).parent / "aws"
+    if not aws.exists():
+        pytest.fail("no aws CLI next to the test interpreter: pip install -r requirements-dev.txt (awscli)")
+    return aws
+
+
+@dataclass(frozen=True)
+class Shell:
+    argv: tuple[str, ...]
+    path: str
+    upload_path: str  # PATH for the upload step, which runs in the AWS CLI image
+
+    @property
+    def for_upload(self) -> Shell:
+        return Shell(self.argv, self.upload_path, self.upload_path)
+
+
+SYSTEM_PATH = f"{pathlib.Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"
+SH = Shell(("sh",), SYSTEM_PATH, SYSTEM_PATH)
+
+
+@pytest.fixture(params=["sh", "busybox"])
+def shell(request, tmp_path) -> Shell:
+    """How the scripts run: the system sh, or busybox sh with nothing but busybox tools on PATH (and
+    for the upload step, only what coreutils would give)."""
+    if request.param == "sh":
+        return SH
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.fail("busybox is not installed (apt-get install busybox); it emulates the Vault image's shell")
+    paths = []
+    for name, tools in (("busybox-bin", BUSYBOX_TOOLS), ("coreutils-bin", COREUTILS_TOOLS)):
+        bindir = tmp_path / name
+        bindir.mkdir()
+        for tool in tools:
+            (bindir / tool).symlink_to(busybox)
+        paths.append(str(bindir))
+    return Shell((busybox, "sh"), *paths)
+
+
+def run(shell: Shell, script: pathlib.Path, *args: str, env: dict[str, str],
+        timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run a script with exactly ``env`` (no host AWS or Vault settings leak in). The vault and aws
+    CLIs are given by full path (VAULT_BIN, AWS_BIN), so PATH can hold busybox tools only."""
+    env = {"PATH": shell.path, **env}
+    return subprocess.run([*shell.argv, str(script), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+
+
+def base_env(vault_bin: pathlib.Path, home: pathlib.Path, **extra: str) -> dict[str, str]:
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        "HOME": str(home),
+        "TMPDIR": str(home),
+        "LANG": "C",
+        "VAULT_BIN": str(vault_bin),
+        "AWS_BIN": str(_aws_cli()),
+        "AWS_CONFIG_FILE": str(home / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_MAX_ATTEMPTS": "2",
+    }
+    env.update(extra)
+    return env
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+    return proc
+
+
+def failed(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """The one 'ERROR:' line of a failed run, after checking it names every needle."""
+    assert proc.returncode != 0, f"expected a failure\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+    errors = [line for line in proc.stderr.splitlines() if ": ERROR: " in line]
+    assert errors, f"no ERROR line in stderr:\n{proc.stderr}"
+    for needle in needles:
+        assert needle.lower() in errors[-1].lower(), f"{needle!r} not in {errors[-1]!r}"
+    return errors[-1]
+
+
+def new_bucket(s3_endpoint) -> str:
+    """A bucket of this test's own: moto keeps its state per process, not per server."""
+    name = f"vault-backups-{secrets.token_hex(4)}"
+    s3_endpoint.client().create_bucket(Bucket=name)
+    return name
+
+
+def stamp(ago: dt.timedelta) -> str:
+    return (dt.datetime.now(dt.UTC) - ago).strftime("%Y%m%dT%H%M%SZ")
+
+
+def prepare_source(node: servers.VaultProcess, count: int = SECRETS) -> dict[str, str]:
+    """Init and unseal, mount KV v2, write ``count`` secrets; returns path -> value."""
+    node.init_and_unseal()
+    node.api("POST", "sys/mounts/secret", json={"type": "kv", "options": {"version": "2"}})
+    written = {f"app/s{i:05d}": f"value-{i}-{secrets.token_hex(8)}" for i in range(count)}
+
+    def put(item: tuple[str, str]) -> None:
+        node.api("POST", f"secret/data/{item[0]}", json={"data": {"value": item[1]}})
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(put, written.items()))
+    node.api("PUT", f"sys/policies/acl/{BACKUP_POLICY}", json={"policy": render(backup_policy())})
+    return written
+
+
+def backup_token(node: servers.VaultProcess) -> str:
+    """A token exactly like the backup job's: only raft-backup, not even the default policy."""
+    resp = node.api("POST", "auth/token/create", json={
+        "policies": [BACKUP_POLICY], "no_default_policy": True, "ttl": f"{TOKEN_TTL_SECONDS}s"})
+    return resp["auth"]["client_token"]
+
+
+def read_all(node: servers.VaultProcess, token: str, paths: list[str]) -> dict[str, str | None]:
+    def get(path: str) -> tuple[str, str | None]:
+        try:
+            data = servers.api("GET", node.api_addr, f"secret/data/{path}", token=token)
+        except servers.VaultAPIError as exc:
+            if exc.status == 404:
+                return path, None
+            raise
+        return path, data["data"]["data"]["value"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return dict(pool.map(get, paths))
+
+
+def snapshot_files(directory: pathlib.Path) -> list[pathlib.Path]:
+    return sorted(directory.glob("vault-*.snap"))
+
+
+# --- the whole path: snapshot -> volume and S3 -> restore into a fresh cluster ----------------------
+
+def test_backup_to_volume_and_s3_then_restore_into_a_fresh_cluster(shell, vault_bin, workdir, raft_node,
+                                                                     s3_endpoint):
+    written = prepare_source(raft_node)
+    source_root = raft_node.root_token
+    token = backup_token(raft_node)
+    # The backup token cannot read a single secret.
+    with pytest.raises(servers.VaultAPIError) as denied:
+        servers.api("GET", raft_node.api_addr, "secret/data/app/s00000", token=token)
+    assert denied.value.status == 403
+
+    snapdir, volume = workdir / "snapshot", workdir / "volume"
+    volume.mkdir()
+    env = base_env(vault_bin, workdir / "home", VAULT_ADDR=raft_node.api_addr, VAULT_TOKEN=token,
+                   SNAPSHOT_DIR=str(snapdir))
+
+    # 1. snapshot
+    proc = ok(run(shell, BACKUP, "snapshot", env=env))
+    [snap] = snapshot_files(snapdir)
+    assert snap.stat().st_size > 0
+    assert f"snapshot {snap} is good" in proc.stderr
+    assert not list(snapdir.glob("*.partial"))
+    ok(run(shell, BACKUP, "check", str(snap), env=env))
+
+    # A secret written after the snapshot must not survive the restore (point in time).
+    raft_node.api("POST", "secret/data/after-snapshot", json={"data": {"value": "later"}})
+
+    # 2. to the volume, pruning only expired snapshots
+    expired = volume / f"vault-{stamp(dt.timedelta(days=4))}.snap"
+    recent = volume / f"vault-{stamp(dt.timedelta(days=2))}.snap"
+    unrelated = volume / "notes.txt"
+    for f in (expired, recent, unrelated):
+        f.write_bytes(b"old")
+    ok(run(shell, BACKUP, "store-volume", env={**env, "BACKUP_DIR": str(volume), "RETENTION_DAYS": "3"}))
+    stored = volume / snap.name
+    assert stored.read_bytes() == snap.read_bytes()
+    assert not expired.exists()
+    assert recent.exists() and unrelated.exists()
+    assert not list(volume.glob("*.partial"))
+
+    # 3. to S3, pruning only expired snapshots under the prefix
+    s3 = s3_endpoint.client()
+    bucket = new_bucket(s3_endpoint)
+    old_key = f"{PREFIX}vault-{stamp(dt.timedelta(days=20))}.snap"
+    keep_key = f"{PREFIX}vault-{stamp(dt.timedelta(days=1))}.snap"
+    outside_key = f"elsewhere/vault-{stamp(dt.timedelta(days=400))}.snap"
+    for key in (old_key, keep_key, outside_key):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"old")
+    s3_env = {**env, **s3_endpoint.env(), "S3_BUCKET": bucket, "S3_PREFIX": PREFIX, "RETENTION_DAYS": "14"}
+    proc = ok(run(shell.for_upload, BACKUP, "upload-s3", env=s3_env))
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert keys == {f"{PREFIX}{snap.name}", keep_key, outside_key}
+    body = s3.get_object(Bucket=bucket, Key=f"{PREFIX}{snap.name}")["Body"].read()
+    assert body == snap.read_bytes()
+    assert "1 pruned" in proc.stderr
+
+    if shell != SH:
+        return  # restore.sh runs on an operator's machine, not in the Vault image: once is enough
+
+    # 4. a fresh cluster (new keys, new root token), restored from the newest snapshot in S3
+    fresh = servers.start_raft_node(vault_bin, workdir, node_id="fresh")
+    try:
+        fresh_root, _ = fresh.init_and_unseal()
+        restore_env = base_env(vault_bin, workdir / "home", **s3_endpoint.env(), VAULT_ADDR=fresh.api_addr,
+                               VAULT_TOKEN=fresh_root, RESTORE_VERIFY_TOKEN=source_root)
+        # Without --force Vault refuses a snapshot sealed by other keys, and restore.sh says what to do.
+        failed(run(SH, RESTORE, "--yes", f"s3://{bucket}/{PREFIX}{snap.name}", env=restore_env),
+               "restore: ERROR:", "another seal", "--force")
+        proc = run(SH, RESTORE, "--force", "--yes", "--wait", "60", "--verify-kv", "secret/app/s00000",
+                   f"s3://{bucket}/{PREFIX}", env=restore_env)
+        # The newest snapshot under the prefix is the one just taken (the seeded newer-looking
+        # one is older by name), and it is checked before anything changes.
+        assert f"downloading s3://{bucket}/{PREFIX}{snap.name}" in proc.stderr
+        # Shamir: the restored data is sealed by the SOURCE cluster's keys; restore.sh says so (exit 3).
+        assert proc.returncode == 3, proc.stderr
+        assert "SEALED" in proc.stderr and "unseal keys" in proc.stderr
+        fresh.unseal(raft_node.unseal_keys)
+        proc = ok(run(SH, RESTORE, "--verify-only", "--wait", "60", "--verify-kv", "secret/app/s00000",
+                      env=restore_env))
+        assert "read secret/app/s00000 from the restored data" in proc.stderr
+        fresh.wait_until_active(timeout=60)
+
+        # Zero lost: every secret comes back with the source cluster's root token; the fresh
+        # cluster's token is gone with the data it belonged to; the later write is absent.
+        back = read_all(fresh, source_root, sorted(written))
+        assert back == written
+        assert read_all(fresh, source_root, ["after-snapshot"]) == {"after-snapshot": None}
+        with pytest.raises(servers.VaultAPIError):
+            servers.api("GET", fresh.api_addr, "auth/token/lookup-self", token=fresh_root)
+    finally:
+        fresh.stop()
+        fresh.remove_data_dir()
+
+
+def test_restore_a_local_snapshot_into_the_running_cluster(vault_bin, workdir, raft_node):
+    written = prepare_source(raft_node, count=40)
+    env = base_env(vault_bin, workdir / "home", VAULT_ADDR=raft_node.api_addr,
+                   VAULT_TOKEN=backup_token(raft_node), SNAPSHOT_DIR=str(workdir / "snapshot"))
+    ok(run(SH, BACKUP, "snapshot", env=env))
+    [snap] = snapshot_files(workdir / "snapshot")
+
+    # Damage after the backup: one secret deleted for good, one overwritten, one added.
+    raft_node.api("DELETE", "secret/metadata/app/s00001")
+    raft_node.api("POST", "secret/data/app/s00002", json={"data": {"value": "overwritten"}})
+    raft_node.api("POST", "secret/data/app/new", json={"data": {"value": "new"}})
+
+    restore_env = base_env(vault_bin, workdir / "home", VAULT_ADDR=raft_node.api_addr,
+                           VAULT_TOKEN=raft_node.root_token)
+    proc = ok(run(SH, RESTORE, "--yes", "--verify-kv", "secret/app/s00001", str(snap), env=restore_env))
+    assert "restore: verified" in proc.stderr
+    raft_node.wait_until_active(timeout=60)
+    assert read_all(raft_node, raft_node.root_token, sorted(written)) == written
+    assert read_all(raft_node, raft_node.root_token, ["app/new"]) == {"app/new": None}
+
+
+# --- failures: non-zero, one clear line ---------------------------------------------------------
+
+def test_vault_down(shell, vault_bin, workdir):
+    env = base_env(vault_bin, workdir / "home", VAULT_ADDR=f"http://127.0.0.1:{servers.free_port()}",
+                   VAULT_TOKEN="hvs.unused", SNAPSHOT_DIR=str(workdir / "snapshot"), VAULT_MAX_RETRIES="0")
+    proc = run(shell, BACKUP, "snapshot", env=env, timeout=60)
+    failed(proc, "backup: ERROR:", "unreachable")
+    assert snapshot_files(workdir / "snapshot") == []
+
+
+def test_sealed_vault(vault_bin, workdir, raft_node):
+    env = base_env(vault_bin, workdir / "home", VAULT_ADDR=raft_node.api_addr, VAULT_TOKEN="hvs.unused",
+                   SNAPSHOT_DIR=str(workdir / "snapshot"))
+    failed(run(SH, BACKUP, "snapshot", env=env), "sealed")
+
+
+def test_token_without_the_snapshot_capability(shell, vault_bin, workdir, raft_node):
+    prepare_source(raft_node, count=1)
+    # The default policy only: everything but the snapshot.
+    token = raft_node.api("POST", "auth/token/create", json={"policies": ["default"]})["auth"]["client_token"]
+    env = base_env(vault_bin, workdir / "home", VAULT_ADDR=raft_node.api_addr, VAULT_TOKEN=token,
+                   SNAPSHOT_DIR=str(workdir / "snapshot"))
+    failed(run(shell, BACKUP, "snapshot", env=env), "backup: ERROR:", "permission denied", "raft-backup")
+    assert list((workdir / "snapshot").iterdir()) == []
+
+
+def test_no_token_and_no_service_account_token(vault_bin, workdir, raft_node):
+    prepare_source(raft_node, count=1)
+    env = base_env(vault_bin, workdir / "home", VAULT_ADDR=raft_node.api_addr,
+                   VAULT_K8S_JWT_PATH=str(workdir / "missing-token"), SNAPSHOT_DIR=str(workdir / "snapshot"))
+    failed(run(SH, BACKUP, "snapshot", env=env), "no service account token")
+
+
+def _real_snapshot(vault_bin: pathlib.Path, workdir: pathlib.Path, node: servers.VaultProcess) -> pathlib.Path:
+    prepare_source(node, count=5)
+    snapdir = workdir / "snapshot"
+    env = base_env(vault_bin, workdir / "home", VAULT_ADDR=node.api_addr, VAULT_TOKEN=backup_token(node),
+                   SNAPSHOT_DIR=str(snapdir))
+    ok(run(SH, BACKUP, "snapshot", env=env))
+    [snap] = snapshot_files(snapdir)
+    return snap
+
+
+def test_s3_unreachable(shell, vault_bin, workdir, raft_node, s3_endpoint):
+    snap = _real_snapshot(vault_bin, workdir, raft_node)
+    closed = f"http://127.0.0.1:{servers.free_port()}"
+    bucket = new_bucket(s3_endpoint)
+    env = base_env(vault_bin, workdir / "home", SNAPSHOT_DIR=str(snap.parent), S3_BUCKET=bucket, S3_PREFIX=PREFIX,
+                   RETENTION_DAYS="14", **{**s3_endpoint.env(), "AWS_ENDPOINT_URL": closed,
+                                           "AWS_ENDPOINT_URL_S3": closed})
+    failed(run(shell.for_upload, BACKUP, "upload-s3", env=env, timeout=120), "backup: ERROR:",
+           f"upload to s3://{bucket}/")
+
+
+def test_s3_bucket_missing(vault_bin, workdir, raft_node, s3_endpoint):
+    snap = _real_snapshot(vault_bin, workdir, raft_node)
+    env = base_env(vault_bin, workdir / "home", **s3_endpoint.env(), SNAPSHOT_DIR=str(snap.parent),
+                   S3_BUCKET="no-such-bucket", S3_PREFIX=PREFIX, RETENTION_DAYS="14")
+    failed(run(SH, BACKUP, "upload-s3", env=env), "upload to s3://no-such-bucket/", "NoSuchBucket")
+
+
+@pytest.mark.parametrize("content,needle", [(b"", "is empty"), (b"not a snapshot", "not a gzip archive")])
+def test_a_bad_snapshot_is_never_stored(shell, vault_bin, workdir, s3_endpoint, content, needle):
+    snapdir = workdir / "snapshot"
+    snapdir.mkdir()
+    (snapdir / f"vault-{stamp(dt.timedelta())}.snap").write_bytes(content)
+    volume = workdir / "volume"
+    volume.mkdir()
+    bucket = new_bucket(s3_endpoint)
+    env = base_env(vault_bin, workdir / "home", **s3_endpoint.env(), SNAPSHOT_DIR=str(snapdir), BACKUP_DIR=str(volume),
+                   S3_BUCKET=bucket, S3_PREFIX=PREFIX, RETENTION_DAYS="3")
+    failed(run(shell, BACKUP, "store-volume", env=env), needle)
+    failed(run(shell.for_upload, BACKUP, "upload-s3", env=env), needle)
+    assert list(volume.iterdir()) == []
+    assert "Contents" not in s3_endpoint.client().list_objects_v2(Bucket=bucket)
+
+
+def test_a_corrupt_snapshot_fails_the_check_and_the_restore(vault_bin, workdir, raft_node):
+    snap = _real_snapshot(vault_bin, workdir, raft_node)
+    data = bytearray(snap.read_bytes())
+    truncated = workdir / "truncated.snap"
+    truncated.write_bytes(bytes(data[: len(data) // 2]))
+    env = base_env(vault_bin, workdir / "home", VAULT_ADDR=raft_node.api_addr, VAULT_TOKEN=raft_node.root_token)
+    failed(run(SH, BACKUP, "check", str(truncated), env=env), "backup: ERROR:", "snapshot")
+    proc = run(SH, RESTORE, "--yes", str(truncated), env=env)
+    failed(proc, "restore: ERROR:", "not a usable snapshot")
+    assert "nothing changed" in proc.stderr
+
+
+def test_restore_needs_confirmation_or_yes(vault_bin, workdir, raft_node):
+    snap = _real_snapshot(vault_bin, workdir, raft_node)
+    env = base_env(vault_bin, workdir / "home", VAULT_ADDR=raft_node.api_addr, VAULT_TOKEN=raft_node.root_token)
+    failed(run(SH, RESTORE, str(snap), env=env), "confirmation")
+    usage = run(SH, RESTORE, env=env)
+    assert usage.returncode == 2 and "usage: restore.sh" in usage.stderr
+
+
+def test_usage(vault_bin, workdir):
+    env = base_env(vault_bin, workdir / "home")
+    proc = run(SH, BACKUP, env=env)
+    assert proc.returncode == 2 and "usage: backup.sh" in proc.stderr
+    failed(run(SH, BACKUP, "frobnicate", env=env), "unknown step")
+    failed(run(SH, BACKUP, "store-volume", env={**env, "BACKUP_DIR": str(workdir),
+                                                     "RETENTION_DAYS": "two"}), "RETENTION_DAYS")
+
+
+# --- the Kubernetes login the CronJob uses, against a fake TokenReview API ---------------------------
+
+class _TokenReview(BaseHTTPRequestHandler):
+    """Answers POST /apis/authentication.k8s.io/v1/tokenreviews like the API server: the token is
+    valid, and belongs to the service account its claims name."""
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        review = json.loads(self.rfile.read(length))
+        claims = _claims(review["spec"]["token"])
+        sa = claims["kubernetes.io"]
+        body = json.dumps({
+            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+            "status": {"authenticated": True, "audiences": review["spec"].get("audiences") or [],
+                       "user": {"username": f"system:serviceaccount:{sa['namespace']}:{sa['serviceaccount']['name']}",
+                                "uid": sa["serviceaccount"]["uid"],
+                                "groups": ["system:serviceaccounts"]}},
+        }).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _claims(token: str) -> dict:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def _service_account_jwt(namespace: str, name: str) -> str:
+    """A projected service account token (RS256), as the kubelet writes it."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    header = {"alg": "RS256", "typ": "JWT", "kid": "test"}
+    claims = {"iss": "https://kubernetes.default.svc.cluster.local", "aud": ["https://kubernetes.default.svc"],
+              "sub": f"system:serviceaccount:{namespace}:{name}", "iat": now, "nbf": now, "exp": now + 600,
+              "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name, "uid": secrets.token_hex(8)},
+                                "pod": {"name": "backup-pod", "uid": secrets.token_hex(8)}}}
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{_b64(signature)}"
+
+
+@pytest.fixture
+def token_review() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TokenReview)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_kubernetes_login_as_the_backup_service_account(vault_bin, workdir, raft_node, token_review):
+    prepare_source(raft_node, count=3)
+    # The role exactly as components/backup.py declares it.
+    raw, secret_keys = stack_config("dev")
+    bn = BackupNames.of(load_config(raw, set(secret_keys)))
+    raft_node.api("POST", "sys/auth/kubernetes", json={"type": "kubernetes"})
+    raft_node.api("POST", "auth/kubernetes/config", json={
+        "kubernetes_host": token_review, "disable_local_ca_jwt": True, "token_reviewer_jwt": "reviewer"})
+    raft_node.api("POST", f"auth/kubernetes/role/{bn.vault_role}", json={
+        "bound_service_account_names": [bn.service_account], "bound_service_account_namespaces": ["vault"],
+        "token_policies": [BACKUP_POLICY], "token_no_default_policy": True,
+        "token_ttl": TOKEN_TTL_SECONDS, "token_max_ttl": TOKEN_MAX_TTL_SECONDS})
+
+    def attempt(namespace: str, name: str) -> subprocess.CompletedProcess[str]:
+        jwt = workdir / f"{namespace}-{name}.jwt"
+        jwt.write_text(_service_account_jwt(namespace, name))
+        snapdir = workdir / f"snapshot-{namespace}-{name}"
+        env = base_env(vault_bin, workdir / "home", VAULT_ADDR=raft_node.api_addr, VAULT_K8S_JWT_PATH=str(jwt),
+                       VAULT_K8S_AUTH_PATH="kubernetes", VAULT_K8S_ROLE=bn.vault_role, SNAPSHOT_DIR=str(snapdir))
+        return run(SH, BACKUP, "snapshot", env=env)
+
+    proc = ok(attempt("vault", bn.service_account))
+    assert "logging in to" in proc.stderr
+    assert len(snapshot_files(workdir / f"snapshot-vault-{bn.service_account}")) == 1
+    # Any other service account, or the right name in another namespace, is refused.
+    failed(attempt("vault", "myapp"), "Kubernetes login failed")
+    failed(attempt("default", bn.service_account), "Kubernetes login failed")
+
+
+def test_scripts_are_posix_and_shellcheck_clean():
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.fail("shellcheck is not installed (apt-get install shellcheck)")
+    proc = subprocess.run([shellcheck, "-s", "sh", str(BACKUP), str(RESTORE)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for script in (BACKUP, RESTORE):
+        assert script.read_text().startswith("#!/bin/sh\n")
+        assert os.access(script, os.X_OK)
