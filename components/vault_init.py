@@ -108,6 +108,14 @@ class VaultInitProvider(ResourceProvider):
 
     # --- the steps ------------------------------------------------------------------------------
 
+    @staticmethod
+    def _init_address(props: dict[str, Any]) -> str:
+        """Shamir: initialize the first pod directly, so the pod unsealed first is the one holding
+        the new keyring and the others join it. Auto-unseal: any pod behind the API address."""
+        if props.get("mode") == "shamir" and props.get("unseal_addresses"):
+            return props["unseal_addresses"][0]
+        return props["address"]
+
     def _init(self, props: dict[str, Any]) -> dict[str, Any]:
         shares, threshold = int(props["shares"]), int(props["threshold"])
         if props["mode"] == "shamir":
@@ -120,7 +128,7 @@ class VaultInitProvider(ResourceProvider):
                 body["recovery_pgp_keys"] = list(props["pgp_keys"])
         if props.get("root_token_pgp_key"):
             body["root_token_pgp_key"] = props["root_token_pgp_key"]
-        status, payload = self._call(props, "PUT", "sys/init", body, timeout=60)
+        status, payload = self._call(props, "PUT", "sys/init", body, timeout=60, address=self._init_address(props))
         if status != 200:
             raise RuntimeError(f"sys/init on {props['address']} failed: HTTP {status}: {self._errors(payload)}")
         if props["mode"] == "shamir":
@@ -140,39 +148,34 @@ class VaultInitProvider(ResourceProvider):
                     "decrypted shares"]
         addresses = list(props.get("unseal_addresses") or []) or [props["address"]]
         threshold = int(props["threshold"])
-        problems: list[str] = []
-        for addr in addresses:
-            deadline = time.monotonic() + float(props.get("timeout_seconds", 600))
-            unsealed, last = False, ""
-            for _ in range(600):
+        # Round-robin over every pod until all are unsealed: a follower accepts shares only once its
+        # retry_join has reached an unsealed leader, so no fixed order works for every cluster.
+        pending = dict.fromkeys(addresses, "no answer")
+        deadline = time.monotonic() + float(props.get("timeout_seconds", 600))
+        for _ in range(1000):
+            for addr in list(pending):
                 try:
                     status, seal = self._call(props, "GET", "sys/seal-status", address=addr, timeout=5)
                     if status == 200 and seal.get("sealed") is False:
-                        unsealed = True
-                        break
-                    # A follower that has not started its Raft join yet reports itself uninitialized;
-                    # it accepts shares once retry_join has reached the leader.
-                    # Start each attempt from no progress, so a half-finished earlier attempt
-                    # cannot make Vault refuse a share it has already seen.
+                        del pending[addr]
+                        continue
+                    # Each attempt starts from no progress, so a half-finished earlier attempt cannot
+                    # make Vault refuse a share it has already seen.
                     self._call(props, "PUT", "sys/unseal", {"reset": True}, address=addr, timeout=30)
                     for key in keys[:threshold]:
                         status, seal = self._call(props, "PUT", "sys/unseal", {"key": key}, address=addr, timeout=30)
                         if status != 200:
-                            last = f"HTTP {status}: {self._errors(seal)}"
+                            pending[addr] = f"HTTP {status}: {self._errors(seal)}"
                             break
                         if seal.get("sealed") is False:
-                            unsealed = True
+                            del pending[addr]
                             break
-                    if unsealed:
-                        break
                 except Exception as exc:
-                    last = f"{type(exc).__name__}: {exc}"
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(2)
-            if not unsealed:
-                problems.append(f"{addr} is still sealed ({last or 'no answer'})")
-        return problems
+                    pending[addr] = f"{type(exc).__name__}: {exc}"
+            if not pending or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        return [f"{addr} is still sealed ({last})" for addr, last in pending.items()]
 
     def _wait_peers(self, props: dict[str, Any], token: str) -> list[str]:
         import time
@@ -217,7 +220,9 @@ class VaultInitProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         self._wait_reachable(props)
-        status, state = self._call(props, "GET", "sys/init")
+        if self._init_address(props) != props["address"]:
+            self._wait_reachable(props, self._init_address(props))
+        status, state = self._call(props, "GET", "sys/init", address=self._init_address(props))
         if status != 200:
             raise RuntimeError(f"sys/init on {props['address']}: HTTP {status}: {self._errors(state)}")
         if state.get("initialized"):

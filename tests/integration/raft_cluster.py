@@ -18,7 +18,7 @@ TRANSIT_KEY = "autounseal"
 
 @dataclass
 class RaftCluster:
-    transit: servers.VaultProcess
+    transit: servers.VaultProcess | None
     transit_token: str
     nodes: list[servers.VaultProcess]
     tls: servers.TLSFiles
@@ -28,7 +28,8 @@ class RaftCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
-        self.transit.stop()
+        if self.transit is not None:
+            self.transit.stop()
 
     def leader(self, timeout: float = 60.0) -> servers.VaultProcess:
         deadline = time.monotonic() + timeout
@@ -60,16 +61,18 @@ def start_transit_server(binary, workdir: pathlib.Path) -> tuple[servers.VaultPr
     return transit, token["auth"]["client_token"]
 
 
-def start_cluster(binary, workdir: pathlib.Path, replicas: int = 3) -> RaftCluster:
+def start_cluster(binary, workdir: pathlib.Path, replicas: int = 3, auto_unseal: bool = True) -> RaftCluster:
+    """``auto_unseal=False`` gives the dev stack's shape: Shamir, no seal stanza, unsealed by VaultInit."""
     names = Names("vault", "vault", replicas)
-    transit, transit_token = start_transit_server(binary, workdir)
+    transit, transit_token = start_transit_server(binary, workdir) if auto_unseal else (None, "")
     pod_names = [names.pod_host(i) for i in range(replicas)]
     tls = servers.make_test_tls(workdir / "tls", dns_names=names.server_dns_names())
     ports = [(servers.free_port(), servers.free_port()) for _ in range(replicas)]
     # The pods reach each other by name; on loopback each name becomes 127.0.0.1:<its port>, while
     # the TLS server name stays the pod's, exactly as in the rendered config.
     joins = [(f"https://127.0.0.1:{api}", pod_names[i]) for i, (api, _) in enumerate(ports)]
-    seal = SealStanza("transit", {"address": transit.api_addr, "key_name": TRANSIT_KEY, "mount_path": "transit/"})
+    seal = SealStanza("transit", {"address": transit.api_addr, "key_name": TRANSIT_KEY,
+                                  "mount_path": "transit/"}) if transit else None
     nodes: list[servers.VaultProcess] = []
     cluster = RaftCluster(transit, transit_token, nodes, tls, names)
     try:
@@ -87,7 +90,8 @@ def start_cluster(binary, workdir: pathlib.Path, replicas: int = 3) -> RaftClust
                 # What the chart sets as environment in each pod; the transit token comes from a Secret.
                 env={"VAULT_API_ADDR": f"https://127.0.0.1:{api_port}",
                      "VAULT_CLUSTER_ADDR": f"https://127.0.0.1:{cluster_port}",
-                     "VAULT_RAFT_NODE_ID": names.pod(i), "VAULT_TOKEN": transit_token},
+                     "VAULT_RAFT_NODE_ID": names.pod(i),
+                     **({"VAULT_TOKEN": transit_token} if transit else {})},
             )
             node.start()
             nodes.append(node)

@@ -110,3 +110,31 @@ def test_cluster_elects_a_leader_serves_writes_and_survives_losing_it(cluster):
                 break
             time.sleep(0.25)
     assert value == "79", f"restarted node did not rejoin:\n{leader.log_tail()}"
+
+
+@pytest.fixture
+def shamir_cluster(vault_bin, workdir):
+    c = start_cluster(vault_bin, workdir, auto_unseal=False)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def test_dev_shape_init_unseals_every_pod_whatever_the_api_address_hits(shamir_cluster):
+    """The dev stack: Shamir, the API Service may route to any pod, each pod has its own port."""
+    c = shamir_cluster
+    outs = VaultInitProvider().create({
+        # the API address lands on the last pod, not the first
+        "address": c.nodes[-1].api_addr, "ca_cert_pem": Path(c.tls.ca_cert).read_text(),
+        "mode": "shamir", "shares": 1, "threshold": 1, "pgp_keys": [], "root_token_pgp_key": "",
+        "unseal_addresses": [n.api_addr for n in c.nodes], "expected_peers": 3, "timeout_seconds": 120,
+        "existing_token": None,
+    }).outs
+    assert outs["status"] == "ready", outs["status"]
+    for node in c.nodes:
+        assert servers.health(node.api_addr, ca=c.tls.ca_cert)["sealed"] is False
+    raft = servers.api("GET", c.leader().api_addr, "sys/storage/raft/configuration", token=outs["root_token"],
+                       ca=c.tls.ca_cert)
+    assert sorted(s["node_id"] for s in raft["data"]["config"]["servers"] if s["voter"]) == \
+        ["vault-0", "vault-1", "vault-2"]
