@@ -103,7 +103,7 @@ def postgres() -> Iterator[Postgres]:
     try:
         yield Postgres(proc.host, proc.port, proc.user, proc.password, proc.dbname, proc)
     finally:
-        proc.stop()
+        proc.cleanup()
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -14,6 +14,8 @@ Every wait loop here is bounded both by a deadline and by an attempt count.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import datetime as _dt
 import ipaddress
 import json as _json
@@ -24,41 +26,43 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import requests
 
 __all__ = [
-    "REPO_ROOT",
     "BUILD_SCRIPT",
     "DEV_ROOT_TOKEN",
-    "cache_dir",
-    "find_server_binary",
-    "build_server_binary",
-    "free_port",
+    "REPO_ROOT",
+    "PostgresProcess",
+    "TLSFiles",
     "VaultAPIError",
+    "VaultProcess",
     "api",
+    "build_server_binary",
+    "cache_dir",
+    "find_postgres_bindir",
+    "find_server_binary",
+    "free_port",
     "health",
+    "init_and_unseal",
+    "issue_server_cert",
+    "make_test_ca",
+    "make_test_tls",
+    "raft_node_config",
+    "start_dev_server",
+    "start_postgres",
+    "start_raft_node",
+    "transit_seal_hcl",
+    "unseal",
     "wait_for_health",
     "wait_until_active",
-    "init_and_unseal",
-    "unseal",
-    "VaultProcess",
-    "start_dev_server",
-    "start_raft_node",
-    "raft_node_config",
-    "transit_seal_hcl",
-    "TLSFiles",
-    "make_test_ca",
-    "issue_server_cert",
-    "make_test_tls",
-    "PostgresProcess",
-    "find_postgres_bindir",
-    "start_postgres",
 ]
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -116,8 +120,7 @@ def build_server_binary(timeout: float = 3600.0) -> pathlib.Path:
     current) and return the binary path it prints on its last stdout line."""
     proc = subprocess.run(
         ["bash", str(BUILD_SCRIPT)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
@@ -155,7 +158,7 @@ class VaultAPIError(RuntimeError):
     def errors(self) -> list[str]:
         try:
             return list(_json.loads(self.body).get("errors") or [])
-        except Exception:  # noqa: BLE001 - best effort
+        except Exception:
             return []
 
 
@@ -262,16 +265,12 @@ def _is_active(h: dict) -> bool:
     return h.get("_status") == 200 and not h.get("sealed") and not h.get("standby")
 
 
-def wait_until_active(
-    addr: str, ca: str | os.PathLike[str] | None = None, timeout: float = 60.0
-) -> dict:
+def wait_until_active(addr: str, ca: str | os.PathLike[str] | None = None, timeout: float = 60.0) -> dict:
     """Wait until the node is initialized, unsealed and the active node."""
     return wait_for_health(addr, _is_active, ca=ca, timeout=timeout, what="active (unsealed leader)")
 
 
-def unseal(
-    addr: str, keys: Sequence[str], ca: str | os.PathLike[str] | None = None, timeout: float = 30.0
-) -> dict:
+def unseal(addr: str, keys: Sequence[str], ca: str | os.PathLike[str] | None = None, timeout: float = 30.0) -> dict:
     """Submit unseal keys (one per call, bounded by len(keys)) until unsealed.
 
     Returns the last /sys/unseal response. Raises RuntimeError if the node is
@@ -310,7 +309,7 @@ def init_and_unseal(
         body = {"secret_shares": shares, "secret_threshold": threshold}
     resp = api("PUT", addr, "sys/init", json=body, ca=ca, timeout=timeout)
     root_token = resp["root_token"]
-    keys = list(resp.get("recovery_keys") if auto else resp.get("keys") or [])
+    keys = list((resp.get("recovery_keys") if auto else resp.get("keys")) or [])
     if not auto:
         unseal(addr, keys[:threshold], ca=ca)
     wait_until_active(addr, ca=ca, timeout=timeout)
@@ -351,8 +350,9 @@ class VaultProcess:
 
     Attributes: ``binary``, ``workdir``, ``api_addr``, ``ca_cert`` (path or
     None for plain http), ``config_path``, ``log_path``, ``data_dir``,
-    ``root_token`` (known for dev servers, set by callers after init),
-    ``unseal_keys``, ``proc`` (``subprocess.Popen`` or None).
+    ``root_token`` (known for dev servers; set by ``init_and_unseal()``),
+    ``unseal_keys``, ``name`` (raft node_id for raft nodes), ``cluster_port``
+    (raft nodes), ``proc`` (``subprocess.Popen`` or None).
     """
 
     def __init__(
@@ -368,6 +368,7 @@ class VaultProcess:
         env: Mapping[str, str] | None = None,
         root_token: str | None = None,
         name: str = "vault",
+        cluster_port: int | None = None,
     ):
         self.binary = pathlib.Path(binary)
         self.workdir = pathlib.Path(workdir)
@@ -385,6 +386,7 @@ class VaultProcess:
         self.root_token = root_token
         self.unseal_keys: list[str] = []
         self.name = name
+        self.cluster_port = cluster_port
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
 
@@ -404,7 +406,7 @@ class VaultProcess:
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self) -> "VaultProcess":
+    def start(self) -> VaultProcess:
         """Launch the server (does not wait; see wait_until_responding)."""
         if self.is_running():
             raise RuntimeError(f"{self.name}: already running (pid {self.pid})")
@@ -465,10 +467,8 @@ class VaultProcess:
         try:
             os.killpg(self.proc.pid, sig)
         except (ProcessLookupError, PermissionError):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(sig)
-            except ProcessLookupError:
-                pass
 
     def stop(self, timeout: float = 20.0) -> int | None:
         """SIGTERM, wait up to ``timeout`` s, then SIGKILL (wait up to 10 s).
@@ -559,7 +559,7 @@ class VaultProcess:
             )
         return proc
 
-    def __enter__(self) -> "VaultProcess":
+    def __enter__(self) -> VaultProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -639,7 +639,7 @@ def raft_node_config(
     data_dir: str | os.PathLike[str],
     api_port: int,
     cluster_port: int,
-    tls: "TLSFiles | None" = None,
+    tls: TLSFiles | None = None,
     retry_join: Sequence[str] = (),
     seal_hcl: str = "",
     extra_hcl: str = "",
@@ -671,7 +671,7 @@ def raft_node_config(
 def start_raft_node(
     binary: str | os.PathLike[str],
     tmpdir: str | os.PathLike[str],
-    tls: "TLSFiles | None" = None,
+    tls: TLSFiles | None = None,
     *,
     node_id: str | None = None,
     api_port: int | None = None,
@@ -688,8 +688,12 @@ def start_raft_node(
     """
     api_port = api_port or free_port()
     cluster_port = cluster_port or free_port()
-    while cluster_port == api_port:  # bounded in practice: free_port returns a fresh port
+    for _ in range(20):
+        if cluster_port != api_port:
+            break
         cluster_port = free_port()
+    else:
+        raise RuntimeError("could not find two distinct free ports")
     node_id = node_id or f"node-{api_port}"
     workdir = pathlib.Path(tmpdir) / node_id
     data_dir = workdir / "data"
@@ -711,8 +715,8 @@ def start_raft_node(
         ca_cert=tls.ca_cert if tls else None,
         data_dir=data_dir,
         name=node_id,
+        cluster_port=cluster_port,
     )
-    vp.cluster_port = cluster_port  # type: ignore[attr-defined]
     return _start_and_wait(vp, timeout, lambda h: True, "the HTTP API to respond")
 
 
@@ -757,7 +761,7 @@ def make_test_ca(directory: str | os.PathLike[str], common_name: str = "vault-pl
     d.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -769,9 +773,15 @@ def make_test_ca(directory: str | os.PathLike[str], common_name: str = "vault-pl
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -782,9 +792,7 @@ def make_test_ca(directory: str | os.PathLike[str], common_name: str = "vault-pl
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     _write_private(
         key_path,
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ),
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
     return _CA(cert=cert, key=key, cert_path=str(cert_path), key_path=str(key_path), dir=d)
 
@@ -809,7 +817,7 @@ def issue_server_cert(
     dns = list(dict.fromkeys(["localhost", *dns_names]))
     ips = list(dict.fromkeys(["127.0.0.1", *ip_addresses]))
     key = ec.generate_private_key(ec.SECP256R1())
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns]
     sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
     cert = (
@@ -828,15 +836,19 @@ def issue_server_cert(
         )
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=True, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
         .sign(ca.key, hashes.SHA256())
     )
     cert_path, key_path = d / f"{name}.pem", d / f"{name}-key.pem"
@@ -845,9 +857,7 @@ def issue_server_cert(
     )
     _write_private(
         key_path,
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ),
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
     return str(cert_path), str(key_path)
 
@@ -888,6 +898,25 @@ def find_postgres_bindir() -> pathlib.Path | None:
     return pathlib.Path(found).parent if found else None
 
 
+def _traversable_by(path: pathlib.Path, uid: int, gid: int) -> bool:
+    """Whether ``uid``/``gid`` may enter ``path`` and all its parents (primary
+    group only, so conservative)."""
+    p = path.resolve()
+    if not p.is_dir():
+        return False
+    for d in (p, *p.parents):
+        st = d.stat()
+        if st.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
 def _run_as(user: str | None, argv: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[str]:
     if user is not None:
         argv = ["runuser", "-u", user, "--", *argv]
@@ -898,17 +927,27 @@ class PostgresProcess:
     """A throwaway PostgreSQL cluster on 127.0.0.1:<port>, password auth.
 
     When running as root (postgres refuses to), initdb/pg_ctl are run through
-    ``runuser -u postgres --`` (the account the Debian package creates) and
-    the cluster lives in a fresh ``/tmp/vault-platform-pg-*`` directory owned
-    by that user, because pytest's tmp dirs (0700, owned by root) are not
-    reachable for it. Otherwise it lives under ``tmpdir``.
+    ``runuser -u postgres --`` (the account the Debian package creates). The
+    cluster lives in ``<tmpdir>/postgres-<port>`` (chowned to that user) when
+    the user can traverse ``tmpdir``; otherwise (pytest's tmp_path is under a
+    0700 root dir) in a fresh ``/tmp/vault-platform-pgdata-*`` directory, which
+    is also removed at interpreter exit if the caller never calls cleanup().
 
     Attributes: ``host``, ``port``, ``user``, ``password``, ``dbname``,
     ``base_dir``, ``data_dir``, ``log_path``, ``bindir``.
     """
 
-    def __init__(self, bindir: pathlib.Path, base_dir: pathlib.Path, run_as: str | None, *,
-                 port: int, user: str, password: str, owns_base_dir: bool):
+    def __init__(
+        self,
+        bindir: pathlib.Path,
+        base_dir: pathlib.Path,
+        run_as: str | None,
+        *,
+        port: int,
+        user: str,
+        password: str,
+        owns_base_dir: bool,
+    ):
         self.bindir = bindir
         self.base_dir = base_dir
         self.data_dir = base_dir / "data"
@@ -932,18 +971,27 @@ class PostgresProcess:
         return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{self.dbname}?sslmode=disable"
 
     def _pg(self, tool: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        return _run_as(self.run_as, [str(self.bindir / tool), *args], timeout=timeout, check=False, cwd=str(self.base_dir))
+        return _run_as(
+            self.run_as, [str(self.bindir / tool), *args], timeout=timeout, check=False, cwd=str(self.base_dir)
+        )
 
     def _fail(self, msg: str, proc: subprocess.CompletedProcess[str] | None = None) -> RuntimeError:
         out = f"\nstdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-3000:]}" if proc else ""
         return RuntimeError(
-            f"postgres: {msg}{out}\n--- last {LOG_TAIL_LINES} lines of {self.log_path} ---\n"
-            f"{_read_tail(self.log_path)}"
+            f"postgres: {msg}{out}\n--- last {LOG_TAIL_LINES} lines of {self.log_path} ---\n{_read_tail(self.log_path)}"
         )
 
-    def start(self, timeout: float = 60.0) -> "PostgresProcess":
+    def start(self, timeout: float = 60.0) -> PostgresProcess:
         proc = self._pg(
-            "pg_ctl", "start", "-w", "-t", str(int(timeout)), "-D", str(self.data_dir), "-l", str(self.log_path),
+            "pg_ctl",
+            "start",
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_path),
             timeout=timeout + 15,
         )
         if proc.returncode != 0:
@@ -966,8 +1014,14 @@ class PostgresProcess:
             time.sleep(0.1)
         raise self._fail(f"not accepting connections on {self.host}:{self.port} after {timeout:.0f}s")
 
-    def psql(self, sql: str, dbname: str | None = None, user: str | None = None,
-             password: str | None = None, timeout: float = 30.0) -> str:
+    def psql(
+        self,
+        sql: str,
+        dbname: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+    ) -> str:
         """Run SQL with psql over TCP (password auth); returns unaligned,
         tuples-only output. Raises RuntimeError on failure."""
         psql = self.bindir / "psql"
@@ -976,9 +1030,30 @@ class PostgresProcess:
         env["PGPASSWORD"] = password if password is not None else self.password
         env["PGCONNECT_TIMEOUT"] = "5"
         proc = subprocess.run(
-            [exe, "-h", self.host, "-p", str(self.port), "-U", user or self.user, "-d", dbname or self.dbname,
-             "-v", "ON_ERROR_STOP=1", "-X", "-A", "-t", "-c", sql],
-            capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL, check=False,
+            [
+                exe,
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                user or self.user,
+                "-d",
+                dbname or self.dbname,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-X",
+                "-A",
+                "-t",
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
         if proc.returncode != 0:
             raise RuntimeError(f"psql failed (exit {proc.returncode}): {proc.stderr.strip()}")
@@ -994,15 +1069,23 @@ class PostgresProcess:
         """pg_ctl stop -m fast; SIGKILL the postmaster if that fails."""
         if not self.data_dir.exists():
             return
-        proc = self._pg("pg_ctl", "stop", "-w", "-m", "fast", "-t", str(int(timeout)), "-D", str(self.data_dir),
-                        timeout=timeout + 15)
+        proc = self._pg(
+            "pg_ctl",
+            "stop",
+            "-w",
+            "-m",
+            "fast",
+            "-t",
+            str(int(timeout)),
+            "-D",
+            str(self.data_dir),
+            timeout=timeout + 15,
+        )
         if proc.returncode != 0:
             pid = self._postmaster_pid()
             if pid:
-                try:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
                 deadline = time.monotonic() + 10
                 for _ in range(200):
                     try:
@@ -1015,11 +1098,11 @@ class PostgresProcess:
         self.running = False
 
     def cleanup(self) -> None:
-        """stop() and delete the cluster directory."""
+        """stop() and delete the cluster directory (idempotent)."""
         self.stop()
         shutil.rmtree(self.base_dir if self._owns_base_dir else self.data_dir, ignore_errors=True)
 
-    def __enter__(self) -> "PostgresProcess":
+    def __enter__(self) -> PostgresProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -1047,29 +1130,36 @@ def start_postgres(
     """
     bindir = find_postgres_bindir()
     if bindir is None or not (bindir / "initdb").exists():
-        raise RuntimeError("PostgreSQL server binaries not found (apt-get install -y postgresql, "
-                           "or set VAULT_PLATFORM_PG_BIN to the dir with initdb/pg_ctl)")
+        raise RuntimeError(
+            "PostgreSQL server binaries not found (apt-get install -y postgresql, "
+            "or set VAULT_PLATFORM_PG_BIN to the dir with initdb/pg_ctl)"
+        )
     if run_as is None and os.geteuid() == 0:
         run_as = "postgres"
     password = password or secrets.token_urlsafe(18)
     port = port or free_port()
 
+    pw = None
     if run_as is not None:
         try:
             pw = pwd.getpwnam(run_as)
         except KeyError:
             raise RuntimeError(f"user {run_as!r} does not exist (the postgresql package creates 'postgres')") from None
-        base = pathlib.Path(tempfile.mkdtemp(prefix="vault-platform-pg-"))
-        os.chown(base, pw.pw_uid, pw.pw_gid)
-        os.chmod(base, 0o700)
-        owns = True
+    outside_tmpdir = pw is not None and not _traversable_by(pathlib.Path(tmpdir), pw.pw_uid, pw.pw_gid)
+    if outside_tmpdir:
+        # e.g. pytest's tmp_path: /tmp/pytest-of-root is 0700, unreachable for `postgres`
+        base = pathlib.Path(tempfile.mkdtemp(prefix="vault-platform-pgdata-"))
     else:
-        pw = None
         base = pathlib.Path(tmpdir) / f"postgres-{port}"
-        base.mkdir(parents=True, exist_ok=True)
-        owns = False
+        base.mkdir(parents=True, exist_ok=False)
+    if pw is not None:
+        os.chown(base, pw.pw_uid, pw.pw_gid)
+    os.chmod(base, 0o700)
 
-    pg = PostgresProcess(bindir, base, run_as, port=port, user=user, password=password, owns_base_dir=owns)
+    pg = PostgresProcess(bindir, base, run_as, port=port, user=user, password=password, owns_base_dir=True)
+    if outside_tmpdir:
+        # A caller that only stop()s (or crashes) must not leak a dir outside its tmpdir.
+        atexit.register(pg.cleanup)
     pwfile = base / "pwfile"
     pwfile.write_text(password + "\n")
     os.chmod(pwfile, 0o600)
@@ -1077,9 +1167,18 @@ def start_postgres(
         os.chown(pwfile, pw.pw_uid, pw.pw_gid)
     try:
         proc = pg._pg(
-            "initdb", "-D", str(pg.data_dir), "-U", user, f"--pwfile={pwfile}",
-            "--auth-host=scram-sha-256", "--auth-local=scram-sha-256",
-            "-E", "UTF8", "--locale=C", "--no-sync",
+            "initdb",
+            "-D",
+            str(pg.data_dir),
+            "-U",
+            user,
+            f"--pwfile={pwfile}",
+            "--auth-host=scram-sha-256",
+            "--auth-local=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
             timeout=timeout + 60,
         )
         if proc.returncode != 0:

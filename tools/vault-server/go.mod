@@ -515,8 +515,12 @@ require (
 
 // Copied from github.com/hashicorp/vault v1.21.4's go.mod: replace directives
 // of a dependency are ignored by Go, so the wrapper must repeat the non-local
-// ones. (The local ./api and ./sdk replaces are satisfied by the published
-// github.com/hashicorp/vault/api and .../sdk module versions Vault requires.)
+// ones. The local ./api and ./sdk replaces become the published
+// github.com/hashicorp/vault/api v1.22.0 and .../sdk v0.21.0 that Vault
+// requires; Vault's release branch uses a slightly different in-tree sdk, and
+// build.sh patches the one resulting incompatibility (framework.Backend
+// ActivationFunc signature) at build time with `go build -overlay`.
+// sdk v0.20.0 is no alternative: it lacks TryRecordObservationWithRequest.
 replace github.com/99designs/keyring => github.com/Jeffail/keyring v1.2.3
 
 replace github.com/ma314smith/signedxml v1.1.1 => github.com/moov-io/signedxml v1.1.1
