@@ -59,6 +59,7 @@ bench: $(VENV)/.installed vault-server
 	$(PY) benchmarks/run_all.py
 
 stack: $(VENV)/.installed
+	@case "$(PULUMI_BACKEND_URL)" in file://*) mkdir -p "$${PULUMI_BACKEND_URL#file://}";; esac
 	pulumi login $(PULUMI_BACKEND_URL)
 	pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK)
 
