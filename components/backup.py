@@ -20,7 +20,8 @@ import pulumi_vault as vault
 from components import backup_spec
 from components.backup_spec import BackupNames
 from components.config import PlatformConfig
-from components.iam import backup_bucket_policy, irsa_trust_policy, s3_backup_policy
+from components.iam import backup_bucket_policy, s3_backup_policy
+from components.irsa import irsa_role
 from components.names import Names
 from components.policies import BACKUP_POLICY
 
@@ -203,23 +204,13 @@ class RaftBackup(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[public_access]))
 
         bn = BackupNames.of(config)
-        self.irsa_role = aws.iam.Role(
-            f"{name}-irsa",
-            name=f"{names.release}-backup-{stack}"[:64],
+        self.irsa_role = irsa_role(
+            name, config=config, role_name=f"{names.release}-backup-{stack}",
             description="Vault backup job: write and prune Raft snapshots in S3 (IRSA)",
-            assume_role_policy=json.dumps(irsa_trust_policy(
-                config.aws.oidc_provider_arn, config.aws.oidc_issuer, config.kubernetes.namespace,
-                bn.service_account)),
-            tags=tags,
-            opts=aws_opts,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-s3",
-            role=self.irsa_role.id,
+            service_account=bn.service_account, policy_name=f"{name}-s3",
             policy=pulumi.Output.all(self.bucket.arn, self.kms_key.arn).apply(
-                lambda a: json.dumps(s3_backup_policy(a[0], b.s3.prefix, a[1]))),
-            opts=aws_opts,
-        )
+                lambda a: s3_backup_policy(a[0], b.s3.prefix, a[1])),
+            tags=tags, opts=aws_opts)
 
 
 def _in_namespace(manifest: dict, namespace: pulumi.Input[str]) -> dict:

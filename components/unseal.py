@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.config import PlatformConfig
 from components.helm_values import UnsealWiring
-from components.iam import irsa_trust_policy, kms_unseal_policy
+from components.iam import kms_unseal_policy
+from components.irsa import irsa_role
 from components.names import Names
 from components.server_hcl import SealStanza, seal_for
 
@@ -49,22 +48,11 @@ class AutoUnseal(pulumi.ComponentResource):
             )
             alias = config.unseal.awskms.alias or f"vault-unseal-{pulumi.get_project()}-{stack}"
             aws.kms.Alias(f"{name}-alias", name=f"alias/{alias}", target_key_id=self.kms_key.key_id, opts=aws_opts)
-            self.role = aws.iam.Role(
-                f"{name}-irsa",
-                name=f"{names.release}-unseal-{stack}"[:64],
+            self.role = irsa_role(
+                name, config=config, role_name=f"{names.release}-unseal-{stack}",
                 description="Vault server pods: use the auto-unseal KMS key (IRSA)",
-                assume_role_policy=json.dumps(irsa_trust_policy(
-                    config.aws.oidc_provider_arn, config.aws.oidc_issuer, config.kubernetes.namespace,
-                    names.service_account)),
-                tags=tags,
-                opts=aws_opts,
-            )
-            aws.iam.RolePolicy(
-                f"{name}-kms",
-                role=self.role.id,
-                policy=self.kms_key.arn.apply(lambda arn: json.dumps(kms_unseal_policy(arn))),
-                opts=aws_opts,
-            )
+                service_account=names.service_account, policy_name=f"{name}-kms",
+                policy=self.kms_key.arn.apply(kms_unseal_policy), tags=tags, opts=aws_opts)
             self.seal = self.kms_key.key_id.apply(lambda key_id: seal_for(config, key_id))
             self.wiring = self.role.arn.apply(
                 lambda arn: UnsealWiring(service_account_annotations={"eks.amazonaws.com/role-arn": arn}))
