@@ -360,7 +360,8 @@ class Application:
     kv: list[KvGrant] = doc("KV paths it may use.", factory=tuple)
     database_role: str = doc("Database role it may get credentials from.", default="")
     pki_role: str = doc("PKI role it may issue certificates from.", default="")
-    token_ttl: str = doc("Its Vault token lifetime.", check=duration, default="1h")
+    token_ttl: str | None = doc("Its Vault token lifetime; empty uses kubernetesAuth.tokenTtl.",
+                                check=duration, default=None)
 
 
 @dataclass(frozen=True)
@@ -677,8 +678,10 @@ def _check_pki(c: PlatformConfig, problems: Problems) -> None:
 
 def _check_applications(c: PlatformConfig, problems: Problems) -> None:
     names = [a.name for a in c.applications]
-    for dup in sorted({n for n in names if names.count(n) > 1}):
-        problems.add("applications", f"application name {dup!r} appears more than once")
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            problems.add(f"applications[{i}].name", f"{name!r} is already the name of applications"
+                                                    f"[{names.index(name)}]; application names must be unique")
     bindings = [(a.namespace, a.service_account) for a in c.applications]
     for ns, sa in sorted({b for b in bindings if bindings.count(b) > 1}):
         problems.add("applications", f"service account {ns}/{sa} is bound to more than one application")

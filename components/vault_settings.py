@@ -405,7 +405,7 @@ def _kubernetes_roles(config: PlatformConfig) -> tuple[KubernetesRole, ...]:
             service_account=app.service_account,
             namespace=app.namespace,
             token_policies=tuple(token_policies),
-            token_ttl_seconds=seconds(app.token_ttl),
+            token_ttl_seconds=seconds(app.token_ttl or config.kubernetes_auth.token_ttl),
         ))
     return tuple(roles)
 

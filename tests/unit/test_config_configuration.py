@@ -68,8 +68,19 @@ def test_service_account_must_be_one_name_not_a_wildcard():
 
 
 def test_duplicate_application_names():
-    message = only(problems("prod", {"applications": [MYAPP, {**MYAPP, "namespace": "other"}]}), "applications")
-    assert "application name 'myapp' appears more than once" in message
+    message = only(problems("prod", {"applications": [MYAPP, {**MYAPP, "namespace": "other"}]}),
+                   "applications[1].name")
+    assert "'myapp' is already the name of applications[0]; application names must be unique" in message
+
+
+def test_application_token_ttl_falls_back_to_the_kubernetes_auth_default():
+    from components import vault_settings as vs
+    from tests.harness import load_stack
+
+    app = {k: v for k, v in MYAPP.items() if k != "tokenTtl"}
+    config = load_stack("prod", {"applications": [app], "kubernetesAuth": {"tokenTtl": "20m"}})
+    (role,) = vs.build(config).kubernetes_roles
+    assert role.token_ttl_seconds == 1200
 
 
 def test_one_service_account_cannot_be_two_applications():
