@@ -1,7 +1,8 @@
 """The hashicorp/vault chart's own description of its values: used to prove every values path the
 program sets exists in the chart (Helm silently ignores a misspelled key).
 
-Looked up in $VAULT_HELM_REFERENCE, else ../shared/reference/vault-helm-<version> beside the repo.
+Looked up in $VAULT_HELM_REFERENCE, else .tools/chart-reference (made by `make chart-reference`),
+else ../shared/reference/vault-helm-<version> beside the repo.
 Make one for another chart version with scripts/chart_value_paths.py from an unpacked chart.
 """
 
@@ -22,13 +23,16 @@ CHART_VERSION = "0.34.1"
 def reference_dir(version: str = CHART_VERSION) -> Path:
     env = os.environ.get("VAULT_HELM_REFERENCE")
     candidates = [Path(env)] if env else []
+    # What `make chart-reference` writes, then the reference copy kept beside the repo.
+    candidates.append(ROOT / ".tools" / "chart-reference")
     candidates.append(ROOT.parent / "shared" / "reference" / f"vault-helm-{version}")
     for path in candidates:
         if (path / "value-paths.txt").exists():
             return path
     raise FileNotFoundError(
         f"chart reference for vault-helm {version} not found (looked in {', '.join(map(str, candidates))}). "
-        "Unpack the chart (`helm pull hashicorp/vault --version {version} --untar`), run "
+        "Run `make chart-reference` (needs helm), or unpack the chart "
+        f"(`helm pull hashicorp/vault --version {version} --untar`), run "
         "`python scripts/chart_value_paths.py vault/ > DIR/value-paths.txt`, copy its values.yaml and "
         "values.schema.json into DIR, and set VAULT_HELM_REFERENCE=DIR.")
 
