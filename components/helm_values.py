@@ -116,12 +116,3 @@ def build_values(config: PlatformConfig, server_hcl: str, unseal: UnsealWiring =
     }
     return values
 
-
-def set_paths(values: Any, prefix: str = "") -> list[str]:
-    """Every leaf path a values tree sets (lists and empty maps count as leaves)."""
-    if isinstance(values, dict) and values:
-        out: list[str] = []
-        for key, value in values.items():
-            out += set_paths(value, f"{prefix}.{key}" if prefix else key)
-        return out
-    return [prefix]

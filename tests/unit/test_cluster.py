@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import hcl
-import jsonschema
 import pytest
 
-from components.helm_values import READINESS_PATH, build_values, set_paths
+from components.helm_values import READINESS_PATH, build_values
 from components.names import Names
 from components.server_hcl import render_server_hcl, seal_for
-from tests.chart_reference import schema, unknown_paths
+from tests import facts
 from tests.harness import canary_leaks, load_stack, run_stack
 
 TRANSIT = {"unseal": {"type": "transit", "transit": {
@@ -83,23 +82,39 @@ def test_hcl_strings_cannot_inject_blocks():
 
 # --- pure: chart values --------------------------------------------------------------------------
 
+def vault_chart(config=None):
+    version = (config or cfg("dev")).cluster.chart.version
+    return facts.chart("vault", version)
+
+
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_every_values_path_is_known_to_the_chart(stack):
-    _, values = values_for(stack)
-    assert unknown_paths(set_paths(values)) == []
+    config, values = values_for(stack)
+    assert facts.unknown_paths(vault_chart(config), facts.set_paths(values)) == []
 
 
 def test_a_misspelled_values_key_is_caught():
-    assert unknown_paths(["server.ha.replica", "server.dataStorage.sise", "server.ha.raft.config"]) == [
+    chart = vault_chart()
+    assert facts.unknown_paths(chart, ["server.ha.replica", "server.dataStorage.sise", "server.ha.raft.config"]) == [
         "server.ha.replica", "server.dataStorage.sise"]
     # below a free-form map anything goes (resources, annotations, env vars)
-    assert unknown_paths(["server.resources.requests.memory", "server.extraEnvironmentVars.X"]) == []
+    assert facts.unknown_paths(chart, ["server.resources.requests.memory", "server.extraEnvironmentVars.X"]) == []
+    # but not below a map the chart spells out
+    assert facts.unknown_paths(chart, ["server.ha.raft.confg"]) == ["server.ha.raft.confg"]
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_values_validate_against_the_chart_schema(stack):
-    _, values = values_for(stack)
-    jsonschema.Draft7Validator(schema()).validate(values)
+def test_values_have_the_types_the_chart_schema_wants(stack):
+    config, values = values_for(stack)
+    assert facts.type_problems(vault_chart(config), values) == []
+
+
+def test_a_value_of_the_wrong_type_is_caught():
+    chart = vault_chart()
+    assert facts.type_problems(chart, {"server": {"ha": {"replicas": "3", "enabled": True}}}) == [
+        "server.ha.replicas: str '3' where the chart wants integer"]
+    assert facts.type_problems(chart, {"global": {"tlsDisable": "false"}}) == [
+        "global.tlsDisable: str 'false' where the chart wants boolean"]
 
 
 def test_values_that_make_a_safe_ha_cluster():
@@ -162,8 +177,9 @@ def test_release_is_the_pinned_official_chart(stack):
     assert r.get("repositoryOpts.repo") == "https://helm.releases.hashicorp.com"
     assert r.get("name") == "vault" and r.get("namespace") == "vault"
     assert r.get("values.server.image.tag") == "2.0.4"
-    assert unknown_paths(set_paths(r.get("values"))) == []
-    jsonschema.Draft7Validator(schema()).validate(r.get("values"))
+    chart = facts.chart("vault", r.get("version"))
+    assert facts.unknown_paths(chart, facts.set_paths(r.get("values"))) == []
+    assert facts.type_problems(chart, r.get("values")) == []
     component = rec.by_urn(r.parent)
     assert component.type == "vault-platform:cluster:VaultCluster"
     assert rec.provider_of(r).type == "pulumi:providers:kubernetes"
