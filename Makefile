@@ -14,12 +14,17 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_CONFIG_PASSPHRASE ?= vault-platform-dev
 export PATH := $(TOOLS):$(PATH)
 
+# The charts whose value paths the tests check (tests/facts/charts); bump with `make chart-facts`.
 CHART_VERSION := 0.34.1
+ESO_CHART_VERSION := 2.9.0
+# FLAVOR=openbao (or vault) runs the integration tests on one server only; the default runs both.
+export FLAVOR ?= all
 
-.PHONY: help test test-unit lint up preview destroy stack vault-server tools clean bench chart-reference
+.PHONY: help test test-unit lint up preview destroy stack vault-server tools system-packages clean bench \
+	chart-facts crd-facts
 
 help:
-	@echo "make test                  install everything into $(VENV) and run the whole test suite"
+	@echo "make test                  install everything and run the whole suite (FLAVOR=openbao: one server)"
 	@echo "make up                    deploy the dev stack to the current kind cluster"
 	@echo "make preview STACK=prod    preview a stack"
 	@echo "make lint                  ruff and actionlint only"
@@ -36,19 +41,19 @@ $(TOOLS)/actionlint:
 
 tools: $(TOOLS)/actionlint
 
-# Builds a Vault server from Go modules once into a cache outside the repo, unless one is given
-# (VAULT_PLATFORM_VAULT_BIN) or a `vault`/`bao` binary is on PATH.
+# The Debian/Ubuntu packages the integration tests need (apt-get when root or with sudo -n).
+system-packages:
+	@bash tools/system-packages.sh
+
+# Builds the HashiCorp Vault test server from Go modules once into a cache outside the repo.
 vault-server:
-	@if [ -n "$$VAULT_PLATFORM_VAULT_BIN" ] || command -v vault >/dev/null || command -v bao >/dev/null; then \
-		echo "using an existing server binary"; \
-	else \
-		bash tools/vault-server/build.sh; \
-	fi
+	bash tools/vault-server/build.sh
 
-test: $(VENV)/.installed tools vault-server
-	$(PY) -m pytest $(PYTEST_ARGS)
+# Everything a fresh clone needs, then the whole suite; the Vault build overlaps the first tests.
+test: system-packages $(VENV)/.installed tools
+	PY=$(PY) bash tools/run-tests.sh $(PYTEST_ARGS)
 
-test-unit: $(VENV)/.installed tools
+test-unit: system-packages $(VENV)/.installed tools
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed tools
@@ -72,13 +77,30 @@ preview: stack
 destroy: stack
 	pulumi destroy --stack $(STACK)
 
-# The pinned chart's value paths and schema, for the values tests, made from the chart itself (needs
-# helm and network). CI machines without network use the copy beside the repo instead.
-chart-reference: $(VENV)/.installed
-	rm -rf .tools/chart .tools/chart-reference && mkdir -p .tools/chart .tools/chart-reference
-	helm pull vault --repo https://helm.releases.hashicorp.com --version $(CHART_VERSION) --untar --untardir .tools/chart
-	$(PY) scripts/chart_value_paths.py .tools/chart/vault > .tools/chart-reference/value-paths.txt
-	cp .tools/chart/vault/values.yaml .tools/chart/vault/values.schema.json .tools/chart-reference/
+# Regenerate the committed chart facts (value paths, types, free-form prefixes) after bumping a
+# chart: from the chart repositories (needs helm and network), or REFERENCE=<folder> holding
+# vault-helm-<version>/ and external-secrets-<version>/ unpacked charts or reference copies.
+chart-facts: $(VENV)/.installed
+	@set -e; src="$(REFERENCE)"; \
+	if [ -z "$$src" ]; then \
+		src=.tools/charts; rm -rf "$$src"; mkdir -p "$$src"; \
+		helm pull vault --repo https://helm.releases.hashicorp.com --version $(CHART_VERSION) --untar --untardir "$$src/v"; \
+		mv "$$src/v/vault" "$$src/vault-helm-$(CHART_VERSION)"; \
+		helm pull external-secrets --repo https://charts.external-secrets.io --version $(ESO_CHART_VERSION) --untar --untardir "$$src/e"; \
+		mv "$$src/e/external-secrets" "$$src/external-secrets-$(ESO_CHART_VERSION)"; \
+	fi; \
+	$(PY) scripts/chart_facts.py "$$src/vault-helm-$(CHART_VERSION)" > tests/facts/charts/vault-$(CHART_VERSION).json; \
+	$(PY) scripts/chart_facts.py "$$src/external-secrets-$(ESO_CHART_VERSION)" \
+		> tests/facts/charts/external-secrets-$(ESO_CHART_VERSION).json; \
+	echo "wrote tests/facts/charts/: commit them, and remove the files of versions no longer pinned"
+
+# Regenerate the committed CRD facts from a folder of CustomResourceDefinition manifests:
+#   make crd-facts CRDS=<folder>
+crd-facts: $(VENV)/.installed
+	@test -n "$(CRDS)" || { echo "usage: make crd-facts CRDS=<folder of CRD yaml files>"; exit 2; }
+	@set -e; for f in "$(CRDS)"/*.yaml; do \
+		$(PY) scripts/crd_facts.py "$$f" > "tests/facts/crds/$$(basename "$$f" .yaml).json"; done; \
+	echo "wrote tests/facts/crds/"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

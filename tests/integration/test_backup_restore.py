@@ -7,20 +7,14 @@ what the hashicorp/vault image gives the CronJob.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
-import os
 import pathlib
 import secrets
 import shutil
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -399,81 +393,15 @@ def test_usage(vault_bin, workdir):
                                                      "RETENTION_DAYS": "two"}), "RETENTION_DAYS")
 
 
-# --- the Kubernetes login the CronJob uses, against a fake TokenReview API ---------------------------
+# --- the Kubernetes login the CronJob uses, against the fake Kubernetes API ----------------------------
 
-class _TokenReview(BaseHTTPRequestHandler):
-    """Answers POST /apis/authentication.k8s.io/v1/tokenreviews like the API server: the token is
-    valid, and belongs to the service account its claims name."""
-
-    def do_POST(self):
-        length = int(self.headers.get("Content-Length", 0))
-        review = json.loads(self.rfile.read(length))
-        claims = _claims(review["spec"]["token"])
-        sa = claims["kubernetes.io"]
-        body = json.dumps({
-            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-            "status": {"authenticated": True, "audiences": review["spec"].get("audiences") or [],
-                       "user": {"username": f"system:serviceaccount:{sa['namespace']}:{sa['serviceaccount']['name']}",
-                                "uid": sa["serviceaccount"]["uid"],
-                                "groups": ["system:serviceaccounts"]}},
-        }).encode()
-        self.send_response(201)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _claims(token: str) -> dict:
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-
-
-def _service_account_jwt(namespace: str, name: str) -> str:
-    """A projected service account token (RS256), as the kubelet writes it."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = int(dt.datetime.now(dt.UTC).timestamp())
-    header = {"alg": "RS256", "typ": "JWT", "kid": "test"}
-    claims = {"iss": "https://kubernetes.default.svc.cluster.local", "aud": ["https://kubernetes.default.svc"],
-              "sub": f"system:serviceaccount:{namespace}:{name}", "iat": now, "nbf": now, "exp": now + 600,
-              "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name, "uid": secrets.token_hex(8)},
-                                "pod": {"name": "backup-pod", "uid": secrets.token_hex(8)}}}
-    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
-    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return f"{signing_input}.{_b64(signature)}"
-
-
-@pytest.fixture
-def token_review() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _TokenReview)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-def test_kubernetes_login_as_the_backup_service_account(vault_bin, workdir, raft_node, token_review):
+def test_kubernetes_login_as_the_backup_service_account(vault_bin, workdir, raft_node, fake_kube):
     prepare_source(raft_node, count=3)
     # The role exactly as components/backup.py declares it.
     raw, secret_keys = stack_config("dev")
     bn = BackupNames.of(load_config(raw, set(secret_keys)))
     raft_node.api("POST", "sys/auth/kubernetes", json={"type": "kubernetes"})
-    raft_node.api("POST", "auth/kubernetes/config", json={
-        "kubernetes_host": token_review, "disable_local_ca_jwt": True, "token_reviewer_jwt": "reviewer"})
+    raft_node.api("POST", "auth/kubernetes/config", json=fake_kube.auth_config())
     raft_node.api("POST", f"auth/kubernetes/role/{bn.vault_role}", json={
         "bound_service_account_names": [bn.service_account], "bound_service_account_namespaces": ["vault"],
         "token_policies": [BACKUP_POLICY], "token_no_default_policy": True,
@@ -481,7 +409,7 @@ def test_kubernetes_login_as_the_backup_service_account(vault_bin, workdir, raft
 
     def attempt(namespace: str, name: str) -> subprocess.CompletedProcess[str]:
         jwt = workdir / f"{namespace}-{name}.jwt"
-        jwt.write_text(_service_account_jwt(namespace, name))
+        jwt.write_text(fake_kube.token(namespace, name, audiences=["https://kubernetes.default.svc"]))
         snapdir = workdir / f"snapshot-{namespace}-{name}"
         env = base_env(vault_bin, workdir / "home", VAULT_ADDR=raft_node.api_addr, VAULT_K8S_JWT_PATH=str(jwt),
                        VAULT_K8S_AUTH_PATH="kubernetes", VAULT_K8S_ROLE=bn.vault_role, SNAPSHOT_DIR=str(snapdir))
@@ -493,15 +421,3 @@ def test_kubernetes_login_as_the_backup_service_account(vault_bin, workdir, raft
     # Any other service account, or the right name in another namespace, is refused.
     failed(attempt("vault", "myapp"), "Kubernetes login failed")
     failed(attempt("default", bn.service_account), "Kubernetes login failed")
-
-
-def test_scripts_are_posix_and_shellcheck_clean():
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
-        pytest.fail("shellcheck is not installed (apt-get install shellcheck)")
-    proc = subprocess.run([shellcheck, "-s", "sh", str(BACKUP), str(RESTORE)], capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    for script in (BACKUP, RESTORE):
-        assert script.read_text().startswith("#!/bin/sh\n")
-        assert os.access(script, os.X_OK)

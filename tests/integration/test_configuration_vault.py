@@ -11,19 +11,14 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
-import http.server
 import json
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 from psycopg import sql
 
@@ -32,7 +27,8 @@ from components import vault_settings as vs
 from components.config import PlatformConfig, load_config
 from tests.harness import load_stack_file, stack_config
 from tests.integration import servers
-from tests.integration.vault_apply import apply, retarget_connection
+from tests.integration.fake_kubernetes import FakeKubernetes
+from tests.integration.vault_apply import apply, connection_payload, retarget_connection
 
 # --- helpers -------------------------------------------------------------------------------------
 
@@ -66,83 +62,8 @@ def fresh(vault: servers.VaultProcess) -> servers.VaultProcess:
     return vault
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-class FakeKubernetes:
-    """Just enough of the Kubernetes API for Vault's kubernetes auth: it issues service account
-    tokens (RS256 JWTs shaped like projected tokens) and answers TokenReview for the ones it issued."""
-
-    def __init__(self) -> None:
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.issued: dict[str, tuple[str, str, str]] = {}
-        self.reviews: list[dict[str, Any]] = []
-        fake = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-                fake.reviews.append({"path": self.path, "body": body})
-                if self.path != "/apis/authentication.k8s.io/v1/tokenreviews":
-                    self.send_error(404)
-                    return
-                found = fake.issued.get(body.get("spec", {}).get("token", ""))
-                status: dict[str, Any] = {"authenticated": False, "error": "invalid bearer token"}
-                if found:
-                    ns, sa, uid = found
-                    status = {"authenticated": True, "audiences": body["spec"].get("audiences") or [],
-                              "user": {"username": f"system:serviceaccount:{ns}:{sa}", "uid": uid}}
-                out = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-                                  "status": status}).encode()
-                self.send_response(201)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def token(self, namespace: str, service_account: str, *, register: bool = True) -> str:
-        uid = str(uuid.uuid4())
-        now = int(time.time())
-        header = {"alg": "RS256", "kid": "fake", "typ": "JWT"}
-        claims = {"iss": "https://kubernetes.default.svc.cluster.local", "sub":
-                  f"system:serviceaccount:{namespace}:{service_account}", "iat": now, "nbf": now,
-                  "exp": now + 600,
-                  "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": service_account, "uid": uid}}}
-        signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
-        signature = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-        jwt = f"{signing_input}.{b64url(signature)}"
-        if register:
-            self.issued[jwt] = (namespace, service_account, uid)
-        return jwt
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
-
-
-@pytest.fixture
-def fake_kube() -> Iterator[FakeKubernetes]:
-    fake = FakeKubernetes()
-    try:
-        yield fake
-    finally:
-        fake.close()
-
-
 def outside_a_pod(fake: FakeKubernetes) -> dict[str, Any]:
-    """The only change to our auth config in tests: Vault is not in a pod, so it cannot read its own
-    service account token and CA; it talks to the fake API with the caller's token instead."""
-    return {"kubernetes_host": fake.url, "disable_local_ca_jwt": True}
+    return fake.auth_config()
 
 
 def login(vault: servers.VaultProcess, path: str, role: str, jwt: str, expect=(200,)) -> dict:
@@ -272,7 +193,7 @@ def _pg_connect(postgres, user: str, password: str) -> psycopg.Connection:
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_dynamic_database_credentials_are_created_and_revoked(stack, dev_vault, postgres):
+def test_dynamic_database_credentials_are_created_and_revoked(stack, flavor, dev_vault, postgres):
     settings = vs.build(load(stack))
     assert settings.database is not None
     (conn,) = settings.database.connections
@@ -292,7 +213,15 @@ def test_dynamic_database_credentials_are_created_and_revoked(stack, dev_vault, 
     assert details["connection_url"] == here.connection_url and details["username"] == postgres.user
     assert details["password_authentication"] == conn.password_authentication
     assert details["max_open_connections"] == conn.max_open_connections
-    assert stored["verify_connection"] is conn.verify_connection
+    if flavor == "vault":
+        assert stored["verify_connection"] is conn.verify_connection
+    else:
+        # OpenBao 2.7 does not return verify_connection when the connection is read back.
+        assert "verify_connection" not in stored
+    # verify_connection is on in the model: a wrong admin password is refused at write time.
+    assert conn.verify_connection
+    dev_vault.api("POST", f"{settings.database.mount.path}/config/{conn.name}-wrong-password",
+                  json=connection_payload(here, "not-the-password"), expect=(400, 500))
     assert postgres.password not in json.dumps(stored)  # Vault never reads the admin password back
 
     role = settings.database.roles[0]

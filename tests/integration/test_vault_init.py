@@ -81,16 +81,6 @@ def test_a_wrong_configured_token_is_refused(raft_node):
         VaultInitProvider().create(props(raft_node, existing_token="hvs.not-a-token"))
 
 
-def test_unreachable_vault_gives_a_clear_error():
-    port = servers.free_port()
-    node = servers.VaultProcess.__new__(servers.VaultProcess)
-    node.api_addr, node.ca_cert = f"http://127.0.0.1:{port}", None
-    with pytest.raises(VaultInitError) as err:
-        VaultInitProvider().create(props(node, timeout_seconds=2))
-    assert f"cannot reach Vault at http://127.0.0.1:{port}" in str(err.value)
-    assert "vault-platform:api.address" in str(err.value)
-
-
 def test_restarted_sealed_node_is_unsealed_by_the_next_up(raft_node):
     provider = VaultInitProvider()
     first = provider.create(props(raft_node)).outs

@@ -116,3 +116,17 @@ def test_vault_init_provider_loads_in_a_fresh_provider_process(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "refused: cannot reach Vault at http://127.0.0.1:9" in result.stdout
+
+
+def test_an_unreachable_vault_gives_a_clear_error():
+    from components.vault_init import VaultInitError, VaultInitProvider
+    from tests.integration.servers import free_port
+
+    address = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    props = {"address": address, "ca_cert_pem": "", "mode": "shamir", "shares": 1, "threshold": 1, "pgp_keys": [],
+             "root_token_pgp_key": "", "unseal_addresses": [], "expected_peers": 1, "timeout_seconds": 2,
+             "existing_token": None}
+    with pytest.raises(VaultInitError) as err:
+        VaultInitProvider().create(props)
+    assert f"cannot reach Vault at {address}" in str(err.value)
+    assert "vault-platform:api.address" in str(err.value)

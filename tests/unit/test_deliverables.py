@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -123,3 +124,28 @@ def test_readme_config_reference_matches_the_model():
 
     readme = (ROOT / "README.md").read_text()
     assert config_reference.reference() in readme, "run `python scripts/config_reference.py --write`"
+
+
+def _shellcheck(shell: str, scripts: list[Path]) -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is not installed: `make test` installs it (apt-get install shellcheck)"
+    proc = subprocess.run([shellcheck, "-s", shell, *map(str, scripts)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_scripts_in_images_are_posix_and_shellcheck_clean():
+    # They run under the Vault image's busybox sh and the AWS CLI image's sh: POSIX only.
+    scripts = [ROOT / "scripts" / "backup.sh", ROOT / "scripts" / "restore.sh"]
+    _shellcheck("sh", scripts)
+    for script in scripts:
+        assert script.read_text().startswith("#!/bin/sh\n"), script.name
+        assert os.access(script, os.X_OK), script.name
+
+
+def test_tool_scripts_are_shellcheck_clean():
+    scripts = sorted({*ROOT.glob("tools/**/*.sh"), ROOT / ".ci" / "run"})
+    assert ROOT / "tools" / "vault-server" / "build.sh" in scripts
+    _shellcheck("bash", scripts)
+    for script in scripts:
+        assert script.read_text().startswith("#!/usr/bin/env bash\n"), script.name
