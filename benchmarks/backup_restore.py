@@ -33,7 +33,7 @@ import requests
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from components.policies import BACKUP_POLICY, backup_policy, render  # noqa: E402
+from components.render.policies import BACKUP_POLICY, backup_policy, render  # noqa: E402
 from tests.integration import servers  # noqa: E402
 
 _local = threading.local()
@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         source = servers.start_raft_node(binary, work, node_id="source")
         root, keys = source.init_and_unseal()
-        _call("POST", source.api_addr, "sys/mounts/secret", root, {"type": "kv", "options": {"version": "2"}})
+        servers.mount_kv_v2(lambda method, path, json=None: servers.api(method, source.api_addr, path, token=root,
+                                                                        json=json))
         values = {f"bench/s{i:06d}": secrets.token_urlsafe(24) for i in range(args.secrets)}
 
         started = time.perf_counter()

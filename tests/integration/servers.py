@@ -64,6 +64,7 @@ __all__ = [
     "issue_server_cert",
     "make_test_ca",
     "make_test_tls",
+    "mount_kv_v2",
     "raft_node_config",
     "start_dev_server",
     "start_postgres",
@@ -71,6 +72,7 @@ __all__ = [
     "transit_seal_hcl",
     "unseal",
     "wait_for_health",
+    "wait_for_kv_v2",
     "wait_until_active",
 ]
 
@@ -361,6 +363,35 @@ def init_and_unseal(
         unseal(addr, keys[:threshold], ca=ca)
     wait_until_active(addr, ca=ca, timeout=timeout)
     return root_token, keys
+
+
+def wait_for_kv_v2(call: Callable[..., dict], mount: str, timeout: float = 30.0) -> None:
+    """Wait until a newly mounted KV v2 engine serves requests.
+
+    A new KV v2 mount first upgrades its storage layout and answers every request with HTTP 400
+    "Upgrading from non-versioned to versioned data" meanwhile (OpenBao takes noticeably longer
+    than Vault). ``call`` is ``VaultProcess.api`` or an ``api`` bound to an address and token.
+    """
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    for _ in range(int(timeout / 0.1) + 10):
+        try:
+            call("GET", f"{mount.strip('/')}/config")
+            return
+        except VaultAPIError as exc:
+            if "Upgrading from non-versioned to versioned data" not in exc.body:
+                raise
+            last = exc
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    raise TimeoutError(f"KV v2 at {mount} still upgrading after {timeout:.0f}s: {last}")
+
+
+def mount_kv_v2(call: Callable[..., dict], mount: str = "secret") -> None:
+    """Mount KV v2 at ``mount`` and wait until it serves requests."""
+    call("POST", f"sys/mounts/{mount}", json={"type": "kv", "options": {"version": "2"}})
+    wait_for_kv_v2(call, mount)
 
 
 # --------------------------------------------------------------------------
