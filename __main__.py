@@ -2,8 +2,8 @@
 
 import pulumi
 
-from components.config import load_from_pulumi
-from components.platform import VaultPlatform
+from components.model import load_from_pulumi
+from components.resources.platform import VaultPlatform
 
 config = load_from_pulumi()
 platform = VaultPlatform("vault", config)

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from components.vault_init import VaultInitProvider  # noqa: E402
+from components.providers.vault_init import VaultInitProvider  # noqa: E402
 from tests.integration import servers  # noqa: E402
 from tests.integration.raft_cluster import start_cluster  # noqa: E402
 

@@ -62,6 +62,8 @@ class Resource:
     ignore_changes: list[str] = field(default_factory=list)
     delete_before_replace: bool = False
     replace_on_changes: list[str] = field(default_factory=list)
+    # A component's registered outputs (register_outputs), resolved.
+    outputs: dict[str, Any] = field(default_factory=dict)
 
     def get(self, path: str, default: Any = KeyError) -> Any:
         """Input at a dotted path (``values.server.ha.enabled``; ``[i]`` for list items)."""
@@ -215,17 +217,49 @@ def stack_config(stack: str, overrides: dict[str, Any] | None = None, secrets: d
 
 def load_stack(stack: str, overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None):
     """The validated PlatformConfig of a stack file (plus overrides), without running the program."""
-    from components.config import load_config
+    from components.model import load_config
 
     config, secret_keys = stack_config(stack, overrides, secrets)
     return load_config(config, set(secret_keys))
 
 
+def stack_file(config: dict[str, str], secret_keys: list[str]) -> str:
+    """The stack file the CLI would have read this config from: secret values as `secure:` leaves."""
+    data: dict[str, Any] = {}
+    for key, text in config.items():
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        data[key] = _secure(value) if key in secret_keys else value
+    return yaml.safe_dump({"config": data}, sort_keys=True)
+
+
+def _secure(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _secure(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_secure(v) for v in value]
+    return {"secure": "v1:harness-ciphertext"}
+
+
+def run_program(program: Path, stack: str, config: dict[str, str], secret_keys: list[str], *, project: str = PROJECT,
+                preview: bool = False) -> Recording:
+    """Run any Pulumi Python program under the mocks, from a folder holding its stack file."""
+    return _run_cached(stack, json.dumps(config, sort_keys=True), json.dumps(sorted(secret_keys)), preview,
+                       str(program), project)
+
+
 @functools.lru_cache(maxsize=64)
-def _run_cached(stack: str, config_json: str, secret_keys_json: str, preview: bool) -> Recording:
-    request = {"stack": stack, "config": json.loads(config_json), "secret_keys": json.loads(secret_keys_json),
-               "preview": preview}
+def _run_cached(stack: str, config_json: str, secret_keys_json: str, preview: bool,
+                program: str = str(ROOT / "__main__.py"), project: str = PROJECT) -> Recording:
+    config, secret_keys = json.loads(config_json), json.loads(secret_keys_json)
     with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp, "project")
+        workdir.mkdir()
+        (workdir / f"Pulumi.{stack}.yaml").write_text(stack_file(config, secret_keys))
+        request = {"stack": stack, "config": config, "secret_keys": secret_keys, "preview": preview,
+                   "program": program, "project": project, "workdir": str(workdir)}
         req, res = Path(tmp, "request.json"), Path(tmp, "result.json")
         req.write_text(json.dumps(request))
         env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}

@@ -58,6 +58,13 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: Mocks):
         super().__init__(mocks)
         self.records: list[dict[str, Any]] = []
+        self.outputs: dict[str, dict[str, Any]] = {}
+
+    def RegisterResourceOutputs(self, request):  # noqa: N802 - gRPC method name
+        """What a component registered as its outputs (register_outputs)."""
+        raw = json_format.MessageToDict(request.outputs, preserving_proto_field_name=True)
+        self.outputs[request.urn] = unwrap(raw, "", [])
+        return super().RegisterResourceOutputs(request)
 
     def RegisterResource(self, request):  # noqa: N802 - gRPC method name
         raw = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
@@ -89,16 +96,19 @@ def main(request_path: str, result_path: str) -> int:
     stack = request["stack"]
     config: dict[str, str] = request["config"]
     secret_keys: list[str] = request["secret_keys"]
+    program = Path(request.get("program") or ROOT / "__main__.py")
 
-    os.chdir(ROOT)
+    # As the CLI does: the program runs in its project folder, beside its stack file.
+    os.chdir(request.get("workdir") or ROOT)
+    sys.path.insert(0, str(ROOT))
     mocks = Mocks()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_all_config(config, secret_keys)
-    pulumi_mocks.set_mocks(mocks, project="vault-platform", stack=stack, preview=request.get("preview", False),
-                           monitor=monitor)
+    pulumi_mocks.set_mocks(mocks, project=request.get("project") or "vault-platform", stack=stack,
+                           preview=request.get("preview", False), monitor=monitor)
     result: dict[str, Any] = {"stack": stack, "error": None, "error_type": None}
     try:
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        runpy.run_path(str(program), run_name="__main__")
         # Let every outstanding registration and apply finish, as the CLI does before exiting.
         _sync_await(wait_for_rpcs())
         _sync_await(_collect_exports(result))
@@ -108,6 +118,8 @@ def main(request_path: str, result_path: str) -> int:
     except Exception as exc:  # the program crashed: a test failure, show the traceback
         result["error"] = "".join(traceback.format_exception(exc))
         result["error_type"] = type(exc).__name__
+    for record in monitor.records:
+        record["outputs"] = monitor.outputs.get(record["urn"], {})
     result["resources"] = monitor.records
     Path(result_path).write_text(json.dumps(result, indent=1, default=str))
     return 0

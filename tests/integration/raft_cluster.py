@@ -9,8 +9,8 @@ import pathlib
 import time
 from dataclasses import dataclass, field
 
-from components.names import Names
-from components.server_hcl import SealStanza, ServerPaths, render_server_hcl
+from components.render.names import Names
+from components.render.server_hcl import SealStanza, ServerPaths, render_server_hcl
 from tests.integration import servers
 
 TRANSIT_KEY = "autounseal"

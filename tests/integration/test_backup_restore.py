@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from components.backup import TOKEN_MAX_TTL_SECONDS, TOKEN_TTL_SECONDS
-from components.backup_spec import BackupNames
-from components.config import load_config
-from components.policies import BACKUP_POLICY, backup_policy, render
+from components.model import load_config
+from components.render.backup_job import BackupNames
+from components.render.policies import BACKUP_POLICY, backup_policy, render
+from components.resources.backup import TOKEN_MAX_TTL_SECONDS, TOKEN_TTL_SECONDS
 from tests.harness import stack_config
 from tests.integration import servers
 
@@ -134,7 +134,7 @@ def stamp(ago: dt.timedelta) -> str:
 def prepare_source(node: servers.VaultProcess, count: int = SECRETS) -> dict[str, str]:
     """Init and unseal, mount KV v2, write ``count`` secrets; returns path -> value."""
     node.init_and_unseal()
-    node.api("POST", "sys/mounts/secret", json={"type": "kv", "options": {"version": "2"}})
+    servers.mount_kv_v2(node.api)
     written = {f"app/s{i:05d}": f"value-{i}-{secrets.token_hex(8)}" for i in range(count)}
 
     def put(item: tuple[str, str]) -> None:
@@ -399,7 +399,7 @@ def test_kubernetes_login_as_the_backup_service_account(vault_bin, workdir, raft
     prepare_source(raft_node, count=3)
     # The role exactly as components/backup.py declares it.
     raw, secret_keys = stack_config("dev")
-    bn = BackupNames.of(load_config(raw, set(secret_keys)))
+    bn = BackupNames.of(load_config(raw, set(secret_keys)).cluster.release_name)
     raft_node.api("POST", "sys/auth/kubernetes", json={"type": "kubernetes"})
     raft_node.api("POST", "auth/kubernetes/config", json=fake_kube.auth_config())
     raft_node.api("POST", f"auth/kubernetes/role/{bn.vault_role}", json={

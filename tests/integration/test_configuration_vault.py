@@ -22,9 +22,9 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID, NameOID
 from psycopg import sql
 
-from components import policies as pol
-from components import vault_settings as vs
-from components.config import PlatformConfig, load_config
+from components.model import PlatformConfig, load_config
+from components.render import policies as pol
+from components.render import vault_objects as vs
 from tests.harness import load_stack_file, stack_config
 from tests.integration import servers
 from tests.integration.fake_kubernetes import FakeKubernetes

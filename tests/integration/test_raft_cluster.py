@@ -10,7 +10,7 @@ from pathlib import Path
 import hcl
 import pytest
 
-from components.vault_init import VaultInitProvider
+from components.providers.vault_init import VaultInitProvider
 from tests.integration import servers
 from tests.integration.raft_cluster import start_cluster
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.vault_init import VaultInitError, VaultInitProvider
+from components.providers.vault_init import VaultInitError, VaultInitProvider
 from tests.integration import servers
 
 

@@ -20,8 +20,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from components import policies as pol
-from components import vault_settings as vs
+from components.render import policies as pol
+from components.render import vault_objects as vs
+from tests.integration.servers import wait_for_kv_v2
 
 SECTIONS = ("audit", "mounts", "kv", "database", "pki", "transit", "auth", "policies", "roles", "kv_secrets")
 
@@ -103,7 +104,7 @@ def _urls(ca: vs.CertificateAuthority) -> Step:
                  "crl_distribution_points": list(ca.crl_distribution_points)})
 
 
-def plan(settings: vs.VaultSettings, *, sections: Iterable[str] = SECTIONS, passwords: dict[str, str] | None = None,
+def plan(settings: vs.VaultObjects, *, sections: Iterable[str] = SECTIONS, passwords: dict[str, str] | None = None,
          kubernetes_config: dict[str, Any] | None = None) -> Plan:
     """Every call that configures Vault as ``settings`` says, in dependency order.
 
@@ -189,7 +190,7 @@ def plan(settings: vs.VaultSettings, *, sections: Iterable[str] = SECTIONS, pass
 Caller = Callable[..., dict[str, Any]]
 
 
-def apply(settings: vs.VaultSettings, call: Caller, *, only: Iterable[str] | None = None,
+def apply(settings: vs.VaultObjects, call: Caller, *, only: Iterable[str] | None = None,
           passwords: dict[str, str] | None = None, kubernetes_config: dict[str, Any] | None = None,
           ) -> list[tuple[Step, dict[str, Any]]]:
     """Run ``plan`` through ``call(method, path, json=payload)`` (e.g. ``VaultProcess.api``), sending
@@ -203,6 +204,9 @@ def apply(settings: vs.VaultSettings, call: Caller, *, only: Iterable[str] | Non
         for _ in range(100_000):  # bounded: a plan is finite; this only guards against a bug
             response = call(step.method, step.path, json=step.payload)
             made.append((step, response))
+            if step.section == "mounts" and step.payload and step.payload.get("options", {}).get("version") == "2":
+                # A new KV v2 mount upgrades its storage layout before it serves requests.
+                wait_for_kv_v2(call, step.path.removeprefix("sys/mounts/"))
             step = gen.send(response)
     except StopIteration:
         return made

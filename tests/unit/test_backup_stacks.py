@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from components.backup_spec import AWS_CLI_IMAGE
-from components.policies import BACKUP_POLICY, backup_policy, render
+from components.render.backup_job import AWS_CLI_IMAGE
+from components.render.policies import BACKUP_POLICY, backup_policy, render
 from tests.harness import Recording, Resource, canary_leaks, run_stack
 
 COMPONENT = "vault-platform:backup:RaftBackup"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from components.bootstrap import write_ca_file
+from components.resources.bootstrap import write_ca_file
 from tests.harness import canary_leaks, run_stack
 
 INIT = "pulumi-python:dynamic:Resource"
@@ -100,7 +100,7 @@ def test_vault_init_provider_loads_in_a_fresh_provider_process(tmp_path):
 
     from pulumi.dynamic.dynamic import serialize_provider
 
-    from components.vault_init import VaultInitProvider
+    from components.providers.vault_init import VaultInitProvider
     from tests.harness import ROOT
 
     blob = tmp_path / "provider.txt"
@@ -119,7 +119,7 @@ def test_vault_init_provider_loads_in_a_fresh_provider_process(tmp_path):
 
 
 def test_an_unreachable_vault_gives_a_clear_error():
-    from components.vault_init import VaultInitError, VaultInitProvider
+    from components.providers.vault_init import VaultInitError, VaultInitProvider
     from tests.integration.servers import free_port
 
     address = f"http://127.0.0.1:{free_port()}"  # nothing listens there

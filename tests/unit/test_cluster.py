@@ -7,9 +7,9 @@ import json
 import hcl
 import pytest
 
-from components.helm_values import READINESS_PATH, build_values
-from components.names import Names
-from components.server_hcl import render_server_hcl, seal_for
+from components.render.helm_values import READINESS_PATH, build_values
+from components.render.names import Names
+from components.render.server_hcl import render_server_hcl, seal_for
 from tests import facts
 from tests.harness import canary_leaks, load_stack, run_stack
 
@@ -24,8 +24,14 @@ def cfg(stack: str, overrides: dict | None = None, secrets: dict | None = None):
 
 def values_for(stack: str, overrides: dict | None = None, secrets: dict | None = None):
     config = cfg(stack, overrides, secrets)
-    seal = seal_for(config, "kms-key-id") if config.unseal.type == "awskms" else seal_for(config)
-    return config, build_values(config, render_server_hcl(Names.of(config), seal))
+    return config, build_values(config.cluster, Names.of(config), production=config.is_prod,
+                                server_hcl=render_server_hcl(Names.of(config), seal(config)))
+
+
+def seal(config, key_id: str = "kms-key-id"):
+    if config.unseal.type == "awskms":
+        return seal_for(config.unseal, region=config.aws.region, kms_key_id=key_id)
+    return seal_for(config.unseal)
 
 
 # --- pure: HCL -----------------------------------------------------------------------------------
@@ -34,7 +40,7 @@ def values_for(stack: str, overrides: dict | None = None, secrets: dict | None =
 def test_server_hcl_parses_and_has_one_retry_join_per_replica(stack):
     config = cfg(stack)
     names = Names.of(config)
-    parsed = hcl.loads(render_server_hcl(names, seal_for(config, "kms-key-id") if stack == "prod" else None))
+    parsed = hcl.loads(render_server_hcl(names, seal(config) if stack == "prod" else None))
     listener = parsed["listener"]["tcp"]
     assert listener["tls_cert_file"] == "/vault/userconfig/vault-tls/tls.crt"
     assert listener["tls_key_file"] == "/vault/userconfig/vault-tls/tls.key"
@@ -55,21 +61,21 @@ def test_server_hcl_parses_and_has_one_retry_join_per_replica(stack):
 
 
 def test_awskms_seal_stanza():
-    parsed = hcl.loads(render_server_hcl(Names.of(cfg("prod")), seal_for(cfg("prod"), "1234-abcd")))
+    parsed = hcl.loads(render_server_hcl(Names.of(cfg("prod")), seal(cfg("prod"), "1234-abcd")))
     assert parsed["seal"]["awskms"] == {"region": "eu-west-1", "kms_key_id": "1234-abcd"}
 
 
 def test_shamir_has_no_seal_stanza():
-    assert "seal" not in hcl.loads(render_server_hcl(Names.of(cfg("dev")), seal_for(cfg("dev"))))
+    assert "seal" not in hcl.loads(render_server_hcl(Names.of(cfg("dev")), seal(cfg("dev"))))
 
 
 def test_transit_seal_stanza_never_holds_the_token():
     config = cfg("prod", TRANSIT, {"transitUnsealToken": "CANARY-transit-token"})
-    text = render_server_hcl(Names.of(config), seal_for(config))
-    seal = hcl.loads(text)["seal"]["transit"]
-    assert seal == {"address": "https://vault-unseal.example.com:8200", "key_name": "autounseal",
+    text = render_server_hcl(Names.of(config), seal(config))
+    stanza = hcl.loads(text)["seal"]["transit"]
+    assert stanza == {"address": "https://vault-unseal.example.com:8200", "key_name": "autounseal",
                     "mount_path": "transit/", "tls_ca_cert": "/vault/userconfig/vault-unseal/transit-ca.crt"}
-    assert "token" not in seal and "CANARY" not in text
+    assert "token" not in stanza and "CANARY" not in text
 
 
 def test_hcl_strings_cannot_inject_blocks():

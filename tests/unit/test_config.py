@@ -7,9 +7,10 @@ import json
 
 import pulumi
 import pytest
+from pydantic import ValidationError
 
-from components.config import TOP_LEVEL_KEYS, load_config
-from components.validation import ConfigError, cron, duration, duration_seconds, quantity
+from components.model import TOP_LEVEL_KEYS, ConfigError, load_config
+from components.model.checks import cron, duration, duration_seconds, quantity
 from tests.harness import run_stack, stack_config
 
 
@@ -50,7 +51,7 @@ def test_defaults_per_environment():
 
 def test_config_is_frozen():
     c = load("dev")
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValidationError, match="frozen"):
         c.cluster.replicas = 7  # type: ignore[misc]
 
 
@@ -277,3 +278,163 @@ def test_bad_config_stops_before_any_resource_is_registered():
     rec = run_stack("prod", {"cluster": {"replicas": 4}}, expect_error=True)
     assert "vault-platform:cluster.replicas: 4 is not allowed" in rec.error
     assert [r.type for r in rec.resources if r.type != "pulumi:pulumi:Stack"] == []
+
+
+# --- cron, as the Kubernetes API server checks it ------------------------------------------------------
+
+@pytest.mark.parametrize("schedule", ["0 0 * * 7", "0 0 * * 0-7", "0 0 31 2 8", "0 0 * * * *", "TZ=UTC 0 0 * * *",
+                                      "CRON_TZ=Europe/Paris 0 * * * *", "@every", "@every 0s", "@every 1d",
+                                      "@reboot", "0 0 ? * mon-fry"])
+def test_cron_refuses_what_the_api_server_refuses(schedule):
+    assert cron(schedule) is not None
+
+
+@pytest.mark.parametrize("schedule", ["@every 1h", "@every 90m", "@every 1h30m", "@hourly", "@annually",
+                                      "0 0 * * 6", "0 0 * * sun", "0 0 ? * MON-FRI", "*/15 * * * *", "5/10 * * * *",
+                                      "0 0 1,15 * *", "0 0 * jan-mar,dec *"])
+def test_cron_accepts_what_the_api_server_accepts(schedule):
+    assert cron(schedule) is None
+
+
+# --- a partly given map keeps the defaults it leaves out --------------------------------------------------
+
+def _leaves(model, prefix=()):
+    from pydantic import BaseModel
+
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        path = (*prefix, field.alias or name)
+        if isinstance(value, BaseModel):
+            yield from _leaves(value, path)
+        else:
+            yield path, value
+
+
+def _nest(path, value):
+    for key in reversed(path):
+        value = {key: value}
+    return value
+
+
+MINIMAL = {"environment": "dev", "api": {"address": "https://127.0.0.1:8200"}, "unseal": {"type": "shamir"},
+           "aws": {"region": "eu-west-1", "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/x",
+                   "oidcIssuer": "oidc.eks.eu-west-1.amazonaws.com/id/X"}}
+SECTIONS = ("cluster", "tls", "init", "kv", "pki", "kubernetesAuth", "audit", "backup", "kubernetes", "database",
+            "transit", "api", "unseal")
+
+
+def minimal(**sections):
+    """Only the required settings (and AWS, for the default S3 backups), plus ``sections``."""
+    values = {**MINIMAL, **sections}
+    return load_config({f"vault-platform:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()})
+
+
+def _get(model, path):
+    for part in path:
+        model = getattr(model, next(n for n, f in type(model).model_fields.items() if (f.alias or n) == part))
+    return model
+
+
+def _section_defaults():
+    """Every leaf of every section, with the value the program fills in when nothing is set."""
+    base = minimal()
+    for key in SECTIONS:
+        for path, value in _leaves(_get(base, (key,))):
+            yield (key, *path), value
+
+
+def test_setting_one_nested_key_keeps_every_sibling_default():
+    # Each leaf, given alone (a partial map) with the value it already had, must leave the whole
+    # config unchanged: a partial map that lost its parent's defaults would change its siblings.
+    base = minimal()
+    checked = 0
+    for path, value in _section_defaults():
+        if value is None or path[0] in ("api", "unseal") or path[1:] in (("replicas",), ("zoneSpread",)):
+            continue
+        plain = list(value) if isinstance(value, tuple) else value
+        given = _nest(path[1:], plain)
+        assert minimal(**{path[0]: given}) == base, ".".join(path)
+        checked += 1
+    assert checked > 60
+
+
+def test_the_injector_keeps_its_own_defaults_when_one_is_set():
+    c = load("dev", {"cluster": {"injector": {"resources": {"requests": {"memory": "96Mi"}}},
+                                 "resources": {"limits": {"memory": "1Gi"}}}})
+    assert c.cluster.injector.resources.requests.memory == "96Mi"
+    assert c.cluster.injector.resources.requests.cpu == "50m"
+    assert c.cluster.injector.resources.limits.memory == "128Mi" and c.cluster.injector.resources.limits.cpu == "100m"
+    assert c.cluster.resources.limits.memory == "1Gi" and c.cluster.resources.limits.cpu == "250m"  # dev's own
+
+
+def test_server_limits_default_to_512mi_and_500m_when_only_one_is_set():
+    c = load("prod", {"cluster": {"resources": {"limits": {"memory": "1Gi"}}}})
+    assert c.cluster.resources.limits.cpu == "500m"
+    assert c.cluster.resources.requests.memory == "256Mi" and c.cluster.resources.requests.cpu == "250m"
+
+
+def test_the_readme_reference_shows_the_defaults_the_program_uses():
+    import re
+
+    from tests.harness import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    shown = dict(re.findall(r"^\| `([^`]+)` \| [^|]+ \| `([^`]*)` \|", readme, re.M))
+    compared = 0
+    for path, value in _section_defaults():
+        key = ".".join(path)
+        if key not in shown or value is None or isinstance(value, (tuple, dict)):
+            continue
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        assert shown[key] == (text or '""'), key
+        compared += 1
+    assert compared > 60
+
+
+# --- the published JSON Schema --------------------------------------------------------------------
+
+def _schema():
+    from tests.harness import ROOT
+
+    return json.loads((ROOT / "schema" / "stack-config.schema.json").read_text())
+
+
+def test_stack_files_point_at_the_published_schema_and_pass_it():
+    import jsonschema
+    import yaml
+
+    from tests.harness import ROOT
+
+    for stack in ("dev", "prod"):
+        text = (ROOT / f"Pulumi.{stack}.yaml").read_text()
+        assert text.splitlines()[0] == "# yaml-language-server: $schema=./schema/stack-config.schema.json"
+        jsonschema.Draft202012Validator(_schema()).validate(yaml.safe_load(text))
+
+
+def test_the_published_schema_is_generated_from_the_model():
+    import subprocess
+    import sys
+
+    from tests.harness import ROOT
+
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "stack_schema.py")], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert json.loads(out) == _schema(), "run `python scripts/stack_schema.py --write`"
+
+
+@pytest.mark.parametrize(("config", "needle"), [
+    ({"vault-platform:clustr": {}}, "does not match any of the regexes"),
+    ({"vault-platform:cluster": {"replica": 3}}, "Additional properties are not allowed"),
+    ({"vault-platform:cluster": {"replicas": "3"}}, "is not valid"),
+    ({"vault-platform:unseal": {"type": "gcpckms"}}, "is not one of"),
+    ({"vault-platform:secrets": {"vaultToken": "hvs.plain"}}, "is not valid"),
+])
+def test_the_schema_catches_mistakes_in_an_editor(config, needle):
+    import jsonschema
+
+    base = {"vault-platform:environment": "dev", "vault-platform:api": {"address": "https://127.0.0.1:8200"},
+            "vault-platform:unseal": {"type": "shamir"}, "aws:region": "eu-west-1"}
+    errors = list(jsonschema.Draft202012Validator(_schema()).iter_errors({"config": {**base, **config}}))
+    assert any(needle in e.message for e in errors), [e.message for e in errors]
+    ok = {"config": {**base, "vault-platform:secrets": {"vaultToken": {"secure": "v1:abc"}}}}
+    assert list(jsonschema.Draft202012Validator(_schema()).iter_errors(ok)) == []

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.config import load_config
-from components.validation import ConfigError
+from components.model import ConfigError, load_config
 from tests.harness import run_stack, stack_config
 
 MYAPP = {"name": "myapp", "namespace": "default", "serviceAccount": "myapp"}
@@ -31,7 +30,7 @@ def test_unknown_capability_names_the_rule():
         {"path": "sys/metrics", "capabilities": ["read"]},
         {"path": "secret/data/ops/*", "capabilities": ["read", "wrte"]}]}]}),
         "policies[0].rules[1].capabilities")
-    assert "'wrte' that is not a capability" in message and "create, read, update" in message
+    assert "has unknown capabilities ['wrte']" in message and "create, read, update" in message
 
 
 @pytest.mark.parametrize("path", ["/secret/data/x", "secret//data", "secret/*/x", "secret/data x", ""])
@@ -74,7 +73,7 @@ def test_duplicate_application_names():
 
 
 def test_application_token_ttl_falls_back_to_the_kubernetes_auth_default():
-    from components import vault_settings as vs
+    from components.render import vault_objects as vs
     from tests.harness import load_stack
 
     app = {k: v for k, v in MYAPP.items() if k != "tokenTtl"}

@@ -7,10 +7,10 @@ import json
 import kubernetes_validate
 import pytest
 
-from components import policies as pol
-from components import vault_settings as vs
-from components.config import load_config
-from components.dev_postgres import IMAGE
+from components.model import load_config
+from components.render import policies as pol
+from components.render import vault_objects as vs
+from components.render.dev_postgres import IMAGE
 from tests.harness import TEST_SECRETS, Recording, Resource, canary_leaks, run_stack, stack_config
 from tests.harness.fakes import CANARY
 
@@ -185,7 +185,7 @@ def test_policies_are_the_rendered_model(stack):
     rec = run_stack(stack)
     written = {r.inputs["name"]: r.inputs["policy"] for r in rec.of_type("vault:index/policy:Policy")
                if r.parent == rec.one(COMPONENT).urn}
-    expected = {p.name: pol.render(p) for p in pol.all_policies(_load(stack), ACCESSOR)}
+    expected = {p.name: pol.render(p) for p in vs.build(_load(stack)).all_policies(ACCESSOR)}
     assert written == expected
     assert f"identity.entity.aliases.{ACCESSOR}.metadata.service_account_name" in written["app-templated"]
 

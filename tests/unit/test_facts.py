@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from components.config import Chart
+from components.model.platform import Chart
 from tests import facts
 from tests.harness import ROOT, load_stack
 

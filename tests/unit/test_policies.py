@@ -5,8 +5,9 @@ from __future__ import annotations
 import hcl
 import pytest
 
-from components import policies as pol
-from components.config import load_config
+from components.model import load_config
+from components.render import policies as pol
+from components.render import vault_objects as vs
 from tests.harness import stack_config
 
 ACCESSOR = "auth_kubernetes_0a1b2c3d"
@@ -27,7 +28,7 @@ def test_every_rendered_policy_parses_and_matches_its_model(stack):
         {"path": "sys/metrics", "capabilities": ["read"]},
         {"path": "secret/data/shared/+/config", "capabilities": ["read", "list"],
          "requiredParameters": ["version"], "deniedParameters": ["force", "*"]}]}]})
-    policies = pol.all_policies(config, ACCESSOR)
+    policies = vs.build(config).all_policies(ACCESSOR)
     assert len({p.name for p in policies}) == len(policies)
     for policy in policies:
         text = pol.render(policy)
@@ -44,10 +45,10 @@ def test_every_rendered_policy_parses_and_matches_its_model(stack):
 
 
 def test_builtin_policy_names_and_order():
-    names = [p.name for p in pol.all_policies(load("prod"), ACCESSOR)]
-    assert names == ["admin", "raft-backup", "app-templated", "app-myapp"]
+    names = [p.name for p in vs.build(load("prod")).all_policies(ACCESSOR)]
+    assert names == ["admin", "raft-backup", "app-myapp", "app-templated"]
     # Without an accessor (before Kubernetes auth exists) the templated policy cannot be rendered.
-    assert "app-templated" not in [p.name for p in pol.all_policies(load("prod"), None)]
+    assert "app-templated" not in [p.name for p in vs.build(load("prod")).policies]
 
 
 def test_backup_policy_api_is_stable_and_minimal():
@@ -58,7 +59,7 @@ def test_backup_policy_api_is_stable_and_minimal():
 
 
 def test_templated_policy_paths_use_the_kubernetes_alias_metadata():
-    rules = parsed_rules(pol.render(pol.templated_policy(load("prod"), ACCESSOR)))
+    rules = parsed_rules(pol.render(pol.templated_policy_for("secret", ACCESSOR)))
     meta = f"identity.entity.aliases.{ACCESSOR}.metadata"
     own = f"{{{{{meta}.service_account_namespace}}}}/{{{{{meta}.service_account_name}}}}"
     assert rules == {
@@ -68,16 +69,16 @@ def test_templated_policy_paths_use_the_kubernetes_alias_metadata():
 
 
 def test_templated_policy_follows_the_kv_mount_and_needs_an_accessor():
-    policy = pol.templated_policy(load("prod", {"kv": {"path": "kv-apps"}}), ACCESSOR)
+    policy = vs.build(load("prod", {"kv": {"path": "kv-apps"}})).templated(ACCESSOR)
     assert all(r.path.startswith("kv-apps/") for r in policy.rules)
     with pytest.raises(ValueError, match="accessor"):
-        pol.templated_policy(load("prod"), "")
+        vs.build(load("prod")).templated("")
 
 
 def test_unknown_capability_is_rejected_by_the_model():
-    with pytest.raises(ValueError, match=r"'secret/data/x/\*': unknown capabilities \['wrte'\]"):
+    with pytest.raises(ValueError, match=r"'secret/data/x/\*': has unknown capabilities \['wrte'\]"):
         pol.Rule("secret/data/x/*", ("read", "wrte"))
-    with pytest.raises(ValueError, match="no capabilities"):
+    with pytest.raises(ValueError, match="names no capability"):
         pol.Rule("secret/data/x/*", ())
     with pytest.raises(ValueError, match="repeated"):
         pol.Rule("secret/data/x/*", ("read", "read"))
@@ -120,7 +121,7 @@ def test_grants_inside_the_templated_path_need_no_app_policy():
         {"path": "secret/data/payments/billing-sa/*", "access": "write"},
         {"path": "secret/metadata/payments/billing-sa/config", "access": "list"}])]})
     assert pol.app_policy(config, config.applications[0]) is None
-    assert "app-billing" not in [p.name for p in pol.all_policies(config, ACCESSOR)]
+    assert "app-billing" not in [p.name for p in vs.build(config).all_policies(ACCESSOR)]
 
 
 def test_only_grants_beyond_the_templated_path_stay_in_the_app_policy():
@@ -143,7 +144,7 @@ def test_without_the_templated_policy_every_grant_is_in_the_app_policy():
                                                       "access": "read"}])]})
     policy = pol.app_policy(config, config.applications[0])
     assert policy is not None and [r.path for r in policy.rules] == ["secret/data/payments/billing-sa/*"]
-    assert "app-templated" not in [p.name for p in pol.all_policies(config, ACCESSOR)]
+    assert "app-templated" not in [p.name for p in vs.build(config).all_policies(ACCESSOR)]
 
 
 def test_admin_policy_manages_every_enabled_engine_but_is_not_root():
@@ -158,6 +159,6 @@ def test_admin_policy_manages_every_enabled_engine_but_is_not_root():
 def test_config_policies_are_rendered_verbatim():
     config = load("dev", {"policies": [{"name": "ci-deployer", "rules": [
         {"path": "secret/data/ci/*", "capabilities": ["create", "update"]}]}]})
-    policy = next(p for p in pol.all_policies(config, ACCESSOR) if p.name == "ci-deployer")
+    policy = next(p for p in vs.build(config).all_policies(ACCESSOR) if p.name == "ci-deployer")
     assert parsed_rules(pol.render(policy)) == {"secret/data/ci/*": {"capabilities": ["create", "update"]}}
     assert pol.render(policy).startswith("# ci-deployer: managed by vault-platform")

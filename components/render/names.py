@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.config import PlatformConfig
+from components.model import ApiConfig, PlatformConfig
 
 TLS_MOUNT = "/vault/userconfig/vault-tls"
 UNSEAL_MOUNT = "/vault/userconfig/vault-unseal"
@@ -24,6 +24,7 @@ class Names:
 
     @classmethod
     def of(cls, config: PlatformConfig) -> Names:
+        assert config.cluster.replicas is not None
         return cls(config.cluster.release_name, config.kubernetes.namespace, config.cluster.replicas)
 
     @property
@@ -78,3 +79,11 @@ class Names:
         for n in names:
             seen.setdefault(n, None)
         return list(seen)
+
+
+def pod_unseal_ports(unseal_type: str, api: ApiConfig, replicas: int) -> list[tuple[int, int, str]]:
+    """(ordinal, nodePort, host address) for each pod a shamir dev stack must unseal directly."""
+    if unseal_type != "shamir" or api.service_type != "NodePort":
+        return []
+    assert api.node_port is not None
+    return [(i, api.node_port + 1 + i, f"https://127.0.0.1:{POD_HOST_PORT_BASE + i}") for i in range(replicas)]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from components.config import PlatformConfig
-from components.names import API_PORT, CLUSTER_PORT, DATA_PATH, TLS_MOUNT, UNSEAL_MOUNT, Names
+from components.model import UnsealConfig
+from components.render.names import API_PORT, CLUSTER_PORT, DATA_PATH, TLS_MOUNT, UNSEAL_MOUNT, Names
 
 
 @dataclass(frozen=True)
@@ -55,14 +55,12 @@ def _block(header: str, attrs: dict[str, object], children: list[str] | None = N
     return "\n".join(lines)
 
 
-def seal_for(config: PlatformConfig, kms_key_id: str | None = None) -> SealStanza | None:
-    """The seal stanza for the stack's unseal type; shamir has none."""
-    unseal = config.unseal
+def seal_for(unseal: UnsealConfig, *, region: str | None = None, kms_key_id: str | None = None) -> SealStanza | None:
+    """The seal stanza for an unseal type; shamir has none. awskms needs the key's region and id."""
     if unseal.type == "awskms":
-        if not kms_key_id:
-            raise ValueError("awskms unseal needs the KMS key id")
-        assert config.aws is not None
-        return SealStanza("awskms", {"region": config.aws.region, "kms_key_id": kms_key_id})
+        if not kms_key_id or not region:
+            raise ValueError("awskms unseal needs the KMS key's region and id")
+        return SealStanza("awskms", {"region": region, "kms_key_id": kms_key_id})
     if unseal.type == "transit":
         t = unseal.transit
         assert t is not None

@@ -2,7 +2,7 @@
 
 Vault's automatic snapshots are Enterprise-only and the chart ships no backups, so this component
 declares them: a Vault policy and Kubernetes auth role for exactly one service account, the
-CronJob that runs scripts/backup.sh (built by components.backup_spec), and where snapshots go: a
+CronJob that runs scripts/backup.sh (built by components.render.backup_job), and where snapshots go: a
 PersistentVolumeClaim, or an encrypted, versioned, TLS-only S3 bucket with its own KMS key and an
 IRSA role that may touch only the snapshot prefix. The bucket and its key hold the only copy of
 past data: both are protected and retained.
@@ -11,19 +11,19 @@ past data: both are protected and retained.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_vault as vault
 
-from components import backup_spec
-from components.backup_spec import BackupNames
-from components.config import PlatformConfig
-from components.iam import backup_bucket_policy, s3_backup_policy
-from components.irsa import irsa_role
-from components.names import Names
-from components.policies import BACKUP_POLICY
+from components.model import AwsConfig
+from components.render import backup_job
+from components.render.backup_job import BackupJob
+from components.render.iam import backup_bucket_policy, s3_backup_policy
+from components.render.policies import BACKUP_POLICY
+from components.resources.aws import irsa_role, protected_kms_key
 
 # The backup token lives for one run.
 TOKEN_TTL_SECONDS = 900
@@ -35,18 +35,29 @@ def _body(manifest: dict) -> dict:
     return {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")}
 
 
+@dataclass(frozen=True)
+class RaftBackupArgs:
+    job: BackupJob
+    # The Vault namespace (the resource, so the job's objects wait for it).
+    namespace: pulumi.Input[str]
+    kubernetes_auth_path: pulumi.Input[str]
+    # S3 target: the cluster's OIDC provider the job's IRSA role trusts, and tags.
+    aws: AwsConfig | None = None
+
+
 class RaftBackup(pulumi.ComponentResource):
     """Outputs: ``exports`` (stack exports: schedule, CronJob, and the bucket or volume claim)."""
 
     exports: dict[str, pulumi.Input]
 
-    def __init__(self, name: str, config: PlatformConfig, namespace: pulumi.Input[str],
-                 vault_provider: pulumi.ProviderResource, kubernetes_auth_path: pulumi.Input[str],
+    def __init__(self, name: str, args: RaftBackupArgs, vault_provider: pulumi.ProviderResource,
                  aws_provider: aws.Provider | None = None, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:backup:RaftBackup", name, None, opts)
-        b = config.backup
-        bn = BackupNames.of(config)
-        script = backup_spec.read_script()
+        job = args.job
+        b = job.backup
+        bn = job.object_names
+        namespace = args.namespace
+        script = backup_job.read_script()
         k8s_opts = pulumi.ResourceOptions(parent=self)
         vault_opts = pulumi.ResourceOptions(parent=self, provider=vault_provider)
 
@@ -56,7 +67,7 @@ class RaftBackup(pulumi.ComponentResource):
         policy_name = BACKUP_POLICY
         self.role = vault.kubernetes.AuthBackendRole(
             f"{name}-role",
-            backend=kubernetes_auth_path,
+            backend=args.kubernetes_auth_path,
             role_name=bn.vault_role,
             bound_service_account_names=[bn.service_account],
             bound_service_account_namespaces=[namespace],
@@ -75,18 +86,19 @@ class RaftBackup(pulumi.ComponentResource):
         bucket_name: pulumi.Input[str | None] = None
         role_arn: pulumi.Input[str | None] = None
         if b.target == "s3":
-            assert config.aws is not None and aws_provider is not None
-            self._s3(name, config, aws_provider)
+            if args.aws is None or aws_provider is None:
+                raise ValueError("RaftBackup: backup target s3 needs aws settings and an AWS provider")
+            self._s3(name, job, args.aws, aws_provider)
             assert self.bucket is not None and self.irsa_role is not None
             bucket_name, role_arn = self.bucket.bucket, self.irsa_role.arn
         else:
-            pvc = backup_spec.volume_claim(config)
+            pvc = backup_job.volume_claim(job)
             assert pvc is not None
             self.volume_claim = k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-volume", **_body(_in_namespace(pvc, namespace)), opts=k8s_opts)
 
         # --- the job ---------------------------------------------------------------------------------
-        sa = pulumi.Output.from_input(role_arn).apply(lambda arn: backup_spec.service_account(config, arn))
+        sa = pulumi.Output.from_input(role_arn).apply(lambda arn: backup_job.service_account(job, arn))
         self.service_account = k8s.core.v1.ServiceAccount(
             f"{name}-sa",
             metadata=pulumi.Output.all(sa, namespace).apply(lambda a: {**a[0]["metadata"], "namespace": a[1]}),
@@ -94,17 +106,17 @@ class RaftBackup(pulumi.ComponentResource):
             opts=k8s_opts,
         )
         self.config_map = k8s.core.v1.ConfigMap(
-            f"{name}-script", **_body(_in_namespace(backup_spec.config_map(config, script), namespace)),
+            f"{name}-script", **_body(_in_namespace(backup_job.config_map(job, script), namespace)),
             opts=k8s_opts)
-        job = pulumi.Output.from_input(bucket_name).apply(lambda bucket: backup_spec.cron_job(config, script, bucket))
+        cron_job = pulumi.Output.from_input(bucket_name).apply(lambda bucket: backup_job.cron_job(job, script, bucket))
         waits_for = [self.role, self.service_account, self.config_map]
         if self.volume_claim is not None:
             waits_for.append(self.volume_claim)
         self.cron_job = k8s.batch.v1.CronJob(
             f"{name}-cronjob",
             # The name is known before the bucket is (preview); the spec waits for it.
-            metadata={**backup_spec.metadata(config, bn.cron_job), "namespace": namespace},
-            spec=job.apply(lambda m: m["spec"]),
+            metadata={**backup_job.metadata(job, bn.cron_job), "namespace": namespace},
+            spec=cron_job.apply(lambda m: m["spec"]),
             opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for),
         )
 
@@ -125,29 +137,20 @@ class RaftBackup(pulumi.ComponentResource):
             self.exports["backupVolumeClaim"] = self.volume_claim.metadata.name
         self.register_outputs(dict(self.exports))
 
-    def _s3(self, name: str, config: PlatformConfig, aws_provider: aws.Provider) -> None:
-        assert config.aws is not None
-        b = config.backup
-        names = Names.of(config)
+    def _s3(self, name: str, job: BackupJob, aws_config: AwsConfig, aws_provider: aws.Provider) -> None:
+        b = job.backup
+        names = job.names
         stack = pulumi.get_stack()
-        tags = {**dict(config.aws.tags), "vault-platform/stack": stack}
+        tags = {**dict(aws_config.tags), "vault-platform/stack": stack}
         aws_opts = pulumi.ResourceOptions(parent=self, provider=aws_provider)
         # Snapshots are the only copy of past data, and unreadable without this key: neither may be
         # deleted by `pulumi destroy` (protect) nor by removing them from the program (retain).
         keep = pulumi.ResourceOptions(parent=self, provider=aws_provider, protect=True, retain_on_delete=True)
 
-        self.kms_key = aws.kms.Key(
-            f"{name}-key",
-            description=f"Vault Raft snapshot bucket ({pulumi.get_project()}/{stack})",
-            key_usage="ENCRYPT_DECRYPT",
-            customer_master_key_spec="SYMMETRIC_DEFAULT",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            tags=tags,
-            opts=keep,
-        )
-        aws.kms.Alias(f"{name}-key-alias", name=f"alias/vault-backup-{pulumi.get_project()}-{stack}",
-                      target_key_id=self.kms_key.key_id, opts=aws_opts)
+        self.kms_key = protected_kms_key(
+            f"{name}-key", alias_resource=f"{name}-key-alias", alias=f"vault-backup-{pulumi.get_project()}-{stack}",
+            description=f"Vault Raft snapshot bucket ({pulumi.get_project()}/{stack})", deletion_window_days=30,
+            tags=tags, opts=aws_opts)
 
         self.bucket = aws.s3.Bucket(
             f"{name}-bucket",
@@ -203,11 +206,10 @@ class RaftBackup(pulumi.ComponentResource):
             policy=self.bucket.arn.apply(lambda arn: json.dumps(backup_bucket_policy(arn))),
             opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[public_access]))
 
-        bn = BackupNames.of(config)
         self.irsa_role = irsa_role(
-            name, config=config, role_name=f"{names.release}-backup-{stack}",
-            description="Vault backup job: write and prune Raft snapshots in S3 (IRSA)",
-            service_account=bn.service_account, policy_name=f"{name}-s3",
+            name, aws_config=aws_config, namespace=names.namespace, service_account=job.object_names.service_account,
+            role_name=f"{names.release}-backup-{stack}",
+            description="Vault backup job: write and prune Raft snapshots in S3 (IRSA)", policy_name=f"{name}-s3",
             policy=pulumi.Output.all(self.bucket.arn, self.kms_key.arn).apply(
                 lambda a: s3_backup_policy(a[0], b.s3.prefix, a[1])),
             tags=tags, opts=aws_opts)

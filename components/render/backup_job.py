@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.config import PlatformConfig
-from components.names import Names
-from components.policies import BACKUP_POLICY
+from components.model import BackupConfig, PlatformConfig
+from components.render.names import Names
+from components.render.policies import BACKUP_POLICY
 
-SCRIPT_PATH = Path(__file__).resolve().parents[1] / "scripts" / "backup.sh"
+SCRIPT_PATH = Path(__file__).resolve().parents[2] / "scripts" / "backup.sh"
 SCRIPT_KEY = "backup.sh"
 
 # The official AWS CLI v2 image, pinned like every other image; its /bin/sh runs backup.sh.
@@ -64,10 +64,41 @@ class BackupNames:
     vault_role: str
 
     @classmethod
-    def of(cls, config: PlatformConfig) -> BackupNames:
-        base = f"{config.cluster.release_name}-backup"
+    def of(cls, release: str) -> BackupNames:
+        base = f"{release}-backup"
         return cls(cron_job=base, service_account=base, config_map=f"{base}-script", volume_claim=base,
                    vault_role=BACKUP_POLICY)
+
+
+@dataclass(frozen=True)
+class BackupJob:
+    """Everything the backup job's objects are made from."""
+
+    backup: BackupConfig
+    names: Names
+    # The Vault server image: its CLI takes the snapshot (and stores it on the volume in dev).
+    vault_image: str
+    kubernetes_auth_path: str
+    # The Secret holding the CA the servers' certificate chains to (the job mounts only ca.crt).
+    tls_secret: str
+    # An emptyDir large enough for a snapshot of the whole Raft store.
+    snapshot_size_limit: str
+    aws_region: str | None = None
+
+    @classmethod
+    def of(cls, config: PlatformConfig) -> BackupJob:
+        names = Names.of(config)
+        tls_secret = config.tls.existing_secret if config.tls.source == "existingSecret" else names.tls_secret
+        assert tls_secret
+        return cls(backup=config.backup, names=names,
+                   vault_image=f"{config.cluster.image.repository}:{config.cluster.image.tag}",
+                   kubernetes_auth_path=config.kubernetes_auth.path, tls_secret=tls_secret,
+                   snapshot_size_limit=config.cluster.data_storage.size,
+                   aws_region=config.aws.region if config.aws else None)
+
+    @property
+    def object_names(self) -> BackupNames:
+        return BackupNames.of(self.names.release)
 
 
 def read_script() -> str:
@@ -75,58 +106,58 @@ def read_script() -> str:
     return SCRIPT_PATH.read_text()
 
 
-def labels(config: PlatformConfig) -> dict[str, str]:
+def labels(job: BackupJob) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": "vault-backup",
-        "app.kubernetes.io/instance": config.cluster.release_name,
+        "app.kubernetes.io/instance": job.names.release,
         "app.kubernetes.io/component": "backup",
         "app.kubernetes.io/part-of": "vault-platform",
         "app.kubernetes.io/managed-by": "pulumi",
     }
 
 
-def metadata(config: PlatformConfig, name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "namespace": Names.of(config).namespace, "labels": labels(config)}
+def metadata(job: BackupJob, name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": job.names.namespace, "labels": labels(job)}
     if annotations:
         meta["annotations"] = annotations
     return meta
 
 
-def service_account(config: PlatformConfig, role_arn: str | None = None) -> dict[str, Any]:
+def service_account(job: BackupJob, role_arn: str | None = None) -> dict[str, Any]:
     """The job's identity: Vault's Kubernetes auth role and (prod) the IRSA role trust exactly it."""
     annotations = {"eks.amazonaws.com/role-arn": role_arn} if role_arn else None
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": metadata(config, BackupNames.of(config).service_account, annotations),
+        "metadata": metadata(job, job.object_names.service_account, annotations),
         # The token is projected into the snapshot container only.
         "automountServiceAccountToken": False,
     }
 
 
-def config_map(config: PlatformConfig, script: str) -> dict[str, Any]:
+def config_map(job: BackupJob, script: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": metadata(config, BackupNames.of(config).config_map),
+        "metadata": metadata(job, job.object_names.config_map),
         "data": {SCRIPT_KEY: script},
     }
 
 
-def volume_claim(config: PlatformConfig) -> dict[str, Any] | None:
+def volume_claim(job: BackupJob) -> dict[str, Any] | None:
     """The dev backup volume; None when snapshots go to S3."""
-    if config.backup.target != "volume":
+    if job.backup.target != "volume":
         return None
     spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": config.backup.volume.size}},
+        "resources": {"requests": {"storage": job.backup.volume.size}},
     }
-    if config.backup.volume.storage_class:
-        spec["storageClassName"] = config.backup.volume.storage_class
+    if job.backup.volume.storage_class:
+        spec["storageClassName"] = job.backup.volume.storage_class
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": metadata(config, BackupNames.of(config).volume_claim),
+        "metadata": metadata(job, job.object_names.volume_claim),
         "spec": spec,
     }
 
@@ -151,12 +182,12 @@ def _mount(name: str, path: str, read_only: bool = False) -> dict[str, Any]:
     return {"name": name, "mountPath": path, "readOnly": read_only}
 
 
-def cron_job(config: PlatformConfig, script: str, bucket: str | None = None) -> dict[str, Any]:
+def cron_job(job: BackupJob, script: str, bucket: str | None = None) -> dict[str, Any]:
     """The CronJob. ``bucket`` is the S3 bucket's name (required for target s3)."""
-    names = Names.of(config)
-    bn = BackupNames.of(config)
-    b = config.backup
-    vault_image = f"{config.cluster.image.repository}:{config.cluster.image.tag}"
+    names = job.names
+    bn = job.object_names
+    b = job.backup
+    vault_image = job.vault_image
     common_env = {"HOME": TMP_MOUNT, "SNAPSHOT_DIR": SNAPSHOT_MOUNT}
 
     snapshot = {
@@ -168,7 +199,7 @@ def cron_job(config: PlatformConfig, script: str, bucket: str | None = None) -> 
             **common_env,
             "VAULT_ADDR": names.in_cluster_addr,
             "VAULT_CACERT": f"{CA_MOUNT}/ca.crt",
-            "VAULT_K8S_AUTH_PATH": config.kubernetes_auth.path,
+            "VAULT_K8S_AUTH_PATH": job.kubernetes_auth_path,
             "VAULT_K8S_ROLE": bn.vault_role,
             "VAULT_K8S_JWT_PATH": f"{JWT_MOUNT}/token",
         }),
@@ -187,10 +218,10 @@ def cron_job(config: PlatformConfig, script: str, bucket: str | None = None) -> 
         {"name": "script", "configMap": {"name": bn.config_map, "defaultMode": 0o555,
                                          "items": [{"key": SCRIPT_KEY, "path": SCRIPT_KEY}]}},
         # Large enough for a snapshot of the whole Raft store.
-        {"name": "snapshot", "emptyDir": {"sizeLimit": config.cluster.data_storage.size}},
+        {"name": "snapshot", "emptyDir": {"sizeLimit": job.snapshot_size_limit}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
         # The CA only: the server's private key stays out of this pod.
-        {"name": "vault-ca", "secret": {"secretName": names.tls_secret, "defaultMode": 0o444,
+        {"name": "vault-ca", "secret": {"secretName": job.tls_secret, "defaultMode": 0o444,
                                         "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
         {"name": "vault-token", "projected": {"sources": [{"serviceAccountToken": {
             "path": "token", "expirationSeconds": TOKEN_EXPIRATION_SECONDS}}]}},
@@ -199,7 +230,8 @@ def cron_job(config: PlatformConfig, script: str, bucket: str | None = None) -> 
     if b.target == "s3":
         if not bucket:
             raise ValueError("backup.target is s3 but no bucket name was given")
-        assert config.aws is not None
+        if not job.aws_region:
+            raise ValueError("backup.target is s3 but no AWS region was given")
         finisher = {
             "name": "upload",
             "image": AWS_CLI_IMAGE,
@@ -210,8 +242,8 @@ def cron_job(config: PlatformConfig, script: str, bucket: str | None = None) -> 
                 "S3_BUCKET": bucket,
                 "S3_PREFIX": b.s3.prefix,
                 "RETENTION_DAYS": str(b.retention_days),
-                "AWS_REGION": config.aws.region,
-                "AWS_DEFAULT_REGION": config.aws.region,
+                "AWS_REGION": job.aws_region,
+                "AWS_DEFAULT_REGION": job.aws_region,
                 "AWS_STS_REGIONAL_ENDPOINTS": "regional",
             }),
             "volumeMounts": [
@@ -240,7 +272,7 @@ def cron_job(config: PlatformConfig, script: str, bucket: str | None = None) -> 
         }
         volumes.append({"name": "backups", "persistentVolumeClaim": {"claimName": bn.volume_claim}})
 
-    pod_labels = labels(config)
+    pod_labels = labels(job)
     pod_spec: dict[str, Any] = {
         "serviceAccountName": bn.service_account,
         "automountServiceAccountToken": False,
@@ -259,7 +291,7 @@ def cron_job(config: PlatformConfig, script: str, bucket: str | None = None) -> 
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": metadata(config, bn.cron_job),
+        "metadata": metadata(job, bn.cron_job),
         "spec": {
             "schedule": b.schedule,
             "timeZone": "Etc/UTC",
@@ -286,15 +318,4 @@ def cron_job(config: PlatformConfig, script: str, bucket: str | None = None) -> 
             },
         },
     }
-
-
-def manifests(config: PlatformConfig, script: str, bucket: str | None = None,
-              role_arn: str | None = None) -> list[dict[str, Any]]:
-    """Every Kubernetes object of the backup job, in apply order."""
-    found = [service_account(config, role_arn), config_map(config, script)]
-    pvc = volume_claim(config)
-    if pvc is not None:
-        found.append(pvc)
-    found.append(cron_job(config, script, bucket))
-    return found
 

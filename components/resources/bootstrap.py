@@ -8,18 +8,20 @@ without calling Vault; on `pulumi up` they wait for initialization.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pulumi
 import pulumi_vault as vault
 
-from components.cluster import VaultCluster, pod_unseal_ports
-from components.config import PlatformConfig
-from components.validation import duration_seconds
-from components.vault_init import VaultInit
+from components.model import InitConfig, Secret
+from components.model.checks import duration_seconds
+from components.providers.vault_init import VaultInit
 
 # Next to the program by default; VAULT_PLATFORM_CA_DIR moves it (the tests use a temporary one).
-CA_DIR = Path(os.environ.get("VAULT_PLATFORM_CA_DIR") or Path(__file__).resolve().parents[1] / ".vault-ca")
+CA_DIR = Path(os.environ.get("VAULT_PLATFORM_CA_DIR") or Path(__file__).resolve().parents[2] / ".vault-ca")
 
 
 def write_ca_file(stack: str, pem: str, directory: Path = CA_DIR) -> str:
@@ -36,29 +38,47 @@ def write_ca_file(stack: str, pem: str, directory: Path = CA_DIR) -> str:
     return str(path)
 
 
-class VaultBootstrap(pulumi.ComponentResource):
-    """Outputs: ``root_token`` and ``unseal_keys`` (secret), ``status``; attribute ``provider``."""
+@dataclass(frozen=True)
+class VaultBootstrapArgs:
+    """What initialization needs: where Vault answers, the CA its certificate chains to, the init
+    settings, and how the pods unseal."""
 
-    def __init__(self, name: str, config: PlatformConfig, cluster: VaultCluster,
-                 opts: pulumi.ResourceOptions | None = None):
+    address: pulumi.Input[str]
+    ca_cert_pem: pulumi.Input[str]
+    # shamir: the stack unseals every pod (through ``unseal_addresses`` when given); auto: the seal does.
+    mode: Literal["shamir", "auto"]
+    expected_peers: int
+    init: InitConfig = field(default_factory=InitConfig)
+    unseal_addresses: Sequence[str] = ()
+    # A token of your own for a Vault initialized before (or after revoking the root token).
+    existing_token: Secret | None = None
+    # Resources that must exist before Vault can answer at ``address`` (the cluster).
+    wait_for: Sequence[pulumi.Resource] = ()
+
+
+class VaultBootstrap(pulumi.ComponentResource):
+    """Outputs: ``root_token`` and ``unseal_keys`` (secret), ``status``; attribute ``provider`` (the
+    Vault provider every configuration resource must use)."""
+
+    def __init__(self, name: str, args: VaultBootstrapArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:bootstrap:VaultBootstrap", name, None, opts)
-        init = config.init
-        existing = config.secrets.vault_token
+        init = args.init
+        existing = args.existing_token
         self.init = VaultInit(
             f"{name}-init",
-            address=config.api.address,
-            ca_cert_pem=cluster.ca_cert_pem,
-            mode="shamir" if config.unseal.type == "shamir" else "auto",
+            address=args.address,
+            ca_cert_pem=args.ca_cert_pem,
+            mode=args.mode,
             shares=init.shares,
             threshold=init.threshold,
             pgp_keys=list(init.pgp_keys),
             root_token_pgp_key=init.root_token_pgp_key,
-            unseal_addresses=[address for _, _, address in pod_unseal_ports(config)],
-            expected_peers=config.cluster.replicas,
+            unseal_addresses=list(args.unseal_addresses),
+            expected_peers=args.expected_peers,
             timeout_seconds=int(duration_seconds(init.timeout)),
             existing_token=existing.output() if existing else None,
             # The release and the Services must exist (and pods be Ready) before init can reach them.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.wait_for)),
         )
         self.root_token = pulumi.Output.secret(self.init.root_token)
         self.unseal_keys = pulumi.Output.secret(self.init.keys_base64)
@@ -70,10 +90,10 @@ class VaultBootstrap(pulumi.ComponentResource):
         # Teams that revoked the root token configure Vault with their own token instead.
         token = existing.output() if existing else self.root_token
         stack = pulumi.get_stack()
-        ca_file = cluster.ca_cert_pem.apply(lambda pem: write_ca_file(stack, pem))
+        ca_file = pulumi.Output.from_input(args.ca_cert_pem).apply(lambda pem: write_ca_file(stack, pem))
         self.provider = vault.Provider(
             f"{name}-vault",
-            address=config.api.address,
+            address=args.address,
             token=token,
             ca_cert_file=ca_file,
             # Each run works with a short-lived child token, not the stored one itself.

@@ -11,8 +11,9 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from components.config import CAPABILITIES, Application, PlatformConfig
-from components.config import Policy as PolicyConfig
+from components.model import Application, PlatformConfig
+from components.model.checks import capabilities as capabilities_problem
+from components.model.platform import Policy as PolicyConfig
 
 ADMIN_POLICY = "admin"
 BACKUP_POLICY = "raft-backup"
@@ -38,14 +39,9 @@ class Rule:
     def __post_init__(self) -> None:
         if not self.path or self.path.startswith("/") or any(c in self.path for c in ' "\\\n'):
             raise ValueError(f"policy path {self.path!r}: not a Vault API path (no leading '/', quotes or spaces)")
-        unknown = [c for c in self.capabilities if c not in CAPABILITIES]
-        if unknown:
-            raise ValueError(f"policy path {self.path!r}: unknown capabilities {unknown}; "
-                             f"allowed: {', '.join(CAPABILITIES)}")
-        if not self.capabilities:
-            raise ValueError(f"policy path {self.path!r}: no capabilities")
-        if len(set(self.capabilities)) != len(self.capabilities):
-            raise ValueError(f"policy path {self.path!r}: capabilities repeated {list(self.capabilities)}")
+        problem = capabilities_problem(self.capabilities)
+        if problem:
+            raise ValueError(f"policy path {self.path!r}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -184,10 +180,6 @@ def templated_policy_for(kv_path: str, kubernetes_accessor: str) -> Policy:
     ))
 
 
-def templated_policy(config: PlatformConfig, kubernetes_accessor: str) -> Policy:
-    return templated_policy_for(config.kv.path, kubernetes_accessor)
-
-
 def static_policies(config: PlatformConfig) -> list[Policy]:
     """Every policy the stack writes except the templated one (which needs the auth accessor)."""
     policies = [admin_policy(config), backup_policy()]
@@ -198,10 +190,3 @@ def static_policies(config: PlatformConfig) -> list[Policy]:
     policies += [from_config(p) for p in config.policies]
     return policies
 
-
-def all_policies(config: PlatformConfig, kubernetes_accessor: str | None) -> list[Policy]:
-    """Every policy the stack writes, in a stable order (the templated one once the accessor is known)."""
-    policies = static_policies(config)
-    if config.kubernetes_auth.templated_policy and kubernetes_accessor:
-        policies.insert(2, templated_policy(config, kubernetes_accessor))
-    return policies

@@ -1,6 +1,6 @@
 """VaultConfiguration: secrets engines, Kubernetes auth, policies, audit and applications as resources.
 
-A resource shell around ``components.vault_settings``: every item of that model becomes one
+A resource shell around ``components.render.vault_objects``: every item of that model becomes one
 pulumi_vault resource here, and nothing is computed here that the model does not already say.
 Every resource is a child of this component and uses the in-stack Vault provider (passed in, and
 set explicitly on each resource), never a default provider reading VAULT_ADDR.
@@ -16,18 +16,37 @@ password, and the same shape as the other engines (mount + children).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_vault as vault
 
-from components import policies as pol
-from components import vault_settings as vs
-from components.config import PlatformConfig
+from components.render import policies as pol
+from components.render import vault_objects as vs
 
 
 def _slug(text: str) -> str:
     return text.strip("/").replace("/", "-").replace("_", "-").replace(".", "-")
+
+
+@dataclass(frozen=True)
+class DevPostgresConnection:
+    """The in-cluster dev PostgreSQL's connection URL and admin password, known at deploy time."""
+
+    connection_url: pulumi.Input[str]
+    password: pulumi.Input[str]
+    # The database's resources: Vault verifies the connection on write, so it waits for them.
+    wait_for: tuple[pulumi.Resource, ...] = ()
+
+
+@dataclass(frozen=True)
+class VaultConfigurationArgs:
+    objects: vs.VaultObjects
+    # Replacing the root CA or a transit key cannot be undone (issued certificates stop chaining,
+    # ciphertexts stop decrypting): prod protects them; dev stacks stay disposable.
+    protect_keys: bool = False
+    dev_postgres: DevPostgresConnection | None = None
 
 
 class VaultConfiguration(pulumi.ComponentResource):
@@ -36,15 +55,14 @@ class VaultConfiguration(pulumi.ComponentResource):
     kubernetes_auth_path: pulumi.Output[str]
     kubernetes_accessor: pulumi.Output[str]
 
-    def __init__(self, name: str, config: PlatformConfig, provider: vault.Provider,
-                 dev_postgres: Any = None, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: VaultConfigurationArgs, provider: vault.Provider,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:configuration:VaultConfiguration", name, None, opts)
         self._name = name
         self._provider = provider
-        # Replacing the root CA or a transit key cannot be undone (issued certificates stop chaining,
-        # ciphertexts stop decrypting): prod protects them; dev stacks stay disposable.
-        self._protect_keys = config.is_prod
-        settings = vs.build(config)
+        self._protect_keys = args.protect_keys
+        settings = args.objects
+        dev_postgres = args.dev_postgres
         self.settings = settings
 
         self.audit_devices = [self._audit(d) for d in settings.audit_devices]
@@ -110,18 +128,18 @@ class VaultConfiguration(pulumi.ComponentResource):
         )
         return mount
 
-    def _database(self, db: vs.DatabaseEngine, dev_postgres: Any) -> None:
+    def _database(self, db: vs.DatabaseEngine, dev_postgres: DevPostgresConnection | None) -> None:
         mount = self._mount(db.mount)
         connections: dict[str, vault.database.SecretBackendConnection] = {}
         for conn in db.connections:
             depends: list[pulumi.Resource] = []
             if conn.dev_postgres:
                 if dev_postgres is None:
-                    raise ValueError("database.devPostgres is true but no DevPostgres component was given")
-                url, username = dev_postgres.connection_url, dev_postgres.username
+                    raise ValueError("database.devPostgres is true but no DevPostgres connection was given")
+                url, username = dev_postgres.connection_url, conn.username
                 password = pulumi.Output.secret(dev_postgres.password)
                 # verify_connection needs the database up: wait for its Deployment to be ready.
-                depends.append(dev_postgres)
+                depends += list(dev_postgres.wait_for)
             else:
                 if conn.password is None:
                     raise ValueError(f"no password for database connection {conn.name!r}")
@@ -238,7 +256,7 @@ class VaultConfiguration(pulumi.ComponentResource):
 
     # -- auth, policies, applications ---------------------------------------------------------
 
-    def _kubernetes_auth(self, settings: vs.VaultSettings) -> vault.AuthBackend:
+    def _kubernetes_auth(self, settings: vs.VaultObjects) -> vault.AuthBackend:
         k = settings.kubernetes_auth
         auth = vault.AuthBackend(
             f"{self._name}-auth-kubernetes",
@@ -257,7 +275,7 @@ class VaultConfiguration(pulumi.ComponentResource):
         )
         return auth
 
-    def _policies(self, settings: vs.VaultSettings, auth: vault.AuthBackend) -> None:
+    def _policies(self, settings: vs.VaultObjects, auth: vault.AuthBackend) -> None:
         for policy in settings.policies:
             vault.Policy(f"{self._name}-policy-{policy.name}", name=policy.name, policy=pol.render(policy),
                          opts=self._opts())

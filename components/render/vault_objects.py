@@ -2,7 +2,7 @@
 
 This is the "functional core" of Vault configuration. Two shells consume it:
 
-* ``components/configuration.py`` declares one pulumi_vault resource per item (``pulumi up``);
+* ``components/resources/vault_configuration.py`` declares one pulumi_vault resource per item (``pulumi up``);
 * ``tests/integration/vault_apply.py`` turns the same items into Vault HTTP API calls, so the
   integration tests exercise exactly what the stack would write, against a real server.
 
@@ -11,14 +11,14 @@ Everything a manual setup does by hand maps to one item here:
 =====================================================  =========================================
 manual step                                            model item
 =====================================================  =========================================
-``vault secrets enable -path=secret kv-v2``            ``VaultSettings.kv`` (``KvEngine``)
+``vault secrets enable -path=secret kv-v2``            ``VaultObjects.kv`` (``KvEngine``)
 ``vault secrets enable database`` + ``write config/``  ``DatabaseEngine`` connections and roles
 ``vault secrets enable pki`` + ``root/generate``       ``PkiEngine.root`` (+ ``intermediate``)
 ``vault write pki/roles/...``                          ``PkiEngine.roles``
 ``vault secrets enable transit`` + ``transit/keys``    ``TransitEngine``
 ``vault auth enable kubernetes`` + ``write config``    ``KubernetesAuth``
 ``vault write auth/kubernetes/role/<app>``             ``KubernetesRole`` (one per application)
-``vault policy write``                                 ``VaultSettings.policies`` (+ templated)
+``vault policy write``                                 ``VaultObjects.policies`` (+ templated)
 ``vault audit enable file``                            ``AuditDevice`` (two of them)
 ``vault kv put``                                       ``KvSecret`` (initial values, secret)
 =====================================================  =========================================
@@ -33,17 +33,17 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from components import policies as pol
-from components.config import PlatformConfig
-from components.names import Names
-from components.validation import Secret, duration_seconds
+from components.model import PlatformConfig, Secret
+from components.model.checks import duration_seconds
+from components.render import policies as pol
+from components.render.names import Names
 
 # Vault runs in the cluster: it reaches the API server by its in-cluster Service name, and (with the
 # chart's authDelegator ClusterRoleBinding) reviews tokens with its own service account's token and CA.
 KUBERNETES_HOST = "https://kubernetes.default.svc"
 POSTGRES_PLUGIN = "postgresql-database-plugin"
 
-# The throwaway PostgreSQL of dev stacks (components/dev_postgres.py creates it with these names).
+# The throwaway PostgreSQL of dev stacks (components/resources/dev_postgres.py creates it with these names).
 DEV_POSTGRES_NAME = "dev-postgres"
 DEV_POSTGRES_USER = "vault_admin"
 DEV_POSTGRES_DB = "app"
@@ -233,7 +233,7 @@ class KvSecret:
 
 
 @dataclass(frozen=True)
-class VaultSettings:
+class VaultObjects:
     kv: KvEngine
     database: DatabaseEngine | None
     pki: PkiEngine | None
@@ -427,9 +427,9 @@ def _kv_secrets(config: PlatformConfig) -> tuple[KvSecret, ...]:
                  for path, values in sorted(config.secrets.kv.items()))
 
 
-def build(config: PlatformConfig) -> VaultSettings:
+def build(config: PlatformConfig) -> VaultObjects:
     """Everything Vault should contain for this stack."""
-    return VaultSettings(
+    return VaultObjects(
         kv=_kv(config),
         database=_database(config),
         pki=_pki(config),

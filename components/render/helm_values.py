@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.config import PlatformConfig, ResourceAmounts, Resources
-from components.names import API_PORT, TLS_MOUNT, UNSEAL_MOUNT, Names
+from components.model import ClusterConfig, Resources
+from components.model.platform import ResourceAmounts
+from components.render.names import API_PORT, TLS_MOUNT, UNSEAL_MOUNT, Names
 
 READINESS_PATH = "/v1/sys/health?standbyok=true&sealedcode=204&uninitcode=204"
 # Liveness must not kill a pod that is merely sealed or a standby: only a hung process.
@@ -52,11 +53,12 @@ def zone_spread(names: Names) -> list[dict[str, Any]]:
              "labelSelector": {"matchLabels": server_labels(names)}}]
 
 
-def build_values(config: PlatformConfig, server_hcl: str, unseal: UnsealWiring = UnsealWiring(),
-                 tls_secret: str | None = None) -> dict[str, Any]:
-    names = Names.of(config)
-    c = config.cluster
-    replicas = c.replicas
+def build_values(cluster: ClusterConfig, names: Names, *, production: bool, server_hcl: str,
+                 unseal: UnsealWiring = UnsealWiring(), tls_secret: str | None = None) -> dict[str, Any]:
+    """The chart values for ``names.replicas`` server pods. ``production`` makes one pod per node a
+    hard rule and runs two injector replicas."""
+    c = cluster
+    replicas = names.replicas
     volumes: list[dict[str, Any]] = [
         {"name": "vault-tls", "secret": {"secretName": tls_secret or names.tls_secret, "defaultMode": 0o440}},
     ]
@@ -80,7 +82,7 @@ def build_values(config: PlatformConfig, server_hcl: str, unseal: UnsealWiring =
         "extraSecretEnvironmentVars": list(unseal.secret_env),
         "volumes": volumes,
         "volumeMounts": mounts,
-        "affinity": affinity(names, required=config.is_prod),
+        "affinity": affinity(names, required=production),
         "dataStorage": {"enabled": True, "size": c.data_storage.size, "storageClass": c.data_storage.storage_class,
                         "mountPath": "/vault/data", "accessMode": "ReadWriteOnce"},
         "auditStorage": {"enabled": True, "size": c.audit_storage.size,
@@ -107,7 +109,7 @@ def build_values(config: PlatformConfig, server_hcl: str, unseal: UnsealWiring =
                    "serverTelemetry": {"prometheusOperator": c.service_monitor}},
         "injector": {
             "enabled": c.injector.enabled,
-            "replicas": 2 if config.is_prod else 1,
+            "replicas": 2 if production else 1,
             "resources": resources(c.injector.resources),
         },
         "server": server,

@@ -1,23 +1,14 @@
-"""DevPostgres: a throwaway PostgreSQL in the Vault namespace, so a dev stack can show dynamic
-database credentials without any database of your own. Dev only (config refuses it in prod).
+"""The dev stack's throwaway PostgreSQL as Kubernetes objects. Pure: plain dicts.
 
 Data lives in an emptyDir: a restarted pod starts empty, and Vault's connection (which verifies on
 write) keeps working because the admin password comes from the same Secret.
-
-Pure builders (``labels``, ``deployment_spec``, ``service_spec``) compute the Kubernetes objects;
-the component only declares them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import pulumi
-import pulumi_kubernetes as k8s
-import pulumi_random as random
-
-from components import vault_settings as vs
-from components.config import PlatformConfig
+from components.render import vault_objects as vs
 
 # Pinned: the official image, PostgreSQL 16.6 on Alpine. Its `postgres` user is uid/gid 70.
 IMAGE = "postgres:16.6-alpine"
@@ -92,51 +83,3 @@ def service_spec() -> dict[str, Any]:
                        "protocol": "TCP"}]}
 
 
-class DevPostgres(pulumi.ComponentResource):
-    """Outputs: ``connection_name``, ``connection_url`` (a Vault template), ``username``, ``password`` (secret)."""
-
-    connection_name: str
-    connection_url: pulumi.Output[str]
-    username: pulumi.Output[str]
-    password: pulumi.Output[str]
-
-    def __init__(self, name: str, config: PlatformConfig, namespace: pulumi.Input[str],
-                 opts: pulumi.ResourceOptions | None = None):
-        super().__init__("vault-platform:devpostgres:DevPostgres", name, None, opts)
-        if not config.database.dev_postgres:
-            raise ValueError("DevPostgres is only created when database.devPostgres is true")
-        child = pulumi.ResourceOptions(parent=self)
-        generated = random.RandomPassword(
-            f"{name}-password", length=32,
-            # Letters and digits only: the password is substituted into a connection URL.
-            special=False, min_lower=4, min_upper=4, min_numeric=4,
-            opts=child)
-        self.password = pulumi.Output.secret(generated.result)
-        metadata = {"namespace": namespace, "labels": labels()}
-        self.secret = k8s.core.v1.Secret(
-            f"{name}-secret",
-            metadata={**metadata, "name": SECRET_NAME},
-            type="Opaque",
-            string_data={"username": vs.DEV_POSTGRES_USER, "password": self.password},
-            opts=child,
-        )
-        self.deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata={**metadata, "name": vs.DEV_POSTGRES_NAME},
-            spec=deployment_spec(),
-            # The pod reads the password from the Secret at start: create it first.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.secret]),
-        )
-        self.service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata={**metadata, "name": vs.DEV_POSTGRES_NAME},
-            spec=service_spec(),
-            opts=child,
-        )
-        self.connection_name = vs.DEV_POSTGRES_NAME
-        self.username = pulumi.Output.from_input(vs.DEV_POSTGRES_USER)
-        # Known once the Service exists, so Vault's connection waits for it.
-        self.connection_url = pulumi.Output.all(namespace, self.service.metadata.name).apply(
-            lambda args: vs.dev_postgres_connection_url(args[0]))
-        self.register_outputs({"connection_name": self.connection_name, "connection_url": self.connection_url,
-                               "username": self.username, "password": self.password})

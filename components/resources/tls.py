@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
-from components.config import PlatformConfig
-from components.names import Names
-from components.validation import duration_seconds
+from components.model import TlsConfig
+from components.model.checks import duration_seconds
+from components.render.names import Names
+
+
+@dataclass(frozen=True)
+class VaultTlsArgs:
+    namespace: pulumi.Input[str]
+    names: Names
+    tls: TlsConfig
 
 
 class VaultTls(pulumi.ComponentResource):
@@ -17,15 +26,15 @@ class VaultTls(pulumi.ComponentResource):
     ca_cert_pem: pulumi.Output[str]
     secret_name: pulumi.Output[str]
 
-    def __init__(self, name: str, config: PlatformConfig, namespace: pulumi.Input[str],
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: VaultTlsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:tls:VaultTls", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        names = Names.of(config)
-        t = config.tls
+        names = args.names
+        t = args.tls
 
         if t.source == "existingSecret":
-            assert t.existing_secret is not None
+            if not t.existing_secret:
+                raise ValueError("VaultTls: tls.source existingSecret needs tls.existingSecret")
             self.ca_cert_pem = pulumi.Output.from_input(t.existing_ca_cert)
             self.secret_name = pulumi.Output.from_input(t.existing_secret)
             self.register_outputs({"ca_cert_pem": self.ca_cert_pem, "secret_name": self.secret_name})
@@ -66,7 +75,7 @@ class VaultTls(pulumi.ComponentResource):
         )
         secret = k8s.core.v1.Secret(
             f"{name}-secret",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=names.tls_secret, namespace=namespace,
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=names.tls_secret, namespace=args.namespace,
                                                 labels={"app.kubernetes.io/managed-by": "pulumi",
                                                         "app.kubernetes.io/part-of": "vault-platform"}),
             type="kubernetes.io/tls",

@@ -8,10 +8,9 @@ import hashlib
 import kubernetes_validate
 import pytest
 
-from components import backup_spec
-from components.backup_spec import BackupNames
-from components.config import PlatformConfig, load_config
-from components.names import Names
+from components.model import load_config
+from components.render import backup_job
+from components.render.backup_job import BackupJob
 from tests.harness import ROOT, stack_config
 
 # The oldest Kubernetes we support (CronJob timeZone is GA since 1.27) and the newest schema we have.
@@ -20,33 +19,38 @@ BUCKET = "vault-backup-bucket-test"
 ROLE_ARN = "arn:aws:iam::123456789012:role/vault-backup-prod"
 
 
-def _config(stack: str, **backup_changes) -> PlatformConfig:
+def _config(stack: str, **backup_changes) -> BackupJob:
     raw, secret_keys = stack_config(stack)
-    config = load_config(raw, set(secret_keys))
+    job = BackupJob.of(load_config(raw, set(secret_keys)))
     if backup_changes:
-        config = dataclasses.replace(config, backup=dataclasses.replace(config.backup, **backup_changes))
-    return config
+        job = dataclasses.replace(job, backup=job.backup.model_copy(update=backup_changes))
+    return job
 
 
 @pytest.fixture(scope="module")
-def dev() -> PlatformConfig:
+def dev() -> BackupJob:
     return _config("dev")
 
 
 @pytest.fixture(scope="module")
-def prod() -> PlatformConfig:
+def prod() -> BackupJob:
     return _config("prod")
 
 
 @pytest.fixture(scope="module")
 def script() -> str:
-    return backup_spec.read_script()
+    return backup_job.read_script()
 
 
-def _manifests(config: PlatformConfig, script: str) -> list[dict]:
-    if config.backup.target == "s3":
-        return backup_spec.manifests(config, script, bucket=BUCKET, role_arn=ROLE_ARN)
-    return backup_spec.manifests(config, script)
+def _manifests(job: BackupJob, script: str) -> list[dict]:
+    """Every Kubernetes object of the backup job, in apply order."""
+    s3 = job.backup.target == "s3"
+    found = [backup_job.service_account(job, ROLE_ARN if s3 else None), backup_job.config_map(job, script)]
+    pvc = backup_job.volume_claim(job)
+    if pvc is not None:
+        found.append(pvc)
+    found.append(backup_job.cron_job(job, script, BUCKET if s3 else None))
+    return found
 
 
 def _env(container: dict) -> dict[str, str]:
@@ -76,7 +80,7 @@ def test_every_manifest_is_valid_for_the_api_server(stack, version, script):
 
 
 def test_the_schema_check_is_strict(dev, script):
-    job = backup_spec.cron_job(dev, script)
+    job = backup_job.cron_job(dev, script)
     _pod(job)["containers"][0]["securityContext"]["readOnlyRootFileSystem"] = True  # a typo
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(job, K8S_VERSIONS[0], strict=True)
@@ -87,27 +91,27 @@ def test_the_schema_check_is_strict(dev, script):
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_schedule_and_job_limits_come_from_the_config(stack, script):
     config = _config(stack, schedule="15 3 * * *", starting_deadline_seconds=120, backoff_limit=4)
-    job = backup_spec.cron_job(config, script, bucket=BUCKET)
+    job = backup_job.cron_job(config, script, bucket=BUCKET)
     spec = job["spec"]
     assert spec["schedule"] == "15 3 * * *"
     assert spec["timeZone"] == "Etc/UTC"
     assert spec["concurrencyPolicy"] == "Forbid"
     assert spec["startingDeadlineSeconds"] == 120
-    assert spec["successfulJobsHistoryLimit"] == backup_spec.SUCCESSFUL_JOBS_HISTORY
-    assert spec["failedJobsHistoryLimit"] == backup_spec.FAILED_JOBS_HISTORY
+    assert spec["successfulJobsHistoryLimit"] == backup_job.SUCCESSFUL_JOBS_HISTORY
+    assert spec["failedJobsHistoryLimit"] == backup_job.FAILED_JOBS_HISTORY
     job_spec = spec["jobTemplate"]["spec"]
     assert job_spec["backoffLimit"] == 4
-    assert job_spec["activeDeadlineSeconds"] == backup_spec.ACTIVE_DEADLINE_SECONDS
+    assert job_spec["activeDeadlineSeconds"] == backup_job.ACTIVE_DEADLINE_SECONDS
     assert _pod(job)["restartPolicy"] == "Never"
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_pod_and_containers_are_locked_down(stack, script):
-    job = backup_spec.cron_job(_config(stack), script, bucket=BUCKET)
+    job = backup_job.cron_job(_config(stack), script, bucket=BUCKET)
     pod = _pod(job)
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == 100
-    assert pod["securityContext"]["fsGroup"] == backup_spec.RUN_AS_GROUP
+    assert pod["securityContext"]["fsGroup"] == backup_job.RUN_AS_GROUP
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["automountServiceAccountToken"] is False
     for c in _containers(job):
@@ -129,16 +133,16 @@ def test_pod_and_containers_are_locked_down(stack, script):
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_snapshot_step_talks_to_the_active_node_over_verified_tls(stack, script):
     config = _config(stack)
-    names = Names.of(config)
-    job = backup_spec.cron_job(config, script, bucket=BUCKET)
+    names = config.names
+    job = backup_job.cron_job(config, script, bucket=BUCKET)
     pod = _pod(job)
     [snapshot] = pod["initContainers"]
-    assert snapshot["image"] == f"{config.cluster.image.repository}:{config.cluster.image.tag}"
+    assert snapshot["image"] == config.vault_image
     assert snapshot["command"] == ["/bin/sh", "/scripts/backup.sh", "snapshot"]
     env = _env(snapshot)
     assert env["VAULT_ADDR"] == names.in_cluster_addr == f"https://{names.active_service}.{names.namespace}.svc:8200"
-    assert env["VAULT_CACERT"] == f"{backup_spec.CA_MOUNT}/ca.crt"
-    assert env["VAULT_K8S_AUTH_PATH"] == config.kubernetes_auth.path
+    assert env["VAULT_CACERT"] == f"{backup_job.CA_MOUNT}/ca.crt"
+    assert env["VAULT_K8S_AUTH_PATH"] == config.kubernetes_auth_path
     assert env["VAULT_K8S_ROLE"] == "raft-backup"
     assert "VAULT_TOKEN" not in env
     assert "VAULT_SKIP_VERIFY" not in env
@@ -146,11 +150,11 @@ def test_snapshot_step_talks_to_the_active_node_over_verified_tls(stack, script)
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["vault-ca"]["secret"] == {"secretName": names.tls_secret, "defaultMode": 0o444,
                                              "items": [{"key": "ca.crt", "path": "ca.crt"}]}
-    assert {"name": "vault-ca", "mountPath": backup_spec.CA_MOUNT, "readOnly": True} in snapshot["volumeMounts"]
+    assert {"name": "vault-ca", "mountPath": backup_job.CA_MOUNT, "readOnly": True} in snapshot["volumeMounts"]
     # The service account token is projected, short-lived, into the snapshot step only.
     token = volumes["vault-token"]["projected"]["sources"][0]["serviceAccountToken"]
     assert token["expirationSeconds"] == 600
-    assert env["VAULT_K8S_JWT_PATH"] == f"{backup_spec.JWT_MOUNT}/{token['path']}"
+    assert env["VAULT_K8S_JWT_PATH"] == f"{backup_job.JWT_MOUNT}/{token['path']}"
     for c in pod["containers"]:
         assert all(m["name"] not in ("vault-token", "vault-ca") for m in c["volumeMounts"]), c["name"]
 
@@ -158,11 +162,11 @@ def test_snapshot_step_talks_to_the_active_node_over_verified_tls(stack, script)
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_the_script_comes_from_the_config_map(stack, script):
     config = _config(stack)
-    bn = BackupNames.of(config)
-    cm = backup_spec.config_map(config, script)
+    bn = config.object_names
+    cm = backup_job.config_map(config, script)
     assert cm["metadata"]["name"] == bn.config_map
     assert cm["data"] == {"backup.sh": (ROOT / "scripts" / "backup.sh").read_text()}
-    job = backup_spec.cron_job(config, script, bucket=BUCKET)
+    job = backup_job.cron_job(config, script, bucket=BUCKET)
     volumes = {v["name"]: v for v in _pod(job)["volumes"]}
     assert volumes["script"]["configMap"]["name"] == bn.config_map
     for c in _containers(job):
@@ -173,66 +177,66 @@ def test_the_script_comes_from_the_config_map(stack, script):
 
 
 def test_prod_uploads_to_s3_with_the_irsa_service_account(prod, script):
-    bn = BackupNames.of(prod)
-    job = backup_spec.cron_job(prod, script, bucket=BUCKET)
+    bn = prod.object_names
+    job = backup_job.cron_job(prod, script, bucket=BUCKET)
     pod = _pod(job)
     assert pod["serviceAccountName"] == bn.service_account
     [upload] = pod["containers"]
-    assert upload["image"] == backup_spec.AWS_CLI_IMAGE
+    assert upload["image"] == backup_job.AWS_CLI_IMAGE
     assert upload["command"][-1] == "upload-s3"
     env = _env(upload)
     assert env["S3_BUCKET"] == BUCKET
     assert env["S3_PREFIX"] == prod.backup.s3.prefix == "raft-snapshots/"
     assert env["RETENTION_DAYS"] == str(prod.backup.retention_days) == "30"
-    assert env["AWS_REGION"] == prod.aws.region
+    assert env["AWS_REGION"] == prod.aws_region
     # No static credentials: IRSA provides them.
     assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} & set(env)
     assert {"name": "snapshot", "mountPath": "/snapshot", "readOnly": True} in upload["volumeMounts"]
     assert all("persistentVolumeClaim" not in v for v in pod["volumes"])
 
-    sa = backup_spec.service_account(prod, ROLE_ARN)
+    sa = backup_job.service_account(prod, ROLE_ARN)
     assert sa["metadata"]["name"] == bn.service_account
-    assert sa["metadata"]["namespace"] == prod.kubernetes.namespace
+    assert sa["metadata"]["namespace"] == prod.names.namespace
     assert sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": ROLE_ARN}
     assert sa["automountServiceAccountToken"] is False
-    assert backup_spec.volume_claim(prod) is None
+    assert backup_job.volume_claim(prod) is None
 
 
 def test_s3_target_needs_a_bucket(prod, script):
     with pytest.raises(ValueError, match="no bucket"):
-        backup_spec.cron_job(prod, script)
+        backup_job.cron_job(prod, script)
 
 
 def test_dev_stores_on_a_volume(dev, script):
-    bn = BackupNames.of(dev)
-    pvc = backup_spec.volume_claim(dev)
+    bn = dev.object_names
+    pvc = backup_job.volume_claim(dev)
     assert pvc is not None
     assert pvc["metadata"]["name"] == bn.volume_claim
     assert pvc["spec"]["resources"]["requests"]["storage"] == dev.backup.volume.size == "1Gi"
     assert pvc["spec"]["storageClassName"] == "standard"
     assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
 
-    job = backup_spec.cron_job(dev, script)
+    job = backup_job.cron_job(dev, script)
     pod = _pod(job)
     [store] = pod["containers"]
-    assert store["image"] == f"{dev.cluster.image.repository}:{dev.cluster.image.tag}"
+    assert store["image"] == dev.vault_image
     assert store["command"][-1] == "store-volume"
     env = _env(store)
-    assert env["BACKUP_DIR"] == backup_spec.BACKUP_MOUNT
+    assert env["BACKUP_DIR"] == backup_job.BACKUP_MOUNT
     assert env["RETENTION_DAYS"] == "3"
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["backups"] == {"name": "backups", "persistentVolumeClaim": {"claimName": bn.volume_claim}}
-    assert {"name": "backups", "mountPath": backup_spec.BACKUP_MOUNT, "readOnly": False} in store["volumeMounts"]
+    assert {"name": "backups", "mountPath": backup_job.BACKUP_MOUNT, "readOnly": False} in store["volumeMounts"]
 
-    sa = backup_spec.service_account(dev)
+    sa = backup_job.service_account(dev)
     assert "annotations" not in sa["metadata"]
 
 
 def test_volume_without_storage_class_uses_the_cluster_default(script):
     config = _config("dev")
-    config = dataclasses.replace(config, backup=dataclasses.replace(
-        config.backup, volume=dataclasses.replace(config.backup.volume, storage_class=None, size="3Gi")))
-    pvc = backup_spec.volume_claim(config)
+    config = dataclasses.replace(config, backup=config.backup.model_copy(update={
+        "volume": config.backup.volume.model_copy(update={"storage_class": None, "size": "3Gi"})}))
+    pvc = backup_job.volume_claim(config)
     assert pvc is not None
     assert "storageClassName" not in pvc["spec"]
     assert pvc["spec"]["resources"]["requests"]["storage"] == "3Gi"
@@ -240,13 +244,13 @@ def test_volume_without_storage_class_uses_the_cluster_default(script):
 
 
 def test_snapshot_scratch_space_fits_the_raft_store(prod, script):
-    job = backup_spec.cron_job(prod, script, bucket=BUCKET)
+    job = backup_job.cron_job(prod, script, bucket=BUCKET)
     volumes = {v["name"]: v for v in _pod(job)["volumes"]}
-    assert volumes["snapshot"]["emptyDir"]["sizeLimit"] == prod.cluster.data_storage.size
+    assert volumes["snapshot"]["emptyDir"]["sizeLimit"] == prod.snapshot_size_limit
 
 
 def test_every_object_is_in_the_vault_namespace_with_platform_labels(prod, script):
     for m in _manifests(prod, script):
-        assert m["metadata"]["namespace"] == prod.kubernetes.namespace
+        assert m["metadata"]["namespace"] == prod.names.namespace
         assert m["metadata"]["labels"]["app.kubernetes.io/part-of"] == "vault-platform"
         assert m["metadata"]["labels"]["app.kubernetes.io/component"] == "backup"

@@ -1,0 +1,58 @@
+"""The stack config: the product's interface, typed, described, validated once at start.
+
+    config = load_from_pulumi()          # in __main__.py
+    config = load_config(raw, secret_keys)  # anywhere else (tests, tools)
+
+Layers: ``checks`` (value rules) -> ``types`` (Section, Secret, annotated field types) ->
+``platform`` (every section and PlatformConfig) -> ``rules`` (rules across settings) -> ``load``.
+"""
+
+from components.model.load import load_config, load_from_pulumi
+from components.model.platform import (
+    SECRET_KEYS,
+    TOP_LEVEL_KEYS,
+    ApiConfig,
+    Application,
+    AuditConfig,
+    AwsConfig,
+    BackupConfig,
+    ClusterConfig,
+    DatabaseConfig,
+    InitConfig,
+    KubernetesAuthConfig,
+    KvConfig,
+    PkiConfig,
+    PlatformConfig,
+    Resources,
+    TlsConfig,
+    TransitEngineConfig,
+    UnsealConfig,
+)
+from components.model.problems import ConfigError, Problems
+from components.model.types import Secret
+
+__all__ = [
+    "SECRET_KEYS",
+    "TOP_LEVEL_KEYS",
+    "ApiConfig",
+    "Application",
+    "AuditConfig",
+    "AwsConfig",
+    "BackupConfig",
+    "ClusterConfig",
+    "ConfigError",
+    "DatabaseConfig",
+    "InitConfig",
+    "KubernetesAuthConfig",
+    "KvConfig",
+    "PkiConfig",
+    "PlatformConfig",
+    "Problems",
+    "Resources",
+    "Secret",
+    "TlsConfig",
+    "TransitEngineConfig",
+    "UnsealConfig",
+    "load_config",
+    "load_from_pulumi",
+]

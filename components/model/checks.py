@@ -1,0 +1,242 @@
+"""Value rules of the stack config. Pure functions: each returns None when the value is fine, or a
+sentence saying what is allowed, so one rule serves the typed model, the component arguments and
+the builders alike.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+# Vault's fixed capability set; anything else in a policy is a typo that Vault would silently keep.
+CAPABILITIES = ("create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe", "recover")
+
+Check = Callable[[Any], "str | None"]
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9*]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
+_DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|ms|s|m|h|d))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h|d)")
+_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_QUANTITY_FACTOR = {None: 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+                    "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
+                    "E": 1e18}
+
+
+def closest(word: str, options: Iterable[str]) -> str | None:
+    """The option a misspelled ``word`` most likely meant, for a did-you-mean hint."""
+    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def duplicates(names: Iterable[str]) -> list[str]:
+    """Names that appear more than once, sorted."""
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    for name in names:
+        (repeated if name in seen else seen).add(name)
+    return sorted(repeated)
+
+
+def dns_label(value: str) -> str | None:
+    if _DNS_LABEL.match(value):
+        return None
+    return "is not a DNS label (RFC 1123: lower-case letters, digits and '-', 1-63 characters, " \
+           "starting and ending with a letter or digit)"
+
+
+def dns_name(value: str) -> str | None:
+    if _DNS_NAME.match(value):
+        return None
+    return "is not a DNS name (lower-case labels separated by dots)"
+
+
+def duration_seconds(value: str) -> float:
+    """Seconds in a Go-style duration such as ``1h30m`` or ``768h``; ``d`` (days) is accepted too."""
+    if not _DURATION.match(value):
+        raise ValueError(value)
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
+
+
+def duration(value: str) -> str | None:
+    try:
+        if duration_seconds(value) > 0:
+            return None
+    except ValueError:
+        pass
+    return "is not a positive duration (a number and unit, e.g. 30s, 15m, 1h, 24h, 7d, 1h30m)"
+
+
+def quantity_value(value: str) -> float:
+    match = _QUANTITY.match(value)
+    if not match:
+        raise ValueError(value)
+    return float(match.group(1)) * _QUANTITY_FACTOR[match.group(3)]
+
+
+def quantity(value: str) -> str | None:
+    try:
+        if quantity_value(value) > 0:
+            return None
+    except ValueError:
+        pass
+    return "is not a Kubernetes quantity (e.g. 10Gi, 512Mi, 250m, 1)"
+
+
+# --- cron, as the Kubernetes API server checks a CronJob's schedule ----------------------------------
+# The API server parses schedules with robfig/cron's standard parser: five fields, names for months
+# and weekdays, '*' or '?', ranges, steps, lists, and the descriptors below (@every <Go duration>
+# included). Day-of-week runs 0-6; 7 is refused. TZ= prefixes are refused (timeZone is the field).
+
+_CRON_FIELDS = (("minute", 0, 59, None), ("hour", 0, 23, None), ("day of month", 1, 31, None),
+                ("month", 1, 12, {n: i + 1 for i, n in enumerate(
+                    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}),
+                ("day of week", 0, 6, {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}))
+_CRON_DESCRIPTORS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+_GO_DURATION = re.compile(r"^(\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))*$")
+
+
+def _cron_number(text: str, names: dict[str, int] | None) -> int | None:
+    if names and text.lower() in names:
+        return names[text.lower()]
+    return int(text) if text.isdigit() else None
+
+
+def _cron_field(text: str, low: int, high: int, names: dict[str, int] | None) -> bool:
+    for part in text.split(","):
+        span, slash, step = part.partition("/")
+        if slash and (not step.isdigit() or int(step) == 0):
+            return False
+        if span in ("*", "?"):
+            continue
+        bounds = span.split("-")
+        if len(bounds) > 2:
+            return False
+        numbers = [_cron_number(b, names) for b in bounds]
+        if any(n is None or n < low or n > high for n in numbers):
+            return False
+        if len(numbers) == 2 and numbers[0] > numbers[1]:  # type: ignore[operator]
+            return False
+    return True
+
+
+def cron(value: str) -> str | None:
+    problem = ("is not a cron schedule the Kubernetes API accepts (five fields: minute hour day-of-month month "
+               "day-of-week, day-of-week 0-6, e.g. '0 */6 * * *'; or @hourly, @daily, @weekly, @monthly, "
+               "@yearly, @every 6h)")
+    text = value.strip()
+    if "TZ" in text:
+        return "sets a time zone in the schedule; the Kubernetes API refuses that (schedules run in UTC)"
+    if text.startswith("@"):
+        if text in _CRON_DESCRIPTORS:
+            return None
+        every, _, rest = text.partition(" ")
+        if every == "@every" and _GO_DURATION.match(rest.strip()) and re.search(r"[1-9]", rest):
+            return None
+        return problem
+    fields = text.split()
+    if len(fields) != 5:
+        return problem
+    for field, (_, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+        if not _cron_field(field, low, high, names):
+            return problem
+    return None
+
+
+# --- small combinators and the rest ----------------------------------------------------------------
+
+def one_of(*allowed: str) -> Check:
+    def check(value: str) -> str | None:
+        return None if value in allowed else f"is not allowed; use one of: {', '.join(allowed)}"
+    return check
+
+
+def at_least(minimum: int) -> Check:
+    def check(value: int) -> str | None:
+        return None if value >= minimum else f"is too small; the minimum is {minimum}"
+    return check
+
+
+def between(low: int, high: int) -> Check:
+    def check(value: int) -> str | None:
+        return None if low <= value <= high else f"is out of range; allowed: {low} to {high}"
+    return check
+
+
+def https_url(value: str) -> str | None:
+    if re.match(r"^https://[^/\s:]+(:\d{1,5})?(/\S*)?$", value):
+        return None
+    return "is not an https:// URL (Vault is only ever reached over TLS)"
+
+
+def pem_or_empty(value: str) -> str | None:
+    if value == "" or "-----BEGIN CERTIFICATE-----" in value:
+        return None
+    return "is not a PEM certificate (it must contain -----BEGIN CERTIFICATE-----)"
+
+
+def vault_path(value: str) -> str | None:
+    # Mount and policy paths: segments of letters, digits, - _ . + and {{...}} templates; an optional
+    # trailing * or a + wildcard segment. No leading slash, no empty segments, no spaces.
+    if re.match(r"^(?!/)([A-Za-z0-9_.\-+*]|\{\{[^}]+\}\})+(/([A-Za-z0-9_.\-+*]|\{\{[^}]+\}\})*)*$", value) \
+            and "//" not in value and "*" not in value[:-1]:
+        return None
+    return ("is not a valid Vault path (segments of letters, digits, '-', '_', '.', '+' or {{identity "
+            "templates}} separated by '/', no leading '/', '*' only at the end)")
+
+
+def mount_path(value: str) -> str | None:
+    if re.match(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$", value):
+        return None
+    return "is not a valid mount path (letters, digits, '-' and '_' segments, no leading or trailing '/')"
+
+
+def service_account_name(value: str) -> str | None:
+    return dns_name(value) if "*" not in value else "must name one service account, not a wildcard"
+
+
+def capabilities(values: Iterable[str]) -> str | None:
+    """Vault keeps an unknown capability without complaint (and grants nothing for it): refuse it."""
+    values = list(values)
+    if not values:
+        return "names no capability; name at least one"
+    unknown = [c for c in values if c not in CAPABILITIES]
+    if unknown:
+        return f"has unknown capabilities {unknown}; use: {', '.join(CAPABILITIES)}"
+    if duplicates(values):
+        return f"has repeated capabilities {duplicates(values)}"
+    return None
+
+
+def aws_region(value: str) -> str | None:
+    return None if re.match(r"^[a-z]{2}(-gov)?-[a-z]+-\d$", value) else "is not an AWS region (e.g. eu-west-1)"
+
+
+def oidc_provider_arn(value: str) -> str | None:
+    return None if re.match(r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/.+", value) \
+        else "is not an IAM OIDC provider ARN"
+
+
+def oidc_issuer(value: str) -> str | None:
+    return None if re.match(r"^[a-z0-9.-]+(/[A-Za-z0-9]+)*$", value) and not value.startswith("https://") \
+        else "is not an issuer host/path without https://"
+
+
+def postgres_url(value: str) -> str | None:
+    return None if value.startswith(("postgresql://", "postgres://")) and "{{username}}" in value \
+        and "{{password}}" in value else "is not a postgresql:// URL with {{username}} and {{password}}"
+
+
+def s3_prefix(value: str) -> str | None:
+    return None if re.match(r"^[A-Za-z0-9_\-/]+/$", value) else "must be a key prefix ending in '/'"
+
+
+def pinned_tag(value: str) -> str | None:
+    return "is not a pinned tag" if value in ("", "latest") else None
+
+
+def audit_file_path(value: str) -> str | None:
+    return None if value.startswith("/vault/audit/") else "must be under /vault/audit/"

@@ -1,0 +1,190 @@
+"""From what Pulumi hands the program to a validated PlatformConfig, or one error listing every
+problem, each naming the key, the value (never a secret one) and what is allowed."""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from components.model import rules
+from components.model.checks import closest
+from components.model.platform import SECRET_KEYS, PlatformConfig
+from components.model.problems import Problems
+from components.model.types import PROJECT, show
+
+
+def _decode(raw: Any) -> Any:
+    """Pulumi hands structured values over as JSON text and scalars as plain strings."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str] = frozenset()) -> PlatformConfig:
+    """Parse ``{"vault-platform:<key>": value}`` into a validated PlatformConfig or raise ConfigError."""
+    problems = Problems()
+    prefix = PROJECT + ":"
+    values: dict[str, Any] = {}
+    for full_key, value in raw.items():
+        if not full_key.startswith(prefix):
+            continue
+        key = full_key[len(prefix):]
+        decoded = _decode(value)
+        # Pulumi.yaml declares {} or [] as the project default of optional maps and lists: that
+        # means "not set", so the program's own defaults apply.
+        if decoded in ({}, []):
+            continue
+        # Scalars arrive as text; a value meant as text that looks like JSON is still text.
+        if key == "environment" and not isinstance(decoded, str):
+            decoded = value
+        values[key] = decoded
+    for key in SECRET_KEYS:
+        if key in values and prefix + key not in secret_keys:
+            problems.add(key, "holds secrets but is stored in plain text; set every value in it with "
+                              "`pulumi config set --secret --path 'secrets.<name>' <value>`")
+            values.pop(key)
+    try:
+        config = PlatformConfig.model_validate_json(json.dumps(values))
+    except ValidationError as err:
+        for error in err.errors(include_url=False):
+            problems.add(*describe(error))
+        problems.raise_if_any()
+        raise  # unreachable: a ValidationError has at least one error
+    problems.raise_if_any()
+    config = rules.apply_environment_defaults(config)
+    rules.check(config, problems)
+    problems.raise_if_any()
+    return config
+
+
+# --- turning pydantic's errors into ours ------------------------------------------------------------
+
+def config_key(loc: tuple[Any, ...]) -> str:
+    key = ""
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        elif part != "[key]":
+            key += f".{part}" if key else str(part)
+    return key
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            annotation = next(a for a in get_args(annotation) if a is not type(None))
+        else:
+            return annotation
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[Any, Any]:
+    """The (annotation, pydantic field) at a location, following aliases, list items and map values."""
+    annotation: Any = PlatformConfig
+    field = None
+    for part in loc:
+        annotation = _unwrap(annotation)
+        origin = get_origin(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel) and isinstance(part, str):
+            by_alias = {(f.alias or n): f for n, f in annotation.model_fields.items()}
+            field = by_alias.get(part)
+            if field is None:
+                return None, None
+            annotation = field.annotation if not field.metadata else Annotated[(field.annotation, *field.metadata)]
+        elif origin in (tuple, list) and isinstance(part, int):
+            annotation = get_args(annotation)[0]
+        elif origin is dict and part != "[key]":
+            annotation = get_args(annotation)[1]
+        elif part == "[key]":
+            annotation = str
+        else:
+            return None, None
+    return annotation, field
+
+
+def known_keys(loc: tuple[Any, ...]) -> list[str]:
+    annotation = _unwrap(_walk(loc)[0]) if loc else PlatformConfig
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [f.alias or n for n, f in annotation.model_fields.items()]
+    return []
+
+
+def describe(error: Mapping[str, Any]) -> tuple[str, str]:
+    """(config key, message) for one pydantic error."""
+    loc = tuple(error["loc"])
+    key = config_key(loc)
+    kind = error["type"]
+    value = error.get("input")
+    # Nothing under `secrets` is ever shown, whatever its shape.
+    shown = "[a secret value]" if loc[:1] == ("secrets",) else show(value)
+    annotation, field = _walk(loc)
+    if kind == "extra_forbidden":
+        known = known_keys(loc[:-1])
+        hint = closest(str(loc[-1]), known)
+        return key, ("unknown setting" + (f" (did you mean '{hint}'?)" if hint else "")
+                     + f"; known settings here: {', '.join(sorted(known))}")
+    if kind == "missing":
+        return key, "is required" + (f": {field.description}" if field is not None and field.description else "")
+    if kind == "rule":
+        message = error["ctx"]["message"]
+        return key, f"{shown} {message}" if loc[:1] != ("secrets",) else f"has a value that {message}"
+    if kind == "literal_error":
+        literal = _unwrap(annotation)
+        allowed = [str(a) for a in get_args(literal)] if get_origin(literal) is Literal else [error["ctx"]["expected"]]
+        return key, f"{shown} is not allowed; use one of: {', '.join(allowed)}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return key, f"{shown} is not an integer"
+    if kind in ("bool_type", "bool_parsing"):
+        return key, f"{shown} is not a boolean; use true or false"
+    if kind == "string_type":
+        return key, f"{shown} is not a string" + (" (a secret is a string set with `pulumi config set --secret`)"
+                                                  if loc[:1] == ("secrets",) else "")
+    if kind in ("model_type", "model_attributes_type", "dict_type", "mapping_type"):
+        return key, f"expected a map, got {shown}"
+    if kind in ("list_type", "tuple_type"):
+        return key, f"expected a list, got {shown}"
+    return key, f"{shown}: {error['msg']}"
+
+
+# --- reading the stack's config from the Pulumi runtime ------------------------------------------------
+
+def load_from_pulumi() -> PlatformConfig:
+    """Read this stack's config as the CLI hands it to the program, and validate it."""
+    import pulumi
+    from pulumi import runtime
+
+    env_secret_keys = set(runtime.get_config_secret_keys_env())
+    raw: dict[str, Any] = {}
+    secret_keys: set[str] = set()
+    names = set(PlatformConfig.model_fields) | {f.alias for f in PlatformConfig.model_fields.values() if f.alias}
+    names |= stack_file_keys(Path.cwd() / f"Pulumi.{pulumi.get_stack()}.yaml")
+    for name in names:
+        full = f"{PROJECT}:{name}"
+        value = runtime.get_config(full)
+        if value is None:
+            continue
+        raw[full] = value
+        if runtime.is_config_secret(full) or full in env_secret_keys:
+            secret_keys.add(full)
+    return load_config(raw, secret_keys)
+
+
+def stack_file_keys(path: Path) -> set[str]:
+    """The keys of this project a stack file sets, so a misspelled one is reported, not ignored."""
+    if not path.exists():
+        return set()
+    import yaml
+
+    data = yaml.safe_load(path.read_text()) or {}
+    return {k.split(":", 1)[1] for k in (data.get("config") or {}) if k.startswith(PROJECT + ":")}

@@ -1,0 +1,362 @@
+"""The stack config model: every setting the program reads, typed, described and defaulted.
+
+Each top-level field of ``PlatformConfig`` is one ``vault-platform:<key>`` in a stack file. The
+descriptions are the documentation: the README's config reference and the published JSON Schema
+(schema/stack-config.schema.json) are generated from them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Strict
+
+from components.model import checks
+from components.model.types import (
+    Between,
+    Bool,
+    Cron,
+    DnsLabel,
+    DnsName,
+    Duration,
+    HttpsUrl,
+    Int,
+    MountPath,
+    Pem,
+    Quantity,
+    Secret,
+    Section,
+    Str,
+    VaultPath,
+    each,
+    rule,
+    setting,
+)
+
+# --- cluster -------------------------------------------------------------------------------------
+
+
+class ResourceAmounts(Section):
+    memory: Quantity = setting("Memory, a Kubernetes quantity.", "256Mi")
+    cpu: Quantity = setting("CPU, a Kubernetes quantity.", "250m")
+
+
+class Resources(Section):
+    requests: ResourceAmounts = setting("What the scheduler reserves for each pod.", factory=ResourceAmounts)
+    limits: ResourceAmounts = setting("The most each pod may use.",
+                                      factory=lambda: ResourceAmounts(memory="512Mi", cpu="500m"))
+
+
+class Storage(Section):
+    size: Quantity = setting("Volume size per pod, a Kubernetes quantity.", "10Gi")
+    storage_class: Str | None = setting("StorageClass; empty uses the cluster default.", None)
+
+
+class Chart(Section):
+    version: Str = setting("Version of the hashicorp/vault Helm chart.", "0.34.1")
+    repository: HttpsUrl = setting("Helm repository holding the chart.", "https://helm.releases.hashicorp.com")
+
+
+class Image(Section):
+    repository: Str = setting("Vault server image.", "hashicorp/vault")
+    tag: Annotated[str, Strict(), rule(checks.pinned_tag)] = setting(
+        "Vault server image tag; pin it, never 'latest'.", "2.0.4")
+
+
+class Injector(Section):
+    enabled: Bool = setting("Run the Vault Agent Injector (sidecars that render secrets into pods).", True)
+    resources: Resources = setting("Injector pod resources.", factory=lambda: Resources(
+        requests=ResourceAmounts(memory="64Mi", cpu="50m"), limits=ResourceAmounts(memory="128Mi", cpu="100m")))
+
+
+class ClusterConfig(Section):
+    release_name: DnsLabel = setting("Helm release name; prefixes every pod and Service.", "vault")
+    chart: Chart = setting("Which chart to install.", factory=Chart)
+    image: Image = setting("Which Vault server image to run.", factory=Image)
+    replicas: Int | None = setting("Vault server pods in the Raft cluster; odd, so a quorum survives a loss. "
+                                   "Defaults to 5 in prod and 3 in dev.", None)
+    resources: Resources = setting("Server pod resources.", factory=Resources)
+    data_storage: Storage = setting("Raft data volume per pod.", factory=Storage)
+    audit_storage: Storage = setting("Audit log volume per pod.", factory=Storage)
+    zone_spread: Bool | None = setting("Spread pods across zones (topologySpreadConstraints). Defaults to true in "
+                                       "prod, false in dev.", None)
+    injector: Injector = setting("Vault Agent Injector.", factory=Injector)
+    ui: Bool = setting("Serve the web UI.", True)
+    service_monitor: Bool = setting("Create a Prometheus Operator ServiceMonitor (needs its CRDs).", False)
+    log_level: Literal["trace", "debug", "info", "warn", "error"] = setting("Server log level.", "info")
+    await_timeout: Duration = setting("How long `pulumi up` waits for the release to be ready.", "10m")
+
+
+# --- API reachability ----------------------------------------------------------------------------
+
+
+class ApiConfig(Section):
+    address: HttpsUrl = setting("HTTPS address at which the machine running `pulumi up` reaches the Vault API "
+                                "(dev: the NodePort on localhost; prod: an internal load balancer or ingress).")
+    service_type: Literal["NodePort", "LoadBalancer", "ClusterIP"] = setting(
+        "How the API Service (in front of every server pod) is exposed: NodePort (dev kind cluster), LoadBalancer "
+        "(internal NLB in prod) or ClusterIP (you bring an ingress).", "ClusterIP")
+    node_port: Between(30000, 32767) | None = setting(
+        "NodePort of the API Service (30000-32767); pod i gets nodePort+1+i. Must match kind/dev-cluster.yaml.", None)
+    internal_load_balancer: Bool = setting("Annotate the LoadBalancer as internal (AWS), never internet-facing.", True)
+
+
+# --- TLS -----------------------------------------------------------------------------------------
+
+
+class TlsConfig(Section):
+    source: Literal["generated", "existingSecret"] = setting(
+        "'generated': an internal CA and server certificate made by the stack; 'existingSecret': a "
+        "kubernetes.io/tls Secret you manage (with ca.crt).", "generated")
+    existing_secret: DnsName | None = setting("Name of that Secret in the Vault namespace.", None)
+    existing_ca_cert: Pem = setting("PEM of the CA that signed the existing Secret's certificate.", "")
+    extra_dns_names: Annotated[tuple[Str, ...], rule(each(checks.dns_name))] = setting(
+        "More DNS names for the server certificate (e.g. the prod load balancer's name).", ())
+    validity: Duration = setting("Server certificate lifetime.", "8760h")
+    ca_validity: Duration = setting("Internal CA lifetime.", "87600h")
+    organization: Str = setting("Organization in the certificate subjects.", "vault-platform")
+
+
+# --- unseal --------------------------------------------------------------------------------------
+
+
+class AwsKmsUnseal(Section):
+    deletion_window_days: Between(7, 30) = setting("Days AWS waits before deleting the key once scheduled.", 30)
+    alias: Str = setting("KMS alias name (without 'alias/'); empty derives one from the stack.", "")
+
+
+class TransitUnseal(Section):
+    address: HttpsUrl = setting("HTTPS address of the Vault that holds the transit key.")
+    key_name: DnsName = setting("Transit key name.")
+    mount_path: MountPath = setting("Transit mount on that Vault.", "transit")
+    ca_cert: Pem = setting("PEM of the CA for that Vault's certificate; empty trusts the system roots.", "")
+    tls_server_name: Str = setting("Server name to verify on that Vault's certificate.", "")
+
+
+class UnsealConfig(Section):
+    type: Literal["awskms", "transit", "shamir"] = setting(
+        "'awskms' (AWS KMS key made by the stack), 'transit' (another Vault) or 'shamir' (key shares; dev only).")
+    awskms: AwsKmsUnseal = setting("Settings for type awskms.", factory=AwsKmsUnseal)
+    transit: TransitUnseal | None = setting("Settings for type transit (required for it).", None)
+
+
+# --- initialization ------------------------------------------------------------------------------
+
+
+class InitConfig(Section):
+    shares: Between(1, 10) = setting("Key shares (Shamir) or recovery shares (auto-unseal).", 5)
+    threshold: Between(1, 10) = setting("Shares needed to unseal or to recover.", 3)
+    pgp_keys: tuple[Str, ...] = setting("Base64 PGP public keys, one per share: each share is encrypted to one.", ())
+    root_token_pgp_key: Str = setting("Base64 PGP public key to encrypt the root token to.", "")
+    timeout: Duration = setting("How long init waits for the pods to answer and join.", "10m")
+
+
+# --- AWS -----------------------------------------------------------------------------------------
+
+
+class AwsConfig(Section):
+    region: Annotated[str, Strict(), rule(checks.aws_region)] = setting("AWS region of the cluster, key and bucket.")
+    oidc_provider_arn: Annotated[str, Strict(), rule(checks.oidc_provider_arn)] = setting(
+        "ARN of the EKS cluster's IAM OIDC provider (IRSA trusts it).")
+    oidc_issuer: Annotated[str, Strict(), rule(checks.oidc_issuer)] = setting(
+        "The cluster's OIDC issuer without https:// (oidc.eks.<region>.amazonaws.com/id/<ID>).")
+    tags: dict[Str, Str] = setting("Tags on every AWS resource.", factory=dict)
+
+
+# --- secrets engines -----------------------------------------------------------------------------
+
+
+class KvConfig(Section):
+    path: MountPath = setting("KV v2 mount path.", "secret")
+    max_versions: Between(1, 1000) = setting("Versions kept per secret.", 10)
+    cas_required: Bool = setting("Require check-and-set on every write.", False)
+
+
+class DatabaseConnection(Section):
+    name: DnsLabel = setting("Connection name.")
+    connection_url: Annotated[str, Strict(), rule(checks.postgres_url)] = setting(
+        "PostgreSQL URL template with {{username}} and {{password}} placeholders.")
+    username: Str = setting("Admin user Vault connects as.")
+    allowed_roles: tuple[Str, ...] = setting("Database roles that may use this connection.", ())
+    verify_connection: Bool = setting("Check the connection when it is written.", True)
+    max_open_connections: Between(1, 1000) = setting("Connection pool size.", 4)
+    password_authentication: Literal["scram-sha-256", "password"] = setting(
+        "'scram-sha-256' or 'password'.", "scram-sha-256")
+
+
+DEFAULT_CREATION = (
+    "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO \"{{name}}\";",
+)
+# Ending the role's sessions first lets DROP ROLE succeed while a client is still connected.
+DEFAULT_REVOCATION = (
+    "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM \"{{name}}\";",
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{{name}}';",
+    "DROP ROLE IF EXISTS \"{{name}}\";",
+)
+
+
+class DatabaseRole(Section):
+    name: DnsLabel = setting("Role name (what applications request creds for).")
+    connection: Str = setting("Connection this role uses.")
+    default_ttl: Duration = setting("Default credential lifetime.", "1h")
+    max_ttl: Duration = setting("Longest credential lifetime.", "24h")
+    creation_statements: tuple[Str, ...] = setting("SQL run to create a user.", DEFAULT_CREATION)
+    revocation_statements: tuple[Str, ...] = setting("SQL run to drop a user.", DEFAULT_REVOCATION)
+
+
+class DatabaseConfig(Section):
+    enabled: Bool = setting("Mount the database secrets engine.", True)
+    path: MountPath = setting("Mount path.", "database")
+    dev_postgres: Bool = setting("Run a throwaway PostgreSQL in the Vault namespace and connect to it (dev only).",
+                                 False)
+    connections: tuple[DatabaseConnection, ...] = setting("PostgreSQL connections.", ())
+    roles: tuple[DatabaseRole, ...] = setting("Dynamic credential roles.", ())
+
+
+class PkiRole(Section):
+    name: DnsLabel = setting("Role name.")
+    allowed_domains: Annotated[tuple[Str, ...], rule(each(checks.dns_name))] = setting(
+        "Domains certificates may be issued for.")
+    allow_subdomains: Bool = setting("Allow names below the allowed domains.", True)
+    allow_bare_domains: Bool = setting("Allow the allowed domains themselves.", False)
+    max_ttl: Duration = setting("Longest certificate lifetime.", "72h")
+    ttl: Duration = setting("Default certificate lifetime.", "24h")
+
+
+class PkiIntermediate(Section):
+    enabled: Bool = setting("Issue from an intermediate CA signed by the root.", False)
+    path: MountPath = setting("Intermediate mount path.", "pki_int")
+    common_name: Str = setting("Intermediate CA common name.", "vault-platform Intermediate CA")
+    ttl: Duration = setting("Intermediate CA lifetime.", "43800h")
+
+
+class PkiConfig(Section):
+    enabled: Bool = setting("Mount a PKI engine with an internal root CA.", True)
+    path: MountPath = setting("Root CA mount path.", "pki")
+    common_name: Str = setting("Root CA common name.", "vault-platform Root CA")
+    ttl: Duration = setting("Root CA lifetime; the mount's max lease is tuned to match.", "87600h")
+    urls_base: Str = setting("Base URL written into issued certificates for the issuer and CRL; empty uses the "
+                             "in-cluster active Service.", "")
+    intermediate: PkiIntermediate = setting("Optional intermediate CA.", factory=PkiIntermediate)
+    roles: tuple[PkiRole, ...] = setting("Certificate roles.", ())
+
+
+class TransitEngineConfig(Section):
+    enabled: Bool = setting("Mount the transit engine (encryption as a service).", False)
+    path: MountPath = setting("Mount path.", "transit")
+    keys: Annotated[tuple[Str, ...], rule(each(checks.dns_name))] = setting("Named keys to create.", ())
+
+
+class KubernetesAuthConfig(Section):
+    path: MountPath = setting("Auth mount path.", "kubernetes")
+    templated_policy: Bool = setting("One policy giving every application secret/data/<namespace>/<service "
+                                     "account>/* through identity templating.", True)
+    token_ttl: Duration = setting("Default token lifetime for roles.", "1h")
+
+
+class PolicyRule(Section):
+    path: VaultPath = setting("Vault path; '*' allowed at the end, '+' as a segment.")
+    capabilities: Annotated[tuple[Str, ...], rule(checks.capabilities)] = setting(
+        "Capabilities from Vault's fixed set.")
+    required_parameters: tuple[Str, ...] = setting("Parameters a request must carry.", ())
+    denied_parameters: tuple[Str, ...] = setting("Parameters a request must not carry.", ())
+
+
+class Policy(Section):
+    name: DnsName = setting("Policy name.")
+    rules: tuple[PolicyRule, ...] = setting("Its rules.")
+
+
+class AuditConfig(Section):
+    file_path: Annotated[str, Strict(), rule(checks.audit_file_path)] = setting(
+        "Where the file device writes (on the audit volume).", "/vault/audit/audit.log")
+    secondary: Literal["stdout", "none"] = setting(
+        "A second device so Vault keeps serving if one cannot write: 'stdout' (file device to the pod log), 'none'.",
+        "stdout")
+
+
+class KvGrant(Section):
+    path: VaultPath = setting("KV API path, e.g. secret/data/myapp/*.")
+    access: Literal["read", "list", "write"] = setting("'read' or 'list' (or 'write' for read+create+update).")
+
+
+class Application(Section):
+    name: DnsLabel = setting("Application name (its Vault role and policy).")
+    namespace: DnsLabel = setting("Kubernetes namespace it runs in.")
+    service_account: Annotated[str, Strict(), rule(checks.service_account_name)] = setting(
+        "Its Kubernetes service account.")
+    kv: tuple[KvGrant, ...] = setting("KV paths it may use.", ())
+    database_role: Str = setting("Database role it may get credentials from.", "")
+    pki_role: Str = setting("PKI role it may issue certificates from.", "")
+    token_ttl: Duration | None = setting("Its Vault token lifetime; empty uses kubernetesAuth.tokenTtl.", None)
+
+
+class S3Backup(Section):
+    bucket_name: Str = setting("Bucket name; empty derives a unique one.", "")
+    prefix: Annotated[str, Strict(), rule(checks.s3_prefix)] = setting("Key prefix for snapshots.", "raft-snapshots/")
+    force_destroy: Bool = setting("Reserved: the bucket is always protected.", False)
+
+
+class VolumeBackup(Section):
+    size: Quantity = setting("Backup volume size.", "5Gi")
+    storage_class: Str | None = setting("StorageClass; empty uses the default.", None)
+
+
+class BackupConfig(Section):
+    enabled: Bool = setting("Schedule Raft snapshots.", True)
+    schedule: Cron = setting("Cron schedule (UTC), as a Kubernetes CronJob takes it.", "0 */6 * * *")
+    target: Literal["s3", "volume"] = setting("'s3' (prod) or 'volume' (a PersistentVolumeClaim; dev).", "s3")
+    retention_days: Between(1, 3650) = setting("Snapshots older than this are pruned (and expire in S3).", 14)
+    starting_deadline_seconds: Annotated[int, Strict(), rule(checks.at_least(10))] = setting(
+        "How late a missed run may still start.", 600)
+    backoff_limit: Between(0, 10) = setting("Retries of a failed run.", 2)
+    s3: S3Backup = setting("S3 target settings.", factory=S3Backup)
+    volume: VolumeBackup = setting("Volume target settings.", factory=VolumeBackup)
+
+
+class KubernetesConfig(Section):
+    context: Str = setting("kubeconfig context to deploy to; empty uses the current context.", "")
+    namespace: DnsLabel = setting("Namespace for Vault.", "vault")
+
+
+class SecretsConfig(Section):
+    """Everything secret, in one key that must be set with `pulumi config set --secret --path`."""
+
+    transit_unseal_token: Secret | None = setting("Token for the transit unseal Vault.", None)
+    vault_token: Secret | None = setting("Token the stack configures Vault with, for teams that revoked the root "
+                                         "token after bootstrap.", None)
+    database_passwords: dict[Str, Secret] = setting("Admin password per database connection name.", factory=dict)
+    kv: dict[Str, dict[Str, Secret]] = setting("Initial KV secrets: path under the KV mount -> key -> value.",
+                                               factory=dict)
+
+
+class PlatformConfig(Section):
+    environment: Literal["dev", "prod"] = setting(
+        "'dev' (local cluster, dev-only settings allowed) or 'prod' (strict rules).")
+    api: ApiConfig = setting("How `pulumi up` reaches the Vault API.")
+    unseal: UnsealConfig = setting("How Vault unseals.")
+    kubernetes: KubernetesConfig = setting("Where to deploy.", factory=KubernetesConfig)
+    cluster: ClusterConfig = setting("The Vault servers and the chart.", factory=ClusterConfig)
+    tls: TlsConfig = setting("TLS for the API and cluster traffic.", factory=TlsConfig)
+    init: InitConfig = setting("Initialization.", factory=InitConfig)
+    aws: AwsConfig | None = setting("AWS account settings (needed for awskms unseal and S3 backups).", None)
+    kv: KvConfig = setting("KV v2 engine.", factory=KvConfig)
+    database: DatabaseConfig = setting("Database engine.", factory=DatabaseConfig)
+    pki: PkiConfig = setting("PKI engine.", factory=PkiConfig)
+    transit: TransitEngineConfig = setting("Transit engine.", factory=TransitEngineConfig)
+    kubernetes_auth: KubernetesAuthConfig = setting("Kubernetes auth.", factory=KubernetesAuthConfig)
+    policies: tuple[Policy, ...] = setting("Extra policies as code.", ())
+    audit: AuditConfig = setting("Audit devices.", factory=AuditConfig)
+    applications: tuple[Application, ...] = setting("Applications to onboard.", ())
+    backup: BackupConfig = setting("Raft snapshots.", factory=BackupConfig)
+    secrets: SecretsConfig = setting("Secret values (secure only).", factory=SecretsConfig)
+
+    @property
+    def is_prod(self) -> bool:
+        return self.environment == "prod"
+
+
+# Keys whose whole value holds secrets and must be `secure:` in the stack file.
+SECRET_KEYS = ("secrets",)
+TOP_LEVEL_KEYS = tuple(f.alias or n for n, f in PlatformConfig.model_fields.items())

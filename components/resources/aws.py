@@ -1,0 +1,51 @@
+"""AWS building blocks shared by the components: a KMS key that outlives the stack, and an IAM
+role for exactly one Kubernetes service account (IRSA). One place each, so the auto-unseal key and
+the snapshot bucket's key, and the roles of the Vault pods and the backup job, are made the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.model import AwsConfig
+from components.render.iam import irsa_trust_policy
+
+
+def protected_kms_key(name: str, *, alias_resource: str, alias: str, description: str, deletion_window_days: int,
+                      tags: dict[str, str], opts: pulumi.ResourceOptions) -> aws.kms.Key:
+    """A symmetric key with yearly rotation and an alias. What it encrypts is unreadable without it,
+    so neither `pulumi destroy` (protect) nor removing it from the program (retain) deletes it."""
+    key = aws.kms.Key(
+        name,
+        description=description,
+        key_usage="ENCRYPT_DECRYPT",
+        customer_master_key_spec="SYMMETRIC_DEFAULT",
+        enable_key_rotation=True,
+        deletion_window_in_days=deletion_window_days,
+        tags=tags,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=True, retain_on_delete=True)),
+    )
+    aws.kms.Alias(alias_resource, name=f"alias/{alias}", target_key_id=key.key_id, opts=opts)
+    return key
+
+
+def irsa_role(name: str, *, aws_config: AwsConfig, namespace: str, service_account: str, role_name: str,
+              description: str, policy_name: str, policy: pulumi.Output[dict[str, Any]], tags: dict[str, str],
+              opts: pulumi.ResourceOptions) -> aws.iam.Role:
+    """``<name>-irsa`` trusted only by the cluster's OIDC provider for exactly
+    ``system:serviceaccount:<namespace>:<service_account>``, with ``policy`` inline as ``<policy_name>``."""
+    role = aws.iam.Role(
+        f"{name}-irsa",
+        name=role_name[:64],
+        description=description,
+        assume_role_policy=json.dumps(irsa_trust_policy(
+            aws_config.oidc_provider_arn, aws_config.oidc_issuer, namespace, service_account)),
+        tags=tags,
+        opts=opts,
+    )
+    aws.iam.RolePolicy(policy_name, role=role.id, policy=policy.apply(json.dumps), opts=opts)
+    return role

@@ -1,0 +1,137 @@
+"""VaultCluster: the namespace, TLS, unseal wiring, the official chart in HA Raft mode, and the
+Services through which `pulumi up` reaches the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.model import ApiConfig, AwsConfig, ClusterConfig, Secret, TlsConfig, UnsealConfig
+from components.model.checks import duration_seconds
+from components.render.helm_values import UnsealWiring, build_values
+from components.render.names import Names, pod_unseal_ports
+from components.render.server_hcl import SealStanza, render_server_hcl
+from components.render.services import api_service_annotations, api_service_spec, pod_unseal_service_spec
+from components.resources.tls import VaultTls, VaultTlsArgs
+from components.resources.unseal import AutoUnseal, AutoUnsealArgs
+
+CHART = "vault"
+
+
+@dataclass(frozen=True)
+class VaultClusterArgs:
+    """What a Vault cluster needs: where it runs, the chart and pods, how the API is reached, TLS and
+    unseal. ``cluster.replicas`` must be set (odd)."""
+
+    namespace: str
+    api: ApiConfig
+    unseal: UnsealConfig
+    cluster: ClusterConfig = field(default_factory=lambda: ClusterConfig(replicas=3))
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    # Production placement: one pod per node is a hard rule, two injector replicas.
+    production: bool = False
+    aws: AwsConfig | None = None
+    transit_unseal_token: Secret | None = None
+
+    def __post_init__(self) -> None:
+        if self.cluster.replicas is None or self.cluster.replicas < 1 or self.cluster.replicas % 2 == 0:
+            raise ValueError(f"VaultClusterArgs: cluster.replicas must be an odd number, not {self.cluster.replicas}")
+
+    @property
+    def names(self) -> Names:
+        assert self.cluster.replicas is not None
+        return Names(self.cluster.release_name, self.namespace, self.cluster.replicas)
+
+    @property
+    def pod_unseal_addresses(self) -> list[str]:
+        """Where `pulumi up` unseals each pod of a shamir dev stack (empty otherwise)."""
+        return [address for _, _, address in pod_unseal_ports(self.unseal.type, self.api, self.names.replicas)]
+
+
+class VaultCluster(pulumi.ComponentResource):
+    """Outputs: ``namespace``, ``ca_cert_pem``, ``api_address``, ``release_status``, ``tls_secret_name``,
+    and ``unseal_kms_key_arn`` with awskms."""
+
+    def __init__(self, name: str, args: VaultClusterArgs, aws_provider: aws.Provider | None = None,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("vault-platform:cluster:VaultCluster", name, None, opts)
+        names = args.names
+        c = args.cluster
+
+        self.namespace_resource = k8s.core.v1.Namespace(
+            f"{name}-ns",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=names.namespace, labels={
+                "app.kubernetes.io/part-of": "vault-platform",
+                # Refuse privileged pods here: nothing in this namespace needs them (mlock is off).
+                "pod-security.kubernetes.io/enforce": "baseline",
+            }),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        namespace = self.namespace_resource.metadata.name
+        self.tls = VaultTls(f"{name}-tls", VaultTlsArgs(namespace, names, args.tls),
+                            opts=pulumi.ResourceOptions(parent=self))
+        self.unseal = AutoUnseal(
+            f"{name}-unseal",
+            AutoUnsealArgs(namespace, names, args.unseal, aws=args.aws, transit_token=args.transit_unseal_token,
+                           tags=dict(args.aws.tags) if args.aws else {}),
+            aws_provider, opts=pulumi.ResourceOptions(parent=self))
+
+        def values(parts: list[Any]) -> dict[str, Any]:
+            seal: SealStanza | None = parts[0]
+            wiring: UnsealWiring = parts[1]
+            tls_secret: str = parts[2]
+            hcl = render_server_hcl(names, seal, ui=c.ui)
+            return build_values(c, names, production=args.production, server_hcl=hcl, unseal=wiring,
+                                tls_secret=tls_secret)
+
+        chart_values = pulumi.Output.all(self.unseal.seal, self.unseal.wiring, self.tls.secret_name).apply(values)
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name=names.release,
+            chart=CHART,
+            version=c.chart.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=c.chart.repository),
+            namespace=namespace,
+            values=chart_values,
+            timeout=int(duration_seconds(c.await_timeout)),
+            max_history=10,
+            # Wait for the StatefulSet: pods are Ready while sealed (see the readiness path), so this
+            # finishes before initialization and VaultInit can start.
+            skip_await=False,
+            cleanup_on_fail=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.tls, self.unseal]),
+        )
+
+        self.api_service = k8s.core.v1.Service(
+            f"{name}-api",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=names.api_service, namespace=namespace,
+                                                annotations=api_service_annotations(args.api)),
+            spec=api_service_spec(args.api, names),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
+        )
+        self.pod_services = [
+            k8s.core.v1.Service(
+                f"{name}-pod-{ordinal}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{names.pod(ordinal)}-unseal", namespace=namespace),
+                spec=pod_unseal_service_spec(names, ordinal, node_port),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
+            )
+            for ordinal, node_port, _ in pod_unseal_ports(args.unseal.type, args.api, names.replicas)
+        ]
+
+        self.namespace = namespace
+        self.ca_cert_pem = self.tls.ca_cert_pem
+        self.tls_secret_name = self.tls.secret_name
+        self.api_address = pulumi.Output.from_input(args.api.address)
+        self.release_status = self.release.status
+        self.unseal_kms_key_arn = self.unseal.kms_key_arn
+        outputs: dict[str, Any] = {"namespace": namespace, "ca_cert_pem": self.ca_cert_pem,
+                                   "release_status": self.release_status, "api_address": self.api_address,
+                                   "tls_secret_name": self.tls_secret_name}
+        if self.unseal_kms_key_arn is not None:
+            outputs["unseal_kms_key_arn"] = self.unseal_kms_key_arn
+        self.register_outputs(outputs)

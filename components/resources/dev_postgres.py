@@ -1,0 +1,68 @@
+"""DevPostgres: a throwaway PostgreSQL in the Vault namespace, so a dev stack can show dynamic
+database credentials without any database of your own. Dev only (the config refuses it in prod).
+The objects come from components.render.dev_postgres; this component only declares them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.render import vault_objects as vs
+from components.render.dev_postgres import SECRET_NAME, deployment_spec, labels, service_spec
+
+
+@dataclass(frozen=True)
+class DevPostgresArgs:
+    namespace: pulumi.Input[str]
+
+
+class DevPostgres(pulumi.ComponentResource):
+    """Outputs: ``connection_name``, ``connection_url`` (a Vault template), ``username``, ``password`` (secret)."""
+
+    connection_name: str
+    connection_url: pulumi.Output[str]
+    username: pulumi.Output[str]
+    password: pulumi.Output[str]
+
+    def __init__(self, name: str, args: DevPostgresArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("vault-platform:devpostgres:DevPostgres", name, None, opts)
+        namespace = args.namespace
+        child = pulumi.ResourceOptions(parent=self)
+        generated = random.RandomPassword(
+            f"{name}-password", length=32,
+            # Letters and digits only: the password is substituted into a connection URL.
+            special=False, min_lower=4, min_upper=4, min_numeric=4,
+            opts=child)
+        self.password = pulumi.Output.secret(generated.result)
+        metadata = {"namespace": namespace, "labels": labels()}
+        self.secret = k8s.core.v1.Secret(
+            f"{name}-secret",
+            metadata={**metadata, "name": SECRET_NAME},
+            type="Opaque",
+            string_data={"username": vs.DEV_POSTGRES_USER, "password": self.password},
+            opts=child,
+        )
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata={**metadata, "name": vs.DEV_POSTGRES_NAME},
+            spec=deployment_spec(),
+            # The pod reads the password from the Secret at start: create it first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.secret]),
+        )
+        self.service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata={**metadata, "name": vs.DEV_POSTGRES_NAME},
+            spec=service_spec(),
+            opts=child,
+        )
+        self.connection_name = vs.DEV_POSTGRES_NAME
+        self.username = pulumi.Output.from_input(vs.DEV_POSTGRES_USER)
+        # Known once the Service exists, so Vault's connection waits for it.
+        self.connection_url = pulumi.Output.all(namespace, self.service.metadata.name).apply(
+            lambda args: vs.dev_postgres_connection_url(args[0]))
+        self.register_outputs({"connection_name": self.connection_name, "connection_url": self.connection_url,
+                               "username": self.username, "password": self.password})

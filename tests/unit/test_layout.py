@@ -1,0 +1,109 @@
+"""The shape of the code: layers that import only downward, and nothing a deployed stack relies on
+moved out from under it (resource URNs, the stored VaultInit provider)."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pulumi.dynamic.dynamic import serialize_provider
+
+from tests.harness import ROOT, run_stack
+
+LAYERS = ("model", "render", "providers", "resources")
+DATA = Path(__file__).parent / "data"
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return {m for m in found if m.startswith("components.")}
+
+
+def test_every_module_lives_in_a_layer():
+    loose = sorted(p.name for p in (ROOT / "components").glob("*.py") if p.name not in ("__init__.py", "vault_init.py"))
+    assert loose == [], f"modules outside the layer folders: {loose}"
+    assert sorted(p.name for p in (ROOT / "components").iterdir() if p.is_dir() and p.name != "__pycache__") == \
+        sorted(LAYERS)
+
+
+def test_no_module_imports_from_a_layer_above_it():
+    problems = []
+    for layer in LAYERS:
+        for path in sorted((ROOT / "components" / layer).glob("*.py")):
+            for module in _imports(path):
+                target = module.split(".")[1]
+                if target in LAYERS and LAYERS.index(target) > LAYERS.index(layer):
+                    problems.append(f"components/{layer}/{path.name} imports {module}")
+    assert problems == []
+
+
+def test_the_layering_check_sees_an_upward_import(tmp_path):
+    bad = tmp_path / "x.py"
+    bad.write_text("from components.resources.cluster import VaultCluster\nimport components.render.names\n")
+    assert _imports(bad) == {"components.resources.cluster", "components.render.names"}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_no_resource_of_a_deployed_stack_changes_its_urn(stack):
+    """Each URN the program registered before the code moved into layers is still registered:
+    renaming or re-parenting a resource would make `pulumi up` replace it (the namespace, the
+    release with its volumes, the KMS key)."""
+    before = json.loads((DATA / "urns-before-layout.json").read_text())[stack]
+    now = {r.urn for r in run_stack(stack).resources}
+    assert sorted(set(before) - now) == []
+
+
+def _load_in_subprocess(encoded: str, *, cwd: Path, pythonpath: str | None) -> subprocess.CompletedProcess[str]:
+    """Load a stored provider the way the engine's provider host does, from another folder, and
+    use it (a read against nothing keeps the state as it is)."""
+    code = (
+        "import base64, sys, dill\n"
+        "provider = dill.loads(base64.b64decode(sys.argv[1]))\n"
+        "result = provider.read('vault-init', {'address': 'http://127.0.0.1:9', 'timeout_seconds': 1, 'kept': 'x'})\n"
+        "print(type(provider).__name__, result.outs['kept'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    return subprocess.run([sys.executable, "-c", code, encoded], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def test_a_provider_stored_before_the_layout_change_still_loads(tmp_path):
+    """Stacks deployed before the move hold the provider by reference to components.vault_init."""
+    encoded = (DATA / "vault-init-provider-before-layout.b64").read_text().strip()
+    assert b"components.vault_init" in base64.b64decode(encoded)
+    proc = _load_in_subprocess(encoded, cwd=tmp_path, pythonpath=str(ROOT))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["VaultInitProvider", "x"]
+
+
+def test_the_provider_is_now_stored_by_value_and_loads_without_this_repository(tmp_path):
+    from components.providers.vault_init import VaultInit
+
+    provider = VaultInit.__init__.__globals__["_STORED_PROVIDER"]()
+    encoded = serialize_provider(provider)
+    raw = base64.b64decode(encoded)
+    assert b"components." not in raw.replace(b"components.providers.vault_init", b"")
+    # No checkout path in the state, so the same code serializes the same everywhere.
+    assert str(ROOT).encode() not in raw
+    assert serialize_provider(VaultInit.__init__.__globals__["_STORED_PROVIDER"]()) == encoded
+    proc = _load_in_subprocess(encoded, cwd=tmp_path, pythonpath=None)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["VaultInitProvider", "x"]
+    # And the folder it ran in really could not import this repository.
+    check = subprocess.run([sys.executable, "-c", "import components"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=60, check=False,
+                           env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert check.returncode != 0
