@@ -1,0 +1,51 @@
+"""A team's own program: a Vault cluster plus its bootstrap, from vault-platform's components with
+their arguments written in code. No stack file of vault-platform's, no VaultPlatform.
+
+    cd examples/cluster-and-bootstrap && pulumi stack init dev && pulumi up
+
+It deploys to the current kube context (a kind cluster made from kind/dev-cluster.yaml works):
+three Raft pods with TLS from the stack's own CA, initialized and unsealed (Shamir, one share) in the
+same run, and a Vault provider your own resources can use.
+"""
+
+import sys
+from pathlib import Path
+
+import pulumi
+
+# This example runs from inside the vault-platform repository. In your own repository, add
+# vault-platform (e.g. as a git submodule) and put its folder on the path the same way.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from components.model import ApiConfig, ClusterConfig, InitConfig, UnsealConfig
+from components.model.platform import ResourceAmounts, Resources
+from components.resources.bootstrap import VaultBootstrap, VaultBootstrapArgs
+from components.resources.cluster import VaultCluster, VaultClusterArgs
+
+cluster_args = VaultClusterArgs(
+    namespace="team-secrets",
+    # kind/dev-cluster.yaml maps NodePort 30820 (and one port per pod after it) to 127.0.0.1.
+    api=ApiConfig(address="https://127.0.0.1:8200", service_type="NodePort", node_port=30820),
+    unseal=UnsealConfig(type="shamir"),
+    cluster=ClusterConfig(
+        release_name="team-vault",
+        replicas=3,
+        resources=Resources(requests=ResourceAmounts(memory="64Mi", cpu="50m")),
+    ),
+)
+cluster = VaultCluster("team-vault", cluster_args)
+
+bootstrap = VaultBootstrap("team-vault", VaultBootstrapArgs(
+    address=cluster.api_address,
+    ca_cert_pem=cluster.ca_cert_pem,
+    mode="shamir",
+    expected_peers=3,
+    init=InitConfig(shares=1, threshold=1, timeout="5m"),
+    unseal_addresses=cluster_args.pod_unseal_addresses,
+    wait_for=[cluster],
+))
+
+pulumi.export("apiAddress", cluster.api_address)
+pulumi.export("caCertificate", cluster.ca_cert_pem)
+pulumi.export("rootToken", bootstrap.root_token)
+pulumi.export("bootstrapStatus", bootstrap.status)

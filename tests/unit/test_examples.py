@@ -1,0 +1,61 @@
+"""examples/: programs another team would write with our components and their own arguments, run
+under the mocks like the platform itself."""
+
+from __future__ import annotations
+
+import yaml
+
+from tests.harness import ROOT, canary_leaks, run_program
+
+EXAMPLE = ROOT / "examples" / "cluster-and-bootstrap"
+
+
+def test_cluster_and_bootstrap_from_args_in_code():
+    project = yaml.safe_load((EXAMPLE / "Pulumi.yaml").read_text())
+    rec = run_program(EXAMPLE / "__main__.py", "dev", {}, [], project=project["name"])
+    assert rec.error is None, rec.error
+    types = {r.type for r in rec.resources}
+    assert "vault-platform:index:VaultPlatform" not in types
+    cluster = rec.one("vault-platform:cluster:VaultCluster")
+    assert cluster.name == "team-vault"
+    release = rec.one("kubernetes:helm.sh/v3:Release")
+    assert release.get("name") == "team-vault" and release.get("namespace") == "team-secrets"
+    assert release.get("values.server.ha.replicas") == 3
+    assert release.get("values.server.resources.requests") == {"memory": "64Mi", "cpu": "50m"}
+    # The limits the example left out keep the component's defaults.
+    assert release.get("values.server.resources.limits") == {"memory": "512Mi", "cpu": "500m"}
+    assert rec.one("kubernetes:core/v1:Namespace").get("metadata.name") == "team-secrets"
+    init = rec.one("pulumi-python:dynamic:Resource")
+    assert init.get("mode") == "shamir" and init.get("shares") == 1 and init.get("expected_peers") == 3
+    assert init.get("unseal_addresses") == ["https://127.0.0.1:8201", "https://127.0.0.1:8202",
+                                            "https://127.0.0.1:8203"]
+    # Init waits for the cluster: the release and the Services it reaches Vault through.
+    assert rec.depends_on(init, release)
+    assert rec.one("pulumi:providers:vault")
+    assert set(rec.exports) == {"apiAddress", "caCertificate", "rootToken", "bootstrapStatus"}
+    assert "rootToken" in rec.export_secret_paths
+    assert canary_leaks(rec) == []
+
+
+def test_components_register_real_outputs():
+    rec = run_program(EXAMPLE / "__main__.py", "dev", {}, [], project="team-vault")
+    cluster = rec.one("vault-platform:cluster:VaultCluster")
+    assert cluster.outputs["namespace"] == "team-secrets"
+    assert cluster.outputs["api_address"] == "https://127.0.0.1:8200"
+    assert "BEGIN CERTIFICATE" in cluster.outputs["ca_cert_pem"]
+    assert cluster.outputs["tls_secret_name"] == "team-vault-tls"
+    bootstrap = rec.one("vault-platform:bootstrap:VaultBootstrap")
+    assert bootstrap.outputs["status"] == "ready"
+    assert set(bootstrap.outputs) == {"root_token", "unseal_keys", "status"}
+    tls = rec.one("vault-platform:tls:VaultTls")
+    assert tls.outputs["secret_name"] == "team-vault-tls"
+
+
+def test_the_platform_registers_what_it_exports():
+    from tests.harness import run_stack
+
+    rec = run_stack("prod")
+    platform = rec.one("vault-platform:index:VaultPlatform")
+    assert set(platform.outputs) == set(rec.exports)
+    assert platform.outputs["apiAddress"] == rec.exports["apiAddress"]
+    assert platform.outputs["backupBucket"] == rec.exports["backupBucket"]
