@@ -240,3 +240,15 @@ def pinned_tag(value: str) -> str | None:
 
 def audit_file_path(value: str) -> str | None:
     return None if value.startswith("/vault/audit/") else "must be under /vault/audit/"
+
+
+def iam_principal_arn(value: str) -> str | None:
+    """A role or user ARN, as a KMS key policy names principals (not an assumed-role session)."""
+    return None if re.match(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$", value) else (
+        "is not an IAM role or user ARN (arn:aws:iam::<account>:role/<name>; for an SSO or assumed-role "
+        "session use the role's ARN, not the arn:aws:sts::...:assumed-role/... session)")
+
+
+def iam_policy_arn(value: str) -> str | None:
+    return None if re.match(r"^arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]+$", value) \
+        else "is not an IAM managed policy ARN (arn:aws:iam::<account>:policy/<name>)"

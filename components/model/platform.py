@@ -161,6 +161,17 @@ class AwsConfig(Section):
     oidc_issuer: Annotated[str, Strict(), rule(checks.oidc_issuer)] = setting(
         "The cluster's OIDC issuer without https:// (oidc.eks.<region>.amazonaws.com/id/<ID>).")
     tags: dict[Str, Str] = setting("Tags on every AWS resource.", factory=dict)
+    key_administrators: Annotated[tuple[Str, ...], rule(each(checks.iam_principal_arn))] = setting(
+        "IAM role (or user) ARNs that administer the stack's KMS keys (change their policy, rotation, "
+        "deletion); nobody else may, and these may not use the keys. Include the role that runs `pulumi up`: "
+        "AWS refuses a key policy that would lock its author out. Required when the stack creates a KMS key.",
+        ())
+    snapshot_readers: Annotated[tuple[Str, ...], rule(each(checks.iam_principal_arn))] = setting(
+        "IAM role ARNs that may decrypt snapshots in the backup bucket, through S3 only (for restores). "
+        "Empty: only the backup job's own role.", ())
+    permissions_boundary: Annotated[str, Strict(), rule(lambda v: None if v == "" else checks.iam_policy_arn(v))] = \
+        setting("Managed policy ARN set as the permissions boundary of every IAM role the stack creates; empty "
+                "sets none.", "")
 
 
 # --- secrets engines -----------------------------------------------------------------------------

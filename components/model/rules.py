@@ -99,7 +99,12 @@ def _check_api_tls_unseal(c: PlatformConfig, problems: Problems) -> None:
     needs_aws = c.unseal.type == "awskms" or (c.backup.enabled and c.backup.target == "s3")
     if needs_aws and c.aws is None:
         problems.add("aws", "is required for unseal.type awskms and for backups to s3 (region, oidcProviderArn, "
-                            "oidcIssuer)")
+                            "oidcIssuer, keyAdministrators)")
+    if needs_aws and c.aws is not None and not c.aws.key_administrators:
+        problems.add("aws.keyAdministrators", "is required: the stack creates KMS keys (auto-unseal, snapshot bucket) "
+                                              "with an explicit key policy, and only these roles may administer them. "
+                                              "Name at least the role that runs `pulumi up` (`aws sts "
+                                              "get-caller-identity` shows it; use the role ARN, not the session)")
 
 
 def _check_init(c: PlatformConfig, problems: Problems) -> None:

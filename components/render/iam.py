@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+KEY_ADMINISTRATION = [
+    "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*", "kms:Revoke*",
+    "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion", "kms:RotateKeyOnDemand",
+]
+UNSEAL_KEY_USE = ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"]
+SNAPSHOT_KEY_USE = ["kms:GenerateDataKey", "kms:Decrypt"]
+
 
 def irsa_trust_policy(oidc_provider_arn: str, oidc_issuer: str, namespace: str,
                       service_account: str) -> dict[str, Any]:
@@ -28,7 +36,7 @@ def kms_unseal_policy(key_arn: str) -> dict[str, Any]:
         "Statement": [{
             "Sid": "VaultAutoUnseal",
             "Effect": "Allow",
-            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"],
+            "Action": UNSEAL_KEY_USE,
             "Resource": key_arn,
         }],
     }
@@ -71,8 +79,34 @@ def s3_backup_policy(bucket_arn: str, prefix: str, kms_key_arn: str) -> dict[str
             {
                 "Sid": "SnapshotEncryption",
                 "Effect": "Allow",
-                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                "Action": SNAPSHOT_KEY_USE,
                 "Resource": kms_key_arn,
             },
+        ],
+    }
+
+
+def kms_key_policy(administrators: list[str], users: list[str], actions: list[str],
+                   via_service: str | None = None) -> dict[str, Any]:
+    """An explicit key policy instead of AWS's default (which lets any principal of the account with
+    IAM permissions use the key): named administrators manage the key and cannot use it; only
+    ``users`` may use it, for ``actions``, and only through ``via_service`` when given."""
+    if not administrators or not users:
+        raise ValueError("a KMS key policy needs at least one administrator and one user")
+    use: dict[str, Any] = {
+        "Sid": "KeyUse",
+        "Effect": "Allow",
+        "Principal": {"AWS": sorted(users)},
+        "Action": actions,
+        "Resource": "*",
+    }
+    if via_service:
+        use["Condition"] = {"StringEquals": {"kms:ViaService": via_service}}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "KeyAdministration", "Effect": "Allow", "Principal": {"AWS": sorted(administrators)},
+             "Action": KEY_ADMINISTRATION, "Resource": "*"},
+            use,
         ],
     }

@@ -16,12 +16,15 @@ from components.render.iam import irsa_trust_policy
 
 
 def protected_kms_key(name: str, *, alias_resource: str, alias: str, description: str, deletion_window_days: int,
-                      tags: dict[str, str], opts: pulumi.ResourceOptions) -> aws.kms.Key:
-    """A symmetric key with yearly rotation and an alias. What it encrypts is unreadable without it,
-    so neither `pulumi destroy` (protect) nor removing it from the program (retain) deletes it."""
+                      policy: pulumi.Input[dict[str, Any]], tags: dict[str, str],
+                      opts: pulumi.ResourceOptions) -> aws.kms.Key:
+    """A symmetric key with yearly rotation, an explicit key policy (components.render.iam
+    kms_key_policy) and an alias. What it encrypts is unreadable without it, so neither
+    `pulumi destroy` (protect) nor removing it from the program (retain) deletes it."""
     key = aws.kms.Key(
         name,
         description=description,
+        policy=pulumi.Output.from_input(policy).apply(json.dumps),
         key_usage="ENCRYPT_DECRYPT",
         customer_master_key_spec="SYMMETRIC_DEFAULT",
         enable_key_rotation=True,
@@ -34,18 +37,23 @@ def protected_kms_key(name: str, *, alias_resource: str, alias: str, description
 
 
 def irsa_role(name: str, *, aws_config: AwsConfig, namespace: str, service_account: str, role_name: str,
-              description: str, policy_name: str, policy: pulumi.Output[dict[str, Any]], tags: dict[str, str],
-              opts: pulumi.ResourceOptions) -> aws.iam.Role:
-    """``<name>-irsa`` trusted only by the cluster's OIDC provider for exactly
-    ``system:serviceaccount:<namespace>:<service_account>``, with ``policy`` inline as ``<policy_name>``."""
-    role = aws.iam.Role(
+              description: str, tags: dict[str, str], opts: pulumi.ResourceOptions) -> aws.iam.Role:
+    """``<name>-irsa``, trusted only by the cluster's OIDC provider for exactly
+    ``system:serviceaccount:<namespace>:<service_account>``, within ``aws.permissionsBoundary`` when set.
+    It has no permission until ``inline_policy`` gives it one."""
+    return aws.iam.Role(
         f"{name}-irsa",
         name=role_name[:64],
         description=description,
         assume_role_policy=json.dumps(irsa_trust_policy(
             aws_config.oidc_provider_arn, aws_config.oidc_issuer, namespace, service_account)),
+        permissions_boundary=aws_config.permissions_boundary or None,
         tags=tags,
         opts=opts,
     )
-    aws.iam.RolePolicy(policy_name, role=role.id, policy=policy.apply(json.dumps), opts=opts)
-    return role
+
+
+def inline_policy(name: str, role: aws.iam.Role, policy: pulumi.Input[dict[str, Any]],
+                  opts: pulumi.ResourceOptions) -> aws.iam.RolePolicy:
+    return aws.iam.RolePolicy(name, role=role.id, policy=pulumi.Output.from_input(policy).apply(json.dumps),
+                              opts=opts)

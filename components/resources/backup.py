@@ -21,9 +21,9 @@ import pulumi_vault as vault
 from components.model import AwsConfig
 from components.render import backup_job
 from components.render.backup_job import BackupJob
-from components.render.iam import backup_bucket_policy, s3_backup_policy
+from components.render.iam import SNAPSHOT_KEY_USE, backup_bucket_policy, kms_key_policy, s3_backup_policy
 from components.render.policies import BACKUP_POLICY
-from components.resources.aws import irsa_role, protected_kms_key
+from components.resources.aws import inline_policy, irsa_role, protected_kms_key
 
 # The backup token lives for one run.
 TOKEN_TTL_SECONDS = 900
@@ -147,9 +147,18 @@ class RaftBackup(pulumi.ComponentResource):
         # deleted by `pulumi destroy` (protect) nor by removing them from the program (retain).
         keep = pulumi.ResourceOptions(parent=self, provider=aws_provider, protect=True, retain_on_delete=True)
 
+        # The job's role exists first: the key policy names it as the key's user.
+        self.irsa_role = irsa_role(
+            name, aws_config=aws_config, namespace=names.namespace, service_account=job.object_names.service_account,
+            role_name=f"{names.release}-backup-{stack}",
+            description="Vault backup job: write and prune Raft snapshots in S3 (IRSA)", tags=tags, opts=aws_opts)
         self.kms_key = protected_kms_key(
             f"{name}-key", alias_resource=f"{name}-key-alias", alias=f"vault-backup-{pulumi.get_project()}-{stack}",
             description=f"Vault Raft snapshot bucket ({pulumi.get_project()}/{stack})", deletion_window_days=30,
+            # Only through S3: nobody decrypts a snapshot object's data key directly.
+            policy=self.irsa_role.arn.apply(lambda arn: kms_key_policy(
+                list(aws_config.key_administrators), [arn, *aws_config.snapshot_readers], SNAPSHOT_KEY_USE,
+                via_service=f"s3.{aws_config.region}.amazonaws.com")),
             tags=tags, opts=aws_opts)
 
         self.bucket = aws.s3.Bucket(
@@ -206,13 +215,8 @@ class RaftBackup(pulumi.ComponentResource):
             policy=self.bucket.arn.apply(lambda arn: json.dumps(backup_bucket_policy(arn))),
             opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[public_access]))
 
-        self.irsa_role = irsa_role(
-            name, aws_config=aws_config, namespace=names.namespace, service_account=job.object_names.service_account,
-            role_name=f"{names.release}-backup-{stack}",
-            description="Vault backup job: write and prune Raft snapshots in S3 (IRSA)", policy_name=f"{name}-s3",
-            policy=pulumi.Output.all(self.bucket.arn, self.kms_key.arn).apply(
-                lambda a: s3_backup_policy(a[0], b.s3.prefix, a[1])),
-            tags=tags, opts=aws_opts)
+        inline_policy(f"{name}-s3", self.irsa_role, pulumi.Output.all(self.bucket.arn, self.kms_key.arn).apply(
+            lambda a: s3_backup_policy(a[0], b.s3.prefix, a[1])), aws_opts)
 
 
 def _in_namespace(manifest: dict, namespace: pulumi.Input[str]) -> dict:

@@ -10,10 +10,10 @@ import pulumi_kubernetes as k8s
 
 from components.model import AwsConfig, Secret, UnsealConfig
 from components.render.helm_values import UnsealWiring
-from components.render.iam import kms_unseal_policy
+from components.render.iam import UNSEAL_KEY_USE, kms_key_policy, kms_unseal_policy
 from components.render.names import Names
 from components.render.server_hcl import SealStanza, seal_for
-from components.resources.aws import irsa_role, protected_kms_key
+from components.resources.aws import inline_policy, irsa_role, protected_kms_key
 
 
 @dataclass(frozen=True)
@@ -51,17 +51,21 @@ class AutoUnseal(pulumi.ComponentResource):
             aws_opts = pulumi.ResourceOptions(parent=self, provider=aws_provider)
             stack = pulumi.get_stack()
             tags = {**args.tags, "vault-platform/stack": stack}
+            # The role exists first: the key policy names it as the only user of the key.
+            self.role = irsa_role(
+                name, aws_config=aws_settings, namespace=names.namespace, service_account=names.service_account,
+                role_name=f"{names.release}-unseal-{stack}",
+                description="Vault server pods: use the auto-unseal KMS key (IRSA)", tags=tags, opts=aws_opts)
             # Losing this key loses every secret in Vault.
             self.kms_key = protected_kms_key(
                 f"{name}-key", alias_resource=f"{name}-alias",
                 alias=unseal.awskms.alias or f"vault-unseal-{pulumi.get_project()}-{stack}",
                 description=f"Vault auto-unseal key ({pulumi.get_project()}/{stack})",
-                deletion_window_days=unseal.awskms.deletion_window_days, tags=tags, opts=aws_opts)
-            self.role = irsa_role(
-                name, aws_config=aws_settings, namespace=names.namespace, service_account=names.service_account,
-                role_name=f"{names.release}-unseal-{stack}",
-                description="Vault server pods: use the auto-unseal KMS key (IRSA)", policy_name=f"{name}-kms",
-                policy=self.kms_key.arn.apply(kms_unseal_policy), tags=tags, opts=aws_opts)
+                deletion_window_days=unseal.awskms.deletion_window_days,
+                policy=self.role.arn.apply(lambda arn: kms_key_policy(
+                    list(aws_settings.key_administrators), [arn], UNSEAL_KEY_USE)),
+                tags=tags, opts=aws_opts)
+            inline_policy(f"{name}-kms", self.role, self.kms_key.arn.apply(kms_unseal_policy), aws_opts)
             self.seal = self.kms_key.key_id.apply(
                 lambda key_id: seal_for(unseal, region=aws_settings.region, kms_key_id=key_id))
             self.wiring = self.role.arn.apply(
