@@ -13,7 +13,12 @@ from components.model import ClusterConfig, Resources
 from components.model.platform import ResourceAmounts
 from components.render.names import API_PORT, TLS_MOUNT, UNSEAL_MOUNT, Names
 
-READINESS_PATH = "/v1/sys/health?standbyok=true&sealedcode=204&uninitcode=204"
+# Ready: the active node and unsealed standbys, and (only so the very first init can reach a pod
+# through the API Service) a node that was never initialized. A sealed, initialized pod answers 503
+# and is not Ready: the PodDisruptionBudget does not count it, and no Service sends clients to it.
+# The release is not held up by this: the chart's StatefulSet uses OnDelete, and Helm's readiness
+# check skips StatefulSets that do not roll.
+READINESS_PATH = "/v1/sys/health?standbyok=true&perfstandbyok=true&uninitcode=204"
 # Liveness must not kill a pod that is merely sealed or a standby: only a hung process.
 LIVENESS_PATH = "/v1/sys/health?standbyok=true&sealedcode=204&uninitcode=204&perfstandbyok=true"
 

@@ -99,8 +99,9 @@ class VaultCluster(pulumi.ComponentResource):
             values=chart_values,
             timeout=int(duration_seconds(c.await_timeout)),
             max_history=10,
-            # Wait for the StatefulSet: pods are Ready while sealed (see the readiness path), so this
-            # finishes before initialization and VaultInit can start.
+            # Awaited: the injector and the release's objects. It does not wait for the server pods
+            # to be Ready (they cannot be before init): the StatefulSet's OnDelete strategy makes
+            # Helm's readiness check skip it.
             skip_await=False,
             cleanup_on_fail=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.tls, self.unseal]),

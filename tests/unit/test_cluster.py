@@ -131,7 +131,10 @@ def test_values_that_make_a_safe_ha_cluster():
     assert server["ha"]["raft"] == {"enabled": True, "setNodeId": True, "config": server["ha"]["raft"]["config"]}
     assert server["standalone"]["enabled"] is False
     assert server["readinessProbe"]["path"] == READINESS_PATH == \
-        "/v1/sys/health?standbyok=true&sealedcode=204&uninitcode=204"
+        "/v1/sys/health?standbyok=true&perfstandbyok=true&uninitcode=204"
+    # Helm's await skips a StatefulSet that does not roll; that is what lets a strict readiness
+    # path coexist with awaiting the release before init.
+    assert "updateStrategyType" not in server
     assert server["dataStorage"]["size"] == "10Gi" and server["dataStorage"]["storageClass"] == "gp3"
     assert server["auditStorage"]["enabled"] is True and server["auditStorage"]["size"] == "20Gi"
     assert server["resources"] == {"requests": {"memory": "256Mi", "cpu": "250m"},
