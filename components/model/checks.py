@@ -252,3 +252,33 @@ def iam_principal_arn(value: str) -> str | None:
 def iam_policy_arn(value: str) -> str | None:
     return None if re.match(r"^arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]+$", value) \
         else "is not an IAM managed policy ARN (arn:aws:iam::<account>:policy/<name>)"
+
+
+def ip_address(value: str) -> str | None:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return "is not an IP address (e.g. 10.0.12.7 or fd00::7)"
+    return None
+
+
+def route53_zone_id(value: str) -> str | None:
+    return None if re.match(r"^Z[A-Z0-9]{1,31}$", value) else "is not a Route 53 hosted zone id (Z followed by " \
+        "letters and digits, e.g. Z0123456789ABCDEFGHIJ)"
+
+
+def url_host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(url).hostname or "").lower()
+
+
+def name_covers(pattern: str, host: str) -> bool:
+    """Whether a certificate name (possibly *.wildcard) covers ``host``, as TLS clients check it."""
+    pattern, host = pattern.lower(), host.lower()
+    if pattern.startswith("*."):
+        head, _, rest = host.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return pattern == host

@@ -90,6 +90,16 @@ class ClusterConfig(Section):
 # --- API reachability ----------------------------------------------------------------------------
 
 
+class ApiDns(Section):
+    record: Literal["none", "externalDns", "route53"] = setting(
+        "'none' (you point the address's name at the load balancer yourself; the stack exports "
+        "apiLoadBalancerHostname), 'externalDns' (an ExternalDNS hostname annotation on the API Service; needs "
+        "ExternalDNS in the cluster) or 'route53' (a CNAME the stack creates in route53ZoneId).", "none")
+    route53_zone_id: Annotated[str, Strict(), rule(lambda v: None if v == "" else checks.route53_zone_id(v))] = \
+        setting("Hosted zone id for record 'route53' (the zone of the address's host name).", "")
+    ttl: Between(10, 86400) = setting("TTL of the record, in seconds.", 60)
+
+
 class ApiConfig(Section):
     address: HttpsUrl = setting("HTTPS address at which the machine running `pulumi up` reaches the Vault API "
                                 "(dev: the NodePort on localhost; prod: an internal load balancer or ingress).")
@@ -99,6 +109,11 @@ class ApiConfig(Section):
     node_port: Between(30000, 32767) | None = setting(
         "NodePort of the API Service (30000-32767); pod i gets nodePort+1+i. Must match kind/dev-cluster.yaml.", None)
     internal_load_balancer: Bool = setting("Annotate the LoadBalancer as internal (AWS), never internet-facing.", True)
+    public_exposure_intended: Bool = setting(
+        "Set true, with internalLoadBalancer false, only if the Vault API is meant to be reachable from the "
+        "internet; prod refuses an internet-facing load balancer otherwise.", False)
+    dns: ApiDns = setting("A DNS record for the address's host name, pointing at the load balancer.",
+                          factory=lambda: ApiDns())
 
 
 # --- TLS -----------------------------------------------------------------------------------------
@@ -112,6 +127,8 @@ class TlsConfig(Section):
     existing_ca_cert: Pem = setting("PEM of the CA that signed the existing Secret's certificate.", "")
     extra_dns_names: Annotated[tuple[Str, ...], rule(each(checks.dns_name))] = setting(
         "More DNS names for the server certificate (e.g. the prod load balancer's name).", ())
+    extra_ip_addresses: Annotated[tuple[Str, ...], rule(each(checks.ip_address))] = setting(
+        "More IP addresses for the server certificate (127.0.0.1 is always in it).", ())
     validity: Duration = setting("Server certificate lifetime.", "8760h")
     ca_validity: Duration = setting("Internal CA lifetime.", "87600h")
     organization: Str = setting("Organization in the certificate subjects.", "vault-platform")

@@ -3,7 +3,8 @@ its type and value rules satisfied, and report every problem at once."""
 
 from __future__ import annotations
 
-from components.model.checks import duplicates, duration_seconds, quantity_value
+from components.model.checks import duplicates, duration_seconds, name_covers, quantity_value, url_host
+from components.model.names import server_dns_names
 from components.model.platform import PlatformConfig
 from components.model.problems import Problems
 
@@ -80,6 +81,29 @@ def _check_api_tls_unseal(c: PlatformConfig, problems: Problems) -> None:
     if c.unseal.type == "shamir" and c.api.service_type == "NodePort" and replicas > 5:
         problems.add("cluster.replicas", f"{replicas} is more pods than kind/dev-cluster.yaml maps unseal ports for "
                                          "(5); a shamir dev stack unseals each pod through its own port")
+    if c.api.service_type == "LoadBalancer" and not c.api.internal_load_balancer and c.is_prod \
+            and not c.api.public_exposure_intended:
+        problems.add("api.internalLoadBalancer", "false would put Vault's API on an internet-facing load balancer; "
+                                                 "prod refuses that unless api.publicExposureIntended is true")
+    if c.api.public_exposure_intended and (c.api.internal_load_balancer or c.api.service_type != "LoadBalancer"):
+        problems.add("api.publicExposureIntended", "is only used with api.serviceType LoadBalancer and "
+                                                   "api.internalLoadBalancer false")
+    dns = c.api.dns
+    if dns.record != "none" and c.api.service_type != "LoadBalancer":
+        problems.add("api.dns.record", f"{dns.record!r} points the name at a load balancer; it needs "
+                                       "api.serviceType LoadBalancer")
+    if dns.record == "route53":
+        if not dns.route53_zone_id:
+            problems.add("api.dns.route53ZoneId", "is required when api.dns.record is route53")
+        if c.aws is None:
+            problems.add("aws", "is required when api.dns.record is route53")
+    elif dns.route53_zone_id:
+        problems.add("api.dns.route53ZoneId", f"is only used with api.dns.record route53, not {dns.record!r}")
+    host = url_host(c.api.address)
+    if c.tls.source == "generated" and not _certificate_covers(c, host):
+        problems.add("api.address", f"{c.api.address!r}: the host {host!r} is not in the server certificate, so "
+                                    "`pulumi up` could not verify Vault there; add it to tls.extraDnsNames (or "
+                                    "tls.extraIpAddresses)")
     if c.tls.source == "existingSecret" and not c.tls.existing_secret:
         problems.add("tls.existingSecret", "is required when tls.source is existingSecret")
     if c.tls.source == "existingSecret" and not c.tls.existing_ca_cert:
@@ -210,3 +234,16 @@ def _check_policies(c: PlatformConfig, problems: Problems) -> None:
         for path in duplicates([r.path for r in policy.rules]):
             # Vault would silently merge them; say so instead.
             problems.add(f"policies[{i}].rules", f"path {path!r} appears in more than one rule")
+
+
+def certificate_names(c: PlatformConfig) -> tuple[list[str], list[str]]:
+    """(DNS names, IP addresses) the generated server certificate carries."""
+    assert c.cluster.replicas is not None
+    dns = server_dns_names(c.cluster.release_name, c.kubernetes.namespace, c.cluster.replicas,
+                           tuple(c.tls.extra_dns_names))
+    return dns, ["127.0.0.1", *c.tls.extra_ip_addresses]
+
+
+def _certificate_covers(c: PlatformConfig, host: str) -> bool:
+    dns, ips = certificate_names(c)
+    return host in ips or any(name_covers(name, host) for name in dns)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from components.model import BackupConfig, PlatformConfig
-from components.render.names import Names
+from components.model.names import Names
 from components.render.policies import BACKUP_POLICY
 
 SCRIPT_PATH = Path(__file__).resolve().parents[2] / "scripts" / "backup.sh"

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.model import ClusterConfig, Resources
+from components.model.names import API_PORT, TLS_MOUNT, UNSEAL_MOUNT, Names
 from components.model.platform import ResourceAmounts
-from components.render.names import API_PORT, TLS_MOUNT, UNSEAL_MOUNT, Names
 
 # Ready: the active node and unsealed standbys, and (only so the very first init can reach a pod
 # through the API Service) a node that was never initialized. A sealed, initialized pod answers 503

@@ -110,3 +110,44 @@ def kms_key_policy(administrators: list[str], users: list[str], actions: list[st
             use,
         ],
     }
+
+
+# What the role that runs `pulumi up` for a stack needs, per AWS resource type the program declares.
+# Reads are included: `pulumi refresh` and every update read the resource first.
+DEPLOYER_ACTIONS: dict[str, list[str]] = {
+    "aws:kms/key:Key": ["kms:CreateKey", "kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy",
+                        "kms:GetKeyRotationStatus", "kms:EnableKeyRotation", "kms:ListResourceTags",
+                        "kms:TagResource", "kms:UntagResource", "kms:UpdateKeyDescription"],
+    "aws:kms/alias:Alias": ["kms:CreateAlias", "kms:ListAliases", "kms:UpdateAlias", "kms:DeleteAlias"],
+    "aws:iam/role:Role": ["iam:CreateRole", "iam:GetRole", "iam:TagRole", "iam:UntagRole", "iam:UpdateRole",
+                          "iam:UpdateRoleDescription", "iam:UpdateAssumeRolePolicy", "iam:PutRolePermissionsBoundary",
+                          "iam:DeleteRolePermissionsBoundary", "iam:ListRolePolicies",
+                          "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole", "iam:DeleteRole"],
+    "aws:iam/rolePolicy:RolePolicy": ["iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy"],
+    "aws:s3/bucket:Bucket": ["s3:CreateBucket", "s3:ListBucket", "s3:GetBucket*", "s3:GetAccelerateConfiguration",
+                             "s3:GetLifecycleConfiguration", "s3:GetReplicationConfiguration",
+                             "s3:GetEncryptionConfiguration", "s3:PutBucketTagging"],
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": [
+        "s3:PutLifecycleConfiguration", "s3:GetLifecycleConfiguration"],
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": [
+        "s3:PutBucketOwnershipControls", "s3:GetBucketOwnershipControls"],
+    "aws:s3/bucketPolicy:BucketPolicy": ["s3:PutBucketPolicy", "s3:GetBucketPolicy", "s3:DeleteBucketPolicy"],
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": [
+        "s3:PutBucketPublicAccessBlock", "s3:GetBucketPublicAccessBlock"],
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": [
+        "s3:PutEncryptionConfiguration", "s3:GetEncryptionConfiguration"],
+    "aws:s3/bucketVersioning:BucketVersioning": ["s3:PutBucketVersioning", "s3:GetBucketVersioning"],
+    "aws:route53/record:Record": ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets",
+                                  "route53:GetChange", "route53:GetHostedZone"],
+}
+
+
+def deployer_policy(resource_types: list[str]) -> dict[str, Any]:
+    """The IAM policy the deploying role needs for a stack that declares ``resource_types``, plus
+    reading the EKS cluster for its kubeconfig."""
+    missing = sorted(t for t in resource_types if t not in DEPLOYER_ACTIONS)
+    if missing:
+        raise ValueError(f"no deployer permissions known for {missing}")
+    actions = sorted({a for t in resource_types for a in DEPLOYER_ACTIONS[t]} | {"eks:DescribeCluster"})
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "DeployVaultPlatform", "Effect": "Allow", "Action": actions, "Resource": "*"}]}

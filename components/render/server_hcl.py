@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 
 from components.model import UnsealConfig
-from components.render.names import API_PORT, CLUSTER_PORT, DATA_PATH, TLS_MOUNT, UNSEAL_MOUNT, Names
+from components.model.names import API_PORT, CLUSTER_PORT, DATA_PATH, TLS_MOUNT, UNSEAL_MOUNT, Names
 
 
 @dataclass(frozen=True)

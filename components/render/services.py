@@ -5,20 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from components.model import ApiConfig
+from components.model.checks import url_host
+from components.model.names import API_PORT, Names
 from components.render.helm_values import server_labels
-from components.render.names import API_PORT, Names
 
 
 def api_service_annotations(api: ApiConfig) -> dict[str, str]:
-    if api.service_type != "LoadBalancer" or not api.internal_load_balancer:
-        return {}
-    # Both the AWS Load Balancer Controller and the in-tree controller keep it inside the VPC.
-    return {
-        "service.beta.kubernetes.io/aws-load-balancer-type": "external",
-        "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
-        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
-        "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
-    }
+    annotations: dict[str, str] = {}
+    if api.service_type == "LoadBalancer":
+        # The AWS Load Balancer Controller makes an NLB with pod IPs as targets; the last annotation
+        # is what the in-tree controller reads, so neither makes it internet-facing by default.
+        scheme = "internal" if api.internal_load_balancer else "internet-facing"
+        annotations.update({
+            "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+            "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+            "service.beta.kubernetes.io/aws-load-balancer-scheme": scheme,
+        })
+        if api.internal_load_balancer:
+            annotations["service.beta.kubernetes.io/aws-load-balancer-internal"] = "true"
+    if api.dns.record == "externalDns":
+        annotations["external-dns.alpha.kubernetes.io/hostname"] = url_host(api.address)
+        annotations["external-dns.alpha.kubernetes.io/ttl"] = str(api.dns.ttl)
+    return annotations
 
 
 def api_service_spec(api: ApiConfig, names: Names) -> dict[str, Any]:

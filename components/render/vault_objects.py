@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 
 from components.model import PlatformConfig, Secret
 from components.model.checks import duration_seconds
+from components.model.names import Names
 from components.render import policies as pol
-from components.render.names import Names
 
 # Vault runs in the cluster: it reaches the API server by its in-cluster Service name, and (with the
 # chart's authDelegator ClusterRoleBinding) reviews tokens with its own service account's token and CA.

@@ -11,9 +11,9 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.model import ApiConfig, AwsConfig, ClusterConfig, Secret, TlsConfig, UnsealConfig
-from components.model.checks import duration_seconds
+from components.model.checks import duration_seconds, url_host
+from components.model.names import Names, pod_unseal_ports
 from components.render.helm_values import UnsealWiring, build_values
-from components.render.names import Names, pod_unseal_ports
 from components.render.server_hcl import SealStanza, render_server_hcl
 from components.render.services import api_service_annotations, api_service_spec, pod_unseal_service_spec
 from components.resources.tls import VaultTls, VaultTlsArgs
@@ -124,6 +124,26 @@ class VaultCluster(pulumi.ComponentResource):
             for ordinal, node_port, _ in pod_unseal_ports(args.unseal.type, args.api, names.replicas)
         ]
 
+        # Where the load balancer answers: point the address's name at it (or let the record below).
+        self.api_load_balancer_hostname: pulumi.Output[str] | None = None
+        if args.api.service_type == "LoadBalancer":
+            self.api_load_balancer_hostname = self.api_service.status.apply(load_balancer_host)
+        self.api_dns_record: aws.route53.Record | None = None
+        if args.api.dns.record == "route53":
+            if aws_provider is None or self.api_load_balancer_hostname is None:
+                raise ValueError("VaultCluster: api.dns.record route53 needs an AWS provider and a LoadBalancer")
+            self.api_dns_record = aws.route53.Record(
+                f"{name}-api-dns",
+                zone_id=args.api.dns.route53_zone_id,
+                name=url_host(args.api.address),
+                type="CNAME",
+                ttl=args.api.dns.ttl,
+                records=[self.api_load_balancer_hostname],
+                # Several stacks may share a zone; never take over a name someone else made.
+                allow_overwrite=False,
+                opts=pulumi.ResourceOptions(parent=self, provider=aws_provider),
+            )
+
         self.namespace = namespace
         self.ca_cert_pem = self.tls.ca_cert_pem
         self.tls_secret_name = self.tls.secret_name
@@ -135,4 +155,22 @@ class VaultCluster(pulumi.ComponentResource):
                                    "tls_secret_name": self.tls_secret_name}
         if self.unseal_kms_key_arn is not None:
             outputs["unseal_kms_key_arn"] = self.unseal_kms_key_arn
+        if self.api_load_balancer_hostname is not None:
+            outputs["api_load_balancer_hostname"] = self.api_load_balancer_hostname
         self.register_outputs(outputs)
+
+
+def _field(value: Any, snake: str, camel: str) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return value.get(camel, value.get(snake))
+    return getattr(value, snake, None)
+
+
+def load_balancer_host(status: Any) -> str:
+    """The hostname (AWS) or IP the cloud gave the LoadBalancer Service; empty until it has one."""
+    ingress = _field(_field(status, "load_balancer", "loadBalancer"), "ingress", "ingress") or []
+    if not ingress:
+        return ""
+    return _field(ingress[0], "hostname", "hostname") or _field(ingress[0], "ip", "ip") or ""

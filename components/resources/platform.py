@@ -61,6 +61,7 @@ class VaultPlatform(pulumi.ComponentResource):
             mode="shamir" if config.unseal.type == "shamir" else "auto",
             expected_peers=clustering.names.replicas, init=config.init,
             unseal_addresses=clustering.pod_unseal_addresses, existing_token=config.secrets.vault_token,
+            # The cluster, and with it the API Service and (route53) the record for its name.
             wait_for=[self.cluster]), opts=child)
 
         self.dev_postgres: DevPostgres | None = None
@@ -108,6 +109,8 @@ class VaultPlatform(pulumi.ComponentResource):
         }
         if self.cluster.unseal_kms_key_arn is not None:
             self.exports["unsealKmsKeyArn"] = self.cluster.unseal_kms_key_arn
+        if self.cluster.api_load_balancer_hostname is not None:
+            self.exports["apiLoadBalancerHostname"] = self.cluster.api_load_balancer_hostname
         if self.backup is not None:
             self.exports.update(self.backup.exports)
         self.register_outputs(dict(self.exports))

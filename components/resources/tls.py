@@ -10,7 +10,7 @@ import pulumi_tls as tls
 
 from components.model import TlsConfig
 from components.model.checks import duration_seconds
-from components.render.names import Names
+from components.model.names import Names
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class VaultTls(pulumi.ComponentResource):
             private_key_pem=server_key.private_key_pem,
             subject=tls.CertRequestSubjectArgs(common_name=names.active_service, organization=t.organization),
             dns_names=names.server_dns_names(tuple(t.extra_dns_names)),
-            ip_addresses=["127.0.0.1"],
+            ip_addresses=["127.0.0.1", *args.tls.extra_ip_addresses],
             opts=child,
         )
         server_cert = tls.LocallySignedCert(

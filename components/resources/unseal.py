@@ -9,9 +9,9 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.model import AwsConfig, Secret, UnsealConfig
+from components.model.names import Names
 from components.render.helm_values import UnsealWiring
 from components.render.iam import UNSEAL_KEY_USE, kms_key_policy, kms_unseal_policy
-from components.render.names import Names
 from components.render.server_hcl import SealStanza, seal_for
 from components.resources.aws import inline_policy, irsa_role, protected_kms_key
 

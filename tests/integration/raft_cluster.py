@@ -9,7 +9,7 @@ import pathlib
 import time
 from dataclasses import dataclass, field
 
-from components.render.names import Names
+from components.model.names import Names
 from components.render.server_hcl import SealStanza, ServerPaths, render_server_hcl
 from tests.integration import servers
 

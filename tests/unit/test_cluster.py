@@ -7,8 +7,8 @@ import json
 import hcl
 import pytest
 
+from components.model.names import Names
 from components.render.helm_values import READINESS_PATH, build_values
-from components.render.names import Names
 from components.render.server_hcl import render_server_hcl, seal_for
 from tests import facts
 from tests.harness import canary_leaks, load_stack, run_stack

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from components.render.names import pod_unseal_ports
+from components.model.names import pod_unseal_ports
 from tests.harness import ROOT, load_stack
 
 

@@ -50,8 +50,8 @@ def test_no_module_imports_from_a_layer_above_it():
 
 def test_the_layering_check_sees_an_upward_import(tmp_path):
     bad = tmp_path / "x.py"
-    bad.write_text("from components.resources.cluster import VaultCluster\nimport components.render.names\n")
-    assert _imports(bad) == {"components.resources.cluster", "components.render.names"}
+    bad.write_text("from components.resources.cluster import VaultCluster\nimport components.model.names\n")
+    assert _imports(bad) == {"components.resources.cluster", "components.model.names"}
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

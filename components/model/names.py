@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.model import ApiConfig, PlatformConfig
+from components.model.platform import ApiConfig, PlatformConfig
 
 TLS_MOUNT = "/vault/userconfig/vault-tls"
 UNSEAL_MOUNT = "/vault/userconfig/vault-unseal"
@@ -67,19 +67,20 @@ class Names:
 
     def server_dns_names(self, extra: tuple[str, ...] = ()) -> list[str]:
         """Every name a client or a Raft peer may use to reach a server pod."""
-        names = [self.pod_host(i) for i in range(self.replicas)]
-        names += [f"{self.pod_host(i)}.{self.namespace}.svc.cluster.local" for i in range(self.replicas)]
-        names += [f"*.{self.internal_service}", f"*.{self.internal_service}.{self.namespace}.svc",
-                  f"*.{self.internal_service}.{self.namespace}.svc.cluster.local"]
-        for service in (self.release, self.active_service, self.api_service, self.internal_service):
-            names += [service, f"{service}.{self.namespace}", f"{service}.{self.namespace}.svc",
-                      f"{service}.{self.namespace}.svc.cluster.local"]
-        names += ["localhost", *extra]
-        seen: dict[str, None] = {}
-        for n in names:
-            seen.setdefault(n, None)
-        return list(seen)
+        return server_dns_names(self.release, self.namespace, self.replicas, extra)
 
+
+def server_dns_names(release: str, namespace: str, replicas: int, extra: tuple[str, ...] = ()) -> list[str]:
+    names_ = Names(release, namespace, replicas)
+    names = [names_.pod_host(i) for i in range(replicas)]
+    names += [f"{names_.pod_host(i)}.{namespace}.svc.cluster.local" for i in range(replicas)]
+    names += [f"*.{names_.internal_service}", f"*.{names_.internal_service}.{namespace}.svc",
+              f"*.{names_.internal_service}.{namespace}.svc.cluster.local"]
+    for service in (release, names_.active_service, names_.api_service, names_.internal_service):
+        names += [service, f"{service}.{namespace}", f"{service}.{namespace}.svc",
+                  f"{service}.{namespace}.svc.cluster.local"]
+    names += ["localhost", *extra]
+    return list(dict.fromkeys(names))
 
 def pod_unseal_ports(unseal_type: str, api: ApiConfig, replicas: int) -> list[tuple[int, int, str]]:
     """(ordinal, nodePort, host address) for each pod a shamir dev stack must unseal directly."""
