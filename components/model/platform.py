@@ -278,9 +278,17 @@ class TransitEngineConfig(Section):
 
 class KubernetesAuthConfig(Section):
     path: MountPath = setting("Auth mount path.", "kubernetes")
-    templated_policy: Bool = setting("One policy giving every application secret/data/<namespace>/<service "
-                                     "account>/* through identity templating.", True)
+    templated_policy: Bool = setting("One policy giving every application its own folder "
+                                     "secret/data/<namespace>/<service account>/* through identity templating "
+                                     "(read only, unless the application asks for write).", True)
     token_ttl: Duration = setting("Default token lifetime for roles.", "1h")
+    token_max_ttl: Duration = setting("Longest a role's token may be renewed to, unless the application sets its "
+                                      "own.", "24h")
+    audience: Str = setting(
+        "Audience every application's service account token must be issued for (the role's `audience`): a "
+        "token minted for another service cannot be replayed to Vault. Pods present a projected token with this "
+        "audience (the External Secrets Operator and cert-manager request one; see docs/configuration.md). Empty "
+        "accepts any audience (dev only).", "vault")
 
 
 class PolicyRule(Section):
@@ -306,7 +314,8 @@ class AuditConfig(Section):
 
 class KvGrant(Section):
     path: VaultPath = setting("KV API path, e.g. secret/data/myapp/*.")
-    access: Literal["read", "list", "write"] = setting("'read' or 'list' (or 'write' for read+create+update).")
+    access: Literal["read", "list", "write"] = setting("'read' or 'list' (or 'write' for read, create, update "
+                                                      "and patch).")
 
 
 class Application(Section):
@@ -318,6 +327,13 @@ class Application(Section):
     database_role: Str = setting("Database role it may get credentials from.", "")
     pki_role: Str = setting("PKI role it may issue certificates from.", "")
     token_ttl: Duration | None = setting("Its Vault token lifetime; empty uses kubernetesAuth.tokenTtl.", None)
+    token_max_ttl: Duration | None = setting("Its token's longest renewable lifetime; empty uses "
+                                             "kubernetesAuth.tokenMaxTtl.", None)
+    own_folder: Literal["read", "write", "none"] = setting(
+        "What it may do in its own folder <kv>/data/<namespace>/<service account>/: 'read' (read and list), "
+        "'write' (also create and update; never delete versions or metadata) or 'none'.", "read")
+    audience: Str | None = setting("The audience its service account token must have; empty uses "
+                                   "kubernetesAuth.audience.", None)
 
 
 class S3Backup(Section):

@@ -9,7 +9,7 @@ from components.model.platform import PlatformConfig
 from components.model.problems import Problems
 
 # Policy names the platform writes itself; a stack's own policy must not replace them.
-PLATFORM_POLICIES = ("root", "default", "admin", "raft-backup", "app-templated")
+PLATFORM_POLICIES = ("root", "default", "admin", "raft-backup", "app-templated", "app-templated-write")
 
 
 def apply_environment_defaults(config: PlatformConfig) -> PlatformConfig:
@@ -221,6 +221,22 @@ def _check_applications(c: PlatformConfig, problems: Problems) -> None:
             problems.add(f"{key}.pkiRole", f"{app.pki_role!r} is not a role in pki.roles")
         if app.name == "raft-backup":
             problems.add(f"{key}.name", "'raft-backup' is reserved for the backup job")
+        ttl = app.token_ttl or c.kubernetes_auth.token_ttl
+        max_ttl = app.token_max_ttl or c.kubernetes_auth.token_max_ttl
+        if duration_seconds(ttl) > duration_seconds(max_ttl):
+            problems.add(f"{key}.tokenMaxTtl" if app.token_max_ttl else f"{key}.tokenTtl",
+                         f"{ttl!r} (token lifetime) is longer than its maximum {max_ttl!r}")
+        if app.own_folder != "read" and not c.kubernetes_auth.templated_policy:
+            problems.add(f"{key}.ownFolder", f"{app.own_folder!r} needs kubernetesAuth.templatedPolicy (the own "
+                                             "folder is granted through it)")
+        if c.is_prod and not (app.audience or c.kubernetes_auth.audience):
+            problems.add(f"{key}.audience", "is empty, and so is kubernetesAuth.audience: prod binds every role to "
+                                            "a token audience")
+    if duration_seconds(c.kubernetes_auth.token_ttl) > duration_seconds(c.kubernetes_auth.token_max_ttl):
+        problems.add("kubernetesAuth.tokenTtl", f"{c.kubernetes_auth.token_ttl!r} is longer than "
+                                                f"kubernetesAuth.tokenMaxTtl {c.kubernetes_auth.token_max_ttl!r}")
+    if c.is_prod and not c.kubernetes_auth.audience:
+        problems.add("kubernetesAuth.audience", "is empty: prod binds every Kubernetes auth role to a token audience")
 
 
 def _check_policies(c: PlatformConfig, problems: Problems) -> None:

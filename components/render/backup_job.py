@@ -84,6 +84,8 @@ class BackupJob:
     # An emptyDir large enough for a snapshot of the whole Raft store.
     snapshot_size_limit: str
     aws_region: str | None = None
+    # The audience of the job's projected token, which its Vault role requires (empty: none).
+    token_audience: str = ""
 
     @classmethod
     def of(cls, config: PlatformConfig) -> BackupJob:
@@ -94,7 +96,8 @@ class BackupJob:
                    vault_image=f"{config.cluster.image.repository}:{config.cluster.image.tag}",
                    kubernetes_auth_path=config.kubernetes_auth.path, tls_secret=tls_secret,
                    snapshot_size_limit=config.cluster.data_storage.size,
-                   aws_region=config.aws.region if config.aws else None)
+                   aws_region=config.aws.region if config.aws else None,
+                   token_audience=config.kubernetes_auth.audience)
 
     @property
     def object_names(self) -> BackupNames:
@@ -224,7 +227,8 @@ def cron_job(job: BackupJob, script: str, bucket: str | None = None) -> dict[str
         {"name": "vault-ca", "secret": {"secretName": job.tls_secret, "defaultMode": 0o444,
                                         "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
         {"name": "vault-token", "projected": {"sources": [{"serviceAccountToken": {
-            "path": "token", "expirationSeconds": TOKEN_EXPIRATION_SECONDS}}]}},
+            "path": "token", "expirationSeconds": TOKEN_EXPIRATION_SECONDS,
+            **({"audience": job.token_audience} if job.token_audience else {})}}]}},
     ]
 
     if b.target == "s3":

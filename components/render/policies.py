@@ -18,14 +18,19 @@ from components.model.platform import Policy as PolicyConfig
 ADMIN_POLICY = "admin"
 BACKUP_POLICY = "raft-backup"
 TEMPLATED_POLICY = "app-templated"
+TEMPLATED_WRITE_POLICY = "app-templated-write"
 
 KV_ACCESS = {
     "read": ("read",),
     "list": ("list",),
     "write": ("create", "read", "update", "patch"),
 }
-TEMPLATED_DATA = ("create", "read", "update", "patch", "delete")
-TEMPLATED_METADATA = ("read", "list", "delete")
+# An application's own folder. Nobody gets delete on metadata (it destroys every version) or
+# destroy; writing is an application's explicit choice (applications[].ownFolder: write).
+TEMPLATED_DATA = ("read",)
+TEMPLATED_METADATA = ("read", "list")
+TEMPLATED_WRITE_DATA = ("create", "read", "update", "patch")
+OWN_FOLDER = {"read": (TEMPLATED_DATA, TEMPLATED_METADATA), "write": (TEMPLATED_WRITE_DATA, TEMPLATED_METADATA)}
 POLICY_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,126}[a-z0-9])?$")
 
 
@@ -126,21 +131,31 @@ def issuing_pki_path(config: PlatformConfig) -> str:
     return config.pki.intermediate.path if config.pki.intermediate.enabled else config.pki.path
 
 
-def templated_prefixes(kv_path: str, namespace: str, service_account: str) -> dict[str, tuple[str, ...]]:
+def templated_prefixes(kv_path: str, namespace: str, service_account: str,
+                       access: str = "read") -> dict[str, tuple[str, ...]]:
     """What the templated policy gives one service account: path prefix -> capabilities."""
+    if access == "none":
+        return {}
     own = f"{namespace}/{service_account}/"
-    return {f"{kv_path}/data/{own}": TEMPLATED_DATA, f"{kv_path}/metadata/{own}": TEMPLATED_METADATA}
+    data, metadata = OWN_FOLDER[access]
+    return {f"{kv_path}/data/{own}": data, f"{kv_path}/metadata/{own}": metadata}
+
+
+def own_folder_policy(app: Application) -> str | None:
+    """The templated policy an application's role carries for its own folder, if any."""
+    return {"read": TEMPLATED_POLICY, "write": TEMPLATED_WRITE_POLICY}.get(app.own_folder)
 
 
 def covered_by_templated(config: PlatformConfig, app: Application, rule: Rule) -> bool:
-    """True when the templated policy already allows everything ``rule`` allows for this app.
+    """True when the application's templated policy already allows everything ``rule`` allows.
 
     Only paths strictly below ``<kv>/data/<namespace>/<service account>/`` (or ``metadata/``) can be:
     the templated rules end in ``/*``, which matches that prefix and anything below it.
     """
     if not config.kubernetes_auth.templated_policy:
         return False
-    for prefix, caps in templated_prefixes(config.kv.path, app.namespace, app.service_account).items():
+    for prefix, caps in templated_prefixes(config.kv.path, app.namespace, app.service_account,
+                                           app.own_folder).items():
         if rule.path.startswith(prefix) and set(rule.capabilities) <= set(caps):
             return True
     return False
@@ -163,20 +178,22 @@ def app_policy(config: PlatformConfig, app: Application) -> Policy | None:
     return Policy(app_policy_name(app), tuple(rules))
 
 
-def templated_policy_for(kv_path: str, kubernetes_accessor: str) -> Policy:
+def templated_policy_for(kv_path: str, kubernetes_accessor: str, access: str = "read") -> Policy:
     """<kv>/data/<namespace>/<service account>/* for whoever logs in through Kubernetes auth.
 
     On login the Kubernetes auth method records the caller's namespace and service account name in
     its entity alias metadata (``service_account_namespace``, ``service_account_name``); Vault fills
-    them into the path at request time, so one policy serves every application.
+    them into the path at request time, so one policy serves every application. ``access`` 'read'
+    makes ``app-templated``, 'write' ``app-templated-write``.
     """
     if not kubernetes_accessor:
         raise ValueError("the templated policy needs the Kubernetes auth mount's accessor")
     alias = f"identity.entity.aliases.{kubernetes_accessor}.metadata"
     own = f"{{{{{alias}.service_account_namespace}}}}/{{{{{alias}.service_account_name}}}}"
-    return Policy(TEMPLATED_POLICY, (
-        Rule(f"{kv_path}/data/{own}/*", TEMPLATED_DATA),
-        Rule(f"{kv_path}/metadata/{own}/*", TEMPLATED_METADATA),
+    data, metadata = OWN_FOLDER[access]
+    return Policy(TEMPLATED_WRITE_POLICY if access == "write" else TEMPLATED_POLICY, (
+        Rule(f"{kv_path}/data/{own}/*", data),
+        Rule(f"{kv_path}/metadata/{own}/*", metadata),
     ))
 
 

@@ -198,6 +198,9 @@ class KubernetesRole:
     namespace: str
     token_policies: tuple[str, ...]
     token_ttl_seconds: int
+    token_max_ttl_seconds: int
+    # The audience the service account token must have; empty accepts any.
+    audience: str = ""
 
     @property
     def bound_service_account_names(self) -> tuple[str, ...]:
@@ -247,6 +250,8 @@ class VaultObjects:
     kv_secrets: tuple[KvSecret, ...]
     # Kept to render the templated policy once the accessor is known.
     kv_path: str = "secret"
+    # Whether some application writes its own folder (then app-templated-write exists too).
+    templated_write: bool = False
 
     @property
     def mounts(self) -> tuple[Mount, ...]:
@@ -262,15 +267,18 @@ class VaultObjects:
             found.append(self.transit.mount)
         return tuple(found)
 
-    def templated(self, kubernetes_accessor: str) -> pol.Policy | None:
+    def templated(self, kubernetes_accessor: str) -> tuple[pol.Policy, ...]:
+        """The templated policies (read, and write when an application writes its own folder)."""
         if not self.templated_policy:
-            return None
-        return pol.templated_policy_for(self.kv_path, kubernetes_accessor)
+            return ()
+        found = [pol.templated_policy_for(self.kv_path, kubernetes_accessor)]
+        if self.templated_write:
+            found.append(pol.templated_policy_for(self.kv_path, kubernetes_accessor, "write"))
+        return tuple(found)
 
     def all_policies(self, kubernetes_accessor: str) -> tuple[pol.Policy, ...]:
-        """Every policy the stack writes, the templated one included, in a stable order."""
-        templated = self.templated(kubernetes_accessor)
-        return self.policies + ((templated,) if templated else ())
+        """Every policy the stack writes, the templated ones included, in a stable order."""
+        return self.policies + self.templated(kubernetes_accessor)
 
 
 # --- builders ------------------------------------------------------------------------------------
@@ -396,8 +404,9 @@ def _kubernetes_roles(config: PlatformConfig) -> tuple[KubernetesRole, ...]:
     roles = []
     for app in config.applications:
         token_policies: list[str] = []
-        if config.kubernetes_auth.templated_policy:
-            token_policies.append(pol.TEMPLATED_POLICY)
+        own = pol.own_folder_policy(app)
+        if config.kubernetes_auth.templated_policy and own:
+            token_policies.append(own)
         if pol.app_policy(config, app) is not None:
             token_policies.append(pol.app_policy_name(app))
         roles.append(KubernetesRole(
@@ -406,6 +415,8 @@ def _kubernetes_roles(config: PlatformConfig) -> tuple[KubernetesRole, ...]:
             namespace=app.namespace,
             token_policies=tuple(token_policies),
             token_ttl_seconds=seconds(app.token_ttl or config.kubernetes_auth.token_ttl),
+            token_max_ttl_seconds=seconds(app.token_max_ttl or config.kubernetes_auth.token_max_ttl),
+            audience=config.kubernetes_auth.audience if app.audience is None else app.audience,
         ))
     return tuple(roles)
 
@@ -440,6 +451,8 @@ def build(config: PlatformConfig) -> VaultObjects:
         kubernetes_roles=_kubernetes_roles(config),
         policies=tuple(pol.static_policies(config)),
         templated_policy=config.kubernetes_auth.templated_policy,
+        templated_write=config.kubernetes_auth.templated_policy and any(
+            a.own_folder == "write" for a in config.applications),
         audit_devices=_audit(config),
         kv_secrets=_kv_secrets(config),
         kv_path=config.kv.path,

@@ -75,6 +75,8 @@ class RaftBackup(pulumi.ComponentResource):
             token_no_default_policy=True,
             token_ttl=TOKEN_TTL_SECONDS,
             token_max_ttl=TOKEN_MAX_TTL_SECONDS,
+            # The job's projected token is minted for this audience only.
+            audience=job.token_audience or None,
             opts=vault_opts,
         )
 

@@ -283,7 +283,14 @@ class VaultConfiguration(pulumi.ComponentResource):
             vault.Policy(
                 f"{self._name}-policy-{pol.TEMPLATED_POLICY}",
                 name=pol.TEMPLATED_POLICY,
-                policy=auth.accessor.apply(lambda accessor: pol.render(settings.templated(accessor))),
+                policy=auth.accessor.apply(lambda accessor: pol.render(settings.templated(accessor)[0])),
+                opts=self._opts(),
+            )
+        if settings.templated_write:
+            vault.Policy(
+                f"{self._name}-policy-{pol.TEMPLATED_WRITE_POLICY}",
+                name=pol.TEMPLATED_WRITE_POLICY,
+                policy=auth.accessor.apply(lambda accessor: pol.render(settings.templated(accessor)[1])),
                 opts=self._opts(),
             )
 
@@ -296,6 +303,8 @@ class VaultConfiguration(pulumi.ComponentResource):
             bound_service_account_namespaces=list(role.bound_service_account_namespaces),
             token_policies=list(role.token_policies),
             token_ttl=role.token_ttl_seconds,
+            token_max_ttl=role.token_max_ttl_seconds,
+            audience=role.audience or None,
             opts=self._opts(),
         )
 

@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from tests.integration import servers
 
 TOKEN_REVIEW_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
+# What a pod's default service account token is minted for.
+DEFAULT_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
 
 
 def b64url(data: bytes) -> str:
@@ -33,7 +35,7 @@ def b64url(data: bytes) -> str:
 class FakeKubernetes:
     def __init__(self) -> None:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.issued: dict[str, tuple[str, str, str]] = {}
+        self.issued: dict[str, tuple[str, str, str, tuple[str, ...]]] = {}
         self.reviews: list[dict[str, Any]] = []
         fake = self
 
@@ -47,10 +49,18 @@ class FakeKubernetes:
                 found = fake.issued.get(body.get("spec", {}).get("token", ""))
                 status: dict[str, Any] = {"authenticated": False, "error": "invalid bearer token"}
                 if found:
-                    ns, sa, uid = found
-                    status = {"authenticated": True, "audiences": body["spec"].get("audiences") or [],
-                              "user": {"username": f"system:serviceaccount:{ns}:{sa}", "uid": uid,
-                                       "groups": ["system:serviceaccounts", f"system:serviceaccounts:{ns}"]}}
+                    ns, sa, uid, token_audiences = found
+                    # As the API server does: with audiences in the review, the token must have been
+                    # minted for one of them; the answer names the ones that matched.
+                    wanted = body["spec"].get("audiences") or []
+                    matched = [a for a in token_audiences if a in wanted] if wanted else list(token_audiences)
+                    if wanted and not matched:
+                        status = {"authenticated": False,
+                                  "error": "token audiences are invalid for the target audiences"}
+                    else:
+                        status = {"authenticated": True, "audiences": matched,
+                                  "user": {"username": f"system:serviceaccount:{ns}:{sa}", "uid": uid,
+                                           "groups": ["system:serviceaccounts", f"system:serviceaccounts:{ns}"]}}
                 out = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
                                   "status": status}).encode()
                 self.send_response(201)
@@ -73,8 +83,10 @@ class FakeKubernetes:
 
     def token(self, namespace: str, service_account: str, *, register: bool = True,
               audiences: list[str] | None = None) -> str:
-        """A service account token for ``namespace/service_account``; ``register=False`` makes one the
-        API server never issued (its TokenReview fails)."""
+        """A service account token for ``namespace/service_account``, minted for ``audiences`` (the
+        API server's own audience when None, like a pod's default token); ``register=False`` makes
+        one the API server never issued (its TokenReview fails)."""
+        audiences = list(audiences) if audiences is not None else [DEFAULT_AUDIENCE]
         uid = str(uuid.uuid4())
         now = int(time.time())
         header = {"alg": "RS256", "kid": "fake", "typ": "JWT"}
@@ -83,13 +95,12 @@ class FakeKubernetes:
             "sub": f"system:serviceaccount:{namespace}:{service_account}", "iat": now, "nbf": now,
             "exp": now + 600,
             "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": service_account, "uid": uid}}}
-        if audiences:
-            claims["aud"] = audiences
+        claims["aud"] = audiences
         signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
         signature = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         jwt = f"{signing_input}.{b64url(signature)}"
         if register:
-            self.issued[jwt] = (namespace, service_account, uid)
+            self.issued[jwt] = (namespace, service_account, uid, tuple(audiences))
         return jwt
 
     def auth_config(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pytest
 
 from components.model import load_config
-from components.render.backup_job import BackupNames
+from components.render.backup_job import BackupJob
 from components.render.policies import BACKUP_POLICY, backup_policy, render
 from components.resources.backup import TOKEN_MAX_TTL_SECONDS, TOKEN_TTL_SECONDS
 from tests.harness import stack_config
@@ -399,17 +399,20 @@ def test_kubernetes_login_as_the_backup_service_account(vault_bin, workdir, raft
     prepare_source(raft_node, count=3)
     # The role exactly as components/backup.py declares it.
     raw, secret_keys = stack_config("dev")
-    bn = BackupNames.of(load_config(raw, set(secret_keys)).cluster.release_name)
+    job = BackupJob.of(load_config(raw, set(secret_keys)))
+    bn = job.object_names
     raft_node.api("POST", "sys/auth/kubernetes", json={"type": "kubernetes"})
     raft_node.api("POST", "auth/kubernetes/config", json=fake_kube.auth_config())
     raft_node.api("POST", f"auth/kubernetes/role/{bn.vault_role}", json={
         "bound_service_account_names": [bn.service_account], "bound_service_account_namespaces": ["vault"],
-        "token_policies": [BACKUP_POLICY], "token_no_default_policy": True,
+        "token_policies": [BACKUP_POLICY], "token_no_default_policy": True, "audience": job.token_audience,
         "token_ttl": TOKEN_TTL_SECONDS, "token_max_ttl": TOKEN_MAX_TTL_SECONDS})
+    assert job.token_audience == "vault"
 
-    def attempt(namespace: str, name: str) -> subprocess.CompletedProcess[str]:
-        jwt = workdir / f"{namespace}-{name}.jwt"
-        jwt.write_text(fake_kube.token(namespace, name, audiences=["https://kubernetes.default.svc"]))
+    def attempt(namespace: str, name: str, audience: str = job.token_audience) -> subprocess.CompletedProcess[str]:
+        jwt = workdir / f"{namespace}-{name}-{len(audience)}.jwt"
+        # What the job's projected token volume asks the kubelet for.
+        jwt.write_text(fake_kube.token(namespace, name, audiences=[audience]))
         snapdir = workdir / f"snapshot-{namespace}-{name}"
         env = base_env(vault_bin, workdir / "home", VAULT_ADDR=raft_node.api_addr, VAULT_K8S_JWT_PATH=str(jwt),
                        VAULT_K8S_AUTH_PATH="kubernetes", VAULT_K8S_ROLE=bn.vault_role, SNAPSHOT_DIR=str(snapdir))
@@ -421,3 +424,6 @@ def test_kubernetes_login_as_the_backup_service_account(vault_bin, workdir, raft
     # Any other service account, or the right name in another namespace, is refused.
     failed(attempt("vault", "myapp"), "Kubernetes login failed")
     failed(attempt("default", bn.service_account), "Kubernetes login failed")
+    # A token minted for the API server (a pod's default token) is not one for Vault.
+    failed(attempt("vault", bn.service_account, "https://kubernetes.default.svc.cluster.local"),
+           "Kubernetes login failed")

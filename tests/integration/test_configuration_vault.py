@@ -40,7 +40,8 @@ EXTRA_APPS = [
     {"name": "web", "namespace": "frontend", "serviceAccount": "web",
      "kv": [{"path": "secret/data/frontend/web/*", "access": "read"}]},
     # Same namespace as billing, another service account: neither may read the other's folder.
-    {"name": "billing-worker", "namespace": "payments", "serviceAccount": "billing-worker"},
+    # It writes its own folder (an explicit choice); the others only read theirs.
+    {"name": "billing-worker", "namespace": "payments", "serviceAccount": "billing-worker", "ownFolder": "write"},
 ]
 
 
@@ -99,8 +100,9 @@ def test_policies_roles_and_capabilities_matrix(stack, dev_vault, fake_kube):
     kv = config.kv.path
     tokens: dict[str, str] = {}
     for app in config.applications:
-        answer = login(dev_vault, auth_path, app.name, fake_kube.token(app.namespace, app.service_account))
         role = next(r for r in settings.kubernetes_roles if r.name == app.name)
+        answer = login(dev_vault, auth_path, app.name,
+                       fake_kube.token(app.namespace, app.service_account, audiences=[role.audience]))
         assert sorted(answer["auth"]["token_policies"]) == sorted([*role.token_policies, "default"])
         assert answer["auth"]["lease_duration"] == role.token_ttl_seconds
         assert answer["auth"]["metadata"]["service_account_namespace"] == app.namespace
@@ -114,9 +116,9 @@ def test_policies_roles_and_capabilities_matrix(stack, dev_vault, fake_kube):
     for app in config.applications:
         token = tokens[app.name]
         own = f"{kv}/data/{app.namespace}/{app.service_account}/config"
-        expected: dict[str, list[str]] = {own: sorted(pol.TEMPLATED_DATA),
-                                          f"{kv}/metadata/{app.namespace}/{app.service_account}/x":
-                                          sorted(pol.TEMPLATED_METADATA)}
+        data, metadata = pol.OWN_FOLDER[app.own_folder]
+        expected: dict[str, list[str]] = {own: sorted(data),
+                                          f"{kv}/metadata/{app.namespace}/{app.service_account}/x": sorted(metadata)}
         policy = pol.app_policy(config, app)
         for rule in policy.rules if policy else ():
             expected[probe(rule.path)] = sorted(rule.capabilities)
@@ -128,8 +130,14 @@ def test_policies_roles_and_capabilities_matrix(stack, dev_vault, fake_kube):
         assert capabilities(dev_vault, token, sorted(expected)) == {p: expected[p] for p in sorted(expected)}, app.name
 
         # And the real requests agree: its own secret reads, another application's does not.
-        data = servers.api("GET", dev_vault.api_addr, own, token=token)["data"]["data"]
-        assert data == {"owner": app.name}
+        stored = servers.api("GET", dev_vault.api_addr, own, token=token)["data"]["data"]
+        assert stored == {"owner": app.name}
+        write = servers.api("POST", dev_vault.api_addr, own, token=token, json={"data": {"owner": "me"}},
+                            expect=(200, 204, 403))
+        assert ("data" in write) == (app.own_folder == "write"), app.name
+        # Nobody destroys the history of its own secret.
+        servers.api("DELETE", dev_vault.api_addr, f"{kv}/metadata/{app.namespace}/{app.service_account}/config",
+                    token=token, expect=(403,))
         for other in config.applications:
             if other.name != app.name:
                 servers.api("GET", dev_vault.api_addr,
@@ -141,12 +149,16 @@ def test_roles_accept_exactly_their_namespace_and_service_account(dev_vault, fak
     settings = vs.build(with_extra_apps("prod"))
     apply(settings, dev_vault.api, only={"auth", "roles"}, kubernetes_config=outside_a_pod(fake_kube))
     path = settings.kubernetes_auth.path
-    assert login(dev_vault, path, "myapp", fake_kube.token("default", "myapp"))["auth"]["client_token"]
+    vault_aud = ["vault"]
+    answer = login(dev_vault, path, "myapp", fake_kube.token("default", "myapp", audiences=vault_aud))["auth"]
+    assert answer["client_token"]
     refused = [
-        ("myapp", fake_kube.token("default", "other-sa")),           # wrong service account
-        ("myapp", fake_kube.token("payments", "myapp")),             # right name, wrong namespace
-        ("billing", fake_kube.token("default", "myapp")),            # another application's role
-        ("myapp", fake_kube.token("default", "myapp", register=False)),  # a token Kubernetes never issued
+        ("myapp", fake_kube.token("default", "other-sa", audiences=vault_aud)),    # wrong service account
+        ("myapp", fake_kube.token("payments", "myapp", audiences=vault_aud)),      # right name, wrong namespace
+        ("billing", fake_kube.token("default", "myapp", audiences=vault_aud)),     # another application's role
+        ("myapp", fake_kube.token("default", "myapp", audiences=vault_aud, register=False)),  # never issued
+        ("myapp", fake_kube.token("default", "myapp")),                # the pod's default token: another audience
+        ("myapp", fake_kube.token("default", "myapp", audiences=["some-other-service"])),
     ]
     for role, jwt in refused:
         login(dev_vault, path, role, jwt, expect=(400, 403))
@@ -155,6 +167,9 @@ def test_roles_accept_exactly_their_namespace_and_service_account(dev_vault, fak
     stored = dev_vault.api("GET", f"auth/{path}/role/billing")["data"]
     assert stored["bound_service_account_names"] == ["billing"]
     assert stored["bound_service_account_namespaces"] == ["payments"]
+    assert stored["audience"] == "vault" and stored["token_max_ttl"] == 24 * 3600
+    # The token cannot be renewed past the role's maximum.
+    assert answer["lease_duration"] <= stored["token_max_ttl"]
 
 
 def test_kv_engine_settings_are_applied(dev_vault):

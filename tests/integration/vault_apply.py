@@ -95,6 +95,8 @@ def kubernetes_role_payload(role: vs.KubernetesRole) -> dict[str, Any]:
         "bound_service_account_namespaces": list(role.bound_service_account_namespaces),
         "token_policies": list(role.token_policies),
         "token_ttl": role.token_ttl_seconds,
+        "token_max_ttl": role.token_max_ttl_seconds,
+        "audience": role.audience,
     }
 
 

@@ -154,6 +154,8 @@ def test_snapshot_step_talks_to_the_active_node_over_verified_tls(stack, script)
     # The service account token is projected, short-lived, into the snapshot step only.
     token = volumes["vault-token"]["projected"]["sources"][0]["serviceAccountToken"]
     assert token["expirationSeconds"] == 600
+    # Minted for Vault only, as the job's Vault role requires.
+    assert token["audience"] == config.token_audience == "vault"
     assert env["VAULT_K8S_JWT_PATH"] == f"{backup_job.JWT_MOUNT}/{token['path']}"
     for c in pod["containers"]:
         assert all(m["name"] not in ("vault-token", "vault-ca") for m in c["volumeMounts"]), c["name"]

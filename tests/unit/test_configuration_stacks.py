@@ -166,7 +166,8 @@ def test_application_roles_are_bound_to_exactly_one_namespace_and_service_accoun
     assert role.inputs["boundServiceAccountNames"] == ["myapp"]
     assert role.inputs["boundServiceAccountNamespaces"] == ["default"]
     assert role.inputs["tokenPolicies"] == ["app-templated", "app-myapp"]
-    assert role.inputs["tokenTtl"] == 3600
+    assert role.inputs["tokenTtl"] == 3600 and role.inputs["tokenMaxTtl"] == 24 * 3600
+    assert role.inputs["audience"] == "vault"
 
 
 def test_kubernetes_auth_and_its_config():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hcl
 import pytest
 
-from components.model import load_config
+from components.model import ConfigError, load_config
 from components.render import policies as pol
 from components.render import vault_objects as vs
 from tests.harness import stack_config
@@ -20,6 +20,10 @@ def load(stack: str, overrides: dict | None = None):
 
 def parsed_rules(text: str) -> dict[str, dict]:
     return hcl.loads(text)["path"]
+
+
+def _app(**kw):
+    return {"name": "billing", "namespace": "payments", "serviceAccount": "billing-sa", **kw}
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -63,13 +67,56 @@ def test_templated_policy_paths_use_the_kubernetes_alias_metadata():
     meta = f"identity.entity.aliases.{ACCESSOR}.metadata"
     own = f"{{{{{meta}.service_account_namespace}}}}/{{{{{meta}.service_account_name}}}}"
     assert rules == {
-        f"secret/data/{own}/*": {"capabilities": ["create", "read", "update", "patch", "delete"]},
-        f"secret/metadata/{own}/*": {"capabilities": ["read", "list", "delete"]},
+        f"secret/data/{own}/*": {"capabilities": ["read"]},
+        f"secret/metadata/{own}/*": {"capabilities": ["read", "list"]},
     }
+    written = parsed_rules(pol.render(pol.templated_policy_for("secret", ACCESSOR, "write")))
+    assert written == {
+        f"secret/data/{own}/*": {"capabilities": ["create", "read", "update", "patch"]},
+        f"secret/metadata/{own}/*": {"capabilities": ["read", "list"]},
+    }
+    # Nobody may delete versions or metadata (which destroys every version) through these.
+    for policy in (rules, written):
+        assert not {"delete", "sudo", "deny"} & {c for r in policy.values() for c in r["capabilities"]}
+
+
+def test_applications_read_their_own_folder_unless_they_ask_to_write():
+    config = load("prod", {"applications": [_app(), _app(name="writer", serviceAccount="writer", ownFolder="write"),
+                                            _app(name="none", serviceAccount="none", ownFolder="none")]})
+    s = vs.build(config)
+    roles = {r.name: r for r in s.kubernetes_roles}
+    assert roles["billing"].token_policies == ("app-templated",)
+    assert roles["writer"].token_policies == ("app-templated-write",)
+    assert roles["none"].token_policies == ()
+    assert [p.name for p in s.templated(ACCESSOR)] == ["app-templated", "app-templated-write"]
+    only_readers = vs.build(load("prod", {"applications": [_app()]}))
+    assert [p.name for p in only_readers.templated(ACCESSOR)] == ["app-templated"]
+
+
+def test_roles_carry_a_max_ttl_and_an_audience():
+    config = load("prod", {"applications": [_app(), _app(name="own", serviceAccount="own", tokenTtl="30m",
+                                                         tokenMaxTtl="2h", audience="https://kubernetes.default.svc")]})
+    roles = {r.name: r for r in vs.build(config).kubernetes_roles}
+    assert roles["billing"].token_max_ttl_seconds == 24 * 3600 and roles["billing"].audience == "vault"
+    assert roles["own"].token_ttl_seconds == 1800 and roles["own"].token_max_ttl_seconds == 7200
+    assert roles["own"].audience == "https://kubernetes.default.svc"
+
+
+@pytest.mark.parametrize(("overrides", "key", "needle"), [
+    ({"kubernetesAuth": {"audience": ""}}, "kubernetesAuth.audience", "prod binds every Kubernetes auth role"),
+    ({"kubernetesAuth": {"tokenTtl": "48h"}}, "kubernetesAuth.tokenTtl", "is longer than kubernetesAuth.tokenMaxTtl"),
+    ({"applications": [_app(tokenTtl="2h", tokenMaxTtl="1h")]}, "applications[0].tokenMaxTtl", "longer than"),
+    ({"applications": [_app(ownFolder="write")], "kubernetesAuth": {"templatedPolicy": False}},
+     "applications[0].ownFolder", "needs kubernetesAuth.templatedPolicy"),
+])
+def test_role_settings_that_make_no_sense_are_refused(overrides, key, needle):
+    with pytest.raises(ConfigError) as err:
+        load("prod", overrides)
+    assert f"vault-platform:{key}" in str(err.value) and needle in str(err.value)
 
 
 def test_templated_policy_follows_the_kv_mount_and_needs_an_accessor():
-    policy = vs.build(load("prod", {"kv": {"path": "kv-apps"}})).templated(ACCESSOR)
+    (policy,) = vs.build(load("prod", {"kv": {"path": "kv-apps"}})).templated(ACCESSOR)
     assert all(r.path.startswith("kv-apps/") for r in policy.rules)
     with pytest.raises(ValueError, match="accessor"):
         vs.build(load("prod")).templated("")
@@ -112,15 +159,15 @@ def test_app_policy_grants_creds_and_certificates_on_the_issuing_mount():
     assert "pki/issue/internal-certs" in parsed_rules(pol.render(dev))
 
 
-def _app(**kw):
-    return {"name": "billing", "namespace": "payments", "serviceAccount": "billing-sa", **kw}
-
-
 def test_grants_inside_the_templated_path_need_no_app_policy():
-    config = load("prod", {"applications": [_app(kv=[
+    config = load("prod", {"applications": [_app(ownFolder="write", kv=[
         {"path": "secret/data/payments/billing-sa/*", "access": "write"},
         {"path": "secret/metadata/payments/billing-sa/config", "access": "list"}])]})
     assert pol.app_policy(config, config.applications[0]) is None
+    # A write grant in its own folder is not covered when the application only reads it.
+    reader = load("prod", {"applications": [_app(kv=[{"path": "secret/data/payments/billing-sa/*",
+                                                       "access": "write"}])]})
+    assert pol.app_policy(reader, reader.applications[0]) is not None
     assert "app-billing" not in [p.name for p in vs.build(config).all_policies(ACCESSOR)]
 
 

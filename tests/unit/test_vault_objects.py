@@ -172,7 +172,7 @@ def test_roles_only_name_the_app_policy_when_it_exists():
 def test_without_templating_roles_use_only_their_app_policy():
     s = settings("prod", {"kubernetesAuth": {"templatedPolicy": False}})
     assert s.kubernetes_roles[0].token_policies == ("app-myapp",)
-    assert s.templated(ACCESSOR) is None
+    assert s.templated(ACCESSOR) == ()
     assert [p.name for p in s.all_policies(ACCESSOR)] == ["admin", "raft-backup", "app-myapp"]
 
 
