@@ -282,3 +282,13 @@ def name_covers(pattern: str, host: str) -> bool:
         head, _, rest = host.partition(".")
         return bool(head) and rest == pattern[2:]
     return pattern == host
+
+
+def cidr(value: str) -> str | None:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        return "is not a CIDR range with no host bits set (e.g. 10.0.0.0/16)"
+    return None

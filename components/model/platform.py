@@ -69,6 +69,22 @@ class Injector(Section):
         requests=ResourceAmounts(memory="64Mi", cpu="50m"), limits=ResourceAmounts(memory="128Mi", cpu="100m")))
 
 
+class ApiClients(Section):
+    namespaces: Annotated[tuple[Str, ...], rule(each(checks.dns_label))] = setting(
+        "Namespaces whose pods may call the API (applications, their injected agents, the External Secrets "
+        "Operator, cert-manager). The Vault namespace itself always may.", ())
+    cidrs: Annotated[tuple[Str, ...], rule(each(checks.cidr))] = setting(
+        "Address ranges that may call the API: the load balancer's subnets (an NLB with IP targets connects "
+        "from them), your VPN.", ())
+
+
+class NetworkPolicyConfig(Section):
+    enabled: Bool = setting("Put a NetworkPolicy on the Vault pods (it only has effect where the cluster's network "
+                            "plugin enforces NetworkPolicies).", True)
+    api_from: ApiClients = setting("Who may call the API port (8200). Both lists empty: everyone. The cluster port "
+                                   "(8201) is always open to the Vault pods only.", factory=lambda: ApiClients())
+
+
 class ClusterConfig(Section):
     release_name: DnsLabel = setting("Helm release name; prefixes every pod and Service.", "vault")
     chart: Chart = setting("Which chart to install.", factory=Chart)
@@ -82,7 +98,10 @@ class ClusterConfig(Section):
                                        "prod, false in dev.", None)
     injector: Injector = setting("Vault Agent Injector.", factory=Injector)
     ui: Bool = setting("Serve the web UI.", True)
-    service_monitor: Bool = setting("Create a Prometheus Operator ServiceMonitor (needs its CRDs).", False)
+    service_monitor: Bool = setting("Create a Prometheus Operator ServiceMonitor (needs its CRDs); only then may "
+                                    "the metrics endpoint be read without a token.", False)
+    network_policy: NetworkPolicyConfig = setting("NetworkPolicy for the Vault server pods.",
+                                                  factory=lambda: NetworkPolicyConfig())
     log_level: Literal["trace", "debug", "info", "warn", "error"] = setting("Server log level.", "info")
     await_timeout: Duration = setting("How long `pulumi up` waits for the release to be ready.", "10m")
 

@@ -76,7 +76,8 @@ def seal_for(unseal: UnsealConfig, *, region: str | None = None, kms_key_id: str
 
 def render_server_hcl(names: Names, seal: SealStanza | None, *, paths: ServerPaths = ServerPaths(),
                       retry_join_addrs: list[tuple[str, str]] | None = None, ui: bool = True,
-                      service_registration: bool = True, log_level: str | None = None) -> str:
+                      service_registration: bool = True, log_level: str | None = None,
+                      unauthenticated_metrics: bool = False) -> str:
     """The full server config.
 
     ``retry_join_addrs`` lists (leader_api_addr, leader_tls_servername) pairs; by default one per
@@ -91,7 +92,9 @@ def render_server_hcl(names: Names, seal: SealStanza | None, *, paths: ServerPat
         "tls_key_file": paths.tls_key,
         "tls_client_ca_file": paths.ca_cert,
         "tls_min_version": "tls12",
-    }, [_block("telemetry", {"unauthenticated_metrics_access": True}, indent="  ")])
+    # Metrics without a token only where Prometheus is set up to scrape them; otherwise reading
+    # sys/metrics needs a token like any other endpoint.
+    }, [_block("telemetry", {"unauthenticated_metrics_access": True}, indent="  ")] if unauthenticated_metrics else [])
     joins = [
         _block("retry_join", {
             "leader_api_addr": addr,

@@ -14,6 +14,7 @@ from components.model import ApiConfig, AwsConfig, ClusterConfig, Secret, TlsCon
 from components.model.checks import duration_seconds, url_host
 from components.model.names import Names, pod_unseal_ports
 from components.render.helm_values import UnsealWiring, build_values
+from components.render.network_policy import network_policy
 from components.render.server_hcl import SealStanza, render_server_hcl
 from components.render.services import api_service_annotations, api_service_spec, pod_unseal_service_spec
 from components.resources.tls import VaultTls, VaultTlsArgs
@@ -84,7 +85,7 @@ class VaultCluster(pulumi.ComponentResource):
             seal: SealStanza | None = parts[0]
             wiring: UnsealWiring = parts[1]
             tls_secret: str = parts[2]
-            hcl = render_server_hcl(names, seal, ui=c.ui)
+            hcl = render_server_hcl(names, seal, ui=c.ui, unauthenticated_metrics=c.service_monitor)
             return build_values(c, names, production=args.production, server_hcl=hcl, unseal=wiring,
                                 tls_secret=tls_secret)
 
@@ -123,6 +124,16 @@ class VaultCluster(pulumi.ComponentResource):
             )
             for ordinal, node_port, _ in pod_unseal_ports(args.unseal.type, args.api, names.replicas)
         ]
+
+        self.network_policy: k8s.networking.v1.NetworkPolicy | None = None
+        if c.network_policy.enabled:
+            manifest = network_policy(names, c.network_policy)
+            self.network_policy = k8s.networking.v1.NetworkPolicy(
+                f"{name}-network-policy",
+                metadata={**manifest["metadata"], "namespace": namespace},
+                spec=manifest["spec"],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
 
         # Where the load balancer answers: point the address's name at it (or let the record below).
         self.api_load_balancer_hostname: pulumi.Output[str] | None = None

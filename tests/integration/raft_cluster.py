@@ -61,7 +61,8 @@ def start_transit_server(binary, workdir: pathlib.Path) -> tuple[servers.VaultPr
     return transit, token["auth"]["client_token"]
 
 
-def start_cluster(binary, workdir: pathlib.Path, replicas: int = 3, auto_unseal: bool = True) -> RaftCluster:
+def start_cluster(binary, workdir: pathlib.Path, replicas: int = 3, auto_unseal: bool = True,
+                  unauthenticated_metrics: bool = False) -> RaftCluster:
     """``auto_unseal=False`` gives the dev stack's shape: Shamir, no seal stanza, unsealed by VaultInit."""
     names = Names("vault", "vault", replicas)
     transit, transit_token = start_transit_server(binary, workdir) if auto_unseal else (None, "")
@@ -81,7 +82,8 @@ def start_cluster(binary, workdir: pathlib.Path, replicas: int = 3, auto_unseal:
             paths = ServerPaths(tls_cert=tls.cert, tls_key=tls.key, ca_cert=tls.ca_cert,
                                 data=str(node_dir / "data"), listen_address=f"127.0.0.1:{api_port}",
                                 cluster_address=f"127.0.0.1:{cluster_port}")
-            hcl = render_server_hcl(names, seal, paths=paths, retry_join_addrs=joins, service_registration=False)
+            hcl = render_server_hcl(names, seal, paths=paths, retry_join_addrs=joins, service_registration=False,
+                                    unauthenticated_metrics=unauthenticated_metrics)
             cluster.hcl.append(hcl)
             (node_dir / "data").mkdir(parents=True, exist_ok=True)
             node = servers.VaultProcess(

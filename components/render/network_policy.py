@@ -1,0 +1,42 @@
+"""The Vault server pods' NetworkPolicy. Pure: a plain manifest.
+
+The cluster port carries Raft and request forwarding between Vault pods only. The API port is open
+to the namespaces and address ranges the stack config names (or to everyone when it names none);
+the Vault namespace itself (the backup job) always reaches it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.model.names import API_PORT, CLUSTER_PORT, Names
+from components.model.platform import NetworkPolicyConfig
+from components.render.helm_values import server_labels
+
+
+def network_policy(names: Names, config: NetworkPolicyConfig) -> dict[str, Any]:
+    api: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": API_PORT}]}
+    clients = config.api_from
+    if clients.namespaces or clients.cidrs:
+        namespaces = sorted({names.namespace, *clients.namespaces})
+        api["from"] = [
+            {"namespaceSelector": {"matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}]}},
+            *({"ipBlock": {"cidr": cidr}} for cidr in clients.cidrs),
+        ]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": f"{names.release}-server", "namespace": names.namespace,
+                     "labels": {"app.kubernetes.io/part-of": "vault-platform",
+                                "app.kubernetes.io/managed-by": "pulumi"}},
+        "spec": {
+            "podSelector": {"matchLabels": server_labels(names)},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                api,
+                {"ports": [{"protocol": "TCP", "port": CLUSTER_PORT}],
+                 "from": [{"podSelector": {"matchLabels": server_labels(names)}}]},
+            ],
+        },
+    }
