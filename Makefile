@@ -20,7 +20,7 @@ ESO_CHART_VERSION := 2.9.0
 # FLAVOR=openbao (or vault) runs the integration tests on one server only; the default runs both.
 export FLAVOR ?= all
 
-.PHONY: help test test-unit lint up preview destroy stack vault-server tools system-packages clean bench \
+.PHONY: help test test-unit lint up preview destroy teardown stack vault-server tools system-packages clean bench \
 	chart-facts crd-facts
 
 help:
@@ -28,6 +28,7 @@ help:
 	@echo "make up                    deploy the dev stack to the current kind cluster"
 	@echo "make preview STACK=prod    preview a stack"
 	@echo "make lint                  ruff and actionlint only"
+	@echo "make teardown              delete a dev stack and its data (unprotects it first; not prod)"
 	@echo "make bench                 print the benchmark figures"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -74,8 +75,16 @@ up: stack
 preview: stack
 	pulumi preview --stack $(STACK) --diff
 
+# Everything that holds data is protected (the namespace and release with the Raft volumes, every
+# secrets engine mount, the KMS keys, the snapshot bucket): `pulumi destroy` stops at them. To throw
+# a dev stack away for real, `make teardown` unprotects it first. Never for prod.
 destroy: stack
 	pulumi destroy --stack $(STACK)
+
+teardown: stack
+	@if [ "$(STACK)" = "prod" ]; then echo "make teardown refuses the prod stack"; exit 2; fi
+	pulumi state unprotect --all --yes --stack $(STACK)
+	pulumi destroy --yes --stack $(STACK)
 
 # Regenerate the committed chart facts (value paths, types, free-form prefixes) after bumping a
 # chart: from the chart repositories (needs helm and network), or REFERENCE=<folder> holding

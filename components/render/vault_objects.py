@@ -225,14 +225,15 @@ class AuditDevice:
 class KvSecret:
     """An initial KV v2 secret: ``<mount>/data/<name>`` with every value a Secret.
 
-    ``cas`` is 0 when the mount requires check-and-set: the write then only creates the secret if it
-    does not exist yet, so a value rotated in Vault is never overwritten by a stale config value.
+    Written once, with check-and-set 0 ("only if it does not exist"): a secret that already exists
+    (rotated, restored, or made by hand) is never overwritten, and later config changes to it are
+    not applied. The application team owns the value after the first write.
     """
 
     mount: str
     name: str
     data: Mapping[str, Secret]
-    cas: int | None = None
+    cas: int = 0
 
 
 @dataclass(frozen=True)
@@ -433,8 +434,7 @@ def _audit(config: PlatformConfig) -> tuple[AuditDevice, ...]:
 
 
 def _kv_secrets(config: PlatformConfig) -> tuple[KvSecret, ...]:
-    cas = 0 if config.kv.cas_required else None
-    return tuple(KvSecret(config.kv.path, path.strip("/"), _frozen(values), cas)
+    return tuple(KvSecret(config.kv.path, path.strip("/"), _frozen(values))
                  for path, values in sorted(config.secrets.kv.items()))
 
 

@@ -70,7 +70,8 @@ class VaultCluster(pulumi.ComponentResource):
                 # Refuse privileged pods here: nothing in this namespace needs them (mlock is off).
                 "pod-security.kubernetes.io/enforce": "baseline",
             }),
-            opts=pulumi.ResourceOptions(parent=self),
+            # Deleting the namespace deletes the Raft volumes with it: every secret.
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
         )
         namespace = self.namespace_resource.metadata.name
         self.tls = VaultTls(f"{name}-tls", VaultTlsArgs(namespace, names, args.tls),
@@ -105,7 +106,8 @@ class VaultCluster(pulumi.ComponentResource):
             # Helm's readiness check skip it.
             skip_await=False,
             cleanup_on_fail=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.tls, self.unseal]),
+            # Uninstalling the release removes the StatefulSet that owns the data volumes.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.tls, self.unseal], protect=True),
         )
 
         self.api_service = k8s.core.v1.Service(

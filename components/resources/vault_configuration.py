@@ -98,7 +98,9 @@ class VaultConfiguration(pulumi.ComponentResource):
             options=dict(mount.options) or None,
             default_lease_ttl_seconds=mount.default_lease_ttl_seconds,
             max_lease_ttl_seconds=mount.max_lease_ttl_seconds,
-            opts=self._opts(**kwargs),
+            # Unmounting destroys everything stored below the mount (secrets, CA keys, leases):
+            # `pulumi destroy` must not do it by the way (docs/bootstrap-and-recovery.md, teardown).
+            opts=self._opts(protect=True, **kwargs),
         )
         self.mounts[mount.path] = resource
         return resource
@@ -318,9 +320,10 @@ class VaultConfiguration(pulumi.ComponentResource):
             mount=kv_mount.path,
             name=secret.name,
             data_json=data_json,
-            cas=secret.cas,
-            # Initial values: written once, then owned by the application team. Pulumi does not read
-            # them back, so rotating a value in Vault is not reverted by the next `pulumi up`.
+            # Initial values: written once, then owned by the application team. cas=0 makes Vault
+            # refuse the write if the secret exists; later config edits are ignored (the plan shows
+            # none), so a value rotated in Vault is never overwritten by a stale one from config.
+            cas=0,
             disable_read=True,
-            opts=self._opts(),
+            opts=self._opts(ignore_changes=["dataJson"]),
         )

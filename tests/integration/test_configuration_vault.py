@@ -192,12 +192,18 @@ def test_kv_engine_settings_are_applied(dev_vault):
     assert dev_vault.api("GET", f"apps/data/{secret.name}")["data"]["data"] == {"api_key": "rotated"}
 
 
-def test_initial_kv_secrets_are_written(dev_vault):
+def test_initial_kv_secrets_are_written_once_without_cas_required(dev_vault):
     settings = vs.build(load("prod"))
+    assert settings.kv.cas_required is False
     apply(settings, fresh(dev_vault).api, only={"mounts", "kv", "kv_secrets"})
     (secret,) = settings.kv_secrets
     stored = dev_vault.api("GET", f"{secret.mount}/data/{secret.name}")["data"]["data"]
     assert stored == {k: v.reveal() for k, v in secret.data.items()}
+    # A team rotates the value; writing the initial secret again must not undo that.
+    dev_vault.api("POST", f"{secret.mount}/data/{secret.name}", json={"data": {"api_key": "rotated"}})
+    with pytest.raises(servers.VaultAPIError, match="check-and-set parameter did not match"):
+        apply(settings, dev_vault.api, only={"kv_secrets"})
+    assert dev_vault.api("GET", f"{secret.mount}/data/{secret.name}")["data"]["data"] == {"api_key": "rotated"}
 
 
 # --- database ------------------------------------------------------------------------------------

@@ -183,9 +183,8 @@ def plan(settings: vs.VaultObjects, *, sections: Iterable[str] = SECTIONS, passw
             yield Step("roles", "POST", f"auth/{auth.path}/role/{role.name}", kubernetes_role_payload(role))
     if "kv_secrets" in wanted:
         for secret in settings.kv_secrets:
-            payload: dict[str, Any] = {"data": {k: v.reveal() for k, v in secret.data.items()}}
-            if secret.cas is not None:
-                payload["options"] = {"cas": secret.cas}
+            payload: dict[str, Any] = {"data": {k: v.reveal() for k, v in secret.data.items()},
+                                       "options": {"cas": secret.cas}}
             yield Step("kv_secrets", "POST", f"{secret.mount}/data/{secret.name}", payload)
 
 

@@ -232,6 +232,20 @@ def test_initial_kv_secret_is_written_as_a_secret_and_never_read_back():
     assert (secret.inputs["mount"], secret.inputs["name"]) == ("secret", "myapp/config")
     assert secret.is_secret("dataJson") and secret.inputs["disableRead"] is True
     assert json.loads(secret.inputs["dataJson"]) == TEST_SECRETS["prod"]["kv"]["myapp/config"]
+    # Written once: only if absent, and later config edits are not applied over a rotated value.
+    assert secret.inputs["cas"] == 0 and secret.ignore_changes == ["dataJson"]
+    for stack in STACKS:
+        assert run_stack(stack).one("vault:kv/secretV2:SecretV2").inputs["cas"] == 0
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_everything_that_holds_data_is_protected(stack):
+    rec = run_stack(stack)
+    assert rec.one("kubernetes:core/v1:Namespace").protect
+    assert rec.one("kubernetes:helm.sh/v3:Release").protect
+    mounts = rec.of_type("vault:index/mount:Mount")
+    assert {m.get("type") for m in mounts} >= {"kv", "database", "pki"}
+    assert all(m.protect for m in mounts)
 
 
 def _apps(count: int, *, database: bool, start: int = 0) -> list[dict]:

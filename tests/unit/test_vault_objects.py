@@ -49,9 +49,9 @@ def test_kv_settings_follow_config():
     s = settings("prod", {"kv": {"path": "kv-apps", "maxVersions": 3, "casRequired": True}})
     assert s.kv.mount.path == "kv-apps" and s.kv.max_versions == 3 and s.kv.cas_required is True
     assert all(secret.mount == "kv-apps" for secret in s.kv_secrets)
-    # With check-and-set required, initial secrets are created only if absent (cas=0).
+    # Initial secrets are created only if absent (cas=0), with or without check-and-set required.
     assert [secret.cas for secret in s.kv_secrets] == [0]
-    assert [secret.cas for secret in settings("prod").kv_secrets] == [None]
+    assert [secret.cas for secret in settings("prod").kv_secrets] == [0]
 
 
 def test_prod_database_connection_and_role():
