@@ -89,6 +89,7 @@ class VaultBootstrap(pulumi.ComponentResource):
 
         # Teams that revoked the root token configure Vault with their own token instead.
         token = existing.output() if existing else self.root_token
+        self.token = pulumi.Output.secret(token)
         stack = pulumi.get_stack()
         ca_file = pulumi.Output.from_input(args.ca_cert_pem).apply(lambda pem: write_ca_file(stack, pem))
         self.provider = vault.Provider(

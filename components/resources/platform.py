@@ -20,6 +20,7 @@ from components.resources.cluster import VaultCluster, VaultClusterArgs
 from components.resources.dev_postgres import DevPostgres, DevPostgresArgs
 from components.resources.vault_configuration import (
     DevPostgresConnection,
+    VaultAccess,
     VaultConfiguration,
     VaultConfigurationArgs,
 )
@@ -87,9 +88,10 @@ class VaultPlatform(pulumi.ComponentResource):
             if self.dev_postgres is not None:
                 dev_connection = DevPostgresConnection(self.dev_postgres.connection_url, self.dev_postgres.password,
                                                        wait_for=(self.dev_postgres,))
+            access = VaultAccess(config.api.address, self.cluster.ca_cert_pem, self.bootstrap.token)
             self.configuration = VaultConfiguration(
                 f"{name}-config", VaultConfigurationArgs(vault_objects.build(config), protect_keys=config.is_prod,
-                                                         dev_postgres=dev_connection),
+                                                         dev_postgres=dev_connection, vault_access=access),
                 self.bootstrap.provider, opts=vault_child)
             if config.backup.enabled:
                 self.backup = RaftBackup(

@@ -22,6 +22,7 @@ from typing import Any
 import pulumi
 import pulumi_vault as vault
 
+from components.providers.database_leases import DatabaseLeases
 from components.render import policies as pol
 from components.render import vault_objects as vs
 
@@ -41,12 +42,23 @@ class DevPostgresConnection:
 
 
 @dataclass(frozen=True)
+class VaultAccess:
+    """How the stack's own dynamic resources reach Vault (the Vault provider's address, CA and token)."""
+
+    address: pulumi.Input[str]
+    ca_cert_pem: pulumi.Input[str]
+    token: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
 class VaultConfigurationArgs:
     objects: vs.VaultObjects
     # Replacing the root CA or a transit key cannot be undone (issued certificates stop chaining,
     # ciphertexts stop decrypting): prod protects them; dev stacks stay disposable.
     protect_keys: bool = False
     dev_postgres: DevPostgresConnection | None = None
+    # Lets the stack revoke a database connection's credentials before the connection is deleted.
+    vault_access: VaultAccess | None = None
 
 
 class VaultConfiguration(pulumi.ComponentResource):
@@ -61,6 +73,7 @@ class VaultConfiguration(pulumi.ComponentResource):
         self._name = name
         self._provider = provider
         self._protect_keys = args.protect_keys
+        self._vault_access = args.vault_access
         settings = args.objects
         dev_postgres = args.dev_postgres
         self.settings = settings
@@ -162,8 +175,9 @@ class VaultConfiguration(pulumi.ComponentResource):
                 ),
                 opts=self._opts(depends_on=depends, additional_secret_outputs=["postgresql"]),
             )
+        roles: dict[str, list[pulumi.Resource]] = {name: [] for name in connections}
         for role in db.roles:
-            vault.database.SecretBackendRole(
+            roles[role.db_name].append(vault.database.SecretBackendRole(
                 f"{self._name}-db-role-{role.name}",
                 backend=mount.path,
                 name=role.name,
@@ -173,7 +187,18 @@ class VaultConfiguration(pulumi.ComponentResource):
                 default_ttl=role.default_ttl_seconds,
                 max_ttl=role.max_ttl_seconds,
                 opts=self._opts(),
-            )
+            ))
+        if self._vault_access is not None:
+            access = self._vault_access
+            for conn in db.connections:
+                # Deleted before the connection and its roles (it depends on them): revokes the
+                # credentials they issued while the connection can still drop the users.
+                DatabaseLeases(
+                    f"{self._name}-db-leases-{conn.name}",
+                    address=access.address, ca_cert_pem=access.ca_cert_pem, token=access.token,
+                    mount=mount.path, connection=conn.name,
+                    roles=[r.name for r in db.roles if r.db_name == conn.name],
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[connections[conn.name], *roles[conn.name]]))
 
     def _ca_urls(self, ca: vs.CertificateAuthority, mount: vault.Mount, label: str) -> None:
         vault.pkisecret.SecretBackendConfigUrls(

@@ -392,3 +392,57 @@ def test_both_audit_devices_enable_and_log(dev_vault, workdir):
     # The second device writes the same events to the server's stdout (the pod log in Kubernetes).
     _wait_for_line(dev_vault.log_path, lambda e: e.get("type") == "response"
                    and e.get("request", {}).get("path") == "sys/mounts", "stdout audit entry")
+
+
+# --- tearing down a database connection with credentials outstanding ------------------------------
+
+def _database_with_a_lease(dev_vault, postgres, mount: str):
+    settings = vs.build(load("prod", {"database": {"path": mount}}))
+    assert settings.database is not None
+    (conn,) = settings.database.connections
+    here = retarget_connection(conn, host=postgres.host, port=postgres.port, dbname=postgres.dbname,
+                               username=postgres.user)
+    settings = dataclasses.replace(settings, database=dataclasses.replace(settings.database, connections=(here,)))
+    apply(settings, fresh(dev_vault).api, only={"mounts", "database"}, passwords={conn.name: postgres.password})
+    role = settings.database.roles[0]
+    creds = dev_vault.api("GET", f"{mount}/creds/{role.name}")
+    return conn, role, creds
+
+
+def _delete_in_destroy_order(dev_vault, mount: str, conn, role) -> dict:
+    """What `pulumi destroy` does to the Vault objects: role, connection, then the mount."""
+    dev_vault.api("DELETE", f"{mount}/roles/{role.name}")
+    dev_vault.api("DELETE", f"{mount}/config/{conn.name}")
+    return dev_vault.api("DELETE", f"sys/mounts/{mount}", expect=(200, 204, 400, 500))
+
+
+def test_without_revoking_first_the_mount_cannot_be_removed(dev_vault, postgres):
+    conn, role, _ = _database_with_a_lease(dev_vault, postgres, "database-unrevoked")
+    answer = _delete_in_destroy_order(dev_vault, "database-unrevoked", conn, role)
+    assert "database-unrevoked/" in dev_vault.api("GET", "sys/mounts")["data"], answer
+
+
+def test_leases_are_revoked_before_the_connection_goes(dev_vault, postgres):
+    from components.providers.database_leases import DatabaseLeasesProvider
+
+    conn, role, creds = _database_with_a_lease(dev_vault, postgres, "database")
+    user = creds["data"]["username"]
+    props = {"address": dev_vault.api_addr, "ca_cert_pem": "", "token": servers.DEV_ROOT_TOKEN, "mount": "database",
+             "connection": conn.name, "roles": [role.name]}
+    provider = DatabaseLeasesProvider()
+    provider.create(props)
+    # A role leaving the connection: its credentials are revoked on that update.
+    provider.update("database/config/app-postgres", props, {**props, "roles": []})
+    with _pg_connect(postgres, postgres.user, postgres.password) as admin:
+        assert admin.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (user,)).fetchone() == (0,)
+    leases = dev_vault.api("LIST", f"sys/leases/lookup/database/creds/{role.name}", expect=(200, 404))
+    assert not (leases.get("data") or {}).get("keys")
+
+    # And on delete, for a connection with a fresh credential: then destroy's order succeeds.
+    creds = dev_vault.api("GET", f"database/creds/{role.name}")
+    provider.delete("database/config/app-postgres", props)
+    _delete_in_destroy_order(dev_vault, "database", conn, role)
+    assert "database/" not in dev_vault.api("GET", "sys/mounts")["data"]
+    with _pg_connect(postgres, postgres.user, postgres.password) as admin:
+        assert admin.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s",
+                             (creds["data"]["username"],)).fetchone() == (0,)

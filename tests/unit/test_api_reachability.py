@@ -69,7 +69,7 @@ def test_route53_record_points_the_address_at_the_load_balancer_before_init():
     assert record.get("type") == "CNAME" and record.get("ttl") == 60 and record.get("allowOverwrite") is False
     assert rec.provider_of(record).type == "pulumi:providers:aws"
     # VaultInit reaches Vault by that name: it waits for the record.
-    assert rec.depends_on(rec.one(INIT), record)
+    assert rec.depends_on(rec.one(INIT, "vault-bootstrap-init"), record)
 
 
 @pytest.mark.parametrize(("api", "key", "needle"), [

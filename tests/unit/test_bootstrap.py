@@ -17,7 +17,7 @@ def vault_provider(rec):
 
 
 def test_dev_init_unseals_every_pod_through_its_own_port():
-    init = run_stack("dev").one(INIT)
+    init = run_stack("dev").one(INIT, "vault-bootstrap-init")
     assert init.get("mode") == "shamir" and init.get("shares") == 1 and init.get("threshold") == 1
     assert init.get("unseal_addresses") == ["https://127.0.0.1:8201", "https://127.0.0.1:8202",
                                             "https://127.0.0.1:8203"]
@@ -26,7 +26,7 @@ def test_dev_init_unseals_every_pod_through_its_own_port():
 
 
 def test_prod_init_uses_recovery_shares_and_waits_for_five_members():
-    init = run_stack("prod").one(INIT)
+    init = run_stack("prod").one(INIT, "vault-bootstrap-init")
     assert init.get("mode") == "auto" and init.get("shares") == 5 and init.get("threshold") == 3
     assert init.get("unseal_addresses") == [] and init.get("expected_peers") == 5
 
@@ -34,7 +34,7 @@ def test_prod_init_uses_recovery_shares_and_waits_for_five_members():
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_init_outputs_are_secret(stack):
     rec = run_stack(stack)
-    init = rec.one(INIT)
+    init = rec.one(INIT, "vault-bootstrap-init")
     assert {"root_token", "keys", "keys_base64"} <= set(init.additional_secret_outputs)
     assert {"rootToken", "unsealKeys"} <= set(rec.export_secret_paths)
     assert canary_leaks(rec) == []
@@ -43,7 +43,7 @@ def test_init_outputs_are_secret(stack):
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_init_waits_for_the_release_and_services(stack):
     rec = run_stack(stack)
-    init = rec.one(INIT)
+    init = rec.one(INIT, "vault-bootstrap-init")
     assert rec.depends_on(init, rec.one("kubernetes:helm.sh/v3:Release"))
     assert rec.depends_on(init, rec.one("kubernetes:core/v1:Service", "vault-cluster-api"))
 
@@ -52,17 +52,17 @@ def test_init_waits_for_the_release_and_services(stack):
 def test_provider_is_built_from_address_ca_and_init_token(stack):
     rec = run_stack(stack)
     provider = vault_provider(rec)
-    assert provider.get("address") == rec.one(INIT).get("address")
+    assert provider.get("address") == rec.one(INIT, "vault-bootstrap-init").get("address")
     assert provider.get("caCertFile").endswith(f"/ca/{stack}-ca.pem")
     assert provider.get("token") == "FAKE-CANARY-ROOT-TOKEN" and provider.is_secret("token")
-    assert rec.depends_on(provider, rec.one(INIT))
+    assert rec.depends_on(provider, rec.one(INIT, "vault-bootstrap-init"))
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_every_vault_resource_uses_the_in_stack_provider_after_init(stack):
     rec = run_stack(stack)
     provider = vault_provider(rec)
-    init = rec.one(INIT)
+    init = rec.one(INIT, "vault-bootstrap-init")
     vault_resources = [r for r in rec.resources if r.type.startswith("vault:")]
     assert vault_resources, "the stack configures nothing in Vault"
     for r in vault_resources:
@@ -73,14 +73,14 @@ def test_every_vault_resource_uses_the_in_stack_provider_after_init(stack):
 def test_a_configured_token_replaces_the_root_token():
     rec = run_stack("prod", secrets={"vaultToken": "CANARY-admin-token"})
     assert vault_provider(rec).get("token") == "CANARY-admin-token"
-    init = rec.one(INIT)
+    init = rec.one(INIT, "vault-bootstrap-init")
     assert init.get("existing_token") == "CANARY-admin-token" and init.is_secret("existing_token")
     assert canary_leaks(rec) == []
 
 
 def test_pgp_root_token_without_a_stack_token_stops_after_init():
     rec = run_stack("prod", {"init": {"rootTokenPgpKey": "bXkga2V5"}})
-    assert rec.one(INIT).get("root_token_pgp_key") == "bXkga2V5"
+    assert rec.one(INIT, "vault-bootstrap-init").get("root_token_pgp_key") == "bXkga2V5"
     assert [r for r in rec.resources if r.type.startswith("vault:")] == []
     assert rec.of_type("kubernetes:batch/v1:CronJob") == []
 

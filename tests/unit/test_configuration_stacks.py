@@ -59,7 +59,9 @@ def test_configuration_children_are_all_vault_resources(stack):
     component = rec.one(COMPONENT)
     assert component.parent == rec.one("vault-platform:index:VaultPlatform").urn
     children = [r for r in rec.resources if r.parent == component.urn]
-    assert children and all(r.type.startswith("vault:") for r in children)
+    # Vault resources, and the dynamic resources that revoke a database connection's leases.
+    assert children and all(r.type.startswith("vault:") or r.name.startswith("vault-config-db-leases-")
+                            for r in children)
     # Every Vault object this component owns is named after it (unique URNs per stack).
     assert all(r.name.startswith("vault-config-") for r in children)
 
@@ -286,3 +288,20 @@ def test_without_templating_every_application_with_grants_gets_its_own_policy():
 def _load(stack: str, overrides: dict | None = None):
     config, keys = stack_config(stack, overrides)
     return load_config(config, set(keys))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_connection_revokes_its_leases_before_it_goes(stack):
+    rec = run_stack(stack)
+    connections = rec.of_type("vault:database/secretBackendConnection:SecretBackendConnection")
+    assert connections
+    for conn in connections:
+        name = conn.get("name")
+        leases = rec.one("pulumi-python:dynamic:Resource", f"vault-config-db-leases-{name}")
+        roles = [r for r in rec.of_type("vault:database/secretBackendRole:SecretBackendRole")
+                 if r.get("dbName") == name]
+        assert leases.get("connection") == name and leases.get("roles") == [r.get("name") for r in roles]
+        assert leases.get("mount") == "database"
+        # Pulumi deletes dependents first: the leases go before the connection and the roles.
+        assert rec.depends_on(leases, conn) and all(rec.depends_on(leases, r) for r in roles)
+        assert leases.is_secret("token") and "token" in leases.additional_secret_outputs
