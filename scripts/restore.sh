@@ -143,7 +143,11 @@ fi
 [ -n "${VAULT_TOKEN:-}" ] || die "VAULT_TOKEN is not set (root, or a token with the admin policy)"
 
 workdir=$(mktemp -d) || die "cannot create a temporary directory"
-trap 'rm -rf "$workdir"' EXIT INT TERM
+trap 'rm -rf "$workdir"' EXIT
+# An interrupted restore stops here (the EXIT trap still cleans up): it must not go on to the next
+# step with a half-downloaded snapshot.
+trap 'log "interrupted; nothing more is done"; exit 130' INT
+trap 'log "terminated; nothing more is done"; exit 143' TERM
 
 # --- fetch the snapshot ----------------------------------------------------------------------------
 case $source in

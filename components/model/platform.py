@@ -229,6 +229,8 @@ class DatabaseConnection(Section):
     max_open_connections: Between(1, 1000) = setting("Connection pool size.", 4)
     password_authentication: Literal["scram-sha-256", "password"] = setting(
         "'scram-sha-256' or 'password'.", "scram-sha-256")
+    tls_ca: Pem = setting("PEM of the CA that signed the database server's certificate (for RDS, the region's RDS "
+                          "CA bundle), so Vault verifies it with sslmode=verify-full.", "")
 
 
 DEFAULT_CREATION = (
@@ -358,7 +360,6 @@ class Application(Section):
 class S3Backup(Section):
     bucket_name: Str = setting("Bucket name; empty derives a unique one.", "")
     prefix: Annotated[str, Strict(), rule(checks.s3_prefix)] = setting("Key prefix for snapshots.", "raft-snapshots/")
-    force_destroy: Bool = setting("Reserved: the bucket is always protected.", False)
 
 
 class VolumeBackup(Section):

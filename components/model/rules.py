@@ -169,6 +169,15 @@ def _check_database(c: PlatformConfig, problems: Problems) -> None:
         if not role.creation_statements:
             problems.add(f"{key}.creationStatements", "must not be empty")
     for i, conn in enumerate(db.connections):
+        sslmode = _sslmode(conn.connection_url)
+        if c.is_prod and sslmode != "verify-full":
+            problems.add(f"database.connections[{i}].connectionUrl",
+                         f"uses sslmode={sslmode or '(none: prefer)'}, which does not check the server's certificate; "
+                         "prod connects with sslmode=verify-full and the server's CA in tlsCa")
+        if sslmode in ("verify-full", "verify-ca") and not conn.tls_ca:
+            problems.add(f"database.connections[{i}].tlsCa", f"is required with sslmode={sslmode}: the CA that "
+                                                             "signed the database's certificate (for RDS, the region's "
+                                                             "RDS CA bundle)")
         for role_name in conn.allowed_roles:
             if role_name not in role_names:
                 problems.add(f"database.connections[{i}].allowedRoles",
@@ -263,3 +272,9 @@ def certificate_names(c: PlatformConfig) -> tuple[list[str], list[str]]:
 def _certificate_covers(c: PlatformConfig, host: str) -> bool:
     dns, ips = certificate_names(c)
     return host in ips or any(name_covers(name, host) for name in dns)
+
+
+def _sslmode(url: str) -> str:
+    from urllib.parse import parse_qs, urlsplit
+
+    return (parse_qs(urlsplit(url).query).get("sslmode") or [""])[-1]

@@ -98,6 +98,8 @@ class DatabaseConnection:
     verify_connection: bool
     max_open_connections: int
     password_authentication: str
+    # PEM of the database server's CA; empty trusts the system roots (and sslmode decides).
+    tls_ca: str = ""
     plugin_name: str = POSTGRES_PLUGIN
     dev_postgres: bool = False
 
@@ -315,6 +317,7 @@ def _database(config: PlatformConfig) -> DatabaseEngine | None:
             verify_connection=c.verify_connection,
             max_open_connections=c.max_open_connections,
             password_authentication=c.password_authentication,
+            tls_ca=c.tls_ca,
         )
         for c in db.connections
     ]

@@ -90,16 +90,20 @@ class VaultBootstrap(pulumi.ComponentResource):
         # Teams that revoked the root token configure Vault with their own token instead.
         token = existing.output() if existing else self.root_token
         self.token = pulumi.Output.secret(token)
-        stack = pulumi.get_stack()
-        ca_file = pulumi.Output.from_input(args.ca_cert_pem).apply(lambda pem: write_ca_file(stack, pem))
-        self.provider = vault.Provider(
-            f"{name}-vault",
-            address=args.address,
-            token=token,
-            ca_cert_file=ca_file,
-            # Each run works with a short-lived child token, not the stored one itself.
-            max_lease_ttl_seconds=1800,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.init]),
-        )
+        # A root token encrypted to an operator's PGP key is ciphertext, not a token: without a token of
+        # the stack's own there is nothing to configure Vault with, so there is no provider either.
+        self.provider: vault.Provider | None = None
+        if existing or not init.root_token_pgp_key:
+            stack = pulumi.get_stack()
+            ca_file = pulumi.Output.from_input(args.ca_cert_pem).apply(lambda pem: write_ca_file(stack, pem))
+            self.provider = vault.Provider(
+                f"{name}-vault",
+                address=args.address,
+                token=token,
+                ca_cert_file=ca_file,
+                # Each run works with a short-lived child token, not the stored one itself.
+                max_lease_ttl_seconds=1800,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.init]),
+            )
         self.register_outputs({"root_token": self.root_token, "unseal_keys": self.unseal_keys,
                                "status": self.status})

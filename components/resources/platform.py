@@ -75,14 +75,15 @@ class VaultPlatform(pulumi.ComponentResource):
         self.backup: RaftBackup | None = None
         # A PGP-encrypted root token cannot configure anything: stop after init until the team
         # gives the stack a token of its own (docs/bootstrap-and-recovery.md).
-        self.configure_vault = not (config.init.root_token_pgp_key and config.secrets.vault_token is None)
-        if not self.configure_vault:
+        self.configure_vault = self.bootstrap.provider is not None
+        if self.bootstrap.provider is None:
             pulumi.log.warn("init.rootTokenPgpKey is set and secrets.vaultToken is not: Vault is initialized but "
                             "not configured. Decrypt the root token, create an admin token, set it with `pulumi "
                             "config set --secret --path secrets.vaultToken` and run `pulumi up` again.", self)
         else:
             # Every Vault resource goes through the in-stack provider, and only after init.
-            vault_child = pulumi.ResourceOptions(parent=self, providers=[*providers, self.bootstrap.provider],
+            vault_provider = self.bootstrap.provider
+            vault_child = pulumi.ResourceOptions(parent=self, providers=[*providers, vault_provider],
                                                  depends_on=[self.bootstrap])
             dev_connection = None
             if self.dev_postgres is not None:
@@ -92,13 +93,13 @@ class VaultPlatform(pulumi.ComponentResource):
             self.configuration = VaultConfiguration(
                 f"{name}-config", VaultConfigurationArgs(vault_objects.build(config), protect_keys=config.is_prod,
                                                          dev_postgres=dev_connection, vault_access=access),
-                self.bootstrap.provider, opts=vault_child)
+                vault_provider, opts=vault_child)
             if config.backup.enabled:
                 self.backup = RaftBackup(
                     f"{name}-backup",
                     RaftBackupArgs(BackupJob.of(config), self.cluster.namespace,
                                    self.configuration.kubernetes_auth_path, aws=config.aws),
-                    self.bootstrap.provider, self.aws_provider,
+                    vault_provider, self.aws_provider,
                     opts=pulumi.ResourceOptions.merge(vault_child,
                                                       pulumi.ResourceOptions(depends_on=[self.configuration])))
 

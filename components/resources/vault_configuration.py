@@ -78,7 +78,9 @@ class VaultConfiguration(pulumi.ComponentResource):
         dev_postgres = args.dev_postgres
         self.settings = settings
 
+        self._audited_after: list[pulumi.Resource] = []
         self.audit_devices = [self._audit(d) for d in settings.audit_devices]
+        self._audited_after = list(self.audit_devices)
         self.mounts: dict[str, vault.Mount] = {}
         kv_mount = self._kv(settings.kv)
         if settings.database is not None:
@@ -100,7 +102,10 @@ class VaultConfiguration(pulumi.ComponentResource):
     # -- helpers ------------------------------------------------------------------------------
 
     def _opts(self, **kwargs: Any) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=self, provider=self._provider, **kwargs)
+        # Everything waits for the audit devices: no change to Vault goes unaudited, the first run's
+        # included.
+        depends_on = [*self._audited_after, *kwargs.pop("depends_on", [])]
+        return pulumi.ResourceOptions(parent=self, provider=self._provider, depends_on=depends_on, **kwargs)
 
     def _mount(self, mount: vs.Mount, **kwargs: Any) -> vault.Mount:
         resource = vault.Mount(
@@ -172,6 +177,7 @@ class VaultConfiguration(pulumi.ComponentResource):
                     password=password,
                     max_open_connections=conn.max_open_connections,
                     password_authentication=conn.password_authentication,
+                    tls_ca=conn.tls_ca or None,
                 ),
                 opts=self._opts(depends_on=depends, additional_secret_outputs=["postgresql"]),
             )

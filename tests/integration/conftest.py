@@ -125,6 +125,22 @@ def postgres() -> Iterator[Postgres]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def tls_postgres() -> Iterator[tuple[Postgres, servers.TLSFiles]]:
+    """A PostgreSQL server that serves TLS with a certificate for 127.0.0.1 from a test CA."""
+    if servers.find_postgres_bindir() is None:
+        pytest.fail("no PostgreSQL server binaries (initdb, pg_ctl): `apt-get install postgresql`")
+    root = pathlib.Path(tempfile.mkdtemp(prefix="vault-platform-pg-tls-"))
+    os.chmod(root, 0o755)  # noqa: S103 - the postgres user must reach its data directory below
+    tls = servers.make_test_tls(root / "tls")
+    proc = servers.start_postgres(root, tls=tls)
+    try:
+        yield Postgres(proc.host, proc.port, proc.user, proc.password, proc.dbname, proc), tls
+    finally:
+        proc.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @dataclass
 class S3Endpoint:
     url: str

@@ -1204,10 +1204,13 @@ def start_postgres(
     port: int | None = None,
     run_as: str | None = None,
     timeout: float = 60.0,
+    tls: TLSFiles | None = None,
 ) -> PostgresProcess:
     """initdb + start a PostgreSQL cluster on 127.0.0.1:<free port> with a
     superuser ``user`` / ``password`` (scram-sha-256, TCP only; no unix
-    socket). Call ``.cleanup()`` (or use as a context manager) when done.
+    socket). With ``tls``, it serves TLS with that certificate (clients may
+    still connect without). Call ``.cleanup()`` (or use as a context manager)
+    when done.
 
     Needs the server binaries (Debian: ``apt-get install postgresql``).
     ``run_as`` defaults to ``"postgres"`` when running as root.
@@ -1275,6 +1278,15 @@ def start_postgres(
             "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
             "max_connections = 100\n"
         )
+        if tls is not None:
+            # PostgreSQL reads them as its own user and refuses a key others can read.
+            for src, name, mode in ((tls.cert, "server.crt", 0o644), (tls.key, "server.key", 0o600)):
+                target = pg.data_dir / name
+                shutil.copyfile(src, target)
+                os.chmod(target, mode)
+                if pw is not None:
+                    os.chown(target, pw.pw_uid, pw.pw_gid)
+            conf += "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
         with open(pg.data_dir / "postgresql.conf", "a") as f:  # root can write; ownership unchanged
             f.write(conf)
         pg.start(timeout=timeout)

@@ -8,6 +8,7 @@ what the hashicorp/vault image gives the CronJob.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import pathlib
 import secrets
 import shutil
@@ -427,3 +428,36 @@ def test_kubernetes_login_as_the_backup_service_account(vault_bin, workdir, raft
     # A token minted for the API server (a pod's default token) is not one for Vault.
     failed(attempt("vault", bn.service_account, "https://kubernetes.default.svc.cluster.local"),
            "Kubernetes login failed")
+
+
+@pytest.mark.parametrize(("sig", "code"), [("INT", 130), ("TERM", 143)])
+def test_an_interrupted_restore_stops_and_cleans_up(vault_bin, workdir, sig, code):
+    """Ctrl-C (or a SIGTERM from a job runner) during the download: the script must stop there,
+    remove its temporary files, and exit with the signal's code, not carry on to the next step."""
+    import signal
+    import time
+
+    slow_aws = workdir / "slow-aws"
+    slow_aws.write_text("#!/bin/sh\nsleep 30\n")
+    slow_aws.chmod(0o755)
+    tmp = workdir / "tmp"
+    tmp.mkdir()
+    env = {**base_env(vault_bin, workdir / "home", VAULT_ADDR="http://127.0.0.1:9", VAULT_TOKEN="unused"),
+           "AWS_BIN": str(slow_aws), "TMPDIR": str(tmp), "PATH": SYSTEM_PATH}
+    proc = subprocess.Popen(["sh", str(RESTORE), "--yes", "s3://bucket/raft-snapshots/"], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not any(tmp.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any(tmp.iterdir()), "restore.sh never got to the download"
+        os.killpg(proc.pid, getattr(signal, f"SIG{sig}"))
+        _, stderr = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    assert proc.returncode == code, stderr
+    assert "nothing more is done" in stderr
+    assert list(tmp.iterdir()) == []

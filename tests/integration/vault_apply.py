@@ -64,6 +64,7 @@ def connection_payload(conn: vs.DatabaseConnection, password: str) -> dict[str, 
         "verify_connection": conn.verify_connection,
         "max_open_connections": conn.max_open_connections,
         "password_authentication": conn.password_authentication,
+        **({"tls_ca": conn.tls_ca} if conn.tls_ca else {}),
     }
 
 
@@ -226,4 +227,5 @@ def retarget_connection(conn: vs.DatabaseConnection, *, host: str, port: int, db
     query = "&".join(p for p in parts.query.split("&") if p and not p.startswith("sslmode="))
     query = "&".join(filter(None, [query, f"sslmode={sslmode}"]))
     url = urlunsplit((parts.scheme, f"{userinfo}@{host}:{port}", f"/{dbname}", query, ""))
-    return replace(conn, connection_url=url, username=username)
+    # The model's CA belongs to the model's database; a test server without TLS needs none.
+    return replace(conn, connection_url=url, username=username, tls_ca=conn.tls_ca if sslmode != "disable" else "")

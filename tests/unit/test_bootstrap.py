@@ -83,6 +83,10 @@ def test_pgp_root_token_without_a_stack_token_stops_after_init():
     assert rec.one(INIT, "vault-bootstrap-init").get("root_token_pgp_key") == "bXkga2V5"
     assert [r for r in rec.resources if r.type.startswith("vault:")] == []
     assert rec.of_type("kubernetes:batch/v1:CronJob") == []
+    # The ciphertext is no token: no Vault provider is built with it.
+    assert rec.of_type("pulumi:providers:vault") == []
+    with_token = run_stack("prod", {"init": {"rootTokenPgpKey": "bXkga2V5"}}, {"vaultToken": "CANARY-admin-token"})
+    assert with_token.one("pulumi:providers:vault").get("token") == "CANARY-admin-token"
 
 
 def test_ca_file_is_written_once_and_atomically(tmp_path):

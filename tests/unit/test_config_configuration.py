@@ -8,7 +8,8 @@ from components.model import ConfigError, load_config
 from tests.harness import run_stack, stack_config
 
 MYAPP = {"name": "myapp", "namespace": "default", "serviceAccount": "myapp"}
-PG_URL = "postgresql://{{username}}:{{password}}@db.example.com:5432/app"
+PG_URL = "postgresql://{{username}}:{{password}}@db.example.com:5432/app?sslmode=verify-full"
+DB_CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
 def problems(stack: str, overrides: dict, secrets: dict | None = None) -> list[str]:
@@ -115,8 +116,9 @@ def test_application_database_role_must_exist():
 
 def test_connection_needs_its_password_as_a_secret():
     found = problems("prod", {"database": {"connections": [
-        {"name": "app-postgres", "connectionUrl": PG_URL, "username": "u", "allowedRoles": ["myapp-db"]},
-        {"name": "reports", "connectionUrl": PG_URL, "username": "u"}]}})
+        {"name": "app-postgres", "connectionUrl": PG_URL, "username": "u", "allowedRoles": ["myapp-db"],
+         "tlsCa": DB_CA},
+        {"name": "reports", "connectionUrl": PG_URL, "username": "u", "tlsCa": DB_CA}]}})
     message = only(found, "secrets.databasePasswords.reports")
     assert "pulumi config set --secret --path 'secrets.databasePasswords.reports'" in message
 
@@ -139,3 +141,16 @@ def test_the_program_stops_with_the_message_before_creating_anything():
                     expect_error=True)
     assert "vault-platform:applications[1].namespace: 'Bad_NS' is not a DNS label" in (rec.error or "")
     assert not [r for r in rec.resources if r.type.startswith("vault:")]
+
+
+@pytest.mark.parametrize(("url", "ca", "key", "needle"), [
+    ("postgresql://{{username}}:{{password}}@db:5432/app?sslmode=require", DB_CA, "connectionUrl",
+     "sslmode=require, which does not check the server's certificate"),
+    ("postgresql://{{username}}:{{password}}@db:5432/app", DB_CA, "connectionUrl", "sslmode=(none: prefer)"),
+    ("postgresql://{{username}}:{{password}}@db:5432/app?sslmode=verify-full", "", "tlsCa", "is required with"),
+])
+def test_prod_database_connections_verify_the_server(url, ca, key, needle):
+    found = problems("prod", {"database": {"connections": [
+        {"name": "app-postgres", "connectionUrl": url, "username": "u", "allowedRoles": ["myapp-db"], "tlsCa": ca}]}})
+    message = only(found, f"database.connections[0].{key}")
+    assert needle in message

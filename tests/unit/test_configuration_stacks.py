@@ -305,3 +305,14 @@ def test_each_connection_revokes_its_leases_before_it_goes(stack):
         # Pulumi deletes dependents first: the leases go before the connection and the roles.
         assert rec.depends_on(leases, conn) and all(rec.depends_on(leases, r) for r in roles)
         assert leases.is_secret("token") and "token" in leases.additional_secret_outputs
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_nothing_changes_in_vault_before_the_audit_devices_exist(stack):
+    rec = run_stack(stack)
+    audits = rec.of_type("vault:index/audit:Audit")
+    assert len(audits) == 2
+    others = [r for r in rec.resources if r.type.startswith("vault:") and r.type != "vault:index/audit:Audit"]
+    assert len(others) > 10
+    for resource in others:
+        assert all(rec.depends_on(resource, audit) for audit in audits), resource.name

@@ -60,7 +60,8 @@ def test_prod_database_connection_and_role():
     (conn,) = s.database.connections
     assert conn.name == "app-postgres" and conn.plugin_name == "postgresql-database-plugin"
     assert conn.connection_url == ("postgresql://{{username}}:{{password}}@app-db.internal.example.com:5432/app"
-                                   "?sslmode=require")
+                                   "?sslmode=verify-full")
+    assert "BEGIN CERTIFICATE" in conn.tls_ca
     assert conn.username == "vault_admin" and conn.allowed_roles == ("myapp-db",)
     assert conn.verify_connection is True and conn.password_authentication == "scram-sha-256"
     assert isinstance(conn.password, Secret)
