@@ -267,3 +267,15 @@ def test_backups_can_be_turned_off():
     assert rec.of_type(COMPONENT) == []
     assert rec.of_type(CRON_JOB) == []
     assert not any(k.startswith("backup") for k in rec.exports)
+
+
+@pytest.mark.parametrize("tls", [{}, {"source": "existingSecret", "existingSecret": "corp-vault-tls",
+                                      "existingCaCert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}])
+def test_the_job_trusts_the_ca_of_the_secret_the_servers_mount(tls):
+    rec = run_stack("dev", {"tls": tls} if tls else None)
+    servers = {v["name"]: v for v in rec.one("kubernetes:helm.sh/v3:Release").get("values.server.volumes")}
+    job = rec.one("kubernetes:batch/v1:CronJob")
+    volumes = {v["name"]: v for v in job.get("spec.jobTemplate.spec.template.spec.volumes")}
+    server_secret = servers["vault-tls"]["secret"]["secretName"]
+    assert volumes["vault-ca"]["secret"]["secretName"] == server_secret
+    assert server_secret == ("corp-vault-tls" if tls else "vault-tls")
