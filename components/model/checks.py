@@ -172,10 +172,48 @@ def https_url(value: str) -> str | None:
     return "is not an https:// URL (Vault is only ever reached over TLS)"
 
 
+_PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----")
+
+
 def pem_or_empty(value: str) -> str | None:
-    if value == "" or "-----BEGIN CERTIFICATE-----" in value:
+    """Empty, or one or more PEM certificates (the text itself, not a path to a file holding it)."""
+    import base64
+    import binascii
+
+    if value == "":
         return None
-    return "is not a PEM certificate (it must contain -----BEGIN CERTIFICATE-----)"
+    problem = ("is not a PEM certificate: give the certificate's text (-----BEGIN CERTIFICATE----- ... "
+               "-----END CERTIFICATE-----), not a file name or a key")
+    blocks = _PEM_BLOCK.findall(value)
+    if not blocks:
+        return problem
+    for block in blocks:
+        try:
+            der = base64.b64decode("".join(block.split()), validate=True)
+        except (binascii.Error, ValueError):
+            return problem
+        if not der or der[0] != 0x30:  # a DER SEQUENCE, as every X.509 certificate is
+            return problem
+    return None
+
+
+def pgp_public_key(value: str) -> str | None:
+    """Base64 of a binary OpenPGP public key, as Vault's init takes it (`gpg --export <id> | base64`)."""
+    import base64
+    import binascii
+
+    problem = ("is not a base64 OpenPGP public key: export it with `gpg --export <key id> | base64 -w0` "
+               "(the binary key, base64-encoded; not armored text, not a file name)")
+    if "BEGIN PGP" in value:
+        return problem + "; this is armored text"
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return problem
+    # A public-key packet: old format tag 6 (0x98/0x99/0x9a) or new format 0xc6.
+    if len(raw) < 10 or raw[0] not in (0x98, 0x99, 0x9A, 0xC6):
+        return problem
+    return None
 
 
 def vault_path(value: str) -> str | None:
@@ -189,9 +227,9 @@ def vault_path(value: str) -> str | None:
 
 
 def mount_path(value: str) -> str | None:
-    if re.match(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$", value):
+    if re.match(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$", value) and ".." not in value:
         return None
-    return "is not a valid mount path (letters, digits, '-' and '_' segments, no leading or trailing '/')"
+    return "is not a valid mount path (letters, digits, '-', '_' and '.' segments, no leading or trailing '/')"
 
 
 def service_account_name(value: str) -> str | None:
@@ -292,3 +330,97 @@ def cidr(value: str) -> str | None:
     except ValueError:
         return "is not a CIDR range with no host bits set (e.g. 10.0.0.0/16)"
     return None
+
+
+_SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
+                     r"(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$")
+
+
+def pinned_chart_version(value: str) -> str | None:
+    """A chart version as Helm's `--version` takes it, and pinned: one exact SemVer, not a range."""
+    if _SEMVER.match(value):
+        return None
+    if re.search(r"[~^*xX<>=|, ]", value):
+        return "is a version range; pin one exact chart version (e.g. 0.34.1)"
+    return "is not a chart version (SemVer: MAJOR.MINOR.PATCH, e.g. 0.34.1)"
+
+
+# The container image reference grammar (distribution/reference): [registry[:port]/]path[:tag].
+_IMAGE_PATH = re.compile(r"^(?:(?:localhost|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+|[a-zA-Z0-9-]+:[0-9]+)(?::[0-9]+)?/)?"
+                         r"[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*)*$")
+_IMAGE_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+
+
+def image_repository(value: str) -> str | None:
+    if ":" in value.split("/")[-1] or "@" in value:
+        return "holds a tag or digest; put the repository here and the tag in cluster.image.tag"
+    if _IMAGE_PATH.match(value) and len(value) <= 255:
+        return None
+    return "is not an image repository (lower-case path components, optionally after a registry host)"
+
+
+def image_tag(value: str) -> str | None:
+    if value in ("", "latest"):
+        return "is not a pinned tag; name a release (e.g. 2.0.4), never 'latest'"
+    if not _IMAGE_TAG.match(value):
+        return "is not an image tag (letters, digits, '_', '.', '-', at most 128, not starting with '.' or '-')"
+    return None
+
+
+def s3_bucket_name(value: str) -> str | None:
+    """Amazon S3's general purpose bucket naming rules."""
+    import ipaddress
+
+    rules = ("is not a valid S3 bucket name (3-63 characters: lower-case letters, digits, '.' and '-', "
+             "starting and ending with a letter or digit)")
+    if value == "":
+        return None
+    if not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", value) or ".." in value or ".-" in value \
+            or "-." in value:
+        return rules
+    try:
+        ipaddress.ip_address(value)
+        return "is not a valid S3 bucket name: it must not look like an IP address"
+    except ValueError:
+        pass
+    if value.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or value.endswith(("-s3alias", "--ol-s3", ".mrap",
+                                                                                  "--x-s3", "--table-s3")):
+        return "is not a valid S3 bucket name: it uses a prefix or suffix S3 reserves"
+    return None
+
+
+def kms_alias(value: str) -> str | None:
+    if value == "":
+        return None
+    if value.startswith(("alias/", "aws/")):
+        return "must be the name only, without 'alias/', and not in the reserved aws/ namespace"
+    return None if re.match(r"^[a-zA-Z0-9/_-]{1,250}$", value) else \
+        "is not a KMS alias name (letters, digits, '/', '_' and '-', at most 250)"
+
+
+def aws_tag_key(value: str) -> str | None:
+    if value.lower().startswith("aws:"):
+        return "uses the reserved aws: prefix"
+    return None if re.match(r"^[\w .:/=+@-]{1,128}$", value) else \
+        "is not an AWS tag key (1-128 letters, digits, spaces and _ . : / = + - @)"
+
+
+def aws_tag_value(value: str) -> str | None:
+    return None if re.match(r"^[\w .:/=+@-]{0,256}$", value) else \
+        "is not an AWS tag value (up to 256 letters, digits, spaces and _ . : / = + - @)"
+
+
+def vault_name(value: str) -> str | None:
+    """A name that becomes one segment of a Vault API path (a key, a role, a connection)."""
+    return None if re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", value) and ".." not in value else \
+        "is not a Vault object name (letters, digits, '_', '.', '-', starting with a letter or digit)"
+
+
+def quantity_cmp(request: str, limit: str) -> bool:
+    """Whether a Kubernetes resource request exceeds its limit (the API server refuses the pod)."""
+    return quantity_value(request) > quantity_value(limit)
+
+
+def policy_name(value: str) -> str | None:
+    return None if re.match(r"^[a-z0-9]([a-z0-9._-]{0,126}[a-z0-9])?$", value) and value != "root" else \
+        "is not a policy name (lower-case letters, digits, '.', '_', '-'; Vault stores names lower-cased)"

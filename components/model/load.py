@@ -29,9 +29,56 @@ def _decode(raw: Any) -> Any:
         return raw
 
 
-def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str] = frozenset()) -> PlatformConfig:
-    """Parse ``{"vault-platform:<key>": value}`` into a validated PlatformConfig or raise ConfigError."""
+def given_paths(value: Any, prefix: str = "") -> set[str]:
+    """Every dotted key path a user wrote (list items as ``[]``), to tell a set value from a default."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, child in value.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            found.add(path)
+            found |= given_paths(child, path)
+    elif isinstance(value, list):
+        for child in value:
+            found |= given_paths(child, f"{prefix}[]")
+    return found
+
+
+def plain_secret_leaves(stack_file: Mapping[str, Any] | None) -> list[str]:
+    """Paths under ``vault-platform:secrets`` in a stack file whose value is not ``secure:``.
+
+    Pulumi marks the whole key secret once one value in it is, so the program cannot tell from the
+    config alone that a token beside a secure value was left in clear text in the file.
+    """
+    config = (stack_file or {}).get("config") or {}
+    found: list[str] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict) and set(value) != {"secure"}:
+            for key, child in value.items():
+                walk(child, f"{path}.{key}")
+        elif isinstance(value, list):
+            for i, child in enumerate(value):
+                walk(child, f"{path}[{i}]")
+        elif not (isinstance(value, dict) and isinstance(value.get("secure"), str)):
+            found.append(path)
+
+    for key in SECRET_KEYS:
+        if f"{PROJECT}:{key}" in config:
+            walk(config[f"{PROJECT}:{key}"], key)
+    return found
+
+
+def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str] = frozenset(), *,
+                stack_file: Mapping[str, Any] | None = None) -> PlatformConfig:
+    """Parse ``{"vault-platform:<key>": value}`` into a validated PlatformConfig or raise ConfigError.
+
+    ``stack_file``: the parsed Pulumi.<stack>.yaml the config came from, when there is one; it shows
+    which values under ``secrets`` are really ``secure:``.
+    """
     problems = Problems()
+    for path in plain_secret_leaves(stack_file):
+        problems.add(path, "is in plain text in the stack file; every value under secrets must be secure: set it "
+                           f"with `pulumi config set --secret --path '{path}' <value>` (the value is not shown)")
     prefix = PROJECT + ":"
     values: dict[str, Any] = {}
     for full_key, value in raw.items():
@@ -52,6 +99,7 @@ def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str] =
             problems.add(key, "holds secrets but is stored in plain text; set every value in it with "
                               "`pulumi config set --secret --path 'secrets.<name>' <value>`")
             values.pop(key)
+    given = given_paths(values)
     try:
         config = PlatformConfig.model_validate_json(json.dumps(values))
     except ValidationError as err:
@@ -61,7 +109,7 @@ def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str] =
         raise  # unreachable: a ValidationError has at least one error
     problems.raise_if_any()
     config = rules.apply_environment_defaults(config)
-    rules.check(config, problems)
+    rules.check(config, problems, given)
     problems.raise_if_any()
     return config
 
@@ -120,6 +168,30 @@ def known_keys(loc: tuple[Any, ...]) -> list[str]:
     return []
 
 
+def _all_keys(model: type[BaseModel], prefix: str = "", depth: int = 0) -> list[str]:
+    found: list[str] = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}.{field.alias or name}" if prefix else (field.alias or name)
+        found.append(key)
+        inner = _unwrap(field.annotation)
+        if get_origin(inner) in (tuple, list):
+            inner, key = _unwrap(get_args(inner)[0]), key + "[]"
+        if isinstance(inner, type) and issubclass(inner, BaseModel) and depth < 6:
+            found += _all_keys(inner, key, depth + 1)
+    return found
+
+
+def _found_elsewhere(word: str) -> list[str]:
+    """Full paths of settings spelled like ``word`` anywhere in the model (``replicas`` given at the
+    top level belongs under ``cluster``)."""
+    paths = _all_keys(PlatformConfig)
+    exact = [p for p in paths if p.rsplit(".", 1)[-1] == word]
+    if exact:
+        return exact
+    near = closest(word, sorted({p.rsplit(".", 1)[-1] for p in paths}))
+    return [p for p in paths if near and p.rsplit(".", 1)[-1] == near]
+
+
 def describe(error: Mapping[str, Any]) -> tuple[str, str]:
     """(config key, message) for one pydantic error."""
     loc = tuple(error["loc"])
@@ -132,6 +204,9 @@ def describe(error: Mapping[str, Any]) -> tuple[str, str]:
     if kind == "extra_forbidden":
         known = known_keys(loc[:-1])
         hint = closest(str(loc[-1]), known)
+        elsewhere = [] if hint else _found_elsewhere(str(loc[-1]))
+        if elsewhere:
+            hint = " or ".join(elsewhere[:2])
         return key, ("unknown setting" + (f" (did you mean '{hint}'?)" if hint else "")
                      + f"; known settings here: {', '.join(sorted(known))}")
     if kind == "missing":
@@ -168,7 +243,8 @@ def load_from_pulumi() -> PlatformConfig:
     raw: dict[str, Any] = {}
     secret_keys: set[str] = set()
     names = set(PlatformConfig.model_fields) | {f.alias for f in PlatformConfig.model_fields.values() if f.alias}
-    names |= stack_file_keys(Path.cwd() / f"Pulumi.{pulumi.get_stack()}.yaml")
+    stack_file = read_stack_file(Path.cwd() / f"Pulumi.{pulumi.get_stack()}.yaml")
+    names |= {k.split(":", 1)[1] for k in (stack_file or {}).get("config", {}) if k.startswith(PROJECT + ":")}
     for name in names:
         full = f"{PROJECT}:{name}"
         value = runtime.get_config(full)
@@ -177,14 +253,14 @@ def load_from_pulumi() -> PlatformConfig:
         raw[full] = value
         if runtime.is_config_secret(full) or full in env_secret_keys:
             secret_keys.add(full)
-    return load_config(raw, secret_keys)
+    return load_config(raw, secret_keys, stack_file=stack_file)
 
 
-def stack_file_keys(path: Path) -> set[str]:
-    """The keys of this project a stack file sets, so a misspelled one is reported, not ignored."""
+def read_stack_file(path: Path) -> dict[str, Any] | None:
+    """The stack file the CLI read the config from (it runs the program in the project folder):
+    its keys show a misspelled top-level key, its `secure:` markers a secret left in plain text."""
     if not path.exists():
-        return set()
+        return None
     import yaml
 
-    data = yaml.safe_load(path.read_text()) or {}
-    return {k.split(":", 1)[1] for k in (data.get("config") or {}) if k.startswith(PROJECT + ":")}
+    return yaml.safe_load(path.read_text()) or {}

@@ -27,6 +27,7 @@ from components.model.types import (
     Secret,
     Section,
     Str,
+    VaultName,
     VaultPath,
     each,
     rule,
@@ -53,13 +54,15 @@ class Storage(Section):
 
 
 class Chart(Section):
-    version: Str = setting("Version of the hashicorp/vault Helm chart.", "0.34.1")
+    version: Annotated[str, Strict(), rule(checks.pinned_chart_version)] = setting(
+        "Version of the hashicorp/vault Helm chart (one exact version).", "0.34.1")
     repository: HttpsUrl = setting("Helm repository holding the chart.", "https://helm.releases.hashicorp.com")
 
 
 class Image(Section):
-    repository: Str = setting("Vault server image.", "hashicorp/vault")
-    tag: Annotated[str, Strict(), rule(checks.pinned_tag)] = setting(
+    repository: Annotated[str, Strict(), rule(checks.image_repository)] = setting(
+        "Vault server image repository (no tag).", "hashicorp/vault")
+    tag: Annotated[str, Strict(), rule(checks.image_tag)] = setting(
         "Vault server image tag; pin it, never 'latest'.", "2.0.4")
 
 
@@ -158,7 +161,8 @@ class TlsConfig(Section):
 
 class AwsKmsUnseal(Section):
     deletion_window_days: Between(7, 30) = setting("Days AWS waits before deleting the key once scheduled.", 30)
-    alias: Str = setting("KMS alias name (without 'alias/'); empty derives one from the stack.", "")
+    alias: Annotated[str, Strict(), rule(checks.kms_alias)] = setting(
+        "KMS alias name (without 'alias/'); empty derives one from the stack.", "")
 
 
 class TransitUnseal(Section):
@@ -182,12 +186,19 @@ class UnsealConfig(Section):
 class InitConfig(Section):
     shares: Between(1, 10) = setting("Key shares (Shamir) or recovery shares (auto-unseal).", 5)
     threshold: Between(1, 10) = setting("Shares needed to unseal or to recover.", 3)
-    pgp_keys: tuple[Str, ...] = setting("Base64 PGP public keys, one per share: each share is encrypted to one.", ())
-    root_token_pgp_key: Str = setting("Base64 PGP public key to encrypt the root token to.", "")
+    pgp_keys: Annotated[tuple[Str, ...], rule(each(checks.pgp_public_key))] = setting(
+        "Base64 PGP public keys (`gpg --export <id> | base64 -w0`), one per share: each share is encrypted to one.",
+        ())
+    root_token_pgp_key: Annotated[str, Strict(), rule(lambda v: None if v == "" else checks.pgp_public_key(v))] = \
+        setting("Base64 PGP public key to encrypt the root token to.", "")
     timeout: Duration = setting("How long init waits for the pods to answer and join.", "10m")
 
 
 # --- AWS -----------------------------------------------------------------------------------------
+
+
+TagKey = Annotated[str, Strict(), rule(checks.aws_tag_key)]
+TagValue = Annotated[str, Strict(), rule(checks.aws_tag_value)]
 
 
 class AwsConfig(Section):
@@ -196,7 +207,7 @@ class AwsConfig(Section):
         "ARN of the EKS cluster's IAM OIDC provider (IRSA trusts it).")
     oidc_issuer: Annotated[str, Strict(), rule(checks.oidc_issuer)] = setting(
         "The cluster's OIDC issuer without https:// (oidc.eks.<region>.amazonaws.com/id/<ID>).")
-    tags: dict[Str, Str] = setting("Tags on every AWS resource.", factory=dict)
+    tags: dict[TagKey, TagValue] = setting("Tags on every AWS resource.", factory=dict)
     key_administrators: Annotated[tuple[Str, ...], rule(each(checks.iam_principal_arn))] = setting(
         "IAM role (or user) ARNs that administer the stack's KMS keys (change their policy, rotation, "
         "deletion); nobody else may, and these may not use the keys. Include the role that runs `pulumi up`: "
@@ -220,11 +231,12 @@ class KvConfig(Section):
 
 
 class DatabaseConnection(Section):
-    name: DnsLabel = setting("Connection name.")
+    name: VaultName = setting("Connection name.")
     connection_url: Annotated[str, Strict(), rule(checks.postgres_url)] = setting(
         "PostgreSQL URL template with {{username}} and {{password}} placeholders.")
     username: Str = setting("Admin user Vault connects as.")
-    allowed_roles: tuple[Str, ...] = setting("Database roles that may use this connection.", ())
+    allowed_roles: Annotated[tuple[Str, ...], rule(each(lambda v: None if v == "*" else checks.vault_name(v)))] = \
+        setting("Database roles that may use this connection ('*': all of them).", ())
     verify_connection: Bool = setting("Check the connection when it is written.", True)
     max_open_connections: Between(1, 1000) = setting("Connection pool size.", 4)
     password_authentication: Literal["scram-sha-256", "password"] = setting(
@@ -246,7 +258,7 @@ DEFAULT_REVOCATION = (
 
 
 class DatabaseRole(Section):
-    name: DnsLabel = setting("Role name (what applications request creds for).")
+    name: VaultName = setting("Role name (what applications request creds for).")
     connection: Str = setting("Connection this role uses.")
     default_ttl: Duration = setting("Default credential lifetime.", "1h")
     max_ttl: Duration = setting("Longest credential lifetime.", "24h")
@@ -264,7 +276,7 @@ class DatabaseConfig(Section):
 
 
 class PkiRole(Section):
-    name: DnsLabel = setting("Role name.")
+    name: VaultName = setting("Role name.")
     allowed_domains: Annotated[tuple[Str, ...], rule(each(checks.dns_name))] = setting(
         "Domains certificates may be issued for.")
     allow_subdomains: Bool = setting("Allow names below the allowed domains.", True)
@@ -294,7 +306,7 @@ class PkiConfig(Section):
 class TransitEngineConfig(Section):
     enabled: Bool = setting("Mount the transit engine (encryption as a service).", False)
     path: MountPath = setting("Mount path.", "transit")
-    keys: Annotated[tuple[Str, ...], rule(each(checks.dns_name))] = setting("Named keys to create.", ())
+    keys: Annotated[tuple[Str, ...], rule(each(checks.vault_name))] = setting("Named keys to create.", ())
 
 
 class KubernetesAuthConfig(Section):
@@ -321,7 +333,7 @@ class PolicyRule(Section):
 
 
 class Policy(Section):
-    name: DnsName = setting("Policy name.")
+    name: Annotated[str, Strict(), rule(checks.policy_name)] = setting("Policy name.")
     rules: tuple[PolicyRule, ...] = setting("Its rules.")
 
 
@@ -358,7 +370,8 @@ class Application(Section):
 
 
 class S3Backup(Section):
-    bucket_name: Str = setting("Bucket name; empty derives a unique one.", "")
+    bucket_name: Annotated[str, Strict(), rule(checks.s3_bucket_name)] = setting(
+        "Bucket name (S3's naming rules); empty derives a unique one.", "")
     prefix: Annotated[str, Strict(), rule(checks.s3_prefix)] = setting("Key prefix for snapshots.", "raft-snapshots/")
 
 

@@ -3,7 +3,14 @@ its type and value rules satisfied, and report every problem at once."""
 
 from __future__ import annotations
 
-from components.model.checks import duplicates, duration_seconds, name_covers, quantity_value, url_host
+from components.model.checks import (
+    duplicates,
+    duration_seconds,
+    name_covers,
+    quantity_cmp,
+    quantity_value,
+    url_host,
+)
 from components.model.names import server_dns_names
 from components.model.platform import PlatformConfig
 from components.model.problems import Problems
@@ -25,15 +32,19 @@ def apply_environment_defaults(config: PlatformConfig) -> PlatformConfig:
     return config
 
 
-def check(c: PlatformConfig, problems: Problems) -> None:
+def check(c: PlatformConfig, problems: Problems, given: set[str] | frozenset[str] = frozenset()) -> None:
+    """Every rule across settings. ``given``: the key paths the user wrote (``a.b``, list items
+    ``a[].b``), to refuse settings that would be silently ignored."""
     _check_cluster(c, problems)
     _check_dev_only(c, problems)
     _check_api_tls_unseal(c, problems)
     _check_init(c, problems)
     _check_database(c, problems)
     _check_pki(c, problems)
+    _check_mounts(c, problems)
     _check_applications(c, problems)
     _check_policies(c, problems)
+    _check_ignored(c, problems, given)
 
 
 def _check_cluster(c: PlatformConfig, problems: Problems) -> None:
@@ -52,6 +63,15 @@ def _check_cluster(c: PlatformConfig, problems: Problems) -> None:
                          ("cluster.auditStorage.size", c.cluster.audit_storage)):
         if quantity_value(storage.size) < 2**20:
             problems.add(key, f"{storage.size!r} is too small; use at least 1Mi (e.g. 10Gi)")
+    # The API server refuses a pod whose request is above its limit: the StatefulSet would never
+    # create one, long after `pulumi up` said it was done.
+    for key, resources in (("cluster.resources", c.cluster.resources),
+                           ("cluster.injector.resources", c.cluster.injector.resources)):
+        for amount in ("memory", "cpu"):
+            request, limit = getattr(resources.requests, amount), getattr(resources.limits, amount)
+            if quantity_cmp(request, limit):
+                problems.add(f"{key}.requests.{amount}", f"{request!r} is more than {key}.limits.{amount} {limit!r}; "
+                                                         "Kubernetes refuses a request above its limit")
 
 
 def _check_dev_only(c: PlatformConfig, problems: Problems) -> None:
@@ -134,9 +154,12 @@ def _check_api_tls_unseal(c: PlatformConfig, problems: Problems) -> None:
 def _check_init(c: PlatformConfig, problems: Problems) -> None:
     if c.init.threshold > c.init.shares:
         problems.add("init.threshold", f"{c.init.threshold} is more than init.shares {c.init.shares}")
-    if c.is_prod and c.init.threshold < 2 and c.init.shares > 1:
-        problems.add("init.threshold",
-                     f"{c.init.threshold} lets one person unseal or recover prod alone; use 2 or more")
+    elif c.init.shares > 1 and c.init.threshold < 2:
+        # Vault's own rule for sys/init: one share may unseal alone only when it is the only one.
+        problems.add("init.threshold", f"{c.init.threshold} with {c.init.shares} shares is refused by Vault: the "
+                                       "threshold must be at least 2 when there is more than one share")
+    for dup in duplicates(list(c.init.pgp_keys)):
+        problems.add("init.pgpKeys", f"has the key {dup[:16]}... twice: two shares would go to one person")
     if c.init.pgp_keys and len(c.init.pgp_keys) != c.init.shares:
         problems.add("init.pgpKeys", f"has {len(c.init.pgp_keys)} keys but init.shares is {c.init.shares}: give "
                                      "exactly one key per share")
@@ -159,16 +182,24 @@ def _check_database(c: PlatformConfig, problems: Problems) -> None:
         connections.add("dev-postgres")
     role_names = [r.name for r in db.roles]
     _unique(problems, "database.roles", "role name", role_names)
+    allowed = {conn.name: set(conn.allowed_roles) for conn in db.connections}
     for i, role in enumerate(db.roles):
         key = f"database.roles[{i}]"
         if role.connection not in connections:
             problems.add(f"{key}.connection", f"{role.connection!r} is not a defined connection; defined: "
                                               f"{', '.join(sorted(connections)) or 'none'}")
+        elif role.connection in allowed and not allowed[role.connection] & {role.name, "*"}:
+            j = names.index(role.connection)
+            problems.add(f"database.connections[{j}].allowedRoles",
+                         f"does not list {role.name!r}, whose connection it is (database.roles[{i}]); Vault would "
+                         "refuse every credential request for it: add it (or '*')")
         if duration_seconds(role.max_ttl) < duration_seconds(role.default_ttl):
             problems.add(f"{key}.maxTtl", f"{role.max_ttl!r} is below defaultTtl {role.default_ttl!r}")
         if not role.creation_statements:
             problems.add(f"{key}.creationStatements", "must not be empty")
     for i, conn in enumerate(db.connections):
+        for dup in duplicates(list(conn.allowed_roles)):
+            problems.add(f"database.connections[{i}].allowedRoles", f"lists {dup!r} more than once")
         sslmode = _sslmode(conn.connection_url)
         if c.is_prod and sslmode != "verify-full":
             problems.add(f"database.connections[{i}].connectionUrl",
@@ -179,7 +210,7 @@ def _check_database(c: PlatformConfig, problems: Problems) -> None:
                                                              "signed the database's certificate (for RDS, the region's "
                                                              "RDS CA bundle)")
         for role_name in conn.allowed_roles:
-            if role_name not in role_names:
+            if role_name != "*" and role_name not in role_names:
                 problems.add(f"database.connections[{i}].allowedRoles",
                              f"{role_name!r} is not a role in database.roles")
         if conn.name not in c.secrets.database_passwords:
@@ -209,6 +240,41 @@ def _check_pki(c: PlatformConfig, problems: Problems) -> None:
             problems.add(f"pki.roles[{i}].allowedDomains", "must name at least one domain")
     if pki.roles and not pki.enabled:
         problems.add("pki.enabled", "is false but pki.roles are declared")
+    for i, role in enumerate(pki.roles):
+        for dup in duplicates(list(role.allowed_domains)):
+            problems.add(f"pki.roles[{i}].allowedDomains", f"lists {dup!r} more than once")
+    for dup in duplicates(list(c.transit.keys)):
+        problems.add("transit.keys", f"lists {dup!r} more than once; each becomes one transit key")
+
+
+# Paths Vault itself owns: a secrets engine cannot be mounted there.
+RESERVED_MOUNTS = ("sys", "auth", "identity", "cubbyhole")
+
+
+def mounts(c: PlatformConfig) -> list[tuple[str, str]]:
+    """(config key, path) of every secrets engine the stack mounts."""
+    found = [("kv.path", c.kv.path)]
+    if c.database.enabled:
+        found.append(("database.path", c.database.path))
+    if c.pki.enabled:
+        found.append(("pki.path", c.pki.path))
+        if c.pki.intermediate.enabled:
+            found.append(("pki.intermediate.path", c.pki.intermediate.path))
+    if c.transit.enabled:
+        found.append(("transit.path", c.transit.path))
+    return found
+
+
+def _check_mounts(c: PlatformConfig, problems: Problems) -> None:
+    seen: list[tuple[str, str]] = []
+    for key, path in mounts(c):
+        if path.split("/")[0] in RESERVED_MOUNTS:
+            problems.add(key, f"{path!r} is a path Vault reserves for itself ({', '.join(RESERVED_MOUNTS)})")
+        for other_key, other in seen:
+            if path == other or path.startswith(other + "/") or other.startswith(path + "/"):
+                problems.add(key, f"{path!r} collides with {other_key} {other!r}: two secrets engines cannot share a "
+                                  "path, nor be mounted one inside the other")
+        seen.append((key, path))
 
 
 def _check_applications(c: PlatformConfig, problems: Problems) -> None:
@@ -230,6 +296,12 @@ def _check_applications(c: PlatformConfig, problems: Problems) -> None:
             problems.add(f"{key}.pkiRole", f"{app.pki_role!r} is not a role in pki.roles")
         if app.name == "raft-backup":
             problems.add(f"{key}.name", "'raft-backup' is reserved for the backup job")
+        for dup in duplicates([g.path for g in app.kv]):
+            problems.add(f"{key}.kv", f"grants {dup!r} more than once; give each path one access")
+        for j, grant in enumerate(app.kv):
+            problem = kv_grant_problem(c, grant.path, kv_only=True)
+            if problem:
+                problems.add(f"{key}.kv[{j}].path", f"{grant.path!r} {problem}")
         ttl = app.token_ttl or c.kubernetes_auth.token_ttl
         max_ttl = app.token_max_ttl or c.kubernetes_auth.token_max_ttl
         if duration_seconds(ttl) > duration_seconds(max_ttl):
@@ -259,6 +331,66 @@ def _check_policies(c: PlatformConfig, problems: Problems) -> None:
         for path in duplicates([r.path for r in policy.rules]):
             # Vault would silently merge them; say so instead.
             problems.add(f"policies[{i}].rules", f"path {path!r} appears in more than one rule")
+        for j, rule in enumerate(policy.rules):
+            problem = kv_grant_problem(c, rule.path, kv_only=False)
+            if problem:
+                problems.add(f"policies[{i}].rules[{j}].path", f"{rule.path!r} {problem}")
+
+
+# What a KV v2 mount answers under its path; anything else matches no request.
+KV_V2_PREFIXES = ("data", "metadata", "delete", "undelete", "destroy", "subkeys", "config")
+
+
+def kv_grant_problem(c: PlatformConfig, path: str, *, kv_only: bool) -> str | None:
+    """Why a policy path can never match a request on the KV v2 mount, or None."""
+    mount = c.kv.path
+    if not path.startswith(mount + "/"):
+        if kv_only:
+            return f"is not under the KV mount {mount!r}; an application's kv grants are KV paths"
+        return None
+    rest = path[len(mount) + 1:]
+    head = rest.split("/", 1)[0]
+    if head in KV_V2_PREFIXES or head == "+" or head.endswith("*") or head == "":
+        return None
+    return (f"matches nothing on the KV v2 mount {mount!r}: its API paths are {mount}/data/..., "
+            f"{mount}/metadata/... (and delete, undelete, destroy, subkeys); did you mean "
+            f"'{mount}/data/{rest}'?")
+
+
+def _check_ignored(c: PlatformConfig, problems: Problems, given: set[str] | frozenset[str]) -> None:
+    """Settings that would have no effect because of another setting: refused, not ignored."""
+
+    def set_under(prefix: str, exclude: tuple[str, ...] = ()) -> list[str]:
+        return sorted(p for p in given if p.startswith(prefix + ".") and p.count(".") == prefix.count(".") + 1
+                      and p.rsplit(".", 1)[1] not in exclude)
+
+    rules_: list[tuple[bool, str, tuple[str, ...], str]] = [
+        (not c.transit.enabled, "transit", ("enabled",), "transit.enabled is false"),
+        (not c.pki.intermediate.enabled, "pki.intermediate", ("enabled",), "pki.intermediate.enabled is false"),
+        (not c.backup.enabled, "backup", ("enabled",), "backup.enabled is false"),
+        (c.backup.target != "s3", "backup.s3", (), f"backup.target is {c.backup.target!r}"),
+        (c.backup.target != "volume", "backup.volume", (), f"backup.target is {c.backup.target!r}"),
+        (c.unseal.type != "awskms", "unseal.awskms", (), f"unseal.type is {c.unseal.type!r}"),
+        (not c.cluster.injector.enabled, "cluster.injector", ("enabled",), "cluster.injector.enabled is false"),
+        (not c.cluster.network_policy.enabled, "cluster.networkPolicy", ("enabled",),
+         "cluster.networkPolicy.enabled is false"),
+    ]
+    for applies, prefix, exclude, why in rules_:
+        if applies:
+            for path in set_under(prefix, exclude):
+                problems.add(path, f"has no effect: {why}; remove it, or turn the section on")
+    if c.tls.source == "generated":
+        for path in ("tls.existingSecret", "tls.existingCaCert"):
+            if path in given:
+                problems.add(path, "has no effect: tls.source is 'generated'; remove it, or set tls.source to "
+                                   "existingSecret")
+    elif c.tls.source == "existingSecret":
+        for path in set_under("tls", ("source", "existingSecret", "existingCaCert")):
+            problems.add(path, "has no effect: tls.source is 'existingSecret' (your Secret's certificate is used)")
+    if not (c.backup.enabled and c.backup.target == "s3") and "aws.snapshotReaders" in given:
+        problems.add("aws.snapshotReaders", "has no effect: the stack makes no snapshot bucket (backup.target is "
+                                            "not s3)")
+
 
 
 def certificate_names(c: PlatformConfig) -> tuple[list[str], list[str]]:

@@ -64,6 +64,7 @@ MountPath = Annotated[str, Strict(), rule(checks.mount_path)]
 VaultPath = Annotated[str, Strict(), rule(checks.vault_path)]
 Pem = Annotated[str, Strict(), rule(checks.pem_or_empty)]
 Cron = Annotated[str, Strict(), rule(checks.cron)]
+VaultName = Annotated[str, Strict(), rule(checks.vault_name)]
 
 
 def Between(low: int, high: int) -> Any:  # noqa: N802 - reads like a type in field declarations
@@ -127,7 +128,7 @@ def _yaml(value: Any) -> str:
     if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
+        return "'" + redact_url_password(value).replace("'", "''") + "'"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {_yaml(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):
@@ -135,3 +136,10 @@ def _yaml(value: Any) -> str:
     if isinstance(value, BaseModel):
         return _yaml(value.model_dump(by_alias=True, mode="json"))
     return repr(value)
+
+
+def redact_url_password(text: str) -> str:
+    """A URL with its password replaced (``postgresql://admin:***@db``); {{password}} templates stay."""
+    import re
+
+    return re.sub(r"(://[^/:@\s]*:)(?!\{\{password\}\})[^@/\s]+(@)", r"\1***\2", text)

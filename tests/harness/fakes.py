@@ -82,3 +82,11 @@ def _configuration_fakes(typ: str, name: str, inputs: dict[str, Any]) -> dict[st
 
 def fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     return {**_fake_outputs_before_configuration(typ, name, inputs), **_configuration_fakes(typ, name, inputs)}
+
+
+def fake_pgp_key(n: int = 0) -> str:
+    """Base64 of something shaped like a binary OpenPGP public key (a public-key packet header):
+    what the config's shape check wants, for tests that never encrypt anything with it."""
+    import base64
+
+    return base64.b64encode(bytes([0x99, 0x01, 0x0D, 0x04]) + n.to_bytes(4, "big") + bytes(24)).decode()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from components.model.checks import pgp_public_key
 from components.providers.vault_init import VaultInitError, VaultInitProvider
 from tests.integration import servers
 
@@ -138,6 +139,8 @@ def gpg_key(workdir):
 
 def test_pgp_encrypted_shares_and_root_token_decrypt_with_the_operator_key(raft_node, gpg_key):
     gpg, public = gpg_key
+    # What an operator exports is what the config's shape check accepts.
+    assert pgp_public_key(public) is None
     outs = VaultInitProvider().create(props(raft_node, shares=2, threshold=2, pgp_keys=[public, public],
                                             root_token_pgp_key=public)).outs
     # Nothing usable is stored: the shares and the token are ciphertext.

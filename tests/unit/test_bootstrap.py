@@ -8,8 +8,10 @@ import pytest
 
 from components.resources.bootstrap import write_ca_file
 from tests.harness import canary_leaks, run_stack
+from tests.harness.fakes import fake_pgp_key
 
 INIT = "pulumi-python:dynamic:Resource"
+PGP_KEY = fake_pgp_key(7)
 
 
 def vault_provider(rec):
@@ -79,13 +81,13 @@ def test_a_configured_token_replaces_the_root_token():
 
 
 def test_pgp_root_token_without_a_stack_token_stops_after_init():
-    rec = run_stack("prod", {"init": {"rootTokenPgpKey": "bXkga2V5"}})
-    assert rec.one(INIT, "vault-bootstrap-init").get("root_token_pgp_key") == "bXkga2V5"
+    rec = run_stack("prod", {"init": {"rootTokenPgpKey": PGP_KEY}})
+    assert rec.one(INIT, "vault-bootstrap-init").get("root_token_pgp_key") == PGP_KEY
     assert [r for r in rec.resources if r.type.startswith("vault:")] == []
     assert rec.of_type("kubernetes:batch/v1:CronJob") == []
     # The ciphertext is no token: no Vault provider is built with it.
     assert rec.of_type("pulumi:providers:vault") == []
-    with_token = run_stack("prod", {"init": {"rootTokenPgpKey": "bXkga2V5"}}, {"vaultToken": "CANARY-admin-token"})
+    with_token = run_stack("prod", {"init": {"rootTokenPgpKey": PGP_KEY}}, {"vaultToken": "CANARY-admin-token"})
     assert with_token.one("pulumi:providers:vault").get("token") == "CANARY-admin-token"
 
 

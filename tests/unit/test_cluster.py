@@ -13,7 +13,7 @@ from components.render.server_hcl import render_server_hcl, seal_for
 from tests import facts
 from tests.harness import canary_leaks, load_stack, run_stack
 
-TRANSIT = {"unseal": {"type": "transit", "transit": {
+TRANSIT = {"unseal": {"type": "transit", "awskms": None, "transit": {
     "address": "https://vault-unseal.example.com:8200", "keyName": "autounseal", "mountPath": "transit",
     "caCert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}}}
 
@@ -270,7 +270,7 @@ def test_tls_key_lives_only_in_a_tls_secret_and_the_ca_is_exported():
 def test_existing_tls_secret_replaces_the_generated_certificates():
     ca = "-----BEGIN CERTIFICATE-----\nMIIBexisting\n-----END CERTIFICATE-----\n"
     rec = run_stack("dev", {"tls": {"source": "existingSecret", "existingSecret": "corp-vault-tls",
-                                    "existingCaCert": ca}})
+                                    "existingCaCert": ca, "validity": None}})
     assert rec.of_type("tls:index/privateKey:PrivateKey") == []
     assert release(rec).get("values.server.volumes[0].secret.secretName") == "corp-vault-tls"
     assert rec.exports["caCertificate"] == ca
