@@ -2,7 +2,7 @@
 
 ``load_analyzer()`` executes policy/__main__.py as the engine's Python host does (``runpy`` on the
 folder) with the gRPC server stubbed out, and returns the real pulumi_policy analyzer it built; the
-helpers below hand it protocol messages (Configure, Analyze, AnalyzeStack) made from what the
+functions below hand it protocol messages (Configure, Analyze, AnalyzeStack) made from what the
 program registered under the mocks, and return its diagnostics.
 """
 
@@ -84,7 +84,7 @@ def load_analyzer() -> Any:
     """The analyzer (pulumi_policy's gRPC servicer) that policy/__main__.py builds."""
     captured: dict[str, Any] = {}
     # The pack imports its rules as the top-level module `rules` (its folder is on sys.path when the
-    # engine runs it); keep that name out of the test session afterwards.
+    # engine runs it); keep that name out of the rest of the test run.
     had_rules = "rules" in sys.modules
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(grpc, "server", lambda *args, **kwargs: _StubServer())
