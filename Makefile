@@ -20,13 +20,19 @@ ESO_CHART_VERSION := 2.9.0
 # FLAVOR=openbao (or vault) runs the integration tests on one server only; the default runs both.
 export FLAVOR ?= all
 
+# The guardrails policy pack runs on every preview and update, from its own venv. A stack without
+# a config file of its own under policy/config gets prod's, where every policy is mandatory.
+POLICY_VENV := policy/venv
+POLICY_CONFIG ?= $(firstword $(wildcard policy/config/$(STACK).json) policy/config/prod.json)
+POLICY_FLAGS := --policy-pack policy --policy-pack-config $(POLICY_CONFIG)
+
 .PHONY: help test test-unit lint up preview destroy teardown stack vault-server tools system-packages clean bench \
 	chart-facts crd-facts
 
 help:
 	@echo "make test                  install everything and run the whole suite (FLAVOR=openbao: one server)"
 	@echo "make up                    deploy the dev stack to the current kind cluster"
-	@echo "make preview STACK=prod    preview a stack"
+	@echo "make preview STACK=prod    preview a stack (with the guardrails policy pack)"
 	@echo "make lint                  ruff and actionlint only"
 	@echo "make teardown              delete a dev stack and its data (unprotects it first; not prod)"
 	@echo "make bench                 print the benchmark figures"
@@ -34,6 +40,11 @@ help:
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(POLICY_VENV)/.installed: policy/requirements.txt
+	$(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/pip install --quiet --disable-pip-version-check -r policy/requirements.txt
 	touch $@
 
 $(TOOLS)/actionlint:
@@ -69,11 +80,11 @@ stack: $(VENV)/.installed
 	pulumi login $(PULUMI_BACKEND_URL)
 	pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK)
 
-up: stack
-	pulumi up --stack $(STACK) --yes
+up: stack $(POLICY_VENV)/.installed
+	pulumi up --stack $(STACK) --yes $(POLICY_FLAGS)
 
-preview: stack
-	pulumi preview --stack $(STACK) --diff
+preview: stack $(POLICY_VENV)/.installed
+	pulumi preview --stack $(STACK) --diff $(POLICY_FLAGS)
 
 # Everything that holds data is protected (the namespace and release with the Raft volumes, every
 # secrets engine mount, the KMS keys, the snapshot bucket): `pulumi destroy` stops at them. To throw
@@ -112,4 +123,4 @@ crd-facts: $(VENV)/.installed
 	echo "wrote tests/facts/crds/"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(POLICY_VENV) .pytest_cache .ruff_cache
