@@ -181,12 +181,12 @@ def _all_keys(model: type[BaseModel], prefix: str = "", depth: int = 0) -> list[
     return found
 
 
-def _found_elsewhere(word: str) -> list[str]:
+def _found_elsewhere(word: str, exact_only: bool = False) -> list[str]:
     """Full paths of settings spelled like ``word`` anywhere in the model (``replicas`` given at the
     top level belongs under ``cluster``)."""
     paths = _all_keys(PlatformConfig)
     exact = [p for p in paths if p.rsplit(".", 1)[-1] == word]
-    if exact:
+    if exact or exact_only:
         return exact
     near = closest(word, sorted({p.rsplit(".", 1)[-1] for p in paths}))
     return [p for p in paths if near and p.rsplit(".", 1)[-1] == near]
@@ -203,10 +203,14 @@ def describe(error: Mapping[str, Any]) -> tuple[str, str]:
     annotation, field = _walk(loc)
     if kind == "extra_forbidden":
         known = known_keys(loc[:-1])
-        hint = closest(str(loc[-1]), known)
-        elsewhere = [] if hint else _found_elsewhere(str(loc[-1]))
-        if elsewhere:
-            hint = " or ".join(elsewhere[:2])
+        # A key spelled exactly like one elsewhere was put in the wrong place (`replicas` at the top
+        # level belongs under `cluster`); that beats a look-alike here.
+        prefix = config_key(loc[:-1])
+        exact = [p for p in _found_elsewhere(str(loc[-1]), exact_only=True)
+                 if p.rsplit(".", 1)[0] != prefix]
+        hint = " or ".join(exact[:2]) if exact else closest(str(loc[-1]), known)
+        if not hint:
+            hint = " or ".join(_found_elsewhere(str(loc[-1]))[:2]) or None
         return key, ("unknown setting" + (f" (did you mean '{hint}'?)" if hint else "")
                      + f"; known settings here: {', '.join(sorted(known))}")
     if kind == "missing":

@@ -48,9 +48,12 @@ class Resources(Section):
                                       factory=lambda: ResourceAmounts(memory="512Mi", cpu="500m"))
 
 
+StorageClassName = Annotated[str, Strict(), rule(lambda v: None if v == "" else checks.dns_name(v))]
+
+
 class Storage(Section):
     size: Quantity = setting("Volume size per pod, a Kubernetes quantity.", "10Gi")
-    storage_class: Str | None = setting("StorageClass; empty uses the cluster default.", None)
+    storage_class: StorageClassName | None = setting("StorageClass; empty uses the cluster default.", None)
 
 
 class Chart(Section):
@@ -234,7 +237,8 @@ class DatabaseConnection(Section):
     name: VaultName = setting("Connection name.")
     connection_url: Annotated[str, Strict(), rule(checks.postgres_url)] = setting(
         "PostgreSQL URL template with {{username}} and {{password}} placeholders.")
-    username: Str = setting("Admin user Vault connects as.")
+    username: Annotated[str, Strict(), rule(lambda v: None if v.strip() else "is empty; name the admin user")] = \
+        setting("Admin user Vault connects as.")
     allowed_roles: Annotated[tuple[Str, ...], rule(each(lambda v: None if v == "*" else checks.vault_name(v)))] = \
         setting("Database roles that may use this connection ('*': all of them).", ())
     verify_connection: Bool = setting("Check the connection when it is written.", True)
@@ -377,7 +381,7 @@ class S3Backup(Section):
 
 class VolumeBackup(Section):
     size: Quantity = setting("Backup volume size.", "5Gi")
-    storage_class: Str | None = setting("StorageClass; empty uses the default.", None)
+    storage_class: StorageClassName | None = setting("StorageClass; empty uses the default.", None)
 
 
 class BackupConfig(Section):
