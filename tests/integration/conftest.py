@@ -6,6 +6,7 @@ developer without them gets a message saying how to get them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import shutil
@@ -109,36 +110,35 @@ class Postgres:
                 f"password={password or self.password} connect_timeout=5")
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
-    """(d) A PostgreSQL server from the Debian packages, on a free loopback port."""
+@contextlib.contextmanager
+def _postgres(with_tls: bool) -> Iterator[tuple[Postgres, servers.TLSFiles | None]]:
     if servers.find_postgres_bindir() is None:
         pytest.fail("no PostgreSQL server binaries (initdb, pg_ctl): `apt-get install postgresql`")
     root = pathlib.Path(tempfile.mkdtemp(prefix="vault-platform-pg-"))
     # The postgres user runs the server and must reach its data directory below this one.
     os.chmod(root, 0o755)  # noqa: S103
-    proc = servers.start_postgres(root)
-    try:
-        yield Postgres(proc.host, proc.port, proc.user, proc.password, proc.dbname, proc)
-    finally:
-        proc.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def tls_postgres() -> Iterator[tuple[Postgres, servers.TLSFiles]]:
-    """A PostgreSQL server that serves TLS with a certificate for 127.0.0.1 from a test CA."""
-    if servers.find_postgres_bindir() is None:
-        pytest.fail("no PostgreSQL server binaries (initdb, pg_ctl): `apt-get install postgresql`")
-    root = pathlib.Path(tempfile.mkdtemp(prefix="vault-platform-pg-tls-"))
-    os.chmod(root, 0o755)  # noqa: S103 - the postgres user must reach its data directory below
-    tls = servers.make_test_tls(root / "tls")
+    tls = servers.make_test_tls(root / "tls") if with_tls else None
     proc = servers.start_postgres(root, tls=tls)
     try:
         yield Postgres(proc.host, proc.port, proc.user, proc.password, proc.dbname, proc), tls
     finally:
         proc.cleanup()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """(d) A PostgreSQL server from the Debian packages, on a free loopback port."""
+    with _postgres(with_tls=False) as (server, _):
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tls_postgres() -> Iterator[tuple[Postgres, servers.TLSFiles]]:
+    """A PostgreSQL server that serves TLS with a certificate for 127.0.0.1 from a test CA."""
+    with _postgres(with_tls=True) as (server, tls):
+        assert tls is not None
+        yield server, tls
 
 
 @dataclass
