@@ -96,6 +96,7 @@ def test_workflows_do_what_the_project_promises():
         action = next(s for s in steps if s.get("uses", "").startswith("pulumi/actions@"))
         assert action["with"]["command"] == "preview" and action["with"]["comment-on-pr"] is True
         assert action["with"]["stack-name"] == job
+    assert wf["preview"]["jobs"]["prod"]["environment"] == "production-preview"
     assert wf["deploy"][True]["push"]["branches"] == ["main"]
     assert wf["deploy"]["jobs"]["prod"]["environment"] == "production"
     assert wf["deploy"]["jobs"]["prod"]["needs"] == "dev"
@@ -149,3 +150,46 @@ def test_tool_scripts_are_shellcheck_clean():
     _shellcheck("bash", scripts)
     for script in scripts:
         assert script.read_text().startswith("#!/usr/bin/env bash\n"), script.name
+
+
+def _reaches_prod(job: dict, workflow: dict) -> list[str]:
+    """What in a job could read prod: secrets other than GITHUB_TOKEN, an OIDC token, a passphrase."""
+    text = yaml.safe_dump(job)
+    found = [m for m in re.findall(r"secrets\.([A-Za-z0-9_]+)", text) if m != "GITHUB_TOKEN"]
+    permissions = job.get("permissions", workflow.get("permissions")) or {}
+    if isinstance(permissions, dict) and permissions.get("id-token") == "write":
+        found.append("id-token: write")
+    return found
+
+
+def test_no_pull_request_job_reaches_prod_without_a_reviewed_environment():
+    """A pull_request run uses the branch's own workflow files: whoever can push a branch decides
+    what it does. Only a job in an environment with required reviewers may hold prod access."""
+    checked = 0
+    for path in (ROOT / ".github/workflows").glob("*.yml"):
+        workflow = yaml.safe_load(path.read_text())
+        on = workflow[True]
+        triggers = on if isinstance(on, dict) else dict.fromkeys([on] if isinstance(on, str) else on)
+        if not {"pull_request", "pull_request_target"} & set(triggers):
+            continue
+        assert "pull_request_target" not in triggers, f"{path.name}: pull_request_target runs with secrets"
+        for name, job in workflow["jobs"].items():
+            access = _reaches_prod(job, workflow)
+            if access:
+                checked += 1
+                assert job.get("environment") in ("production-preview",), f"{path.name}:{name} holds {access}"
+            assert "PULUMI_CONFIG_PASSPHRASE" not in yaml.safe_dump(job) or name == "dev", f"{path.name}:{name}"
+    assert checked >= 1
+
+
+def test_prod_jobs_use_a_kms_secrets_provider_and_short_lived_vault_logins():
+    for name in ("preview", "deploy"):
+        workflow = yaml.safe_load((ROOT / f".github/workflows/{name}.yml").read_text())
+        job = workflow["jobs"]["prod"]
+        text = yaml.safe_dump(job)
+        assert "PULUMI_CONFIG_PASSPHRASE" not in text
+        access = next(s for s in job["steps"] if s.get("uses") == "./.github/actions/prod-access")
+        assert access["with"]["vault-role"] == ("previewer" if name == "preview" else "deployer")
+    action = yaml.safe_load((ROOT / ".github/actions/prod-access/action.yml").read_text())
+    run = "\n".join(step.get("run", "") for step in action["runs"]["steps"])
+    assert "audience=vault" in run and "::add-mask::" in run and "VAULT_PLATFORM_JWT_ROLE" in run
