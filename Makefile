@@ -20,7 +20,7 @@ ESO_CHART_VERSION := 2.9.0
 # FLAVOR=openbao (or vault) runs the integration tests on one server only; the default runs both.
 export FLAVOR ?= all
 
-.PHONY: help test test-unit lint up preview destroy stack vault-server tools system-packages clean bench \
+.PHONY: help test test-unit lint up preview destroy stack vault-server pulumi-engine tools system-packages clean bench \
 	chart-facts crd-facts
 
 help:
@@ -48,6 +48,10 @@ system-packages:
 # Builds the HashiCorp Vault test server from Go modules once into a cache outside the repo.
 vault-server:
 	bash tools/vault-server/build.sh
+
+# Builds the Pulumi CLI the engine tests drive, from Go modules, once into the same cache.
+pulumi-engine:
+	bash tools/pulumi-engine/build.sh
 
 # Everything a fresh clone needs, then the whole suite; the Vault build overlaps the first tests.
 test: system-packages $(VENV)/.installed tools

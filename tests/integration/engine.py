@@ -201,7 +201,9 @@ def plain_leaks(engine: Engine, values: Iterable[str]) -> list[str]:
     leaks = []
     for path in engine.files():
         data = path.read_bytes()
-        leaks += [f"{path.relative_to(engine.root)} holds {v[:6]}..." for v in wanted if v.encode() in data]
+        # Name the value by its position only: a failing test must not print the secret itself.
+        leaks += [f"{path.relative_to(engine.root)} holds secret value #{i}" for i, v in enumerate(wanted)
+                  if v.encode() in data]
     return leaks
 
 
