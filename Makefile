@@ -26,7 +26,8 @@ POLICY_VENV := policy/venv
 POLICY_CONFIG ?= $(firstword $(wildcard policy/config/$(STACK).json) policy/config/prod.json)
 POLICY_FLAGS := --policy-pack policy --policy-pack-config $(POLICY_CONFIG)
 
-.PHONY: help test test-unit lint up preview destroy teardown stack vault-server tools system-packages clean bench \
+.PHONY: help test test-unit lint up preview destroy teardown stack vault-server pulumi-engine tools system-packages \
+	clean bench \
 	chart-facts crd-facts
 
 help:
@@ -60,6 +61,10 @@ system-packages:
 # Builds the HashiCorp Vault test server from Go modules once into a cache outside the repo.
 vault-server:
 	bash tools/vault-server/build.sh
+
+# Builds the Pulumi CLI the engine tests drive, from Go modules, once into the same cache.
+pulumi-engine:
+	bash tools/pulumi-engine/build.sh
 
 # Everything a fresh clone needs, then the whole suite; the Vault build overlaps the first tests.
 test: system-packages $(VENV)/.installed tools

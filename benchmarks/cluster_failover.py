@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from components.providers.vault_init import VaultInitProvider  # noqa: E402
 from tests.integration import servers  # noqa: E402
+from tests.integration.bootstrap_steps import init_and_wait  # noqa: E402
 from tests.integration.raft_cluster import start_cluster  # noqa: E402
 
 
@@ -32,13 +32,13 @@ def one_round(binary: Path) -> tuple[float, float, float]:
         t0 = time.monotonic()
         cluster = start_cluster(binary, workdir)
         started = time.monotonic() - t0
-        outs = VaultInitProvider().create({
+        outs, wait = init_and_wait({
             "address": cluster.nodes[0].api_addr, "ca_cert_pem": Path(cluster.tls.ca_cert).read_text(),
             "mode": "auto", "shares": 3, "threshold": 2, "pgp_keys": [], "root_token_pgp_key": "",
             "unseal_addresses": [], "expected_peers": 3, "timeout_seconds": 120, "existing_token": None,
-        }).outs
-        if outs["status"] != "ready":
-            raise RuntimeError(outs["status"])
+        })
+        if wait["status"] != "ready":
+            raise RuntimeError(wait["status"])
         ready = time.monotonic() - t0
         token = outs["root_token"]
         leader = cluster.leader()

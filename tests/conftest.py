@@ -1,8 +1,10 @@
 """Suite-wide ordering and the server-flavour filter.
 
 Unit tests run first, then the integration tests on OpenBao (installed with the venv), then on
-HashiCorp Vault, whose first build from Go modules `make test` runs in the background meanwhile.
-``FLAVOR=openbao`` (or ``vault``) runs the integration tests on one server only.
+HashiCorp Vault, whose first build from Go modules `make test` runs in the background meanwhile,
+and last the engine tests (``engine`` marker), on both, which need the Pulumi CLI `make test`
+builds after the Vault server. ``FLAVOR=openbao`` (or ``vault``) runs the integration tests on one
+server only.
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ def pytest_collection_modifyitems(config, items):
         gone = {id(item) for item in dropped}
         items[:] = [item for item in items if id(item) not in gone]
 
-    def order(item: pytest.Item) -> tuple[int, int]:
+    def order(item: pytest.Item) -> tuple[int, int, int]:
         flavor = _flavor(item)
         integration = item.get_closest_marker("integration") is not None
-        return (int(integration), FLAVORS.index(flavor) + 1 if flavor else 0)
+        engine = item.get_closest_marker("engine") is not None
+        return (int(integration), int(engine), FLAVORS.index(flavor) + 1 if flavor else 0)
 
     # Stable: within each group pytest's own order (fixture scopes) stays as it was.
     items.sort(key=order)

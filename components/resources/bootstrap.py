@@ -1,8 +1,11 @@
 """VaultBootstrap: initialize Vault in the same `pulumi up`, and build the in-stack Vault provider.
 
-Every Vault configuration resource uses the provider made here, never a default one: on a first
-`pulumi preview` its address, CA and token are still unknown, so Pulumi previews those resources
-without calling Vault; on `pulumi up` they wait for initialization.
+Initialization is two resources (components/providers/vault_init.py says why): VaultInit records
+the root token and shares as soon as `sys/init` answers, then VaultReady unseals and waits for the
+Raft voters. Every Vault configuration resource uses the provider made here, never a default one,
+and the provider waits for VaultReady: on a first `pulumi preview` its address, CA and token are
+still unknown, so Pulumi previews those resources without calling Vault; on `pulumi up` they wait
+for an initialized, unsealed Vault.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pulumi_vault as vault
 
 from components.model import InitConfig, Secret
 from components.model.checks import duration_seconds
-from components.providers.vault_init import VaultInit
+from components.providers.vault_init import VaultInit, VaultReady
 
 # Next to the program by default; VAULT_PLATFORM_CA_DIR moves it (the tests use a temporary one).
 CA_DIR = Path(os.environ.get("VAULT_PLATFORM_CA_DIR") or Path(__file__).resolve().parents[2] / ".vault-ca")
@@ -62,27 +65,11 @@ class VaultBootstrap(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: VaultBootstrapArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:bootstrap:VaultBootstrap", name, None, opts)
-        init = args.init
         existing = args.existing_token
-        self.init = VaultInit(
-            f"{name}-init",
-            address=args.address,
-            ca_cert_pem=args.ca_cert_pem,
-            mode=args.mode,
-            shares=init.shares,
-            threshold=init.threshold,
-            pgp_keys=list(init.pgp_keys),
-            root_token_pgp_key=init.root_token_pgp_key,
-            unseal_addresses=list(args.unseal_addresses),
-            expected_peers=args.expected_peers,
-            timeout_seconds=int(duration_seconds(init.timeout)),
-            existing_token=existing.output() if existing else None,
-            # The release and the Services must exist (and pods be Ready) before init can reach them.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.wait_for)),
-        )
+        self.init, self.ready = initialize(name, args, self)
         self.root_token = pulumi.Output.secret(self.init.root_token)
         self.unseal_keys = pulumi.Output.secret(self.init.keys_base64)
-        self.status = self.init.status
+        self.status = self.ready.status
         self.status.apply(lambda s: pulumi.log.warn(
             f"Vault bootstrap is not finished: {s}. Run `pulumi up` again once the cause is fixed.", self)
             if s and s != "ready" and not s.startswith("initialized") else None)
@@ -93,7 +80,7 @@ class VaultBootstrap(pulumi.ComponentResource):
         # A root token encrypted to an operator's PGP key is ciphertext, not a token: without a token of
         # the stack's own there is nothing to configure Vault with, so there is no provider either.
         self.provider: vault.Provider | None = None
-        if existing or not init.root_token_pgp_key:
+        if existing or not args.init.root_token_pgp_key:
             stack = pulumi.get_stack()
             ca_file = pulumi.Output.from_input(args.ca_cert_pem).apply(lambda pem: write_ca_file(stack, pem))
             self.provider = vault.Provider(
@@ -103,7 +90,51 @@ class VaultBootstrap(pulumi.ComponentResource):
                 ca_cert_file=ca_file,
                 # Each run works with a short-lived child token, not the stored one itself.
                 max_lease_ttl_seconds=1800,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.init]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ready]),
             )
         self.register_outputs({"root_token": self.root_token, "unseal_keys": self.unseal_keys,
                                "status": self.status})
+
+
+def initialize(name: str, args: VaultBootstrapArgs, parent: pulumi.Resource) -> tuple[VaultInit, VaultReady]:
+    """VaultInit then VaultReady, children of ``parent``: what VaultBootstrap declares before the provider.
+
+    Separate so that a program without the Vault provider plugin (the engine tests) declares
+    exactly the same two resources.
+    """
+    init = args.init
+    existing = args.existing_token
+    timeout_seconds = int(duration_seconds(init.timeout))
+    vault_init = VaultInit(
+        f"{name}-init",
+        address=args.address,
+        ca_cert_pem=args.ca_cert_pem,
+        mode=args.mode,
+        shares=init.shares,
+        threshold=init.threshold,
+        pgp_keys=list(init.pgp_keys),
+        root_token_pgp_key=init.root_token_pgp_key,
+        unseal_addresses=list(args.unseal_addresses),
+        expected_peers=args.expected_peers,
+        timeout_seconds=timeout_seconds,
+        existing_token=existing.output() if existing else None,
+        # The release and the Services must exist (and pods be Ready) before init can reach them.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(args.wait_for)),
+    )
+    ready = VaultReady(
+        f"{name}-ready",
+        address=args.address,
+        ca_cert_pem=args.ca_cert_pem,
+        mode=args.mode,
+        threshold=init.threshold,
+        unseal_addresses=list(args.unseal_addresses),
+        expected_peers=args.expected_peers,
+        timeout_seconds=timeout_seconds,
+        # Teams that revoked the root token read the Raft configuration with their own token.
+        token=existing.output() if existing else vault_init.root_token,
+        keys=vault_init.keys,
+        token_encrypted=bool(init.root_token_pgp_key) and existing is None,
+        keys_encrypted=bool(init.pgp_keys),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[vault_init]),
+    )
+    return vault_init, ready

@@ -47,7 +47,9 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         return {"root_token": f"FAKE-{CANARY}-ROOT-TOKEN",
                 "keys": [f"FAKE-{CANARY}-SHARE-{i}" for i in range(int(inputs["shares"]))],
                 "keys_base64": [f"FAKE-{CANARY}-SHARE64-{i}" for i in range(int(inputs["shares"]))],
-                "status": "ready", "initialized_by_stack": True}
+                "status": "initialized", "initialized_by_stack": True}
+    if typ == "pulumi-python:dynamic/bootstrap:VaultReady":
+        return {"status": "ready"}
     return {}
 
 

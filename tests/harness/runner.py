@@ -45,8 +45,15 @@ def unwrap(value: Any, path: str, secret_paths: list[str], inherited: bool = Fal
 
 
 class Mocks(pulumi_mocks.Mocks):
+    def __init__(self, preview: bool = False):
+        self.preview = preview
+
     def new_resource(self, args: pulumi_mocks.MockResourceArgs):
         outputs = dict(args.inputs)
+        if self.preview:
+            # As the engine previews a create: the inputs come back, everything a provider would
+            # compute (and the ID) is unknown, and so is every input that depended on one.
+            return "", outputs
         outputs.update(fake_outputs(args.typ, args.name, args.inputs))
         return f"{args.name}-id", outputs
 
@@ -101,7 +108,7 @@ def main(request_path: str, result_path: str) -> int:
     # As the CLI does: the program runs in its project folder, beside its stack file.
     os.chdir(request.get("workdir") or ROOT)
     sys.path.insert(0, str(ROOT))
-    mocks = Mocks()
+    mocks = Mocks(preview=request.get("preview", False))
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_all_config(config, secret_keys)
     pulumi_mocks.set_mocks(mocks, project=request.get("project") or "vault-platform", stack=stack,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.integration import engine as pulumi_engine
 from tests.integration import servers
 from tests.integration.fake_kubernetes import FakeKubernetes
 
@@ -187,3 +188,21 @@ def fake_kube() -> Iterator[FakeKubernetes]:
         yield fake
     finally:
         fake.close()
+
+
+@pytest.fixture(scope="session")
+def engine_bin() -> pathlib.Path:
+    """The folder holding the Pulumi CLI and the dynamic-provider shim, built from Go modules by
+    tools/pulumi-engine/build.sh, or waited for when `make test` is building them in the background."""
+    try:
+        return pulumi_engine.build_engine()
+    except RuntimeError as exc:
+        pytest.fail(f"no Pulumi engine: {exc}\n(`bash tools/pulumi-engine/build.sh` builds it with Go)")
+
+
+@pytest.fixture
+def engine(engine_bin, workdir) -> Iterator[pulumi_engine.Engine]:
+    """A local backend and passphrase of its own; any engine process still running afterwards (a
+    test that failed half-way) is stopped."""
+    yield pulumi_engine.Engine(engine_bin, workdir / "engine")
+    pulumi_engine.stop_leftovers(engine_bin)

@@ -12,9 +12,9 @@ import pathlib
 
 import requests
 
-from components.providers.vault_init import VaultInitProvider
 from components.render.helm_values import LIVENESS_PATH, READINESS_PATH
 from tests.integration import servers
+from tests.integration.bootstrap_steps import init_and_wait
 from tests.integration.raft_cluster import start_cluster
 
 
@@ -38,11 +38,11 @@ def test_uninitialized_is_ready_unsealed_is_ready_sealed_is_not(raft_node):
 def test_standbys_are_ready(vault_bin, workdir):
     cluster = start_cluster(vault_bin, workdir)
     try:
-        outs = VaultInitProvider().create({
+        _, ready = init_and_wait({
             "address": cluster.nodes[0].api_addr, "ca_cert_pem": pathlib.Path(cluster.tls.ca_cert).read_text(),
             "mode": "auto", "shares": 1, "threshold": 1, "pgp_keys": [], "root_token_pgp_key": "",
-            "unseal_addresses": [], "expected_peers": 3, "timeout_seconds": 120, "existing_token": None}).outs
-        assert outs["status"] == "ready", outs["status"]
+            "unseal_addresses": [], "expected_peers": 3, "timeout_seconds": 120, "existing_token": None})
+        assert ready["status"] == "ready", ready["status"]
         leader = cluster.leader()
         standbys = [n for n in cluster.nodes if n is not leader]
         assert len(standbys) == 2

@@ -8,7 +8,7 @@ import pathlib
 import pytest
 import requests
 
-from components.providers.vault_init import VaultInitProvider
+from tests.integration.bootstrap_steps import init_and_wait
 from tests.integration.raft_cluster import start_cluster
 
 
@@ -17,11 +17,11 @@ def test_metrics_need_a_token_unless_scraping_is_configured(vault_bin, workdir, 
     cluster = start_cluster(vault_bin, workdir, replicas=1, auto_unseal=False, unauthenticated_metrics=scraped)
     try:
         node = cluster.nodes[0]
-        outs = VaultInitProvider().create({
+        outs, ready = init_and_wait({
             "address": node.api_addr, "ca_cert_pem": pathlib.Path(cluster.tls.ca_cert).read_text(),
             "mode": "shamir", "shares": 1, "threshold": 1, "pgp_keys": [], "root_token_pgp_key": "",
-            "unseal_addresses": [], "expected_peers": 1, "timeout_seconds": 60, "existing_token": None}).outs
-        assert outs["status"] == "ready", outs["status"]
+            "unseal_addresses": [], "expected_peers": 1, "timeout_seconds": 60, "existing_token": None})
+        assert ready["status"] == "ready", ready["status"]
         url = f"{node.api_addr}/v1/sys/metrics?format=prometheus"
         anonymous = requests.get(url, verify=cluster.tls.ca_cert, timeout=10)
         if scraped:

@@ -10,8 +10,8 @@ from pathlib import Path
 import hcl
 import pytest
 
-from components.providers.vault_init import VaultInitProvider
 from tests.integration import servers
+from tests.integration.bootstrap_steps import init_and_wait
 from tests.integration.raft_cluster import start_cluster
 
 
@@ -25,12 +25,12 @@ def cluster(vault_bin, workdir):
 
 
 def init_cluster(cluster) -> dict:
-    outs = VaultInitProvider().create({
+    outs, ready = init_and_wait({
         "address": cluster.nodes[0].api_addr, "ca_cert_pem": Path(cluster.tls.ca_cert).read_text(),
         "mode": "auto", "shares": 3, "threshold": 2, "pgp_keys": [], "root_token_pgp_key": "",
         "unseal_addresses": [], "expected_peers": 3, "timeout_seconds": 120, "existing_token": None,
-    }).outs
-    assert outs["status"] == "ready", outs["status"]
+    })
+    assert ready["status"] == "ready", ready["status"]
     return outs
 
 
@@ -124,14 +124,14 @@ def shamir_cluster(vault_bin, workdir):
 def test_dev_shape_init_unseals_every_pod_whatever_the_api_address_hits(shamir_cluster):
     """The dev stack: Shamir, the API Service may route to any pod, each pod has its own port."""
     c = shamir_cluster
-    outs = VaultInitProvider().create({
+    outs, ready = init_and_wait({
         # the API address lands on the last pod, not the first
         "address": c.nodes[-1].api_addr, "ca_cert_pem": Path(c.tls.ca_cert).read_text(),
         "mode": "shamir", "shares": 1, "threshold": 1, "pgp_keys": [], "root_token_pgp_key": "",
         "unseal_addresses": [n.api_addr for n in c.nodes], "expected_peers": 3, "timeout_seconds": 120,
         "existing_token": None,
-    }).outs
-    assert outs["status"] == "ready", outs["status"]
+    })
+    assert ready["status"] == "ready", ready["status"]
     for node in c.nodes:
         assert servers.health(node.api_addr, ca=c.tls.ca_cert)["sealed"] is False
     raft = servers.api("GET", c.leader().api_addr, "sys/storage/raft/configuration", token=outs["root_token"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,78 @@ def test_an_unreachable_vault_gives_a_clear_error():
         VaultInitProvider().create(props)
     assert f"cannot reach Vault at {address}" in str(err.value)
     assert "vault-platform:api.address" in str(err.value)
+
+
+READY = "pulumi-python:dynamic/bootstrap:VaultReady"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_wait_comes_after_init_in_its_own_resource(stack):
+    """VaultInit returns once sys/init has answered, so its token is in the state before anything
+    waits; VaultReady unseals and waits for the voters, and the Vault provider waits for it."""
+    rec = run_stack(stack)
+    init, ready = rec.one(INIT, "vault-bootstrap-init"), rec.one(READY)
+    assert ready.parent == init.parent == rec.one("vault-platform:bootstrap:VaultBootstrap").urn
+    assert init.urn in ready.depends_on
+    assert rec.depends_on(vault_provider(rec), ready)
+    for key in ("address", "ca_cert_pem", "mode", "threshold", "unseal_addresses", "expected_peers",
+                "timeout_seconds"):
+        assert ready.get(key) == init.get(key), key
+    assert ready.get("token") == "FAKE-CANARY-ROOT-TOKEN" and ready.is_secret("token")
+    assert ready.get("keys") == [f"FAKE-CANARY-SHARE-{i}" for i in range(int(init.get("shares")))]
+    assert ready.is_secret("keys") and {"token", "keys"} <= set(ready.additional_secret_outputs)
+    assert ready.get("token_encrypted") is False and ready.get("keys_encrypted") is False
+
+
+def test_the_wait_uses_a_configured_token_and_knows_about_pgp():
+    rec = run_stack("prod", {"init": {"rootTokenPgpKey": PGP_KEY, "pgpKeys": [fake_pgp_key(i) for i in range(5)]}},
+                    secrets={"vaultToken": "CANARY-admin-token"})
+    ready = rec.one(READY)
+    # The configured token is plain text, so it can read the Raft configuration; the shares cannot unseal.
+    assert ready.get("token") == "CANARY-admin-token" and ready.get("token_encrypted") is False
+    assert ready.get("keys_encrypted") is True
+    encrypted = run_stack("prod", {"init": {"rootTokenPgpKey": PGP_KEY}}).one(READY)
+    assert encrypted.get("token_encrypted") is True
+
+
+def test_a_defect_in_a_provider_step_reads_as_one_line():
+    from components.providers.vault_init import VaultInitProvider
+
+    with pytest.raises(RuntimeError) as err:
+        VaultInitProvider().create({})  # no address: a KeyError inside the step
+    message = str(err.value)
+    assert message.startswith("VaultInitProvider failed unexpectedly: KeyError: 'address' (")
+    assert "vault_init.py:" in message and "\n" not in message
+    assert err.value.__suppress_context__ is True
+
+
+def test_the_engine_host_reports_a_provider_error_as_one_line(tmp_path):
+    """The dynamic-provider host sends the engine traceback.format_exc() of whatever a step raised
+    (pulumi/dynamic/__main__.py); once the stored provider is configured that is one line."""
+    import subprocess
+    import sys
+
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    from components.providers import vault_init
+    from tests.integration.servers import free_port
+
+    address = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    blob = tmp_path / "provider.txt"
+    blob.write_text(serialize_provider(vault_init._STORED_PROVIDER()))
+    script = (
+        "import base64, sys, traceback, dill\n"
+        f"p = dill.loads(base64.b64decode(open({str(blob)!r}).read()))\n"
+        "p.configure(None)\n"
+        "try:\n"
+        f"    p.create({{'address': {address!r}, 'ca_cert_pem': '', 'timeout_seconds': 1}})\n"
+        "except Exception:\n"
+        "    sys.stdout.write(traceback.format_exc())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, result.stdout
+    assert lines[0].startswith(f"RuntimeError: cannot reach Vault at {address} within 1s")

@@ -89,21 +89,40 @@ def test_a_provider_stored_before_the_layout_change_still_loads(tmp_path):
     assert proc.stdout.split() == ["VaultInitProvider", "x"]
 
 
-def test_the_provider_is_now_stored_by_value_and_loads_without_this_repository(tmp_path):
-    from components.providers.vault_init import VaultInit
+@pytest.mark.parametrize(("stored", "name"), [("_STORED_PROVIDER", "VaultInitProvider"),
+                                             ("_STORED_READY_PROVIDER", "VaultReadyProvider")])
+def test_the_providers_are_now_stored_by_value_and_load_without_this_repository(tmp_path, stored, name):
+    from components.providers import vault_init
 
-    provider = VaultInit.__init__.__globals__["_STORED_PROVIDER"]()
+    provider = getattr(vault_init, stored)()
     encoded = serialize_provider(provider)
     raw = base64.b64decode(encoded)
     assert b"components." not in raw.replace(b"components.providers.vault_init", b"")
     # No checkout path in the state, so the same code serializes the same everywhere.
     assert str(ROOT).encode() not in raw
-    assert serialize_provider(VaultInit.__init__.__globals__["_STORED_PROVIDER"]()) == encoded
+    assert serialize_provider(getattr(vault_init, stored)()) == encoded
     proc = _load_in_subprocess(encoded, cwd=tmp_path, pythonpath=None)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["VaultInitProvider", "x"]
+    assert proc.stdout.split() == [name, "x"]
     # And the folder it ran in really could not import this repository.
     check = subprocess.run([sys.executable, "-c", "import components"], cwd=tmp_path, capture_output=True,
                            text=True, timeout=60, check=False,
                            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert check.returncode != 0
+
+
+@pytest.mark.parametrize(("typ", "resource", "name"), [
+    ("pulumi-python:dynamic:Resource", "vault-bootstrap-init", "VaultInitProvider"),
+    ("pulumi-python:dynamic/bootstrap:VaultReady", "vault-bootstrap-ready", "VaultReadyProvider")])
+def test_the_program_stores_the_by_value_copies(tmp_path, typ, resource, name):
+    """What the program really registers (``__provider``) loads without this repository."""
+    from components.providers import vault_init
+
+    # The shared base is a copy too, or dill would store it by reference to this module.
+    for stored in (vault_init._STORED_PROVIDER, vault_init._STORED_READY_PROVIDER):
+        assert stored.__bases__ == (vault_init._STORED_API,)
+    encoded = run_stack("dev").one(typ, resource).get("__provider")
+    assert b"components." not in base64.b64decode(encoded).replace(b"components.providers.vault_init", b"")
+    proc = _load_in_subprocess(encoded, cwd=tmp_path, pythonpath=None)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [name, "x"]
