@@ -26,14 +26,15 @@ POLICY_VENV := policy/venv
 POLICY_CONFIG ?= $(firstword $(wildcard policy/config/$(STACK).json) policy/config/prod.json)
 POLICY_FLAGS := --policy-pack policy --policy-pack-config $(POLICY_CONFIG)
 
-.PHONY: help test test-unit lint up preview destroy teardown stack vault-server pulumi-engine tools system-packages \
-	clean bench \
+.PHONY: help test test-unit lint up preview refresh destroy teardown stack ca-file vault-server pulumi-engine tools \
+	system-packages clean bench \
 	chart-facts crd-facts
 
 help:
 	@echo "make test                  install everything and run the whole suite (FLAVOR=openbao: one server)"
 	@echo "make up                    deploy the dev stack to the current kind cluster"
 	@echo "make preview STACK=prod    preview a stack (with the guardrails policy pack)"
+	@echo "make refresh STACK=prod    refresh a stack, logging in to Vault as the program does"
 	@echo "make lint                  ruff and actionlint only"
 	@echo "make teardown              delete a dev stack and its data (unprotects it first; not prod)"
 	@echo "make bench                 print the benchmark figures"
@@ -85,22 +86,35 @@ stack: $(VENV)/.installed
 	pulumi login $(PULUMI_BACKEND_URL)
 	pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK)
 
+# The Vault provider reads the stack's CA from .vault-ca/<stack>-ca.pem, relative to this folder.
+# The program writes it on every run; on a fresh clone, refresh and destroy need it first. Before
+# the first deploy there is no output, and nothing to do.
+ca-file: stack
+	@mkdir -p .vault-ca
+	@pulumi stack output caCertificate --stack $(STACK) > .vault-ca/$(STACK)-ca.pem.tmp 2>/dev/null \
+		&& mv .vault-ca/$(STACK)-ca.pem.tmp .vault-ca/$(STACK)-ca.pem || rm -f .vault-ca/$(STACK)-ca.pem.tmp
+
 up: stack $(POLICY_VENV)/.installed
 	pulumi up --stack $(STACK) --yes $(POLICY_FLAGS)
 
-preview: stack $(POLICY_VENV)/.installed
+preview: stack ca-file $(POLICY_VENV)/.installed
 	pulumi preview --stack $(STACK) --diff $(POLICY_FLAGS)
+
+# --run-program: the Vault provider logs in as the program says (a CI login, or your VAULT_TOKEN
+# after the root token's revocation), not with a short-lived token recorded by an earlier run.
+refresh: stack ca-file
+	pulumi refresh --stack $(STACK) --run-program
 
 # Everything that holds data is protected (the namespace and release with the Raft volumes, every
 # secrets engine mount, the KMS keys, the snapshot bucket): `pulumi destroy` stops at them. To throw
 # a dev stack away for real, `make teardown` unprotects it first. Never for prod.
-destroy: stack
-	pulumi destroy --stack $(STACK)
+destroy: stack ca-file
+	pulumi destroy --stack $(STACK) --run-program
 
-teardown: stack
+teardown: stack ca-file
 	@if [ "$(STACK)" = "prod" ]; then echo "make teardown refuses the prod stack"; exit 2; fi
 	pulumi state unprotect --all --yes --stack $(STACK)
-	pulumi destroy --yes --stack $(STACK)
+	pulumi destroy --yes --stack $(STACK) --run-program
 
 # Regenerate the committed chart facts (value paths, types, free-form prefixes) after bumping a
 # chart: from the chart repositories (needs helm and network), or REFERENCE=<folder> holding

@@ -424,3 +424,14 @@ def quantity_cmp(request: str, limit: str) -> bool:
 def policy_name(value: str) -> str | None:
     return None if re.match(r"^[a-z0-9]([a-z0-9._-]{0,126}[a-z0-9])?$", value) and value != "root" else \
         "is not a policy name (lower-case letters, digits, '.', '_', '-'; Vault stores names lower-cased)"
+
+
+def github_repository(value: str) -> str | None:
+    return None if re.match(r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$", value) else \
+        "is not a GitHub repository (owner/name)"
+
+
+def redirect_uri(value: str) -> str | None:
+    if re.match(r"^https://[^\s]+$", value) or re.match(r"^http://(localhost|127\.0\.0\.1):\d+/[^\s]*$", value):
+        return None
+    return "is not a redirect URI (https://..., or http://localhost:<port>/... for the CLI)"

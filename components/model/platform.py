@@ -48,6 +48,7 @@ class Resources(Section):
                                       factory=lambda: ResourceAmounts(memory="512Mi", cpu="500m"))
 
 
+HttpsOrLocalhost = Annotated[str, Strict(), rule(checks.redirect_uri)]
 StorageClassName = Annotated[str, Strict(), rule(lambda v: None if v == "" else checks.dns_name(v))]
 
 
@@ -195,6 +196,9 @@ class InitConfig(Section):
     root_token_pgp_key: Annotated[str, Strict(), rule(lambda v: None if v == "" else checks.pgp_public_key(v))] = \
         setting("Base64 PGP public key to encrypt the root token to.", "")
     timeout: Duration = setting("How long init waits for the pods to answer and join.", "10m")
+    accept_plaintext_shares: Bool = setting(
+        "prod only: accept key shares stored unencrypted in the stack's state (no init.pgpKeys). Leave false: "
+        "then prod refuses to initialize without one PGP public key per share.", False)
 
 
 # --- AWS -----------------------------------------------------------------------------------------
@@ -401,6 +405,54 @@ class KubernetesConfig(Section):
     namespace: DnsLabel = setting("Namespace for Vault.", "vault")
 
 
+class GithubActions(Section):
+    repository: Annotated[str, Strict(), rule(checks.github_repository)] = setting(
+        "The repository whose workflows deploy and preview this stack (owner/name).")
+    deploy_ref: Str = setting("The ref the deploy workflow runs on (the token's `ref` claim).", "refs/heads/main")
+    deploy_environment: Str = setting("The GitHub environment of the deploy job (the token's `environment` claim); "
+                                      "give it required reviewers.", "production")
+    preview_environment: Str = setting("The GitHub environment of the prod preview job; give it required reviewers.",
+                                       "production-preview")
+
+
+class CiLogin(Section):
+    enabled: Bool = setting("A JWT auth method for CI: workflows log in with their GitHub OIDC token as `deployer` "
+                            "(applies the configuration) or `previewer` (reads it), instead of a stored token.", False)
+    path: MountPath = setting("Auth mount path.", "jwt-ci")
+    discovery_url: HttpsUrl = setting("OIDC discovery URL of the token issuer.",
+                                      "https://token.actions.githubusercontent.com")
+    audience: Str = setting("The audience the workflow requests its token for (bound_audiences).", "vault")
+    github: GithubActions | None = setting("Which repository, ref and environments may log in.", None)
+    token_ttl: Duration = setting("Lifetime of a CI login's Vault token.", "20m")
+    token_max_ttl: Duration = setting("Longest a CI login's token may be renewed to.", "45m")
+
+
+class OperatorLogin(Section):
+    enabled: Bool = setting("An OIDC auth method for people who run `pulumi up` from a laptop (`vault login "
+                            "-method=oidc`, then VAULT_TOKEN).", False)
+    path: MountPath = setting("Auth mount path.", "oidc")
+    discovery_url: HttpsUrl | None = setting("Your identity provider's OIDC discovery URL.", None)
+    client_id: Str = setting("The OIDC client id registered for Vault (its secret: secrets.oidcClientSecret).", "")
+    groups_claim: Str = setting("The token claim holding the user's groups.", "groups")
+    admin_group: Str = setting("Members of this group get the `deployer` policy (and nothing else).", "")
+    allowed_redirect_uris: tuple[HttpsOrLocalhost, ...] = setting(
+        "Where the identity provider may send the browser back (the CLI listens on localhost:8250).",
+        ("http://localhost:8250/oidc/callback",))
+
+
+class DeployConfig(Section):
+    jwt: CiLogin = setting("CI logins (GitHub Actions OIDC).", factory=lambda: CiLogin())
+    operator_oidc: OperatorLogin = setting("Operator logins (OIDC).", factory=lambda: OperatorLogin())
+    revoke_root_token: Bool | None = setting(
+        "Revoke the root token in the first `pulumi up`, as soon as the deploy identity exists: the rest of that run "
+        "uses a short-lived `deployer` token, later runs log in (CI login, or VAULT_TOKEN). Emergencies use "
+        "`vault operator generate-root` with the shares (docs/break-glass.md). Defaults to true in prod, false "
+        "in dev.", None)
+    bootstrap_token_ttl: Duration = setting(
+        "When the root token is revoked: lifetime of the `deployer` token that finishes the first run in its place "
+        "(it is not renewable; later runs log in).", "1h")
+
+
 class SecretsConfig(Section):
     """Everything secret, in one key that must be set with `pulumi config set --secret --path`."""
 
@@ -410,6 +462,7 @@ class SecretsConfig(Section):
     database_passwords: dict[Str, Secret] = setting("Admin password per database connection name.", factory=dict)
     kv: dict[Str, dict[Str, Secret]] = setting("Initial KV secrets: path under the KV mount -> key -> value.",
                                                factory=dict)
+    oidc_client_secret: Secret | None = setting("The OIDC client secret for deploy.operatorOidc.", None)
 
 
 class PlatformConfig(Section):
@@ -431,6 +484,8 @@ class PlatformConfig(Section):
     audit: AuditConfig = setting("Audit devices.", factory=AuditConfig)
     applications: tuple[Application, ...] = setting("Applications to onboard.", ())
     backup: BackupConfig = setting("Raft snapshots.", factory=BackupConfig)
+    deploy: DeployConfig = setting("How deploys authenticate to Vault once it is set up: no standing root token.",
+                                   factory=DeployConfig)
     secrets: SecretsConfig = setting("Secret values (secure only).", factory=SecretsConfig)
 
     @property

@@ -16,11 +16,13 @@ from components.model.platform import PlatformConfig
 from components.model.problems import Problems
 
 # Policy names the platform writes itself; a stack's own policy must not replace them.
-PLATFORM_POLICIES = ("root", "default", "admin", "raft-backup", "app-templated", "app-templated-write")
+PLATFORM_POLICIES = ("root", "default", "admin", "raft-backup", "app-templated", "app-templated-write", "deployer",
+                     "previewer")
 
 
 def apply_environment_defaults(config: PlatformConfig) -> PlatformConfig:
-    """Defaults that depend on the environment: 5 replicas spread over zones in prod, 3 in dev."""
+    """Defaults that depend on the environment: 5 replicas spread over zones in prod, 3 in dev; the
+    root token revoked after the first deploy in prod, kept in dev."""
     cluster = config.cluster
     changes = {}
     if cluster.replicas is None:
@@ -29,6 +31,9 @@ def apply_environment_defaults(config: PlatformConfig) -> PlatformConfig:
         changes["zone_spread"] = config.is_prod
     if changes:
         config = config.model_copy(update={"cluster": cluster.model_copy(update=changes)})
+    if config.deploy.revoke_root_token is None:
+        config = config.model_copy(update={"deploy": config.deploy.model_copy(
+            update={"revoke_root_token": config.is_prod})})
     return config
 
 
@@ -44,6 +49,7 @@ def check(c: PlatformConfig, problems: Problems, given: set[str] | frozenset[str
     _check_mounts(c, problems)
     _check_applications(c, problems)
     _check_policies(c, problems)
+    _check_deploy(c, problems)
     _check_ignored(c, problems, given)
 
 
@@ -410,3 +416,33 @@ def _sslmode(url: str) -> str:
     from urllib.parse import parse_qs, urlsplit
 
     return (parse_qs(urlsplit(url).query).get("sslmode") or [""])[-1]
+
+
+def _check_deploy(c: PlatformConfig, problems: Problems) -> None:
+    d = c.deploy
+    if d.jwt.enabled and d.jwt.github is None:
+        problems.add("deploy.jwt.github", "is required when deploy.jwt.enabled is true (repository, and the ref and "
+                                          "environments that may log in)")
+    if d.operator_oidc.enabled:
+        for key, value in (("discoveryUrl", d.operator_oidc.discovery_url), ("clientId", d.operator_oidc.client_id),
+                           ("adminGroup", d.operator_oidc.admin_group)):
+            if not value:
+                problems.add(f"deploy.operatorOidc.{key}", "is required when deploy.operatorOidc.enabled is true")
+        if c.secrets.oidc_client_secret is None:
+            problems.add("secrets.oidcClientSecret",
+                         "is required when deploy.operatorOidc.enabled is true; set it with "
+                         "`pulumi config set --secret --path secrets.oidcClientSecret`")
+    if d.revoke_root_token and not (d.jwt.enabled or d.operator_oidc.enabled):
+        problems.add("deploy.revokeRootToken", "is true, but no deploy identity replaces the root token: enable "
+                                               "deploy.jwt (CI) or deploy.operatorOidc (people), or set it to false")
+    if d.revoke_root_token and c.init.root_token_pgp_key:
+        problems.add("deploy.revokeRootToken", "has nothing to revoke: init.rootTokenPgpKey encrypts the root token "
+                                               "for an operator; use one or the other")
+    # Key shares only as PGP ciphertext in prod: whoever reads the state must not hold the keys.
+    if c.is_prod and not c.init.pgp_keys and not c.init.accept_plaintext_shares:
+        problems.add("init.pgpKeys", f"is required in prod: {c.init.shares} PGP public keys, one per share, so the "
+                                     "shares exist only encrypted to the people who hold them. Export each with "
+                                     "`gpg --export <key id> | base64 -w0`. (init.acceptPlaintextShares: true "
+                                     "stores them unencrypted in the state on purpose.)")
+    if not c.is_prod and c.init.accept_plaintext_shares:
+        problems.add("init.acceptPlaintextShares", "only matters in prod: other stacks never require PGP keys")

@@ -38,10 +38,14 @@ class DatabaseLeasesProvider(VaultHttp):
         self._revoke(props, list(props.get("roles") or []))
 
     def _revoke(self, props: dict[str, Any], roles: list[str]) -> None:
+        if not roles:
+            return
+        # The token stored at creation may be gone by now (the first run's, after the root token's revocation).
+        token = self._credentials(props)
         for role in roles:
             prefix = f"{props['mount']}/creds/{role}"
             status, payload = self._call(props, "PUT", f"sys/leases/revoke-prefix/{prefix}", {},
-                                         token=props.get("token"), timeout=120)
+                                         token=token, timeout=120)
             if status not in (200, 204):
                 raise RuntimeError(
                     f"could not revoke the credentials of database role {role!r} ({prefix}/) before its connection "
@@ -58,8 +62,8 @@ class DatabaseLeases(Resource):
 
     def __init__(self, name: str, *, address: pulumi.Input[str], ca_cert_pem: pulumi.Input[str],
                  token: pulumi.Input[str], mount: pulumi.Input[str], connection: str, roles: list[str],
-                 opts: pulumi.ResourceOptions | None = None):
+                 login_path: str = "", opts: pulumi.ResourceOptions | None = None):
         props = {"address": address, "ca_cert_pem": ca_cert_pem, "token": pulumi.Output.secret(token),
-                 "mount": mount, "connection": connection, "roles": roles}
+                 "mount": mount, "connection": connection, "roles": roles, "login_path": login_path}
         super().__init__(_STORED_PROVIDER(), name, props, pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(additional_secret_outputs=["token"])))

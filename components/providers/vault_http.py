@@ -11,6 +11,30 @@ from pulumi.dynamic import ResourceProvider
 class VaultHttp(ResourceProvider):
     """``props`` carry ``address`` (https URL) and ``ca_cert_pem`` (the CA to verify it with)."""
 
+    def configure(self, req) -> None:
+        # Only the engine's provider process calls configure. The dynamic-provider host reports an
+        # exception with traceback.format_exc(); without frames that is "RuntimeError: <message>",
+        # and every message raised here says what happened and what to do.
+        import sys
+
+        sys.tracebacklimit = 0
+
+    def _guard(self, step, *args):
+        """Run one provider step; any failure leaves it as a RuntimeError with a one-line message."""
+        import re
+        import traceback
+
+        try:
+            return step(*args)
+        except RuntimeError as exc:
+            message = re.sub(r"\s+", " ", str(exc)).strip()
+            raise RuntimeError(message) from None
+        except Exception as exc:  # a defect: keep where it happened, on the same line
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            message = re.sub(r"\s+", " ", f"{type(exc).__name__}: {exc}").strip()
+            raise RuntimeError(f"{type(self).__name__} failed unexpectedly: {message} "
+                               f"({where.filename}:{where.lineno})") from None
+
     @staticmethod
     def _ssl_context(props: dict[str, Any]):
         import ssl
@@ -52,3 +76,36 @@ class VaultHttp(ResourceProvider):
         if isinstance(payload, dict) and payload.get("errors"):
             return "; ".join(str(e) for e in payload["errors"])
         return str(payload)
+
+    def _jwt_login(self, props: dict[str, Any], path: str, role: str, jwt: str) -> str:
+        status, payload = self._call(props, "POST", f"auth/{path}/login", {"role": role, "jwt": jwt})
+        return (payload.get("auth") or {}).get("client_token", "") if status == 200 else ""
+
+    def _credentials(self, props: dict[str, Any]) -> str:
+        """A token that works now: the one the stack holds (the dev root token, or the first run's
+        deployer token until it expires), else the caller's VAULT_TOKEN, else a login with the CI
+        workflow's OIDC token (TERRAFORM_VAULT_AUTH_JWT, role VAULT_PLATFORM_VAULT_ROLE)."""
+        import os
+        import time
+
+        candidates: list[tuple[str, Any]] = []
+        if props.get("bootstrap_token") and int(props.get("bootstrap_expires_at") or 0) > time.time() + 60:
+            candidates.append(("the first run's deployer token", lambda: props["bootstrap_token"]))
+        if props.get("token"):
+            candidates.append(("the stack's token", lambda: props["token"]))
+        if os.environ.get("VAULT_TOKEN"):
+            candidates.append(("VAULT_TOKEN", lambda: os.environ["VAULT_TOKEN"]))
+        jwt, path = os.environ.get("TERRAFORM_VAULT_AUTH_JWT"), props.get("login_path")
+        if jwt and path:
+            role = os.environ.get("VAULT_PLATFORM_VAULT_ROLE") or "deployer"
+            candidates.append((f"a login to auth/{path} as {role}", lambda: self._jwt_login(props, path, role, jwt)))
+        tried = []
+        for what, get in candidates:
+            token = get()
+            if token and self._call(props, "GET", "auth/token/lookup-self", token=token)[0] == 200:
+                return token
+            tried.append(what)
+        raise RuntimeError(
+            f"no working Vault token for {props.get('address')} (tried: {', '.join(tried) or 'nothing'}). The root "
+            "token is revoked after the first deploy: log in (`vault login -method=oidc`) and export VAULT_TOKEN, or "
+            "run in the deploy workflow, which logs in with its OIDC token.")

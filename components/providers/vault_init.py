@@ -31,11 +31,13 @@ use only the standard library and Pulumi's own dynamic-provider types.
 
 from __future__ import annotations
 
-import types
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, UpdateResult
+
+from components.providers.stored import by_value
+from components.providers.vault_http import VaultHttp
 
 SECRET_OUTPUTS = ["root_token", "keys", "keys_base64", "existing_token"]
 READY_SECRET_OUTPUTS = ["token", "keys"]
@@ -51,77 +53,8 @@ _READY_INPUTS = ("address", "ca_cert_pem", "mode", "threshold", "unseal_addresse
 VaultInitError = RuntimeError
 
 
-class _VaultApi(ResourceProvider):
-    """What both providers share: Vault's HTTP API and how errors reach the engine."""
-
-    def configure(self, req) -> None:
-        # Only the engine's provider process calls configure. The dynamic-provider host reports an
-        # exception with traceback.format_exc(); without frames that is "RuntimeError: <message>",
-        # and every message raised here says what happened and what to do.
-        import sys
-
-        sys.tracebacklimit = 0
-
-    def _guard(self, step, *args):
-        """Run one provider step; any failure leaves it as a RuntimeError with a one-line message."""
-        import re
-        import traceback
-
-        try:
-            return step(*args)
-        except RuntimeError as exc:
-            message = re.sub(r"\s+", " ", str(exc)).strip()
-            raise RuntimeError(message) from None
-        except Exception as exc:  # a defect: keep where it happened, on the same line
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            message = re.sub(r"\s+", " ", f"{type(exc).__name__}: {exc}").strip()
-            raise RuntimeError(f"{type(self).__name__} failed unexpectedly: {message} "
-                               f"({where.filename}:{where.lineno})") from None
-
-    # --- HTTP, standard library only ---------------------------------------------------------
-
-    @staticmethod
-    def _ssl_context(props: dict[str, Any]):
-        import ssl
-
-        ca = props.get("ca_cert_pem") or ""
-        if not str(props.get("address", "")).startswith("https://"):
-            return None
-        context = ssl.create_default_context(cadata=ca) if ca else ssl.create_default_context()
-        return context
-
-    @classmethod
-    def _call(cls, props: dict[str, Any], method: str, path: str, body: Any = None, token: str | None = None,
-              address: str | None = None, timeout: float = 10.0) -> tuple[int, Any]:
-        import json
-        import urllib.error
-        import urllib.request
-
-        base = (address or props["address"]).rstrip("/")
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{base}/v1/{path.lstrip('/')}", data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        if token:
-            request.add_header("X-Vault-Token", token)
-        context = cls._ssl_context({**props, "address": base})
-        try:
-            # Only http(s) URLs built from the validated api.address reach here.
-            with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
-                raw = response.read()
-                return response.status, (json.loads(raw) if raw else {})
-        except urllib.error.HTTPError as err:
-            raw = err.read()
-            try:
-                payload = json.loads(raw) if raw else {}
-            except ValueError:
-                payload = {"errors": [raw.decode(errors="replace")]}
-            return err.code, payload
-
-    @staticmethod
-    def _errors(payload: Any) -> str:
-        if isinstance(payload, dict) and payload.get("errors"):
-            return "; ".join(str(e) for e in payload["errors"])
-        return str(payload)
+class _VaultApi(VaultHttp):
+    """What both providers share beyond the HTTP calls: waiting for Vault to answer."""
 
     def _wait_reachable(self, props: dict[str, Any], address: str | None = None) -> dict[str, Any]:
         """sys/health on one address, until it answers or the timeout passes."""
@@ -332,10 +265,14 @@ class VaultReadyProvider(_VaultApi):
         deadline = time.monotonic() + float(props.get("timeout_seconds", 600))
         seen: list[str] = []
         last = ""
+        token = props["token"]
         for _ in range(600):
             try:
-                status, payload = self._call(props, "GET", "sys/storage/raft/configuration", token=props["token"],
-                                             timeout=10)
+                status, payload = self._call(props, "GET", "sys/storage/raft/configuration", token=token, timeout=10)
+                if status == 403 and token == props["token"]:
+                    # The root token is revoked after the first deploy: read as whoever deploys now.
+                    token = self._credentials({**props, "token": ""})
+                    continue
                 if status == 200:
                     servers = payload.get("data", {}).get("config", {}).get("servers", [])
                     # New members join as non-voters; autopilot promotes them once stable. Until
@@ -413,44 +350,8 @@ class VaultReadyProvider(_VaultApi):
         return None
 
 
-def _by_value(cls: type, bases: tuple[type, ...] | None = None) -> type:
-    """A copy of ``cls`` (and of its functions) that dill serializes by value.
-
-    dill stores a class or function by reference when it can find that very object again under its
-    module and name; the copies are not the objects found there, so dill stores their code instead.
-    ``bases`` replaces the class's own bases, so a shared base class can be a by-value copy too.
-    """
-
-    def relative(code: types.CodeType) -> types.CodeType:
-        # The state should not record where the deploying checkout happened to live.
-        consts = tuple(relative(c) if isinstance(c, types.CodeType) else c for c in code.co_consts)
-        return code.replace(co_filename="components/providers/vault_init.py", co_consts=consts)
-
-    def copy(function: types.FunctionType) -> types.FunctionType:
-        clone = types.FunctionType(relative(function.__code__), function.__globals__, function.__name__,
-                                   function.__defaults__, function.__closure__)
-        clone.__kwdefaults__ = function.__kwdefaults__
-        clone.__qualname__ = function.__qualname__
-        clone.__doc__ = function.__doc__
-        return clone
-
-    namespace: dict[str, Any] = {}
-    for key, value in cls.__dict__.items():
-        if key in ("__dict__", "__weakref__"):
-            continue
-        if isinstance(value, staticmethod):
-            value = staticmethod(copy(value.__func__))
-        elif isinstance(value, classmethod):
-            value = classmethod(copy(value.__func__))
-        elif isinstance(value, types.FunctionType):
-            value = copy(value)
-        namespace[key] = value
-    return type(cls.__name__, bases if bases is not None else cls.__bases__, namespace)
-
-
-_STORED_API = _by_value(_VaultApi)
-_STORED_PROVIDER = _by_value(VaultInitProvider, (_STORED_API,))
-_STORED_READY_PROVIDER = _by_value(VaultReadyProvider, (_STORED_API,))
+_STORED_PROVIDER = by_value(VaultInitProvider)
+_STORED_READY_PROVIDER = by_value(VaultReadyProvider)
 
 
 class VaultInit(Resource):

@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from components.model import PlatformConfig, Secret
 from components.model.checks import duration_seconds
 from components.model.names import Names
+from components.render import deploy_identity as ident
 from components.render import policies as pol
 
 # Vault runs in the cluster: it reaches the API server by its in-cluster Service name, and (with the
@@ -255,6 +256,8 @@ class VaultObjects:
     kv_path: str = "secret"
     # Whether some application writes its own folder (then app-templated-write exists too).
     templated_write: bool = False
+    # How deploys log in once the root token is gone (deploy.jwt, deploy.operatorOidc).
+    deploy_auths: tuple[ident.JwtAuth, ...] = ()
 
     @property
     def mounts(self) -> tuple[Mount, ...]:
@@ -441,8 +444,42 @@ def _kv_secrets(config: PlatformConfig) -> tuple[KvSecret, ...]:
                  for path, values in sorted(config.secrets.kv.items()))
 
 
+def templated_policy_names(objects: VaultObjects) -> tuple[str, ...]:
+    if not objects.templated_policy:
+        return ()
+    return (pol.TEMPLATED_POLICY, pol.TEMPLATED_WRITE_POLICY) if objects.templated_write else (pol.TEMPLATED_POLICY,)
+
+
+def managed(objects: VaultObjects) -> ident.Managed:
+    """What the stack manages, as the paths the deployer policy grants."""
+    pki = objects.pki
+    return ident.Managed(
+        mounts=tuple((m.path, m.type) for m in objects.mounts),
+        auth_paths=(objects.kubernetes_auth.path, *(a.path for a in objects.deploy_auths)),
+        policy_names=tuple(sorted({*(p.name for p in objects.policies), *templated_policy_names(objects),
+                                   ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY})),
+        audit_paths=tuple(d.path for d in objects.audit_devices),
+        kv_secret_paths=tuple(f"{s.mount}/data/{s.name}" for s in objects.kv_secrets),
+        kv_mount=objects.kv.mount.path,
+        database_mount=objects.database.mount.path if objects.database else "",
+        pki_root=pki.root.mount.path if pki else "",
+        pki_intermediate=pki.intermediate.mount.path if pki and pki.intermediate else "",
+        transit_mount=objects.transit.mount.path if objects.transit else "",
+    )
+
+
 def build(config: PlatformConfig) -> VaultObjects:
     """Everything Vault should contain for this stack."""
+    objects = _build(config)
+    auths = ident.jwt_auths(config)
+    if not auths:
+        return objects
+    with_auths = replace(objects, deploy_auths=auths)
+    # The deploy identity's policies come first: the first run creates them before anything else.
+    return replace(with_auths, policies=(*ident.identity_policies(managed(with_auths), auths), *objects.policies))
+
+
+def _build(config: PlatformConfig) -> VaultObjects:
     return VaultObjects(
         kv=_kv(config),
         database=_database(config),

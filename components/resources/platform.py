@@ -12,10 +12,13 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.model import PlatformConfig
+from components.model.checks import duration_seconds
+from components.render import deploy_identity as ident
+from components.render import policies as pol
 from components.render import vault_objects
 from components.render.backup_job import BackupJob
 from components.resources.backup import RaftBackup, RaftBackupArgs
-from components.resources.bootstrap import VaultBootstrap, VaultBootstrapArgs
+from components.resources.bootstrap import DeployIdentityArgs, VaultBootstrap, VaultBootstrapArgs
 from components.resources.cluster import VaultCluster, VaultClusterArgs
 from components.resources.dev_postgres import DevPostgres, DevPostgresArgs
 from components.resources.vault_configuration import (
@@ -31,6 +34,22 @@ def cluster_args(config: PlatformConfig) -> VaultClusterArgs:
         namespace=config.kubernetes.namespace, api=config.api, unseal=config.unseal, cluster=config.cluster,
         tls=config.tls, production=config.is_prod, aws=config.aws,
         transit_unseal_token=config.secrets.transit_unseal_token)
+
+
+def deploy_identity_args(config: PlatformConfig, objects: vault_objects.VaultObjects) -> DeployIdentityArgs | None:
+    auths = objects.deploy_auths
+    if not auths:
+        return None
+    names = (ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY)
+    return DeployIdentityArgs(
+        policies={p.name: pol.render(p) for p in objects.policies if p.name in names},
+        auths=[ident.auth_payload(a) for a in auths],
+        deployer_policy=ident.DEPLOYER_POLICY,
+        revoke_root_token=bool(config.deploy.revoke_root_token),
+        bootstrap_ttl_seconds=int(duration_seconds(config.deploy.bootstrap_token_ttl)),
+        ci_login_path=next((a.path for a in auths if a.type == "jwt"), ""),
+        client_secrets={a.path: a.client_secret for a in auths if a.client_secret is not None},
+    )
 
 
 class VaultPlatform(pulumi.ComponentResource):
@@ -56,6 +75,8 @@ class VaultPlatform(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, providers=providers)
 
         clustering = cluster_args(config)
+        objects = vault_objects.build(config)
+        identity = deploy_identity_args(config, objects)
         self.cluster = VaultCluster(f"{name}-cluster", clustering, self.aws_provider, opts=child)
         self.bootstrap = VaultBootstrap(f"{name}-bootstrap", VaultBootstrapArgs(
             address=config.api.address, ca_cert_pem=self.cluster.ca_cert_pem,
@@ -63,7 +84,7 @@ class VaultPlatform(pulumi.ComponentResource):
             expected_peers=clustering.names.replicas, init=config.init,
             unseal_addresses=clustering.pod_unseal_addresses, existing_token=config.secrets.vault_token,
             # The cluster, and with it the API Service and (route53) the record for its name.
-            wait_for=[self.cluster]), opts=child)
+            wait_for=[self.cluster], identity=identity), opts=child)
 
         self.dev_postgres: DevPostgres | None = None
         if config.database.dev_postgres:
@@ -89,9 +110,10 @@ class VaultPlatform(pulumi.ComponentResource):
             if self.dev_postgres is not None:
                 dev_connection = DevPostgresConnection(self.dev_postgres.connection_url, self.dev_postgres.password,
                                                        wait_for=(self.dev_postgres,))
-            access = VaultAccess(config.api.address, self.cluster.ca_cert_pem, self.bootstrap.token)
+            access = VaultAccess(config.api.address, self.cluster.ca_cert_pem, self.bootstrap.token,
+                                 login_path=identity.ci_login_path if identity else "")
             self.configuration = VaultConfiguration(
-                f"{name}-config", VaultConfigurationArgs(vault_objects.build(config), protect_keys=config.is_prod,
+                f"{name}-config", VaultConfigurationArgs(objects, protect_keys=config.is_prod,
                                                          dev_postgres=dev_connection, vault_access=access),
                 vault_provider, opts=vault_child)
             if config.backup.enabled:
@@ -107,9 +129,13 @@ class VaultPlatform(pulumi.ComponentResource):
             "namespace": self.cluster.namespace,
             "apiAddress": self.cluster.api_address,
             "caCertificate": self.cluster.ca_cert_pem,
-            "rootToken": self.bootstrap.root_token,
             "unsealKeys": self.bootstrap.unseal_keys,
         }
+        if self.bootstrap.revokes_root_token and self.bootstrap.identity is not None:
+            # Revoked in this run: no root token in the outputs, only the fact.
+            self.exports["rootTokenRevoked"] = self.bootstrap.identity.root_token_revoked
+        else:
+            self.exports["rootToken"] = self.bootstrap.root_token
         if self.cluster.unseal_kms_key_arn is not None:
             self.exports["unsealKmsKeyArn"] = self.cluster.unseal_kms_key_arn
         if self.cluster.api_load_balancer_hostname is not None:

@@ -25,6 +25,11 @@ import pulumi_vault as vault
 from components.providers.database_leases import DatabaseLeases
 from components.render import policies as pol
 from components.render import vault_objects as vs
+from components.render.deploy_identity import DEPLOYER_POLICY, PREVIEWER_POLICY
+
+# Written by the DeployIdentity resource (components/providers/deploy_identity.py), before this
+# component's provider can log in at all.
+IDENTITY_POLICIES = (DEPLOYER_POLICY, PREVIEWER_POLICY)
 
 
 def _slug(text: str) -> str:
@@ -48,6 +53,8 @@ class VaultAccess:
     address: pulumi.Input[str]
     ca_cert_pem: pulumi.Input[str]
     token: pulumi.Input[str]
+    # The CI login's path: once the stack's token has expired, CI logs in there (see VaultHttp._credentials).
+    login_path: str = ""
 
 
 @dataclass(frozen=True)
@@ -202,7 +209,7 @@ class VaultConfiguration(pulumi.ComponentResource):
                 DatabaseLeases(
                     f"{self._name}-db-leases-{conn.name}",
                     address=access.address, ca_cert_pem=access.ca_cert_pem, token=access.token,
-                    mount=mount.path, connection=conn.name,
+                    login_path=access.login_path, mount=mount.path, connection=conn.name,
                     roles=[r.name for r in db.roles if r.db_name == conn.name],
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[connections[conn.name], *roles[conn.name]]))
 
@@ -308,10 +315,14 @@ class VaultConfiguration(pulumi.ComponentResource):
         )
         return auth
 
+    def _policy(self, policy: pol.Policy) -> vault.Policy:
+        return vault.Policy(f"{self._name}-policy-{policy.name}", name=policy.name, policy=pol.render(policy),
+                            opts=self._opts())
+
     def _policies(self, settings: vs.VaultObjects, auth: vault.AuthBackend) -> None:
         for policy in settings.policies:
-            vault.Policy(f"{self._name}-policy-{policy.name}", name=policy.name, policy=pol.render(policy),
-                         opts=self._opts())
+            if policy.name not in IDENTITY_POLICIES:
+                self._policy(policy)
         if settings.templated_policy:
             vault.Policy(
                 f"{self._name}-policy-{pol.TEMPLATED_POLICY}",
@@ -356,5 +367,7 @@ class VaultConfiguration(pulumi.ComponentResource):
             # none), so a value rotated in Vault is never overwritten by a stale one from config.
             cas=0,
             disable_read=True,
-            opts=self._opts(ignore_changes=["dataJson"]),
+            # Removing it from the config forgets it: the value belongs to the application now, and
+            # the deployer may not delete secret data anyway.
+            opts=self._opts(ignore_changes=["dataJson"], retain_on_delete=True),
         )

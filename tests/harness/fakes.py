@@ -50,6 +50,13 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
                 "status": "initialized", "initialized_by_stack": True}
     if typ == "pulumi-python:dynamic/bootstrap:VaultReady":
         return {"status": "ready"}
+    if typ == "pulumi-python:dynamic/bootstrap:DeployIdentity":
+        # As a first run's create answers: a deployer token for the next hour, the root token revoked.
+        import time
+
+        revoked = bool(inputs.get("revoke_root_token"))
+        return {"bootstrap_token": f"FAKE-{CANARY}-FIRST-RUN-TOKEN" if revoked else "",
+                "bootstrap_expires_at": int(time.time()) + 3600 if revoked else 0, "root_token_revoked": revoked}
     return {}
 
 

@@ -88,6 +88,10 @@ FLAVORS = ("openbao", "vault")
 # ("cannot enable audit device via API; use declarative, config-based audit device management
 # instead"). The tests enable them through the API, as the Pulumi provider does on Vault.
 _FLAVOR_HCL = {"openbao": "unsafe_allow_api_audit_creation = true\n", "vault": ""}
+# OpenBao (2.5.3 and later) turns off the unauthenticated generate-root endpoints that Vault's
+# break-glass procedure uses; docs/break-glass.md has OpenBao operators turn them on for the
+# emergency, as raft nodes here do all along.
+_FLAVOR_LISTENER_HCL = {"openbao": "  disable_unauthed_generate_root_endpoints = false\n", "vault": ""}
 
 
 # --------------------------------------------------------------------------
@@ -728,6 +732,7 @@ def raft_node_config(
     seal_hcl: str = "",
     extra_hcl: str = "",
     log_level: str = "info",
+    listener_hcl: str = "",
 ) -> str:
     """HCL for one raft node listening on 127.0.0.1 (see start_raft_node)."""
     scheme = "https" if tls else "http"
@@ -747,7 +752,7 @@ def raft_node_config(
         f'cluster_addr = "https://127.0.0.1:{cluster_port}"\n\n'
         f'storage "raft" {{\n  path = "{data_dir}"\n  node_id = "{node_id}"\n{joins}}}\n\n'
         f'listener "tcp" {{\n  address = "127.0.0.1:{api_port}"\n'
-        f'  cluster_address = "127.0.0.1:{cluster_port}"\n{listener_tls}}}\n\n'
+        f'  cluster_address = "127.0.0.1:{cluster_port}"\n{listener_tls}{listener_hcl}}}\n\n'
         f"{seal_hcl}\n{extra_hcl}\n"
     )
 
@@ -790,6 +795,7 @@ def start_raft_node(
         retry_join=retry_join,
         seal_hcl=seal_hcl,
         extra_hcl=flavor_server_hcl(binary) + extra_hcl,
+        listener_hcl=_FLAVOR_LISTENER_HCL[flavor_of(binary)],
     )
     vp = VaultProcess(
         binary,

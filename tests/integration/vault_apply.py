@@ -20,11 +20,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from components.render import deploy_identity as ident
 from components.render import policies as pol
 from components.render import vault_objects as vs
 from tests.integration.servers import wait_for_kv_v2
 
-SECTIONS = ("audit", "mounts", "kv", "database", "pki", "transit", "auth", "policies", "roles", "kv_secrets")
+SECTIONS = ("audit", "deploy", "mounts", "kv", "database", "pki", "transit", "auth", "policies", "roles", "kv_secrets")
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,17 @@ def kubernetes_role_payload(role: vs.KubernetesRole) -> dict[str, Any]:
     }
 
 
+def jwt_config_payload(auth: ident.JwtAuth, override: dict[str, Any] | None) -> dict[str, Any]:
+    payload = ident.config_payload(auth)
+    if override is not None:
+        # Tests cannot reach the issuer's discovery URL: they give the signing keys instead.
+        payload.pop("oidc_discovery_url")
+        payload.update(override)
+    elif auth.client_secret is not None:
+        payload["oidc_client_secret"] = auth.client_secret.reveal()
+    return payload
+
+
 def _urls(ca: vs.CertificateAuthority) -> Step:
     return Step("pki", "POST", f"{ca.mount.path}/config/urls",
                 {"issuing_certificates": list(ca.issuing_certificates),
@@ -108,14 +120,15 @@ def _urls(ca: vs.CertificateAuthority) -> Step:
 
 
 def plan(settings: vs.VaultObjects, *, sections: Iterable[str] = SECTIONS, passwords: dict[str, str] | None = None,
-         kubernetes_config: dict[str, Any] | None = None) -> Plan:
+         kubernetes_config: dict[str, Any] | None = None, jwt_config: dict[str, Any] | None = None) -> Plan:
     """Every call that configures Vault as ``settings`` says, in dependency order.
 
     ``sections``: which parts to write (see SECTIONS); writing policies or roles implies the auth
     mount, since the templated policy needs its accessor. ``passwords``: database connection name ->
     admin password (the model holds Secrets, and None for the dev PostgreSQL). ``kubernetes_config``:
     extra fields for ``auth/<path>/config`` (outside a pod, tests point Vault at a fake API server
-    instead of its own service account files).
+    instead of its own service account files). ``jwt_config``: replaces the issuer discovery of the
+    deploy identity's auth methods (e.g. ``jwt_validation_pubkeys``), which tests cannot reach.
     """
     wanted = set(sections)
     unknown = wanted - set(SECTIONS)
@@ -128,6 +141,15 @@ def plan(settings: vs.VaultObjects, *, sections: Iterable[str] = SECTIONS, passw
         for device in settings.audit_devices:
             yield Step("audit", "PUT", f"sys/audit/{device.path}",
                        {"type": device.type, "description": device.description, "options": dict(device.options)})
+    if "deploy" in wanted:
+        for policy in settings.policies:
+            if policy.name in (ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY):
+                yield Step("deploy", "PUT", f"sys/policies/acl/{policy.name}", {"policy": pol.render(policy)})
+        for auth in settings.deploy_auths:
+            yield Step("deploy", "POST", f"sys/auth/{auth.path}", {"type": auth.type, "description": auth.description})
+            yield Step("deploy", "POST", f"auth/{auth.path}/config", jwt_config_payload(auth, jwt_config))
+            for role in auth.roles:
+                yield Step("deploy", "POST", f"auth/{auth.path}/role/{role.name}", ident.role_payload(role))
     if "mounts" in wanted:
         for mount in settings.mounts:
             yield Step("mounts", "POST", f"sys/mounts/{mount.path}", mount_payload(mount))
@@ -194,12 +216,12 @@ Caller = Callable[..., dict[str, Any]]
 
 def apply(settings: vs.VaultObjects, call: Caller, *, only: Iterable[str] | None = None,
           passwords: dict[str, str] | None = None, kubernetes_config: dict[str, Any] | None = None,
-          ) -> list[tuple[Step, dict[str, Any]]]:
+          jwt_config: dict[str, Any] | None = None) -> list[tuple[Step, dict[str, Any]]]:
     """Run ``plan`` through ``call(method, path, json=payload)`` (e.g. ``VaultProcess.api``), sending
     each answer back into the plan. ``only``: the sections to write (default: all). Returns every
     (step, response) made."""
     gen = plan(settings, sections=SECTIONS if only is None else only, passwords=passwords,
-               kubernetes_config=kubernetes_config)
+               kubernetes_config=kubernetes_config, jwt_config=jwt_config)
     made: list[tuple[Step, dict[str, Any]]] = []
     try:
         step = next(gen)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
 from components.resources.bootstrap import write_ca_file
-from tests.harness import canary_leaks, run_stack
+from tests.harness import ROOT, canary_leaks, run_stack
 from tests.harness.fakes import fake_pgp_key
 
 INIT = "pulumi-python:dynamic:Resource"
@@ -39,7 +40,12 @@ def test_init_outputs_are_secret(stack):
     rec = run_stack(stack)
     init = rec.one(INIT, "vault-bootstrap-init")
     assert {"root_token", "keys", "keys_base64"} <= set(init.additional_secret_outputs)
-    assert {"rootToken", "unsealKeys"} <= set(rec.export_secret_paths)
+    assert "unsealKeys" in rec.export_secret_paths
+    if stack == "prod":
+        # Revoked in the same run: only the fact is exported, never the token.
+        assert "rootToken" not in rec.exports and rec.exports["rootTokenRevoked"] is True
+    else:
+        assert "rootToken" in rec.export_secret_paths
     assert canary_leaks(rec) == []
 
 
@@ -56,8 +62,16 @@ def test_provider_is_built_from_address_ca_and_init_token(stack):
     rec = run_stack(stack)
     provider = vault_provider(rec)
     assert provider.get("address") == rec.one(INIT, "vault-bootstrap-init").get("address")
-    assert provider.get("caCertFile").endswith(f"/ca/{stack}-ca.pem")
-    assert provider.get("token") == "FAKE-CANARY-ROOT-TOKEN" and provider.is_secret("token")
+    # Relative to the project folder: no checkout path in the provider's state, so `pulumi refresh`
+    # and `destroy` find the file on any runner (`make ca-file` writes it from the stack output).
+    assert provider.get("caCertFile") == f".vault-ca/{stack}-ca.pem"
+    assert str(ROOT) not in json.dumps(provider.inputs)
+    if stack == "dev":
+        assert provider.get("token") == "FAKE-CANARY-ROOT-TOKEN" and provider.is_secret("token")
+    else:
+        # The first run finishes with the short-lived deployer token the root token was traded for.
+        assert provider.get("token") == "FAKE-CANARY-FIRST-RUN-TOKEN" and provider.is_secret("token")
+        assert provider.get("skipChildToken") == "true" and provider.get("authLoginJwt", None) in (None, "null")
     assert rec.depends_on(provider, rec.one(INIT, "vault-bootstrap-init"))
 
 
@@ -82,13 +96,14 @@ def test_a_configured_token_replaces_the_root_token():
 
 
 def test_pgp_root_token_without_a_stack_token_stops_after_init():
-    rec = run_stack("prod", {"init": {"rootTokenPgpKey": PGP_KEY}})
+    rec = run_stack("prod", {"init": {"rootTokenPgpKey": PGP_KEY}, "deploy": {"revokeRootToken": False}})
     assert rec.one(INIT, "vault-bootstrap-init").get("root_token_pgp_key") == PGP_KEY
     assert [r for r in rec.resources if r.type.startswith("vault:")] == []
     assert rec.of_type("kubernetes:batch/v1:CronJob") == []
     # The ciphertext is no token: no Vault provider is built with it.
     assert rec.of_type("pulumi:providers:vault") == []
-    with_token = run_stack("prod", {"init": {"rootTokenPgpKey": PGP_KEY}}, {"vaultToken": "CANARY-admin-token"})
+    with_token = run_stack("prod", {"init": {"rootTokenPgpKey": PGP_KEY}, "deploy": {"revokeRootToken": False}},
+                           {"vaultToken": "CANARY-admin-token"})
     assert with_token.one("pulumi:providers:vault").get("token") == "CANARY-admin-token"
 
 
@@ -157,17 +172,19 @@ def test_the_wait_comes_after_init_in_its_own_resource(stack):
     assert ready.get("token") == "FAKE-CANARY-ROOT-TOKEN" and ready.is_secret("token")
     assert ready.get("keys") == [f"FAKE-CANARY-SHARE-{i}" for i in range(int(init.get("shares")))]
     assert ready.is_secret("keys") and {"token", "keys"} <= set(ready.additional_secret_outputs)
-    assert ready.get("token_encrypted") is False and ready.get("keys_encrypted") is False
+    # prod encrypts the shares to the operators' PGP keys: the stack cannot unseal with them.
+    assert ready.get("token_encrypted") is False and ready.get("keys_encrypted") is (stack == "prod")
 
 
 def test_the_wait_uses_a_configured_token_and_knows_about_pgp():
-    rec = run_stack("prod", {"init": {"rootTokenPgpKey": PGP_KEY, "pgpKeys": [fake_pgp_key(i) for i in range(5)]}},
-                    secrets={"vaultToken": "CANARY-admin-token"})
+    rec = run_stack("prod", {"init": {"rootTokenPgpKey": PGP_KEY, "pgpKeys": [fake_pgp_key(i) for i in range(5)]},
+                             "deploy": {"revokeRootToken": False}}, secrets={"vaultToken": "CANARY-admin-token"})
     ready = rec.one(READY)
     # The configured token is plain text, so it can read the Raft configuration; the shares cannot unseal.
     assert ready.get("token") == "CANARY-admin-token" and ready.get("token_encrypted") is False
     assert ready.get("keys_encrypted") is True
-    encrypted = run_stack("prod", {"init": {"rootTokenPgpKey": PGP_KEY}}).one(READY)
+    encrypted = run_stack("prod", {"init": {"rootTokenPgpKey": PGP_KEY},
+                                   "deploy": {"revokeRootToken": False}}).one(READY)
     assert encrypted.get("token_encrypted") is True
 
 

@@ -152,6 +152,20 @@ def test_tool_scripts_are_shellcheck_clean():
         assert script.read_text().startswith("#!/usr/bin/env bash\n"), script.name
 
 
+def test_composite_action_steps_are_shellcheck_clean(tmp_path):
+    # actionlint checks the workflows' run steps, not those of our own composite actions.
+    scripts = []
+    for action in sorted((ROOT / ".github/actions").glob("*/action.yml")):
+        for i, step in enumerate(yaml.safe_load(action.read_text())["runs"]["steps"]):
+            if "run" in step:
+                assert step.get("shell") == "bash", f"{action.parent.name} step {i}"
+                script = tmp_path / f"{action.parent.name}-{i}.sh"
+                script.write_text("#!/usr/bin/env bash\nset -eo pipefail\n" + step["run"])
+                scripts.append(script)
+    assert scripts
+    _shellcheck("bash", scripts)
+
+
 def _reaches_prod(job: dict, workflow: dict) -> list[str]:
     """What in a job could read prod: secrets other than GITHUB_TOKEN, an OIDC token, a passphrase."""
     text = yaml.safe_dump(job)
@@ -192,4 +206,8 @@ def test_prod_jobs_use_a_kms_secrets_provider_and_short_lived_vault_logins():
         assert access["with"]["vault-role"] == ("previewer" if name == "preview" else "deployer")
     action = yaml.safe_load((ROOT / ".github/actions/prod-access/action.yml").read_text())
     run = "\n".join(step.get("run", "") for step in action["runs"]["steps"])
-    assert "audience=vault" in run and "::add-mask::" in run and "VAULT_PLATFORM_JWT_ROLE" in run
+    assert "audience=vault" in run and "::add-mask::" in run
+    # The names the program and the Vault provider read (components/resources/bootstrap.py).
+    from components.resources.bootstrap import JWT_ENV, ROLE_ENV
+
+    assert f"{JWT_ENV}=" in run and f"{ROLE_ENV}=" in run and "VAULT_TOKEN=" in run

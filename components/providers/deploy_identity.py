@@ -1,0 +1,146 @@
+"""DeployIdentity: the logins that replace the root token, and the root token's revocation.
+
+Created once Vault is initialized and unsealed, with the root token the stack just received. Its
+create writes the `deployer` and `previewer` policies, enables the CI (jwt) and operator (oidc)
+auth methods with their roles, and then, when asked to (`deploy.revokeRootToken`), trades the
+root token for a short-lived `deployer` token (`bootstrapTtl`) and revokes the root token. The rest
+of the first run configures Vault with that token; later runs log in (CI: the workflow's OIDC
+token; people: `vault login -method=oidc`, then VAULT_TOKEN).
+
+Why one resource and not pulumi_vault resources: the CI login must exist before the provider that
+logs in with it is configured, and the root token must be revoked only after it exists. Updates
+(a changed bound claim, a new policy path) log in like everything else after the first run.
+The identity is written before the root token is revoked: if a run dies in between, CI and
+operators can still log in; `docs/break-glass.md` covers the case where nobody can.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, UpdateResult
+
+from components.providers.stored import by_value
+from components.providers.vault_http import VaultHttp
+
+SECRET_OUTPUTS = ["token", "client_secrets", "bootstrap_token"]
+# What the identity is made of; a change to any of these is an update.
+_WATCHED = ("address", "ca_cert_pem", "policies", "auths", "client_secrets")
+
+
+class DeployIdentityProvider(VaultHttp):
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return self._guard(self._create, props)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return self._guard(self._update, olds, news)
+
+    def _create(self, props: dict[str, Any]) -> CreateResult:
+        token = props.get("token") or ""
+        self._write(props, token, previous=None)
+        outs = {**props, "bootstrap_token": "", "bootstrap_expires_at": 0, "root_token_revoked": False}
+        if props.get("revoke_root_token"):
+            outs.update(self._hand_over(props, token))
+        return CreateResult(id_="deploy-identity", outs=outs)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = [k for k in _WATCHED if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
+
+    def _update(self, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        kept = {k: olds.get(k) for k in ("bootstrap_token", "bootstrap_expires_at", "root_token_revoked")}
+        token = self._credentials({**news, **kept, "token": news.get("token") or olds.get("token")})
+        self._write(news, token, previous=olds)
+        return UpdateResult(outs={**news, **kept})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        return ReadResult(id_=id_, outs=props)
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        # Disabling the CI auth method would revoke the very token running this delete, and lock
+        # every later deploy out: leaving the identity in place is the safe side.
+        print("warning: DeployIdentity delete leaves the auth methods and policies in Vault; remove them with "
+              f"`vault auth disable <path>` ({', '.join(a['path'] for a in props.get('auths') or [])}) "
+              "once nothing logs in with them.")
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _ok(self, props: dict[str, Any], method: str, path: str, body: Any, token: str, what: str) -> Any:
+        status, payload = self._call(props, method, path, body, token=token, timeout=30)
+        if status not in (200, 204):
+            raise RuntimeError(f"{what}: HTTP {status} on {path}: {self._errors(payload)}")
+        return payload
+
+    def _write(self, props: dict[str, Any], token: str, previous: dict[str, Any] | None) -> None:
+        for name, hcl in sorted((props.get("policies") or {}).items()):
+            self._ok(props, "PUT", f"sys/policies/acl/{name}", {"policy": hcl}, token, f"writing policy {name!r}")
+        enabled = self._ok(props, "GET", "sys/auth", None, token, "listing auth methods")
+        enabled = enabled.get("data", enabled) if isinstance(enabled, dict) else {}
+        secrets = props.get("client_secrets") or {}
+        old_roles = {a["path"]: {r["name"] for r in a.get("roles") or []} for a in (previous or {}).get("auths") or []}
+        for auth in props.get("auths") or []:
+            path = auth["path"]
+            mounted = enabled.get(f"{path}/")
+            if mounted is None:
+                self._ok(props, "POST", f"sys/auth/{path}", {"type": auth["type"], "description": auth["description"]},
+                         token, f"enabling auth method {path!r}")
+            elif mounted.get("type") != auth["type"]:
+                raise RuntimeError(f"auth path {path!r} already holds a {mounted.get('type')!r} method, not "
+                                   f"{auth['type']!r}: choose another deploy.*.path or disable it by hand")
+            config = dict(auth["config"])
+            if secrets.get(path):
+                config["oidc_client_secret"] = secrets[path]
+            self._ok(props, "POST", f"auth/{path}/config", config, token, f"configuring auth method {path!r}")
+            for role in auth.get("roles") or []:
+                self._ok(props, "POST", f"auth/{path}/role/{role['name']}", role["payload"], token,
+                         f"writing role {role['name']!r} of {path!r}")
+            for gone in sorted(old_roles.get(path, set()) - {r["name"] for r in auth.get("roles") or []}):
+                self._ok(props, "DELETE", f"auth/{path}/role/{gone}", None, token, f"deleting role {gone!r}")
+
+    def _hand_over(self, props: dict[str, Any], root: str) -> dict[str, Any]:
+        """A short-lived deployer token for the rest of this run, then the root token revoked."""
+        import time
+
+        ttl = int(props.get("bootstrap_ttl_seconds") or 3600)
+        created = self._ok(props, "POST", "auth/token/create-orphan", {
+            "policies": [props["deployer_policy"]], "ttl": f"{ttl}s", "explicit_max_ttl": f"{ttl}s",
+            "renewable": False, "display_name": "vault-platform-first-run", "meta": {"purpose": "first deploy"},
+        }, root, "creating the first run's deployer token")
+        bootstrap = created["auth"]["client_token"]
+        status, payload = self._call(props, "GET", "auth/token/lookup-self", token=bootstrap)
+        if status != 200 or props["deployer_policy"] not in (payload.get("data") or {}).get("policies", []):
+            raise RuntimeError(f"the first run's deployer token does not work (HTTP {status}); the root token was "
+                               "kept. Run `pulumi up` again.")
+        self._ok(props, "POST", "auth/token/revoke-self", None, root, "revoking the root token")
+        status, _ = self._call(props, "GET", "auth/token/lookup-self", token=root)
+        if status != 403:
+            raise RuntimeError(f"the root token still answers after its revocation (HTTP {status})")
+        return {"bootstrap_token": bootstrap, "bootstrap_expires_at": int(time.time()) + ttl,
+                "root_token_revoked": True}
+
+
+_STORED_PROVIDER = by_value(DeployIdentityProvider)
+
+
+class DeployIdentity(Resource, module="bootstrap", name="DeployIdentity"):
+    """Outputs: ``bootstrap_token`` (secret; empty unless the root token was revoked) and
+    ``bootstrap_expires_at`` (Unix seconds)."""
+
+    bootstrap_token: pulumi.Output[str]
+    bootstrap_expires_at: pulumi.Output[int]
+    root_token_revoked: pulumi.Output[bool]
+
+    def __init__(self, name: str, *, address: pulumi.Input[str], ca_cert_pem: pulumi.Input[str],
+                 token: pulumi.Input[str], policies: dict[str, str], auths: list[dict[str, Any]],
+                 client_secrets: pulumi.Input[dict[str, str]], deployer_policy: str, revoke_root_token: bool,
+                 bootstrap_ttl_seconds: int, login_path: str, opts: pulumi.ResourceOptions | None = None):
+        props = {
+            "address": address, "ca_cert_pem": ca_cert_pem, "token": pulumi.Output.secret(token),
+            "policies": policies, "auths": auths, "client_secrets": pulumi.Output.secret(client_secrets),
+            "deployer_policy": deployer_policy, "revoke_root_token": revoke_root_token,
+            "bootstrap_ttl_seconds": bootstrap_ttl_seconds, "login_path": login_path,
+            "bootstrap_token": None, "bootstrap_expires_at": None, "root_token_revoked": None,
+        }
+        super().__init__(_STORED_PROVIDER(), name, props, pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)))

@@ -1,0 +1,233 @@
+"""Who deploys once Vault is set up: a JWT auth method for CI (GitHub Actions OIDC) with a
+`deployer` and a `previewer` role, an optional OIDC method for operators, and the two policies,
+derived from exactly what the stack manages. Pure: no Pulumi, no I/O.
+
+`deployer` can apply the whole configuration and nothing more: it never reads secret data, cannot
+generate a root token, read raw storage or seal Vault. `previewer` reads the configuration (what
+`pulumi preview` and `pulumi refresh` need) and changes nothing. Whoever may apply Vault's
+configuration can change policies, its own included: the binding of `deployer` to the repository,
+the deploy ref and a GitHub environment with required reviewers is the control around that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.model import PlatformConfig, Secret
+from components.model.checks import duration_seconds
+from components.render.policies import Policy, Rule
+
+DEPLOYER_POLICY = "deployer"
+PREVIEWER_POLICY = "previewer"
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+
+WRITE = ("create", "read", "update", "delete", "list")
+READ = ("read", "list")
+
+
+@dataclass(frozen=True)
+class JwtRole:
+    """``auth/<path>/role/<name>`` of a jwt or oidc auth method."""
+
+    name: str
+    role_type: str
+    user_claim: str
+    bound_claims: Mapping[str, str | tuple[str, ...]]
+    token_policies: tuple[str, ...]
+    token_ttl_seconds: int
+    token_max_ttl_seconds: int
+    bound_audiences: tuple[str, ...] = ()
+    allowed_redirect_uris: tuple[str, ...] = ()
+    groups_claim: str = ""
+
+
+@dataclass(frozen=True)
+class JwtAuth:
+    """``sys/auth/<path>`` of type jwt or oidc, its config and its roles."""
+
+    path: str
+    type: str
+    description: str
+    discovery_url: str
+    bound_issuer: str
+    roles: tuple[JwtRole, ...]
+    client_id: str = ""
+    client_secret: Secret | None = None
+    default_role: str = ""
+
+
+@dataclass(frozen=True)
+class Managed:
+    """What the stack manages in Vault, as paths: the deployer policy grants exactly these."""
+
+    mounts: tuple[tuple[str, str], ...]  # (path, type)
+    auth_paths: tuple[str, ...]
+    policy_names: tuple[str, ...]
+    audit_paths: tuple[str, ...]
+    kv_secret_paths: tuple[str, ...]  # <mount>/data/<name>
+    pki_root: str = ""
+    pki_intermediate: str = ""
+    database_mount: str = ""
+    transit_mount: str = ""
+    kv_mount: str = ""
+    extra: tuple[Rule, ...] = field(default_factory=tuple)
+
+
+def _seconds(value: str) -> int:
+    return int(duration_seconds(value))
+
+
+def deployer_policy(m: Managed) -> Policy:
+    rules: list[Rule] = [
+        Rule("sys/mounts", ("read",)),
+        Rule("sys/auth", ("read",)),
+        Rule("sys/policies/acl", ("list",)),
+        Rule("sys/audit", ("read", "sudo")),
+        # Every run checks that the expected Raft voters are there.
+        Rule("sys/storage/raft/configuration", ("read",)),
+    ]
+    for path, _ in m.mounts:
+        rules += [Rule(f"sys/mounts/{path}", (*WRITE, "sudo")), Rule(f"sys/mounts/{path}/tune", ("read", "update"))]
+    for path in m.auth_paths:
+        rules += [Rule(f"sys/auth/{path}", (*WRITE, "sudo")), Rule(f"sys/auth/{path}/tune", ("read", "update", "sudo")),
+                  Rule(f"auth/{path}/config", ("create", "read", "update")), Rule(f"auth/{path}/role/*", WRITE),
+                  Rule(f"auth/{path}/role", ("list",))]
+    for name in m.policy_names:
+        # Older clients use sys/policy/<name>; both name the same ACL policy.
+        rules += [Rule(f"sys/policies/acl/{name}", ("create", "read", "update", "delete")),
+                  Rule(f"sys/policy/{name}", ("create", "read", "update", "delete"))]
+    rules += [Rule(f"sys/audit/{path}", (*WRITE, "sudo")) for path in m.audit_paths]
+    if m.kv_mount:
+        rules.append(Rule(f"{m.kv_mount}/config", ("create", "read", "update")))
+    # Initial secrets: created once (cas=0), never read and never overwritten.
+    rules += [Rule(path, ("create",)) for path in m.kv_secret_paths]
+    if m.database_mount:
+        db = m.database_mount
+        rules += [Rule(f"{db}/config/*", WRITE), Rule(f"{db}/roles/*", WRITE),
+                  Rule(f"sys/leases/revoke-prefix/{db}/creds/*", ("update", "sudo"))]
+    for pki in (m.pki_root, m.pki_intermediate):
+        if not pki:
+            continue
+        rules += [Rule(f"{pki}/config/urls", ("create", "read", "update")), Rule(f"{pki}/config/*", ("read",)),
+                  Rule(f"{pki}/roles/*", WRITE), Rule(f"{pki}/roles", ("list",)), Rule(f"{pki}/issuers", ("list",)),
+                  Rule(f"{pki}/issuer/*", ("read",)), Rule(f"{pki}/cert/*", ("read",))]
+        if pki == m.pki_root:
+            rules += [Rule(f"{pki}/root/generate/internal", ("create", "update")),
+                      Rule(f"{pki}/root/sign-intermediate", ("create", "update")),
+                      Rule(f"{pki}/root", ("delete",))]
+        else:
+            rules += [Rule(f"{pki}/intermediate/generate/internal", ("create", "update")),
+                      Rule(f"{pki}/intermediate/set-signed", ("create", "update"))]
+    if m.transit_mount:
+        rules += [Rule(f"{m.transit_mount}/keys/*", ("create", "read", "update", "list"))]
+    rules += list(m.extra)
+    # Said out loud, though nothing above grants them: deny wins over any later grant.
+    rules += [Rule("sys/generate-root/*", ("deny",)), Rule("sys/raw/*", ("deny",)), Rule("sys/seal", ("deny",))]
+    return Policy(DEPLOYER_POLICY, tuple(rules))
+
+
+def previewer_policy(m: Managed) -> Policy:
+    rules: list[Rule] = [
+        Rule("sys/mounts", ("read",)),
+        Rule("sys/auth", ("read",)),
+        Rule("sys/policies/acl", ("list",)),
+        Rule("sys/audit", ("read", "sudo")),
+    ]
+    for path, _ in m.mounts:
+        rules += [Rule(f"sys/mounts/{path}", ("read",)), Rule(f"sys/mounts/{path}/tune", ("read",))]
+    for path in m.auth_paths:
+        rules += [Rule(f"sys/auth/{path}", ("read",)), Rule(f"sys/auth/{path}/tune", ("read",)),
+                  Rule(f"auth/{path}/config", ("read",)), Rule(f"auth/{path}/role/*", READ),
+                  Rule(f"auth/{path}/role", ("list",))]
+    for name in m.policy_names:
+        rules += [Rule(f"sys/policies/acl/{name}", ("read",)), Rule(f"sys/policy/{name}", ("read",))]
+    if m.kv_mount:
+        rules.append(Rule(f"{m.kv_mount}/config", ("read",)))
+    if m.database_mount:
+        rules += [Rule(f"{m.database_mount}/config/*", READ), Rule(f"{m.database_mount}/roles/*", READ)]
+    for pki in (m.pki_root, m.pki_intermediate):
+        if pki:
+            rules += [Rule(f"{pki}/config/urls", ("read",)), Rule(f"{pki}/roles/*", READ),
+                      Rule(f"{pki}/issuers", ("list",)), Rule(f"{pki}/issuer/*", ("read",)),
+                      Rule(f"{pki}/cert/*", ("read",))]
+    if m.transit_mount:
+        rules.append(Rule(f"{m.transit_mount}/keys/*", READ))
+    return Policy(PREVIEWER_POLICY, tuple(rules))
+
+
+def jwt_auths(config: PlatformConfig) -> tuple[JwtAuth, ...]:
+    d = config.deploy
+    found: list[JwtAuth] = []
+    if d.jwt.enabled and d.jwt.github is not None:
+        gh = d.jwt.github
+        ttl, max_ttl = _seconds(d.jwt.token_ttl), _seconds(d.jwt.token_max_ttl)
+        common = {"role_type": "jwt", "user_claim": "sub", "bound_audiences": (d.jwt.audience,),
+                  "token_ttl_seconds": ttl, "token_max_ttl_seconds": max_ttl}
+        found.append(JwtAuth(
+            path=d.jwt.path, type="jwt", description="CI logins (GitHub Actions OIDC), managed by vault-platform",
+            discovery_url=d.jwt.discovery_url, bound_issuer=GITHUB_ISSUER if "githubusercontent" in
+            d.jwt.discovery_url else d.jwt.discovery_url.rstrip("/"),
+            roles=(
+                JwtRole(name=DEPLOYER_POLICY, token_policies=(DEPLOYER_POLICY,), bound_claims={
+                    "repository": gh.repository, "ref": gh.deploy_ref, "environment": gh.deploy_environment},
+                    **common),
+                JwtRole(name=PREVIEWER_POLICY, token_policies=(PREVIEWER_POLICY,), bound_claims={
+                    "repository": gh.repository, "environment": gh.preview_environment}, **common),
+            )))
+    o = d.operator_oidc
+    if o.enabled and o.discovery_url:
+        found.append(JwtAuth(
+            path=o.path, type="oidc", description="Operator logins (OIDC), managed by vault-platform",
+            discovery_url=o.discovery_url, bound_issuer="", client_id=o.client_id,
+            client_secret=config.secrets.oidc_client_secret, default_role="operator",
+            roles=(JwtRole(name="operator", role_type="oidc", user_claim="sub", groups_claim=o.groups_claim,
+                           bound_claims={o.groups_claim: (o.admin_group,)}, token_policies=(DEPLOYER_POLICY,),
+                           token_ttl_seconds=3600, token_max_ttl_seconds=8 * 3600,
+                           allowed_redirect_uris=tuple(o.allowed_redirect_uris)),)))
+    return tuple(found)
+
+
+def role_payload(role: JwtRole) -> dict[str, Any]:
+    """``auth/<path>/role/<name>`` as Vault's API takes it."""
+    payload: dict[str, Any] = {
+        "role_type": role.role_type,
+        "user_claim": role.user_claim,
+        "bound_claims": {k: v if isinstance(v, str) else list(v) for k, v in role.bound_claims.items()},
+        "token_policies": list(role.token_policies),
+        "token_ttl": role.token_ttl_seconds,
+        "token_max_ttl": role.token_max_ttl_seconds,
+    }
+    if role.bound_audiences:
+        payload["bound_audiences"] = list(role.bound_audiences)
+    if role.groups_claim:
+        payload["groups_claim"] = role.groups_claim
+    if role.allowed_redirect_uris:
+        payload["allowed_redirect_uris"] = list(role.allowed_redirect_uris)
+    return payload
+
+
+def config_payload(auth: JwtAuth) -> dict[str, Any]:
+    """``auth/<path>/config`` without the OIDC client secret (a secret input of its own)."""
+    payload: dict[str, Any] = {"oidc_discovery_url": auth.discovery_url}
+    if auth.bound_issuer:
+        payload["bound_issuer"] = auth.bound_issuer
+    if auth.default_role:
+        payload["default_role"] = auth.default_role
+    if auth.client_id:
+        payload["oidc_client_id"] = auth.client_id
+    return payload
+
+
+def auth_payload(auth: JwtAuth) -> dict[str, Any]:
+    """One auth method as the DeployIdentity resource writes it."""
+    return {"path": auth.path, "type": auth.type, "description": auth.description, "config": config_payload(auth),
+            "roles": [{"name": r.name, "payload": role_payload(r)} for r in auth.roles]}
+
+
+def identity_policies(managed: Managed, auths: Sequence[JwtAuth]) -> tuple[Policy, ...]:
+    """The deployer and previewer policies, when some deploy identity uses them."""
+    if not auths:
+        return ()
+    return deployer_policy(managed), previewer_policy(managed)

@@ -1,0 +1,168 @@
+"""The first run without a standing root token, and the emergency way back, on real servers.
+
+The flow a prod stack goes through: `sys/init` with the shares encrypted to the operators' PGP
+keys, the deploy identity written with the root token, the root token traded for a short-lived
+deployer token and revoked, the rest of the configuration applied with that token, and later runs
+logging in through CI. Then the break-glass drill of docs/break-glass.md: operators decrypt their
+shares and make a new root token with `generate-root`.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import functools
+import subprocess
+
+import pytest
+
+from components.providers.deploy_identity import DeployIdentityProvider
+from components.providers.vault_init import VaultInitProvider
+from components.render import deploy_identity as ident
+from components.render import policies as pol
+from components.render import vault_objects as vs
+from tests.integration import servers
+from tests.integration.github_oidc import GithubIssuer
+from tests.integration.test_deploy_identity import REPO, load, login, status_of
+from tests.integration.vault_apply import apply
+
+SHARES, THRESHOLD = 3, 2
+
+
+@pytest.fixture
+def operators(workdir):
+    """Three operators, each with a throwaway PGP key in one GNUPGHOME: (gpg, [base64 public keys])."""
+    import gnupg
+
+    home = workdir / "gnupg"
+    home.mkdir(mode=0o700)
+    gpg = gnupg.GPG(gnupghome=str(home))
+    keys = []
+    for i in range(SHARES):
+        key = gpg.gen_key(gpg.gen_key_input(key_type="RSA", key_length=2048, name_real=f"Operator {i}",
+                                            name_email=f"operator{i}@example.invalid", no_protection=True))
+        assert key.fingerprint, f"gpg could not make a key: {key.stderr}"
+        public = subprocess.run(["gpg", "--homedir", str(home), "--export", key.fingerprint], check=True,
+                                capture_output=True, timeout=60).stdout
+        keys.append(base64.b64encode(public).decode())
+    return gpg, keys
+
+
+def decrypt_shares(gpg, encrypted: list[str]) -> list[str]:
+    """What each operator does with their share: `echo <share> | base64 -d | gpg -d`."""
+    shares = []
+    for share in encrypted:
+        plain = gpg.decrypt(base64.b64decode(share))
+        assert plain.ok, plain.status
+        shares.append(str(plain))
+    return shares
+
+
+def identity_props(node: servers.VaultProcess, objects: vs.VaultObjects, issuer: GithubIssuer, root: str,
+                   ttl: int = 600) -> dict:
+    """DeployIdentity's inputs as the program builds them, with the issuer's key in place of the
+    discovery URL that a test cannot reach."""
+    auths = [ident.auth_payload(a) for a in objects.deploy_auths]
+    for auth in auths:
+        auth["config"] = {k: v for k, v in auth["config"].items() if k != "oidc_discovery_url"}
+        auth["config"].update(issuer.jwt_config())
+    return {
+        "address": node.api_addr, "ca_cert_pem": "", "token": root,
+        "policies": {p.name: pol.render(p) for p in objects.policies
+                     if p.name in (ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY)},
+        "auths": auths, "client_secrets": {}, "deployer_policy": ident.DEPLOYER_POLICY, "revoke_root_token": True,
+        "bootstrap_ttl_seconds": ttl, "login_path": "jwt-ci",
+    }
+
+
+def generate_root(node: servers.VaultProcess, shares: list[str]) -> str:
+    """docs/break-glass.md, step by step: start an attempt, give the threshold of shares, decode."""
+    attempt = servers.api("PUT", node.api_addr, "sys/generate-root/attempt", json={})
+    otp, nonce = attempt["otp"], attempt["nonce"]
+    answer = {}
+    for share in shares[:THRESHOLD]:
+        answer = servers.api("PUT", node.api_addr, "sys/generate-root/update", json={"key": share, "nonce": nonce})
+    assert answer["complete"] is True, answer
+    encoded = answer["encoded_token"]
+    raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4))
+    return bytes(a ^ b for a, b in zip(raw, otp.encode(), strict=True)).decode()
+
+
+def test_the_first_run_revokes_the_root_token_and_break_glass_brings_one_back(
+        raft_node, operators, monkeypatch, fake_kube, workdir):
+    gpg, public_keys = operators
+    monkeypatch.delenv("VAULT_TOKEN", raising=False)
+    monkeypatch.delenv("TERRAFORM_VAULT_AUTH_JWT", raising=False)
+    objects = vs.build(load("prod"))
+    issuer = GithubIssuer()
+
+    init = VaultInitProvider().create({
+        "address": raft_node.api_addr, "ca_cert_pem": "", "mode": "shamir", "shares": SHARES, "threshold": THRESHOLD,
+        "pgp_keys": public_keys, "root_token_pgp_key": "", "unseal_addresses": [], "expected_peers": 1,
+        "timeout_seconds": 60, "existing_token": None}).outs
+    # The stack holds the shares only as ciphertext: what it stores cannot unseal Vault.
+    for stored in init["keys_base64"]:
+        assert status_of_unseal(raft_node, stored) == 400
+    # The operators unseal (in prod the KMS seal does this, and the shares are recovery shares).
+    shares = decrypt_shares(gpg, init["keys_base64"])
+    for share in shares[:THRESHOLD]:
+        servers.api("PUT", raft_node.api_addr, "sys/unseal", json={"key": share})
+    servers.wait_for_health(raft_node.api_addr, lambda h: not h.get("sealed") and not h.get("standby"), timeout=60)
+    root = init["root_token"]
+
+    created = DeployIdentityProvider().create(identity_props(raft_node, objects, issuer, root)).outs
+    assert created["root_token_revoked"] is True
+    assert status_of(raft_node, "GET", "auth/token/lookup-self", root) == 403  # the old root token is gone
+    first_run = created["bootstrap_token"]
+    looked_up = servers.api("GET", raft_node.api_addr, "auth/token/lookup-self", token=first_run)["data"]
+    assert looked_up["policies"] == ["default", ident.DEPLOYER_POLICY]
+    assert 0 < looked_up["ttl"] <= 600 and looked_up["renewable"] is False
+
+    # The rest of the first run, with that token only.
+    as_first_run = functools.partial(servers.api, addr=raft_node.api_addr, token=first_run)
+    rest = ["audit", "mounts", "kv", "pki", "transit", "auth", "policies", "roles", "kv_secrets"]
+    no_db = dataclasses.replace(objects, database=None, audit_devices=tuple(
+        dataclasses.replace(d, options={"file_path": str(workdir / "audit.log")}) if d.path == "file" else d
+        for d in objects.audit_devices))
+    apply(no_db, lambda method, path, json=None: as_first_run(method=method, path=path, json=json), only=rest,
+          kubernetes_config=fake_kube.auth_config())
+    assert "pki_int/" in as_first_run(method="GET", path="sys/mounts")["data"]
+
+    # A later run, in CI: the first run's token has expired; the workflow's OIDC token logs in.
+    later = identity_props(raft_node, objects, issuer, root)
+    later["auths"][0]["roles"][0]["payload"]["token_ttl"] = 600  # a changed setting to apply
+    olds = {**later, **{k: created[k] for k in ("bootstrap_token", "root_token_revoked")},
+            "bootstrap_expires_at": 0}
+    monkeypatch.setenv("TERRAFORM_VAULT_AUTH_JWT", issuer.token(repository=REPO, environment="production"))
+    DeployIdentityProvider().update("deploy-identity", olds, later)
+    deployer_role = servers.api("GET", raft_node.api_addr, "auth/jwt-ci/role/deployer",
+                                token=login(raft_node, "deployer", issuer.token(repository=REPO,
+                                                                                 environment="production"))[
+                                    "auth"]["client_token"])["data"]
+    assert deployer_role["token_ttl"] == 600
+
+    # Break glass: nobody can log in any more, so a threshold of operators makes a root token.
+    new_root = generate_root(raft_node, decrypt_shares(gpg, init["keys_base64"]))
+    assert servers.api("GET", raft_node.api_addr, "auth/token/lookup-self", token=new_root)["data"]["policies"] == [
+        "root"]
+    # ... and revokes it when the emergency is over.
+    servers.api("POST", raft_node.api_addr, "auth/token/revoke-self", token=new_root)
+    assert status_of(raft_node, "GET", "auth/token/lookup-self", new_root) == 403
+
+
+def status_of_unseal(node: servers.VaultProcess, key: str) -> int:
+    try:
+        servers.api("PUT", node.api_addr, "sys/unseal", json={"key": key})
+    except servers.VaultAPIError as e:
+        return e.status
+    return 200
+
+
+def test_nothing_is_revoked_when_the_identity_cannot_be_written(dev_vault):
+    """A failure before the hand-over leaves the root token working, so the next run can try again."""
+    objects = vs.build(load("prod"))
+    props = identity_props(dev_vault, objects, GithubIssuer(), dev_vault.root_token)
+    props["auths"][0]["config"] = {"jwt_validation_pubkeys": ["not a key"]}
+    with pytest.raises(RuntimeError, match="configuring auth method 'jwt-ci'"):
+        DeployIdentityProvider().create(props)
+    assert dev_vault.api("GET", "auth/token/lookup-self")["data"]["policies"] == ["root"]

@@ -1,0 +1,231 @@
+"""The deploy identity under mocks: what the stack declares for CI and operator logins, and what the
+deployer and previewer policies grant, derived from what the stack manages."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+
+import pytest
+
+from components.model import ConfigError, load_config
+from components.render import deploy_identity as ident
+from components.render import policies as pol
+from components.render import vault_objects as vs
+from tests.harness import run_stack, stack_config
+
+IDENTITY = "pulumi-python:dynamic/bootstrap:DeployIdentity"
+POLICY = "vault:index/policy:Policy"
+
+
+def load(stack: str, overrides: dict | None = None, secrets: dict | None = None):
+    config, secret_keys = stack_config(stack, overrides, secrets)
+    return load_config(config, set(secret_keys))
+
+
+def granted(policy: pol.Policy, path: str) -> set[str]:
+    """Capabilities the policy gives on a concrete path (globs as Vault reads them: '*' only at the end,
+    '+' one segment); deny wins."""
+    found: set[str] = set()
+    for rule in policy.rules:
+        pattern = rule.path.replace("+", "[!/]*")
+        if (pattern.endswith("*") and fnmatch.fnmatchcase(path, pattern)) or rule.path == path:
+            found |= set(rule.capabilities)
+    return set() if "deny" in found else found
+
+
+@pytest.fixture(scope="module")
+def prod():
+    return run_stack("prod")
+
+
+def test_prod_declares_a_github_login_with_a_deployer_and_a_previewer(prod):
+    identity = prod.one(IDENTITY)
+    (ci,) = identity.get("auths")
+    assert ci["type"] == "jwt" and ci["path"] == "jwt-ci" and identity.get("login_path") == "jwt-ci"
+    assert ci["config"] == {"oidc_discovery_url": "https://token.actions.githubusercontent.com",
+                            "bound_issuer": "https://token.actions.githubusercontent.com"}
+    roles = {r["name"]: r["payload"] for r in ci["roles"]}
+    assert set(roles) == {"deployer", "previewer"}
+    assert roles["deployer"]["bound_claims"] == {"repository": "example-org/vault-platform",
+                                                 "ref": "refs/heads/main", "environment": "production"}
+    assert roles["previewer"]["bound_claims"] == {"repository": "example-org/vault-platform",
+                                                  "environment": "production-preview"}
+    for role in roles.values():
+        assert role["bound_audiences"] == ["vault"] and role["user_claim"] == "sub"
+        assert role["token_ttl"] == 20 * 60 and role["token_max_ttl"] == 45 * 60
+    assert roles["deployer"]["token_policies"] == ["deployer"]
+    assert roles["previewer"]["token_policies"] == ["previewer"]
+    assert set(identity.get("policies")) == {"deployer", "previewer"}
+    assert identity.get("revoke_root_token") is True and identity.get("bootstrap_ttl_seconds") == 3600
+    # It starts from the root token the stack just received, and keeps it secret.
+    assert identity.get("token") == "FAKE-CANARY-ROOT-TOKEN" and identity.is_secret("token")
+    assert {"token", "bootstrap_token"} <= set(identity.additional_secret_outputs)
+
+
+def test_the_login_exists_before_anything_is_configured_and_after_vault_is_ready(prod):
+    identity = prod.one(IDENTITY)
+    assert prod.depends_on(identity, prod.one("pulumi-python:dynamic/bootstrap:VaultReady"))
+    provider = prod.one("pulumi:providers:vault")
+    assert prod.depends_on(provider, identity)
+    # The identity's policies are written by it alone, not a second time by the configuration.
+    assert {r.inputs["name"] for r in prod.of_type(POLICY)}.isdisjoint({"deployer", "previewer"})
+
+
+def test_dev_has_no_deploy_identity_unless_asked():
+    rec = run_stack("dev")
+    assert not rec.of_type(IDENTITY) and "rootToken" in rec.exports
+    assert vs.build(load("dev")).deploy_auths == ()
+    ci = {"deploy": {"jwt": {"enabled": True, "github": {"repository": "example-org/vault-platform"}}}}
+    with_ci = run_stack("dev", ci)
+    # Asked for, without revoking: the root token stays (dev), and the provider keeps using it.
+    assert with_ci.one(IDENTITY).get("revoke_root_token") is False
+    assert with_ci.one("pulumi:providers:vault").get("token") == "FAKE-CANARY-ROOT-TOKEN"
+
+
+def test_operators_log_in_with_oidc_and_get_the_deployer_policy_only():
+    overrides = {"deploy": {"operatorOidc": {"enabled": True, "discoveryUrl": "https://login.example.com/",
+                                             "clientId": "vault", "adminGroup": "vault-admins"}}}
+    rec = run_stack("prod", overrides, secrets={"oidcClientSecret": "CANARY-client-secret"})
+    identity = rec.one(IDENTITY)
+    oidc = next(a for a in identity.get("auths") if a["path"] == "oidc")
+    assert oidc["type"] == "oidc" and oidc["config"]["oidc_client_id"] == "vault"
+    assert "oidc_client_secret" not in oidc["config"]
+    assert identity.get("client_secrets") == {"oidc": "CANARY-client-secret"} and identity.is_secret("client_secrets")
+    (role,) = oidc["roles"]
+    assert role["payload"]["bound_claims"] == {"groups": ["vault-admins"]}
+    assert role["payload"]["token_policies"] == ["deployer"]
+    assert role["payload"]["allowed_redirect_uris"] == ["http://localhost:8250/oidc/callback"]
+
+
+def _objects():
+    return vs.build(load("prod"))
+
+
+def test_the_deployer_can_write_everything_the_stack_manages():
+    objects = _objects()
+    deployer = next(p for p in objects.policies if p.name == ident.DEPLOYER_POLICY)
+    manage = {"create", "update"}
+    needs = [f"sys/mounts/{m.path}" for m in objects.mounts]
+    needs += [f"sys/auth/{a}" for a in (objects.kubernetes_auth.path, "jwt-ci")]
+    needs += [f"sys/audit/{d.path}" for d in objects.audit_devices]
+    needs += [f"sys/policies/acl/{p.name}" for p in objects.all_policies("accessor")]
+    needs += [f"auth/kubernetes/role/{r.name}" for r in objects.kubernetes_roles]
+    needs += ["auth/jwt-ci/role/deployer", "auth/jwt-ci/config", "auth/kubernetes/config", "secret/config"]
+    needs += [f"database/config/{c.name}" for c in objects.database.connections]
+    needs += [f"database/roles/{r.name}" for r in objects.database.roles]
+    needs += ["pki/root/generate/internal", "pki/root/sign-intermediate", "pki_int/intermediate/set-signed",
+              "pki_int/config/urls", "transit/keys/myapp"]
+    needs += [f"pki_int/roles/{r.name}" for r in objects.pki.roles]
+    missing = {path: granted(deployer, path) for path in needs if not manage <= granted(deployer, path)
+               and not (path.startswith("sys/audit/") and {"sudo"} <= granted(deployer, path))}
+    assert not missing
+    assert granted(deployer, "secret/data/myapp/config") == {"create"}  # an initial secret: written once
+
+
+@pytest.mark.parametrize("path", [
+    "secret/data/myapp/config", "secret/data/other", "secret/metadata/myapp/config", "database/creds/myapp-db",
+    "pki_int/issue/internal-certs", "transit/decrypt/myapp", "transit/export/encryption-key/myapp",
+    "sys/generate-root/attempt", "sys/raw/core/keyring", "sys/seal", "sys/rekey/init",
+    "sys/policies/acl/not-managed", "sys/mounts/not-managed", "auth/token/create", "sys/storage/raft/snapshot",
+    "identity/entity/name/x",
+])
+def test_the_deployer_cannot_read_secrets_or_become_root(path):
+    deployer = next(p for p in _objects().policies if p.name == ident.DEPLOYER_POLICY)
+    assert granted(deployer, path) - {"create"} == set() if path == "secret/data/myapp/config" \
+        else granted(deployer, path) == set(), path
+
+
+def test_the_previewer_only_reads():
+    objects = _objects()
+    previewer = next(p for p in objects.policies if p.name == ident.PREVIEWER_POLICY)
+    every = {c for rule in previewer.rules for c in rule.capabilities}
+    assert every <= {"read", "list", "sudo"}
+    assert all(rule.path == "sys/audit" for rule in previewer.rules if "sudo" in rule.capabilities)
+    assert granted(previewer, "secret/data/myapp/config") == set()
+    assert granted(previewer, "database/config/app-postgres") == {"read", "list"}
+
+
+def test_identity_policy_names_are_reserved():
+    with pytest.raises(ConfigError, match="policies"):
+        load("dev", {"policies": [{"name": "deployer", "rules": [{"path": "secret/data/x", "capabilities":
+                                                                   ["read"]}]}]})
+
+
+@pytest.mark.parametrize(("overrides", "setting"), [
+    ({"init": {"pgpKeys": []}}, "init.pgpKeys"),
+    ({"deploy": {"jwt": {"enabled": False}}}, "deploy.revokeRootToken"),
+    ({"deploy": {"jwt": {"enabled": True, "github": None}}}, "deploy.jwt.github"),
+    ({"deploy": {"jwt": {"github": {"repository": "not a repo"}}}}, "deploy.jwt.github.repository"),
+    ({"deploy": {"operatorOidc": {"enabled": True}}}, "deploy.operatorOidc.discoveryUrl"),
+    ({"deploy": {"operatorOidc": {"enabled": True, "discoveryUrl": "https://id.example.com", "clientId": "v",
+                                  "adminGroup": "g"}}}, "secrets.oidcClientSecret"),
+    ({"init": {"rootTokenPgpKey": "{pgp}"}}, "deploy.revokeRootToken"),
+])
+def test_prod_refuses_an_unsafe_or_incomplete_deploy_identity(overrides, setting):
+    if overrides.get("init", {}).get("rootTokenPgpKey") == "{pgp}":
+        from tests.harness.fakes import fake_pgp_key
+        overrides = {"init": {"rootTokenPgpKey": fake_pgp_key(0)}}
+    with pytest.raises(ConfigError) as raised:
+        load("prod", overrides)
+    assert setting in str(raised.value)
+
+
+def test_prod_without_pgp_keys_says_how_to_export_one():
+    with pytest.raises(ConfigError) as raised:
+        load("prod", {"init": {"pgpKeys": []}})
+    message = str(raised.value)
+    assert "gpg --export" in message and "init.acceptPlaintextShares" in message
+    assert load("prod", {"init": {"pgpKeys": [], "acceptPlaintextShares": True}}).init.pgp_keys == ()
+
+
+def test_revoking_is_the_prod_default_and_dev_keeps_its_root_token():
+    assert load("prod").deploy.revoke_root_token is True
+    assert load("dev").deploy.revoke_root_token is False
+
+
+@pytest.mark.parametrize(("token", "left", "env", "expected"), [
+    # The first run: the deployer token it received in place of the root token.
+    ("first", 3600, {}, {"token": "first", "jwt": None}),
+    # Later, in CI: the workflow's OIDC token, read by the provider itself (never in the state).
+    ("first", 30, {"TERRAFORM_VAULT_AUTH_JWT": "x"}, {"token": None, "jwt": {"mount": "jwt-ci", "role": "deployer"}}),
+    ("first", -5, {"TERRAFORM_VAULT_AUTH_JWT": "x", "VAULT_PLATFORM_VAULT_ROLE": "previewer"},
+     {"token": None, "jwt": {"mount": "jwt-ci", "role": "previewer"}}),
+    # From a laptop: `vault login -method=oidc`, VAULT_TOKEN read by the provider.
+    ("", 0, {"VAULT_TOKEN": "hvs.x"}, {"token": None, "jwt": None}),
+])
+def test_how_the_provider_logs_in_once_the_root_token_is_gone(token, left, env, expected):
+    from components.resources.bootstrap import provider_login
+
+    assert provider_login(token, 1_000_000 + left, "jwt-ci", 1_000_000, env) == expected
+
+
+def test_without_any_login_the_error_says_how_to_get_one():
+    from components.resources.bootstrap import provider_login
+
+    with pytest.raises(RuntimeError, match="vault login -method=oidc") as raised:
+        provider_login("expired", 10, "jwt-ci", 1_000_000, {})
+    assert "TERRAFORM_VAULT_AUTH_JWT" in str(raised.value) and "break-glass" in str(raised.value)
+
+
+def test_no_export_or_plain_input_holds_a_token(prod):
+    tokens = ("FAKE-CANARY-ROOT-TOKEN", "FAKE-CANARY-FIRST-RUN-TOKEN")
+    assert not any(t in json.dumps(prod.exports, default=str) for t in tokens)
+    holders = 0
+    for resource in prod.resources:
+        for path, value in _leaves(resource.inputs):
+            if isinstance(value, str) and any(t in value for t in tokens):
+                holders += 1
+                assert resource.is_secret(path), f"{resource.name}: {path}"
+    assert holders >= 3  # the identity, the wait for voters and the provider hold one, as secrets
+
+
+def _leaves(value, path=""):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaves(item, f"{path}[{i}]")
+    else:
+        yield path, value
