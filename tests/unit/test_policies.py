@@ -116,7 +116,7 @@ def test_role_settings_that_make_no_sense_are_refused(overrides, key, needle):
 
 
 def test_templated_policy_follows_the_kv_mount_and_needs_an_accessor():
-    (policy,) = vs.build(load("prod", {"kv": {"path": "kv-apps"}})).templated(ACCESSOR)
+    (policy,) = vs.build(load("prod", {"kv": {"path": "kv-apps"}, "applications": None})).templated(ACCESSOR)
     assert all(r.path.startswith("kv-apps/") for r in policy.rules)
     with pytest.raises(ValueError, match="accessor"):
         vs.build(load("prod")).templated("")

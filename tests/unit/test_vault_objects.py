@@ -46,7 +46,8 @@ def test_prod_mounts():
 
 
 def test_kv_settings_follow_config():
-    s = settings("prod", {"kv": {"path": "kv-apps", "maxVersions": 3, "casRequired": True}})
+    # (Without the applications: their grants name the secret/ mount.)
+    s = settings("prod", {"kv": {"path": "kv-apps", "maxVersions": 3, "casRequired": True}, "applications": None})
     assert s.kv.mount.path == "kv-apps" and s.kv.max_versions == 3 and s.kv.cas_required is True
     assert all(secret.mount == "kv-apps" for secret in s.kv_secrets)
     # Initial secrets are created only if absent (cas=0), with or without check-and-set required.
@@ -131,7 +132,7 @@ def test_pki_roles_live_on_the_issuing_mount():
 def test_disabled_engines_are_absent():
     s = settings("prod", {"database": {"enabled": False, "connections": None, "roles": None},
                           "pki": {"enabled": False, "roles": None, "intermediate": None},
-                          "transit": {"enabled": False},
+                          "transit": {"enabled": False}, "certManager": {"enabled": False},
                           "applications": [{"name": "myapp", "namespace": "default", "serviceAccount": "myapp"}]},
                   secrets={"databasePasswords": None})
     assert s.database is None and s.pki is None and s.transit is None
