@@ -174,7 +174,8 @@ def test_without_templating_roles_use_only_their_app_policy():
     s = settings("prod", {"kubernetesAuth": {"templatedPolicy": False}})
     assert s.kubernetes_roles[0].token_policies == ("app-myapp",)
     assert s.templated(ACCESSOR) == ()
-    assert [p.name for p in s.all_policies(ACCESSOR)] == ["admin", "raft-backup", "app-myapp"]
+    assert [p.name for p in s.all_policies(ACCESSOR)] == ["admin", "raft-backup", "app-myapp",
+                                                          "external-secrets-default", "cert-manager-vault-pki"]
 
 
 @pytest.mark.parametrize(("secondary", "paths"), [("stdout", ["file", "stdout"]), ("none", ["file"])])
