@@ -244,7 +244,7 @@ def test_initial_kv_secret_is_written_as_a_secret_and_never_read_back():
 def test_everything_that_holds_data_is_protected(stack):
     rec = run_stack(stack)
     assert rec.one("kubernetes:core/v1:Namespace").protect
-    assert rec.one("kubernetes:helm.sh/v3:Release").protect
+    assert rec.one("kubernetes:helm.sh/v3:Release", "vault-cluster-release").protect
     mounts = rec.of_type("vault:index/mount:Mount")
     assert {m.get("type") for m in mounts} >= {"kv", "database", "pki"}
     assert all(m.protect for m in mounts)
