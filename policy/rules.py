@@ -988,19 +988,50 @@ def _platform_namespaces(resources: Sequence[Resource]) -> set[str]:
     return found
 
 
+# The operators that deliver secrets log in with a role and a policy of the same name, one of these
+# prefixes, and what that policy may do: External Secrets reads KV data, cert-manager signs.
+OPERATOR_POLICIES = {"external-secrets-": frozenset({"read"}), "cert-manager-": frozenset({"create", "update"})}
+
+
+def _operator_prefix(role: Resource) -> str | None:
+    name, policies = role.props.get("roleName"), role.props.get("tokenPolicies")
+    if not isinstance(name, str) or _as_list(policies) != [name]:
+        return None
+    return next((prefix for prefix in OPERATOR_POLICIES if name.startswith(prefix)), None)
+
+
+def _operator_policy_problem(prefix: str, path: str, capabilities: Sequence[str]) -> str | None:
+    allowed = OPERATOR_POLICIES[prefix]
+    if path.split("/")[0] in ("sys", "auth", "identity") or "*" in path or "+" in path:
+        return "is not one named secret or sign endpoint: an operator's policy names exactly what it delivers"
+    if not set(capabilities) <= allowed:
+        return f"grants {sorted(set(capabilities) - allowed)}; this operator's policy may only {sorted(allowed)}"
+    if prefix == "cert-manager-" and "/sign/" not in path:
+        return "is not a sign endpoint; cert-manager's policy may only sign with its PKI role"
+    return None
+
+
 def check_app_policies(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Violation]:
     found: list[Violation] = []
     roles = [r for r in resources if r.type == KUBERNETES_ROLE]
     platform = _platform_namespaces(resources)
+    operators = {}
     for role in roles:
         namespaces = role.props.get("boundServiceAccountNamespaces")
         policies = role.props.get("tokenPolicies")
         if is_unknown(namespaces) or is_unknown(policies):
             continue
+        prefix = _operator_prefix(role)
+        if prefix is not None:
+            operators[role.props["roleName"]] = prefix
+            continue
         namespaces = [n for n in _as_list(namespaces) if isinstance(n, str)]
         if namespaces and all(n in platform for n in namespaces):
             continue  # a platform component in Vault's own namespace (e.g. the backup job)
+        own = role.props.get("roleName")
         for policy in _as_list(policies):
+            if policy == own and any(policy.startswith(prefix) for prefix in OPERATOR_POLICIES):
+                continue  # its own operator policy; the others on the role are what is wrong
             if isinstance(policy, str) and policy not in ALWAYS_ALLOWED_POLICIES and \
                     not policy.startswith(APP_POLICY_PREFIX):
                 found.append(Violation(role.type, role.name, "tokenPolicies", f"gives an application the policy "
@@ -1008,6 +1039,9 @@ def check_app_policies(resources: Sequence[Resource], config: Mapping[str, Any])
                                        role.urn))
     for policy in (r for r in resources if r.type == VAULT_POLICY):
         name, text = policy.props.get("name"), policy.props.get("policy")
+        if isinstance(name, str) and name in operators and isinstance(text, str):
+            found += _check_operator_policy(policy, operators[name], text)
+            continue
         if not isinstance(name, str) or not name.startswith(APP_POLICY_PREFIX) or not isinstance(text, str):
             continue
         app = name[len(APP_POLICY_PREFIX):]
@@ -1029,6 +1063,17 @@ def check_app_policies(resources: Sequence[Resource], config: Mapping[str, Any])
             if problem:
                 found.append(Violation(policy.type, policy.name, f"policy path {path!r}", problem, policy.urn))
     return found
+
+
+def _check_operator_policy(policy: Resource, prefix: str, text: str) -> list[Violation]:
+    try:
+        rules = policy_rules(text)
+    except HclError as err:
+        return [Violation(policy.type, policy.name, "policy", f"cannot be read as a Vault policy ({err})",
+                          policy.urn)]
+    return [Violation(policy.type, policy.name, f"policy path {path!r}", problem, policy.urn)
+            for path, capabilities in rules
+            if (problem := _operator_policy_problem(prefix, path, capabilities))]
 
 
 # --- 11. the transit seal's token ---------------------------------------------------------------
@@ -1124,8 +1169,9 @@ RULES: tuple[Rule, ...] = (
          check_audit_enabled, stack=True),
     Rule("app-policies-own-paths-only",
          "Application policies (app-*) grant nothing outside the application's own paths: its KV prefix and "
-         "the creds/issue/encrypt endpoints of one named role or key, never sudo or sys/auth/identity; and "
-         "application roles carry only app-* policies. One compromised application must not reach another's "
+         "the creds/issue/encrypt endpoints of one named role or key, never sudo or sys/auth/identity; "
+         "application roles carry only app-* policies; the delivering operators' own policies (external-secrets-*, "
+         "cert-manager-*) only read KV data or sign. One compromised application must not reach another's "
          "secrets or Vault's configuration.",
          check_app_policies, stack=True),
     Rule("transit-token-from-secret",

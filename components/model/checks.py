@@ -435,3 +435,42 @@ def redirect_uri(value: str) -> str | None:
     if re.match(r"^https://[^\s]+$", value) or re.match(r"^http://(localhost|127\.0\.0\.1):\d+/[^\s]*$", value):
         return None
     return "is not a redirect URI (https://..., or http://localhost:<port>/... for the CLI)"
+def env_name(value: str) -> str | None:
+    return None if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value) else (
+        "is not an environment variable name (letters, digits and '_', not starting with a digit)")
+
+
+def kv_property(value: str) -> str | None:
+    # Agent templates read it as .Data.data.<property>, which only a Go identifier can be (and which
+    # makes a missing property an error rather than an empty value).
+    return None if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value) else (
+        "is not a KV property name the delivery templates can read (letters, digits and '_', not starting "
+        "with a digit)")
+
+
+def kv_secret_path(value: str) -> str | None:
+    segments = value.split("/")
+    if all(re.match(r"^[A-Za-z0-9_.-]+$", s) and s not in (".", "..") for s in segments):
+        return None
+    return ("is not a KV secret path under the mount (segments of letters, digits, '-', '_' and '.' separated "
+            "by '/', no leading or trailing '/', no wildcards), e.g. myapp/config")
+
+
+def policy_path_allows(pattern: str, path: str) -> bool:
+    """Whether a Vault policy path (``*`` at the end matches any rest, ``+`` one segment) covers ``path``."""
+    prefix = pattern.endswith("*")
+    pattern_segments = (pattern[:-1] if prefix else pattern).split("/")
+    path_segments = path.split("/")
+    if prefix:
+        # The last pattern segment is a prefix of the corresponding path segment (or of the rest).
+        *whole, head = pattern_segments
+        if len(path_segments) < len(pattern_segments):
+            return False
+        for want, have in zip(whole, path_segments, strict=False):
+            if want not in ("+", have):
+                return False
+        rest = "/".join(path_segments[len(whole):])
+        return rest.startswith(head) if head != "+" else True
+    if len(pattern_segments) != len(path_segments):
+        return False
+    return all(want in ("+", have) for want, have in zip(pattern_segments, path_segments, strict=True))

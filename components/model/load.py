@@ -208,10 +208,11 @@ def describe(error: Mapping[str, Any]) -> tuple[str, str]:
         prefix = config_key(loc[:-1])
         exact = [p for p in _found_elsewhere(str(loc[-1]), exact_only=True)
                  if p.rsplit(".", 1)[0] != prefix]
-        hint = " or ".join(exact[:2]) if exact else closest(str(loc[-1]), known)
-        if not hint:
-            hint = " or ".join(_found_elsewhere(str(loc[-1]))[:2]) or None
-        return key, ("unknown setting" + (f" (did you mean '{hint}'?)" if hint else "")
+        # Shallower places first: `replicas` at the top level most likely meant cluster.replicas.
+        candidates = sorted(exact, key=lambda p: p.count(".")) if exact else \
+            [near] if (near := closest(str(loc[-1]), known)) else _found_elsewhere(str(loc[-1]))
+        hint = " or ".join(f"'{c}'" for c in candidates[:2])
+        return key, ("unknown setting" + (f" (did you mean {hint}?)" if hint else "")
                      + f"; known settings here: {', '.join(sorted(known))}")
     if kind == "missing":
         return key, "is required" + (f": {field.description}" if field is not None and field.description else "")

@@ -15,6 +15,32 @@ CLUSTER_PORT = 8201
 # 127.0.0.1:8201.. so `pulumi up` can unseal each pod of a shamir dev stack.
 POD_HOST_PORT_BASE = 8201
 
+# Namespaces that always exist (or belong to the cluster): the stack never creates them.
+RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# The label that opts a namespace in to the Agent Injector's webhook (its namespaceSelector).
+INJECTION_LABEL = "vault-platform/agent-injection"
+INJECTION_LABEL_VALUE = "enabled"
+# Where an injected agent finds our CA: the per-namespace Secret mounted by the injector at /vault/tls.
+AGENT_TLS_MOUNT = "/vault/tls"
+CA_KEY = "ca.crt"
+# The projected service account token volume a pod adds for its agent, and the file in it.
+AGENT_TOKEN_VOLUME = "vault-token"  # noqa: S105 - a name, not a secret
+AGENT_TOKEN_PATH = "token"  # noqa: S105 - a name, not a secret
+# The injector renders an application's database credentials into /vault/secrets/<this>.
+DATABASE_SECRET_FILE = "db"  # noqa: S105 - a name, not a secret
+# Each External Secrets namespace gets a SecretStore and a service account of this name.
+SECRET_STORE = "vault-kv"  # noqa: S105 - a name, not a secret
+
+
+def external_secrets_role(namespace: str) -> str:
+    """The Vault role and policy the External Secrets Operator uses for one namespace's applications."""
+    return f"external-secrets-{namespace}"
+
+
+def cert_manager_role(issuer: str) -> str:
+    """The Vault role and policy of cert-manager's ClusterIssuer."""
+    return f"cert-manager-{issuer}"
+
 
 @dataclass(frozen=True)
 class Names:
@@ -51,6 +77,24 @@ class Names:
     @property
     def unseal_secret(self) -> str:
         return f"{self.release}-unseal"
+
+    @property
+    def ca_secret(self) -> str:
+        """The Secret holding only our CA certificate, in each namespace whose pods run injected agents."""
+        return f"{self.release}-ca"
+
+    @property
+    def injector_service(self) -> str:
+        return f"{self.release}-agent-injector-svc"
+
+    @property
+    def injector_tls_secret(self) -> str:
+        return f"{self.release}-injector-tls"
+
+    def injector_dns_names(self) -> list[str]:
+        service = self.injector_service
+        return [service, f"{service}.{self.namespace}", f"{service}.{self.namespace}.svc",
+                f"{service}.{self.namespace}.svc.cluster.local"]
 
     def pod(self, ordinal: int) -> str:
         return f"{self.release}-{ordinal}"

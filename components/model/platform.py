@@ -74,6 +74,16 @@ class Injector(Section):
     enabled: Bool = setting("Run the Vault Agent Injector (sidecars that render secrets into pods).", True)
     resources: Resources = setting("Injector pod resources.", factory=lambda: Resources(
         requests=ResourceAmounts(memory="64Mi", cpu="50m"), limits=ResourceAmounts(memory="128Mi", cpu="100m")))
+    replicas: Int | None = setting(
+        "Injector pods. With failurePolicy Fail no pod starts in an opted-in namespace while none answers, so "
+        "prod runs at least 2 (one per node) with a disruption budget. Defaults to 2 in prod and 1 in dev.", None)
+    failure_policy: Literal["Fail", "Ignore"] | None = setting(
+        "What the API server does with a new pod in an opted-in namespace when the injector does not answer: "
+        "'Fail' refuses the pod (it would start without its secrets otherwise; prod requires it), 'Ignore' admits "
+        "it without agents. Defaults to Fail in prod and Ignore in dev.", None)
+    certificate_validity: Duration = setting(
+        "Lifetime of the webhook's serving certificate (made by the stack; `pulumi up` renews it in the last "
+        "third of its life, at most a month ahead).", "8760h")
 
 
 class ApiClients(Section):
@@ -359,6 +369,16 @@ class KvGrant(Section):
                                                       "and patch).")
 
 
+class DeliveredSecret(Section):
+    name: DnsLabel = setting("Its name: the file /vault/secrets/<name> the injector renders (and the suffix of its "
+                             "annotations); unique per application.")
+    path: Annotated[str, Strict(), rule(checks.kv_secret_path)] = setting(
+        "Secret path under the KV mount, e.g. myapp/config (read from <kv>/data/<path>).")
+    keys: dict[Annotated[str, Strict(), rule(checks.env_name)], Annotated[str, Strict(), rule(checks.kv_property)]] \
+        = setting("Variable name -> KV property, e.g. {DATABASE_URL: database_url}: the injector writes `export "
+                  "DATABASE_URL='...'`; the External Secrets Operator writes the key DATABASE_URL of the Secret.")
+
+
 class Application(Section):
     name: DnsLabel = setting("Application name (its Vault role and policy).")
     namespace: DnsLabel = setting("Kubernetes namespace it runs in.")
@@ -375,6 +395,61 @@ class Application(Section):
         "'write' (also create and update; never delete versions or metadata) or 'none'.", "read")
     audience: Str | None = setting("The audience its service account token must have; empty uses "
                                    "kubernetesAuth.audience.", None)
+    delivery: Literal["injector", "externalSecrets", "both", "none"] = setting(
+        "How its secrets reach its pods: 'injector' (a Vault Agent in the pod renders them into files; nothing "
+        "else to install, nothing stored in Kubernetes, database credentials renewed and revoked with the pod), "
+        "'externalSecrets' (the External Secrets Operator copies them into a Kubernetes Secret), 'both', or "
+        "'none' (the application logs in to Vault itself).", "injector")
+    create_namespace: Bool = setting("Create its namespace (kept in the cluster when the application is removed "
+                                     "from the stack).", False)
+    create_service_account: Bool = setting("Create its service account in its namespace.", False)
+    secrets: tuple[DeliveredSecret, ...] = setting(
+        "KV secrets to deliver (read through its own grants: its folder or kv). With a databaseRole the injector "
+        "also renders its database credentials into the file 'db'.", ())
+    refresh_interval: Duration | None = setting("How often the External Secrets Operator re-reads its secrets; "
+                                                "empty uses externalSecrets.refreshInterval.", None)
+
+    @property
+    def uses_injector(self) -> bool:
+        return self.delivery in ("injector", "both")
+
+    @property
+    def uses_external_secrets(self) -> bool:
+        return self.delivery in ("externalSecrets", "both")
+
+
+class ExternalSecretsChart(Section):
+    version: Str = setting("Version of the external-secrets Helm chart.", "2.9.0")
+    repository: HttpsUrl = setting("Helm repository holding the chart.", "https://charts.external-secrets.io")
+
+
+class ExternalSecretsConfig(Section):
+    install: Bool = setting("Install the External Secrets Operator chart when an application's delivery uses it; "
+                            "false uses an operator already running in the cluster.", True)
+    namespace: DnsLabel = setting("Namespace the operator runs in (installed there, or already running there).",
+                                  "external-secrets")
+    service_account: Annotated[str, Strict(), rule(checks.service_account_name)] = setting(
+        "The operator controller's service account: the only one allowed to request the tokens each store logs in "
+        "with.", "external-secrets")
+    chart: ExternalSecretsChart = setting("Which chart to install.", factory=ExternalSecretsChart)
+    refresh_interval: Duration = setting("How often each ExternalSecret re-reads Vault, unless its application "
+                                         "sets refreshInterval.", "1h")
+    cluster_wide_token_requests: Bool = setting(
+        "Let the installed operator request tokens for every service account in the cluster (the chart's own "
+        "default). The Vault stores do not need it: each store's service account lets only the operator request "
+        "its tokens. Turn it on only for other stores that authenticate as another service account.", False)
+
+
+class CertManagerConfig(Section):
+    enabled: Bool = setting("Create a ClusterIssuer that signs certificates with the PKI engine (cert-manager must "
+                            "be installed: its CRDs and controller).", False)
+    namespace: DnsLabel = setting("Namespace cert-manager runs in (its cluster resource namespace).", "cert-manager")
+    controller_service_account: Annotated[str, Strict(), rule(checks.service_account_name)] = setting(
+        "cert-manager's controller service account, which requests the issuer's tokens.", "cert-manager")
+    issuer_name: DnsLabel = setting("Name of the ClusterIssuer (and of its service account, Vault role and "
+                                    "policy).", "vault-pki")
+    pki_role: Str = setting("PKI role it signs with (required when enabled); its policy allows only "
+                            "<issuing mount>/sign/<role>.", "")
 
 
 class S3Backup(Section):
@@ -483,6 +558,9 @@ class PlatformConfig(Section):
     policies: tuple[Policy, ...] = setting("Extra policies as code.", ())
     audit: AuditConfig = setting("Audit devices.", factory=AuditConfig)
     applications: tuple[Application, ...] = setting("Applications to onboard.", ())
+    external_secrets: ExternalSecretsConfig = setting("The External Secrets Operator (for applications that use "
+                                                      "it).", factory=ExternalSecretsConfig)
+    cert_manager: CertManagerConfig = setting("cert-manager on the PKI engine.", factory=CertManagerConfig)
     backup: BackupConfig = setting("Raft snapshots.", factory=BackupConfig)
     deploy: DeployConfig = setting("How deploys authenticate to Vault once it is set up: no standing root token.",
                                    factory=DeployConfig)

@@ -7,12 +7,20 @@ from components.model.checks import (
     duplicates,
     duration_seconds,
     name_covers,
+    policy_path_allows,
     quantity_cmp,
     quantity_value,
     url_host,
 )
-from components.model.names import server_dns_names
-from components.model.platform import PlatformConfig
+from components.model.names import (
+    DATABASE_SECRET_FILE,
+    RESERVED_NAMESPACES,
+    SECRET_STORE,
+    cert_manager_role,
+    external_secrets_role,
+    server_dns_names,
+)
+from components.model.platform import Application, PlatformConfig
 from components.model.problems import Problems
 
 # Policy names the platform writes itself; a stack's own policy must not replace them.
@@ -22,13 +30,21 @@ PLATFORM_POLICIES = ("root", "default", "admin", "raft-backup", "app-templated",
 
 def apply_environment_defaults(config: PlatformConfig) -> PlatformConfig:
     """Defaults that depend on the environment: 5 replicas spread over zones in prod, 3 in dev; the
-    root token revoked after the first deploy in prod, kept in dev."""
+    root token revoked after the first deploy in prod, kept in dev; two injector pods that refuse pods
+    they cannot serve in prod, one that admits them in dev."""
     cluster = config.cluster
     changes = {}
     if cluster.replicas is None:
         changes["replicas"] = 5 if config.is_prod else 3
     if cluster.zone_spread is None:
         changes["zone_spread"] = config.is_prod
+    injector = {}
+    if cluster.injector.replicas is None:
+        injector["replicas"] = 2 if config.is_prod else 1
+    if cluster.injector.failure_policy is None:
+        injector["failure_policy"] = "Fail" if config.is_prod else "Ignore"
+    if injector:
+        changes["injector"] = cluster.injector.model_copy(update=injector)
     if changes:
         config = config.model_copy(update={"cluster": cluster.model_copy(update=changes)})
     if config.deploy.revoke_root_token is None:
@@ -48,6 +64,7 @@ def check(c: PlatformConfig, problems: Problems, given: set[str] | frozenset[str
     _check_pki(c, problems)
     _check_mounts(c, problems)
     _check_applications(c, problems)
+    _check_delivery(c, problems)
     _check_policies(c, problems)
     _check_deploy(c, problems)
     _check_ignored(c, problems, given)
@@ -326,10 +343,97 @@ def _check_applications(c: PlatformConfig, problems: Problems) -> None:
         problems.add("kubernetesAuth.audience", "is empty: prod binds every Kubernetes auth role to a token audience")
 
 
+def _readable(c: PlatformConfig, app: Application, path: str) -> bool:
+    """Whether the application's own role may read ``<kv>/data/<path>``: its folder or one of its kv grants."""
+    data_path = f"{c.kv.path}/data/{path}"
+    if c.kubernetes_auth.templated_policy and app.own_folder != "none" \
+            and path.startswith(f"{app.namespace}/{app.service_account}/"):
+        return True
+    return any(g.access in ("read", "write") and policy_path_allows(g.path, data_path) for g in app.kv)
+
+
+def _check_delivery(c: PlatformConfig, problems: Problems) -> None:
+    injector = c.cluster.injector
+    if c.is_prod and injector.enabled and (injector.replicas or 0) < 2:
+        problems.add("cluster.injector.replicas", f"{injector.replicas} is too few for prod: with failurePolicy Fail "
+                                                  "no pod starts in an opted-in namespace while the injector is "
+                                                  "down; use 2 or more")
+    if c.is_prod and injector.enabled and injector.failure_policy != "Fail":
+        problems.add("cluster.injector.failurePolicy", f"{injector.failure_policy!r} is dev only: prod refuses a pod "
+                                                       "the injector could not give its secrets (use 'Fail')")
+    if injector.enabled and duration_seconds(injector.certificate_validity) > duration_seconds(c.tls.ca_validity):
+        problems.add("cluster.injector.certificateValidity", f"{injector.certificate_validity!r} outlives its CA "
+                                                             f"(tls.caValidity {c.tls.ca_validity!r})")
+    reserved = {*RESERVED_NAMESPACES, c.kubernetes.namespace}
+    if c.external_secrets.install and any(a.uses_external_secrets for a in c.applications):
+        reserved.add(c.external_secrets.namespace)  # the operator's release creates it
+    if c.cert_manager.enabled:
+        reserved.add(c.cert_manager.namespace)  # cert-manager's own
+    service_roles = {external_secrets_role(a.namespace) for a in c.applications if a.uses_external_secrets}
+    if c.cert_manager.enabled:
+        service_roles.add(cert_manager_role(c.cert_manager.issuer_name))
+    for i, app in enumerate(c.applications):
+        key = f"applications[{i}]"
+        if app.uses_injector and not injector.enabled:
+            problems.add(f"{key}.delivery", f"{app.delivery!r} needs the injector, but cluster.injector.enabled is "
+                                            "false")
+        if app.name in service_roles:
+            problems.add(f"{key}.name", f"{app.name!r} is the name of a role the platform makes for the External "
+                                        "Secrets Operator or cert-manager; choose another")
+        if app.service_account == SECRET_STORE and app.namespace in {
+                a.namespace for a in c.applications if a.uses_external_secrets}:
+            problems.add(f"{key}.serviceAccount", f"{SECRET_STORE!r} is the service account of the namespace's "
+                                                  "External Secrets store; choose another")
+        if app.create_namespace and app.namespace in reserved:
+            problems.add(f"{key}.createNamespace", f"true would create namespace {app.namespace!r}, which always "
+                                                   "exists or belongs to the platform; set it to false")
+        if app.delivery == "none" and app.secrets:
+            problems.add(f"{key}.secrets", "are delivered by the injector or the External Secrets Operator, and "
+                                           "delivery is 'none'; choose a delivery or remove them")
+        if app.uses_external_secrets and not app.secrets:
+            problems.add(f"{key}.secrets", f"is empty, so delivery {app.delivery!r} gives the External Secrets "
+                                           "Operator nothing to copy; list the KV secrets to deliver")
+        if app.refresh_interval is not None and not app.uses_external_secrets:
+            problems.add(f"{key}.refreshInterval", f"is only used with delivery externalSecrets or both, not "
+                                                   f"{app.delivery!r}")
+        for dup in duplicates([s.name for s in app.secrets]):
+            problems.add(f"{key}.secrets", f"name {dup!r} appears more than once (each is one file)")
+        for dup in duplicates([k for s in app.secrets for k in s.keys]):
+            problems.add(f"{key}.secrets", f"variable {dup!r} appears in more than one secret (they share one "
+                                           "environment and one Kubernetes Secret)")
+        for j, secret in enumerate(app.secrets):
+            where = f"{key}.secrets[{j}]"
+            if app.database_role and app.uses_injector and secret.name == DATABASE_SECRET_FILE:
+                problems.add(f"{where}.name", f"{DATABASE_SECRET_FILE!r} is the file of its database credentials; "
+                                              "choose another name")
+            if not secret.keys:
+                problems.add(f"{where}.keys", "is empty; map at least one variable to a KV property")
+            if secret.path.startswith(f"{c.kv.path}/"):
+                problems.add(f"{where}.path", f"{secret.path!r} starts with the KV mount {c.kv.path!r}: give the "
+                                              "path under the mount (the operator would drop that first segment)")
+            elif not _readable(c, app, secret.path):
+                problems.add(f"{where}.path", f"{secret.path!r}: the application may not read "
+                                              f"{c.kv.path}/data/{secret.path}; grant it in {key}.kv or use its own "
+                                              f"folder {app.namespace}/{app.service_account}/")
+    cm = c.cert_manager
+    if cm.enabled:
+        pki_roles = {r.name for r in c.pki.roles}
+        if not c.pki.enabled:
+            problems.add("certManager.enabled", "true needs the PKI engine (pki.enabled)")
+        elif not cm.pki_role:
+            problems.add("certManager.pkiRole", f"is required when certManager.enabled is true; one of: "
+                                                f"{', '.join(sorted(pki_roles)) or 'none defined in pki.roles'}")
+        elif cm.pki_role not in pki_roles:
+            problems.add("certManager.pkiRole", f"{cm.pki_role!r} is not a role in pki.roles")
+
+
 def _check_policies(c: PlatformConfig, problems: Problems) -> None:
     names = [p.name for p in c.policies]
     _unique(problems, "policies", "policy name", names)
     reserved = set(PLATFORM_POLICIES) | {f"app-{a.name}" for a in c.applications}
+    reserved |= {external_secrets_role(a.namespace) for a in c.applications if a.uses_external_secrets}
+    if c.cert_manager.enabled:
+        reserved.add(cert_manager_role(c.cert_manager.issuer_name))
     for name in names:
         if name in reserved:
             problems.add("policies", f"policy name {name!r} is reserved by the platform; choose another")

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.model import ClusterConfig, Resources
-from components.model.names import API_PORT, TLS_MOUNT, UNSEAL_MOUNT, Names
+from components.model.names import (
+    API_PORT,
+    INJECTION_LABEL,
+    INJECTION_LABEL_VALUE,
+    TLS_MOUNT,
+    UNSEAL_MOUNT,
+    Names,
+)
 from components.model.platform import ResourceAmounts
 
 # Ready: the active node and unsealed standbys, and (only so the very first init can reach a pod
@@ -21,6 +28,15 @@ from components.model.platform import ResourceAmounts
 READINESS_PATH = "/v1/sys/health?standbyok=true&perfstandbyok=true&uninitcode=204"
 # Liveness must not kill a pod that is merely sealed or a standby: only a hung process.
 LIVENESS_PATH = "/v1/sys/health?standbyok=true&sealedcode=204&uninitcode=204&perfstandbyok=true"
+
+
+@dataclass(frozen=True)
+class InjectorWebhook:
+    """The injector's serving certificate, made by the stack: the Secret holding it and its CA bundle
+    (base64 of the CA's PEM) for the MutatingWebhookConfiguration."""
+
+    secret_name: str
+    ca_bundle: str
 
 
 @dataclass(frozen=True)
@@ -58,10 +74,41 @@ def zone_spread(names: Names) -> list[dict[str, Any]]:
              "labelSelector": {"matchLabels": server_labels(names)}}]
 
 
+def injector_values(cluster: ClusterConfig, *, production: bool, webhook: InjectorWebhook | None,
+                    auth_path: str = "kubernetes") -> dict[str, Any]:
+    """The Agent Injector: its pods, its webhook (only namespaces labelled for it; in prod a pod it cannot
+    serve is refused) and, when the stack made one, its serving certificate."""
+    c = cluster
+    replicas = c.injector.replicas or (2 if production else 1)
+    values: dict[str, Any] = {
+        "enabled": c.injector.enabled,
+        "replicas": replicas,
+        "resources": resources(c.injector.resources),
+        # Injected agents run the same Vault as the servers.
+        "agentImage": {"repository": c.image.repository, "tag": c.image.tag},
+        "authPath": f"auth/{auth_path}",
+        "webhook": {
+            "failurePolicy": c.injector.failure_policy or ("Fail" if production else "Ignore"),
+            # Only opted-in namespaces: with Fail, a webhook that matched every namespace would also
+            # block the pods that bring the injector itself back.
+            "namespaceSelector": {"matchLabels": {INJECTION_LABEL: INJECTION_LABEL_VALUE}},
+        },
+    }
+    if replicas > 1:
+        values["podDisruptionBudget"] = {"maxUnavailable": 1}
+    if webhook is not None:
+        values["certs"] = {"secretName": webhook.secret_name, "caBundle": webhook.ca_bundle,
+                           "certName": "tls.crt", "keyName": "tls.key"}
+        # The leader elector only decides which replica generates certificates; ours come from the stack.
+        values["leaderElector"] = {"enabled": False}
+    return values
+
+
 def build_values(cluster: ClusterConfig, names: Names, *, production: bool, server_hcl: str,
-                 unseal: UnsealWiring = UnsealWiring(), tls_secret: str | None = None) -> dict[str, Any]:
+                 unseal: UnsealWiring = UnsealWiring(), tls_secret: str | None = None,
+                 injector_webhook: InjectorWebhook | None = None, auth_path: str = "kubernetes") -> dict[str, Any]:
     """The chart values for ``names.replicas`` server pods. ``production`` makes one pod per node a
-    hard rule and runs two injector replicas."""
+    hard rule and runs two injector replicas that refuse pods they cannot serve."""
     c = cluster
     replicas = names.replicas
     volumes: list[dict[str, Any]] = [
@@ -112,11 +159,7 @@ def build_values(cluster: ClusterConfig, names: Names, *, production: bool, serv
         "fullnameOverride": names.release,
         "global": {"enabled": True, "tlsDisable": False,
                    "serverTelemetry": {"prometheusOperator": c.service_monitor}},
-        "injector": {
-            "enabled": c.injector.enabled,
-            "replicas": 2 if production else 1,
-            "resources": resources(c.injector.resources),
-        },
+        "injector": injector_values(c, production=production, webhook=injector_webhook, auth_path=auth_path),
         "server": server,
         "ui": {"enabled": c.ui},
         "serverTelemetry": {"serviceMonitor": {"enabled": c.service_monitor}},

@@ -2,7 +2,8 @@
 
 The cluster port carries Raft and request forwarding between Vault pods only. The API port is open
 to the namespaces and address ranges the stack config names (or to everyone when it names none);
-the Vault namespace itself (the backup job) always reaches it.
+the Vault namespace itself (the backup job) and the namespaces that deliver the applications'
+secrets always reach it.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from components.model.platform import NetworkPolicyConfig
 from components.render.helm_values import server_labels
 
 
-def network_policy(names: Names, config: NetworkPolicyConfig) -> dict[str, Any]:
+def network_policy(names: Names, config: NetworkPolicyConfig, clients_of_vault: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``clients_of_vault``: namespaces whose pods must reach the API whatever the config lists (the
+    applications', their agents', the External Secrets Operator's, cert-manager's)."""
     api: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": API_PORT}]}
     clients = config.api_from
     if clients.namespaces or clients.cidrs:
-        namespaces = sorted({names.namespace, *clients.namespaces})
+        namespaces = sorted({names.namespace, *clients.namespaces, *clients_of_vault})
         api["from"] = [
             {"namespaceSelector": {"matchExpressions": [
                 {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}]}},

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from components.model import Application, PlatformConfig
 from components.model.checks import capabilities as capabilities_problem
+from components.model.names import cert_manager_role, external_secrets_role
 from components.model.platform import Policy as PolicyConfig
 
 ADMIN_POLICY = "admin"
@@ -197,6 +198,25 @@ def templated_policy_for(kv_path: str, kubernetes_accessor: str, access: str = "
     ))
 
 
+def external_secrets_namespaces(config: PlatformConfig) -> list[str]:
+    """Namespaces with an application whose secrets the External Secrets Operator delivers."""
+    return sorted({a.namespace for a in config.applications if a.uses_external_secrets})
+
+
+def external_secrets_policy(config: PlatformConfig, namespace: str) -> Policy:
+    """Read of exactly the secrets delivered to one namespace's applications: nothing else, no listing."""
+    paths = sorted({f"{config.kv.path}/data/{s.path}" for a in config.applications
+                    if a.namespace == namespace and a.uses_external_secrets for s in a.secrets})
+    return Policy(external_secrets_role(namespace), tuple(Rule(path, ("read",)) for path in paths))
+
+
+def cert_manager_policy(config: PlatformConfig) -> Policy:
+    """Sign a CSR with one PKI role: cert-manager keeps the key; nothing can be issued, revoked or read."""
+    cm = config.cert_manager
+    return Policy(cert_manager_role(cm.issuer_name),
+                  (Rule(f"{issuing_pki_path(config)}/sign/{cm.pki_role}", ("create", "update")),))
+
+
 def static_policies(config: PlatformConfig) -> list[Policy]:
     """Every policy the stack writes except the templated one (which needs the auth accessor)."""
     policies = [admin_policy(config), backup_policy()]
@@ -204,6 +224,9 @@ def static_policies(config: PlatformConfig) -> list[Policy]:
         policy = app_policy(config, app)
         if policy is not None:
             policies.append(policy)
+    policies += [external_secrets_policy(config, ns) for ns in external_secrets_namespaces(config)]
+    if config.cert_manager.enabled:
+        policies.append(cert_manager_policy(config))
     policies += [from_config(p) for p in config.policies]
     return policies
 

@@ -18,6 +18,7 @@ manual step                                            model item
 ``vault secrets enable transit`` + ``transit/keys``    ``TransitEngine``
 ``vault auth enable kubernetes`` + ``write config``    ``KubernetesAuth``
 ``vault write auth/kubernetes/role/<app>``             ``KubernetesRole`` (one per application)
+``vault write auth/kubernetes/role/<operator>``        ``VaultObjects.service_roles`` (External Secrets, cert-manager)
 ``vault policy write``                                 ``VaultObjects.policies`` (+ templated)
 ``vault audit enable file``                            ``AuditDevice`` (two of them)
 ``vault kv put``                                       ``KvSecret`` (initial values, secret)
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field, replace
 
 from components.model import PlatformConfig, Secret
 from components.model.checks import duration_seconds
-from components.model.names import Names
+from components.model.names import SECRET_STORE, Names, cert_manager_role, external_secrets_role
 from components.render import deploy_identity as ident
 from components.render import policies as pol
 
@@ -214,6 +215,12 @@ class KubernetesRole:
         return (self.namespace,)
 
 
+# The External Secrets Operator and cert-manager log in for each read or signing: their tokens need
+# not outlive one reconcile.
+SERVICE_TOKEN_TTL_SECONDS = 600
+SERVICE_TOKEN_MAX_TTL_SECONDS = 1200
+
+
 @dataclass(frozen=True)
 class AuditDevice:
     """``sys/audit/<path>``."""
@@ -258,6 +265,12 @@ class VaultObjects:
     templated_write: bool = False
     # How deploys log in once the root token is gone (deploy.jwt, deploy.operatorOidc).
     deploy_auths: tuple[ident.JwtAuth, ...] = ()
+    # Roles of the operators that deliver secrets for applications (External Secrets, cert-manager).
+    service_roles: tuple[KubernetesRole, ...] = ()
+
+    @property
+    def all_roles(self) -> tuple[KubernetesRole, ...]:
+        return self.kubernetes_roles + self.service_roles
 
     @property
     def mounts(self) -> tuple[Mount, ...]:
@@ -428,6 +441,38 @@ def _kubernetes_roles(config: PlatformConfig) -> tuple[KubernetesRole, ...]:
     return tuple(roles)
 
 
+def _service_roles(config: PlatformConfig) -> tuple[KubernetesRole, ...]:
+    """One role per External Secrets namespace, bound to that namespace's store service account, and one
+    for cert-manager's issuer, bound to its service account and the audience cert-manager requests."""
+    roles = [KubernetesRole(
+        name=external_secrets_role(namespace),
+        service_account=SECRET_STORE,
+        namespace=namespace,
+        token_policies=(external_secrets_role(namespace),),
+        token_ttl_seconds=SERVICE_TOKEN_TTL_SECONDS,
+        token_max_ttl_seconds=SERVICE_TOKEN_MAX_TTL_SECONDS,
+        audience=config.kubernetes_auth.audience,
+    ) for namespace in pol.external_secrets_namespaces(config)]
+    cm = config.cert_manager
+    if cm.enabled:
+        roles.append(KubernetesRole(
+            name=cert_manager_role(cm.issuer_name),
+            service_account=cm.issuer_name,
+            namespace=cm.namespace,
+            token_policies=(cert_manager_role(cm.issuer_name),),
+            token_ttl_seconds=SERVICE_TOKEN_TTL_SECONDS,
+            token_max_ttl_seconds=SERVICE_TOKEN_MAX_TTL_SECONDS,
+            audience=cert_manager_audience(cm.issuer_name),
+        ))
+    return tuple(roles)
+
+
+def cert_manager_audience(issuer: str) -> str:
+    """The audience cert-manager puts on the tokens it requests for a ClusterIssuer (besides the server's
+    address): unique to the issuer, so a token minted for another issuer is refused."""
+    return f"vault://{issuer}"
+
+
 def _audit(config: PlatformConfig) -> tuple[AuditDevice, ...]:
     # Vault refuses every request it cannot audit: with two devices, one full or broken device
     # does not take Vault down, and the pod log keeps a copy when the volume is lost.
@@ -489,6 +534,7 @@ def _build(config: PlatformConfig) -> VaultObjects:
                                        "Kubernetes service account logins, managed by vault-platform",
                                        default_lease_ttl_seconds=seconds(config.kubernetes_auth.token_ttl)),
         kubernetes_roles=_kubernetes_roles(config),
+        service_roles=_service_roles(config),
         policies=tuple(pol.static_policies(config)),
         templated_policy=config.kubernetes_auth.templated_policy,
         templated_write=config.kubernetes_auth.templated_policy and any(

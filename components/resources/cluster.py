@@ -13,10 +13,11 @@ import pulumi_kubernetes as k8s
 from components.model import ApiConfig, AwsConfig, ClusterConfig, Secret, TlsConfig, UnsealConfig
 from components.model.checks import duration_seconds, url_host
 from components.model.names import Names, pod_unseal_ports
-from components.render.helm_values import UnsealWiring, build_values
+from components.render.helm_values import InjectorWebhook, UnsealWiring, build_values
 from components.render.network_policy import network_policy
 from components.render.server_hcl import SealStanza, render_server_hcl
 from components.render.services import api_service_annotations, api_service_spec, pod_unseal_service_spec
+from components.resources.injector_tls import InjectorTls, InjectorTlsArgs
 from components.resources.tls import VaultTls, VaultTlsArgs
 from components.resources.unseal import AutoUnseal, AutoUnsealArgs
 
@@ -37,6 +38,10 @@ class VaultClusterArgs:
     production: bool = False
     aws: AwsConfig | None = None
     transit_unseal_token: Secret | None = None
+    # Namespaces whose pods must reach the API whatever cluster.networkPolicy lists (the applications').
+    api_client_namespaces: tuple[str, ...] = ()
+    # The Kubernetes auth mount injected agents log in through by default.
+    kubernetes_auth_path: str = "kubernetes"
 
     def __post_init__(self) -> None:
         if self.cluster.replicas is None or self.cluster.replicas < 1 or self.cluster.replicas % 2 == 0:
@@ -82,15 +87,27 @@ class VaultCluster(pulumi.ComponentResource):
                            tags=dict(args.aws.tags) if args.aws else {}),
             aws_provider, opts=pulumi.ResourceOptions(parent=self))
 
+        self.injector_tls: InjectorTls | None = None
+        if c.injector.enabled:
+            self.injector_tls = InjectorTls(
+                f"{name}-injector-tls",
+                InjectorTlsArgs(namespace, names, validity=c.injector.certificate_validity,
+                                ca_validity=args.tls.ca_validity, organization=args.tls.organization),
+                opts=pulumi.ResourceOptions(parent=self))
+        webhook_parts: list[Any] = [] if self.injector_tls is None else [self.injector_tls.secret_name,
+                                                                         self.injector_tls.ca_bundle]
+
         def values(parts: list[Any]) -> dict[str, Any]:
             seal: SealStanza | None = parts[0]
             wiring: UnsealWiring = parts[1]
             tls_secret: str = parts[2]
+            webhook = InjectorWebhook(parts[3], parts[4]) if len(parts) == 5 else None
             hcl = render_server_hcl(names, seal, ui=c.ui, unauthenticated_metrics=c.service_monitor)
             return build_values(c, names, production=args.production, server_hcl=hcl, unseal=wiring,
-                                tls_secret=tls_secret)
+                                tls_secret=tls_secret, injector_webhook=webhook, auth_path=args.kubernetes_auth_path)
 
-        chart_values = pulumi.Output.all(self.unseal.seal, self.unseal.wiring, self.tls.secret_name).apply(values)
+        chart_values = pulumi.Output.all(self.unseal.seal, self.unseal.wiring, self.tls.secret_name,
+                                         *webhook_parts).apply(values)
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             name=names.release,
@@ -107,7 +124,8 @@ class VaultCluster(pulumi.ComponentResource):
             skip_await=False,
             cleanup_on_fail=False,
             # Uninstalling the release removes the StatefulSet that owns the data volumes.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.tls, self.unseal], protect=True),
+            opts=pulumi.ResourceOptions(parent=self, protect=True, depends_on=[
+                self.tls, self.unseal, *([self.injector_tls] if self.injector_tls else [])]),
         )
 
         self.api_service = k8s.core.v1.Service(
@@ -129,7 +147,7 @@ class VaultCluster(pulumi.ComponentResource):
 
         self.network_policy: k8s.networking.v1.NetworkPolicy | None = None
         if c.network_policy.enabled:
-            manifest = network_policy(names, c.network_policy)
+            manifest = network_policy(names, c.network_policy, args.api_client_namespaces)
             self.network_policy = k8s.networking.v1.NetworkPolicy(
                 f"{name}-network-policy",
                 metadata={**manifest["metadata"], "namespace": namespace},

@@ -2,7 +2,8 @@
 onto each component's arguments.
 
 cluster (namespace, TLS, unseal, chart) -> bootstrap (init, unseal in dev, the Vault provider)
--> configuration (engines, auth, policies, audit, applications) -> backups.
+-> configuration (engines, auth, policies, audit, applications) -> backups -> delivery (application
+namespaces, the External Secrets Operator and its stores, cert-manager's issuer).
 """
 
 from __future__ import annotations
@@ -13,14 +14,19 @@ import pulumi_kubernetes as k8s
 
 from components.model import PlatformConfig
 from components.model.checks import duration_seconds
+from components.render import delivery, vault_objects
 from components.render import deploy_identity as ident
 from components.render import policies as pol
-from components.render import vault_objects
 from components.render.backup_job import BackupJob
+from components.render.cert_manager import VaultIssuer
+from components.render.external_secrets import ExternalSecretsDelivery
+from components.resources.applications import ApplicationNamespaces, ApplicationNamespacesArgs
 from components.resources.backup import RaftBackup, RaftBackupArgs
 from components.resources.bootstrap import DeployIdentityArgs, VaultBootstrap, VaultBootstrapArgs
+from components.resources.cert_manager import CertManagerIssuer, CertManagerIssuerArgs
 from components.resources.cluster import VaultCluster, VaultClusterArgs
 from components.resources.dev_postgres import DevPostgres, DevPostgresArgs
+from components.resources.external_secrets import ExternalSecrets, ExternalSecretsArgs
 from components.resources.vault_configuration import (
     DevPostgresConnection,
     VaultAccess,
@@ -33,7 +39,9 @@ def cluster_args(config: PlatformConfig) -> VaultClusterArgs:
     return VaultClusterArgs(
         namespace=config.kubernetes.namespace, api=config.api, unseal=config.unseal, cluster=config.cluster,
         tls=config.tls, production=config.is_prod, aws=config.aws,
-        transit_unseal_token=config.secrets.transit_unseal_token)
+        transit_unseal_token=config.secrets.transit_unseal_token,
+        api_client_namespaces=delivery.api_client_namespaces(config),
+        kubernetes_auth_path=config.kubernetes_auth.path)
 
 
 def deploy_identity_args(config: PlatformConfig, objects: vault_objects.VaultObjects) -> DeployIdentityArgs | None:
@@ -125,6 +133,27 @@ class VaultPlatform(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions.merge(vault_child,
                                                       pulumi.ResourceOptions(depends_on=[self.configuration])))
 
+        # Secrets to workloads: namespaces ready for the injector, the External Secrets Operator and its
+        # stores, cert-manager's issuer. Their Vault roles come with the configuration above.
+        after_vault = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
+            depends_on=[self.cluster, *([self.configuration] if self.configuration is not None else [])]))
+        self.application_namespaces = ApplicationNamespaces(
+            f"{name}-apps", ApplicationNamespacesArgs(delivery.namespace_plans(config), clustering.names,
+                                                      self.cluster.ca_cert_pem), opts=child)
+        self.external_secrets: ExternalSecrets | None = None
+        if any(app.uses_external_secrets for app in config.applications):
+            self.external_secrets = ExternalSecrets(
+                f"{name}-external-secrets",
+                ExternalSecretsArgs(ExternalSecretsDelivery.of(config), self.cluster.ca_cert_pem,
+                                    timeout=config.cluster.await_timeout),
+                opts=pulumi.ResourceOptions.merge(after_vault, pulumi.ResourceOptions(
+                    depends_on=[self.application_namespaces])))
+        self.cert_manager: CertManagerIssuer | None = None
+        if config.cert_manager.enabled:
+            self.cert_manager = CertManagerIssuer(
+                f"{name}-cert-manager", CertManagerIssuerArgs(VaultIssuer.of(config), self.cluster.ca_cert_pem),
+                opts=after_vault)
+
         self.exports = {
             "namespace": self.cluster.namespace,
             "apiAddress": self.cluster.api_address,
@@ -142,4 +171,9 @@ class VaultPlatform(pulumi.ComponentResource):
             self.exports["apiLoadBalancerHostname"] = self.cluster.api_load_balancer_hostname
         if self.backup is not None:
             self.exports.update(self.backup.exports)
+        # Per application: its pod annotations and volumes (injector), its ExternalSecret (the operator).
+        self.exports["applications"] = {app.name: delivery.application_export(config, app)
+                                        for app in config.applications}
+        if self.cert_manager is not None:
+            self.exports["certManagerIssuer"] = self.cert_manager.issuer_name
         self.register_outputs(dict(self.exports))

@@ -99,6 +99,8 @@ class VaultConfiguration(pulumi.ComponentResource):
         auth = self._kubernetes_auth(settings)
         self._policies(settings, auth)
         self.roles = [self._role(role, auth) for role in settings.kubernetes_roles]
+        self.service_roles = [self._role(role, auth, f"{self._name}-role-{role.name}")
+                              for role in settings.service_roles]
         self.kv_secrets = [self._kv_secret(secret, kv_mount) for secret in settings.kv_secrets]
 
         self.kubernetes_auth_path = auth.path
@@ -338,9 +340,10 @@ class VaultConfiguration(pulumi.ComponentResource):
                 opts=self._opts(),
             )
 
-    def _role(self, role: vs.KubernetesRole, auth: vault.AuthBackend) -> vault.kubernetes.AuthBackendRole:
+    def _role(self, role: vs.KubernetesRole, auth: vault.AuthBackend,
+              resource_name: str | None = None) -> vault.kubernetes.AuthBackendRole:
         return vault.kubernetes.AuthBackendRole(
-            f"{self._name}-app-{role.name}",
+            resource_name or f"{self._name}-app-{role.name}",
             backend=auth.path,
             role_name=role.name,
             bound_service_account_names=list(role.bound_service_account_names),

@@ -90,7 +90,8 @@ def _configuration_fakes(typ: str, name: str, inputs: dict[str, Any]) -> dict[st
 
 
 def fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    return {**_fake_outputs_before_configuration(typ, name, inputs), **_configuration_fakes(typ, name, inputs)}
+    return {**_fake_outputs_before_configuration(typ, name, inputs), **_configuration_fakes(typ, name, inputs),
+            **_stack_reference(typ)}
 
 
 def fake_pgp_key(n: int = 0) -> str:
@@ -99,3 +100,20 @@ def fake_pgp_key(n: int = 0) -> str:
     import base64
 
     return base64.b64encode(bytes([0x99, 0x01, 0x0D, 0x04]) + n.to_bytes(4, "big") + bytes(24)).decode()
+
+
+# --- another stack's outputs, for programs that read the platform with a StackReference -------------
+
+# A JSON file of the outputs every StackReference answers with (a test writes the platform's exports).
+STACK_OUTPUTS_ENV = "VAULT_PLATFORM_FAKE_STACK_OUTPUTS"
+
+
+def _stack_reference(typ: str) -> dict[str, Any]:
+    if typ != "pulumi:pulumi:StackReference":
+        return {}
+    import json
+    import os
+    from pathlib import Path
+
+    path = os.environ.get(STACK_OUTPUTS_ENV)
+    return {"outputs": json.loads(Path(path).read_text()) if path else {}, "secretOutputNames": []}

@@ -174,14 +174,9 @@ def test_roles_accept_exactly_their_namespace_and_service_account(dev_vault, fak
 
 
 def test_kv_engine_settings_are_applied(dev_vault):
-    # The applications' grants move with the mount: a grant outside it is refused at load time.
-    def moved(grant: dict) -> dict:
-        return {**grant, "path": "apps/" + grant["path"].removeprefix("secret/")}
-
-    apps = [{**app, "kv": [moved(g) for g in app.get("kv", [])]}
-            for app in load_stack_file("dev")[0]["vault-platform:applications"]]
-    kv = {"path": "apps", "maxVersions": 3, "casRequired": True}
-    settings = vs.build(load("dev", {"kv": kv, "applications": apps}))
+    # (Without the applications: their grants and delivered secrets name the secret/ mount.)
+    settings = vs.build(load("dev", {"kv": {"path": "apps", "maxVersions": 3, "casRequired": True},
+                                     "applications": None}))
     apply(settings, fresh(dev_vault).api, only={"mounts", "kv", "kv_secrets"})
     mount = dev_vault.api("GET", "sys/mounts")["data"]["apps/"]
     assert mount["type"] == "kv" and mount["options"]["version"] == "2"

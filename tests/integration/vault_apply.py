@@ -202,7 +202,7 @@ def plan(settings: vs.VaultObjects, *, sections: Iterable[str] = SECTIONS, passw
         for policy in settings.all_policies(accessor):
             yield Step("policies", "PUT", f"sys/policies/acl/{policy.name}", {"policy": pol.render(policy)})
     if "roles" in wanted:
-        for role in settings.kubernetes_roles:
+        for role in settings.all_roles:
             yield Step("roles", "POST", f"auth/{auth.path}/role/{role.name}", kubernetes_role_payload(role))
     if "kv_secrets" in wanted:
         for secret in settings.kv_secrets:

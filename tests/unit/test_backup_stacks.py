@@ -278,7 +278,8 @@ EXISTING_CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
                                       "existingCaCert": EXISTING_CA}])
 def test_the_job_trusts_the_ca_of_the_secret_the_servers_mount(tls):
     rec = run_stack("dev", {"tls": tls} if tls else None)
-    servers = {v["name"]: v for v in rec.one("kubernetes:helm.sh/v3:Release").get("values.server.volumes")}
+    release = rec.one("kubernetes:helm.sh/v3:Release", "vault-cluster-release")
+    servers = {v["name"]: v for v in release.get("values.server.volumes")}
     job = rec.one("kubernetes:batch/v1:CronJob")
     volumes = {v["name"]: v for v in job.get("spec.jobTemplate.spec.template.spec.volumes")}
     server_secret = servers["vault-tls"]["secret"]["secretName"]

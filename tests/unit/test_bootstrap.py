@@ -53,7 +53,7 @@ def test_init_outputs_are_secret(stack):
 def test_init_waits_for_the_release_and_services(stack):
     rec = run_stack(stack)
     init = rec.one(INIT, "vault-bootstrap-init")
-    assert rec.depends_on(init, rec.one("kubernetes:helm.sh/v3:Release"))
+    assert rec.depends_on(init, rec.one("kubernetes:helm.sh/v3:Release", "vault-cluster-release"))
     assert rec.depends_on(init, rec.one("kubernetes:core/v1:Service", "vault-cluster-api"))
 
 

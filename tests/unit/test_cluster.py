@@ -175,7 +175,7 @@ def test_service_monitor_is_optional():
 # --- whole program under mocks --------------------------------------------------------------------
 
 def release(rec):
-    return rec.one("kubernetes:helm.sh/v3:Release")
+    return rec.one("kubernetes:helm.sh/v3:Release", "vault-cluster-release")
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -245,14 +245,14 @@ def test_transit_token_travels_only_in_a_secret():
 
 def test_tls_certificate_names_every_way_to_reach_a_pod():
     rec = run_stack("prod")
-    csr = rec.one("tls:index/certRequest:CertRequest")
+    csr = rec.one("tls:index/certRequest:CertRequest", "vault-cluster-tls-server-csr")
     names = set(csr.get("dnsNames"))
     for i in range(5):
         assert f"vault-{i}.vault-internal" in names
     assert {"vault-active", "vault", "vault.vault.svc", "vault.vault.svc.cluster.local", "localhost",
             "vault.internal.example.com"} <= names
     assert csr.get("ipAddresses") == ["127.0.0.1"]
-    cert = rec.one("tls:index/locallySignedCert:LocallySignedCert")
+    cert = rec.one("tls:index/locallySignedCert:LocallySignedCert", "vault-cluster-tls-server-cert")
     assert {"server_auth", "client_auth"} <= set(cert.get("allowedUses"))
 
 
@@ -271,7 +271,8 @@ def test_existing_tls_secret_replaces_the_generated_certificates():
     ca = "-----BEGIN CERTIFICATE-----\nMIIBexisting\n-----END CERTIFICATE-----\n"
     rec = run_stack("dev", {"tls": {"source": "existingSecret", "existingSecret": "corp-vault-tls",
                                     "existingCaCert": ca, "validity": None}})
-    assert rec.of_type("tls:index/privateKey:PrivateKey") == []
+    keys = [k.name for k in rec.of_type("tls:index/privateKey:PrivateKey")]
+    assert [k for k in keys if k.startswith("vault-cluster-tls")] == []
     assert release(rec).get("values.server.volumes[0].secret.secretName") == "corp-vault-tls"
     assert rec.exports["caCertificate"] == ca
 

@@ -3,6 +3,8 @@ under the mocks like the platform itself."""
 
 from __future__ import annotations
 
+import json
+
 import yaml
 
 from tests.harness import ROOT, canary_leaks, run_program
@@ -59,3 +61,35 @@ def test_the_platform_registers_what_it_exports():
     assert set(platform.outputs) == set(rec.exports)
     assert platform.outputs["apiAddress"] == rec.exports["apiAddress"]
     assert platform.outputs["backupBucket"] == rec.exports["backupBucket"]
+
+
+APPLICATION = ROOT / "examples" / "application-pod"
+
+
+def test_an_application_program_gets_its_secrets_from_one_stack_output(tmp_path, monkeypatch):
+    import kubernetes_validate
+
+    from tests.harness import run_stack
+    from tests.harness.fakes import STACK_OUTPUTS_ENV
+
+    platform = run_stack("prod")
+    outputs = tmp_path / "platform-outputs.json"
+    outputs.write_text(json.dumps(platform.exports))
+    monkeypatch.setenv(STACK_OUTPUTS_ENV, str(outputs))
+    project = yaml.safe_load((APPLICATION / "Pulumi.yaml").read_text())
+    rec = run_program(APPLICATION / "__main__.py", "prod", {}, [], project=project["name"])
+    assert rec.error is None, rec.error
+    # Everything below came through the StackReference (the mocks answer it with the platform's exports).
+    deployment = rec.one("kubernetes:apps/v1:Deployment")
+    myapp = platform.exports["applications"]["myapp"]
+    assert deployment.get("metadata.namespace") == myapp["namespace"]
+    template = deployment.get("spec.template")
+    assert template["metadata"]["annotations"] == myapp["podAnnotations"]
+    pod = template["spec"]
+    assert pod["serviceAccountName"] == "myapp" and pod["volumes"] == myapp["podVolumes"]
+    (container,) = pod["containers"]
+    assert container["command"][-1] == ". /vault/secrets/config && . /vault/secrets/db && exec /app/server"
+    assert container["envFrom"] == [{"secretRef": {"name": "myapp-secrets"}}]
+    kubernetes_validate.validate({"apiVersion": "apps/v1", "kind": "Deployment",
+                                  "metadata": deployment.get("metadata"), "spec": deployment.get("spec")},
+                                 "1.30", strict=True)

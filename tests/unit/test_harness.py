@@ -77,5 +77,5 @@ def test_the_recording_keeps_options_and_parents():
     key = rec.one("aws:kms/key:Key", "vault-cluster-unseal-key")
     assert key.protect and key.retain_on_delete and key.provider.startswith("urn:pulumi:prod::vault-platform::")
     assert rec.by_urn(key.parent).type == "vault-platform:unseal:AutoUnseal"
-    release = rec.one("kubernetes:helm.sh/v3:Release")
+    release = rec.one("kubernetes:helm.sh/v3:Release", "vault-cluster-release")
     assert release.depends_on, "depends-on is recorded"

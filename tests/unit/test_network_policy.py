@@ -53,6 +53,7 @@ def test_a_range_with_host_bits_is_refused():
 @pytest.mark.parametrize(("service_monitor", "open_metrics"), [(False, False), (True, True)])
 def test_metrics_are_open_only_when_scraped(service_monitor, open_metrics):
     rec = run_stack("prod", {"cluster": {"serviceMonitor": service_monitor}})
-    listener = hcl.loads(rec.one("kubernetes:helm.sh/v3:Release").get("values.server.ha.raft.config"))["listener"]
+    release = rec.one("kubernetes:helm.sh/v3:Release", "vault-cluster-release")
+    listener = hcl.loads(release.get("values.server.ha.raft.config"))["listener"]
     telemetry = listener["tcp"].get("telemetry", {})
     assert telemetry.get("unauthenticated_metrics_access", False) is open_metrics

@@ -635,6 +635,38 @@ def test_an_application_role_with_a_platform_policy_fires_and_the_backup_role_do
     assert [v.resource_name for v in found] == ["vault-config-app-myapp"]
 
 
+OPERATOR_ROLES = ("vault-config-role-external-secrets-default", "vault-config-role-cert-manager-vault-pki")
+
+
+def test_the_delivering_operators_roles_pass_with_their_own_policies():
+    resources = stack("prod")
+    names = {r.name for r in resources if r.type == rules.KUBERNETES_ROLE}
+    assert set(OPERATOR_ROLES) <= names
+    assert violations("app-policies-own-paths-only", resources) == []
+
+
+@pytest.mark.parametrize(("policy", "edit", "field"), [
+    ("vault-config-policy-external-secrets-default",
+     lambda text: text.replace('capabilities = ["read"]', 'capabilities = ["read", "list"]'), "grants ['list']"),
+    ("vault-config-policy-external-secrets-default",
+     lambda text: text + '\npath "secret/data/*" {\n  capabilities = ["read"]\n}\n', "'secret/data/*'"),
+    ("vault-config-policy-cert-manager-vault-pki",
+     lambda text: text.replace("/sign/", "/issue/"), "not a sign endpoint"),
+])
+def test_an_operator_policy_that_reaches_further_fires(policy, edit, field):
+    resources = changed(stack("prod"), rules.VAULT_POLICY, policy, lambda p: p.update(policy=edit(p["policy"])))
+    found = violations("app-policies-own-paths-only", resources)
+    assert found and all(v.resource_name == policy for v in found)
+    assert any(field in v.message or field in v.property for v in found), found
+
+
+def test_an_operator_role_with_another_policy_is_an_application_role():
+    resources = changed(stack("prod"), rules.KUBERNETES_ROLE, OPERATOR_ROLES[0],
+                        lambda p: p["tokenPolicies"].append("admin"))
+    found = violations("app-policies-own-paths-only", resources)
+    assert "'admin'" in fired(found, rules.KUBERNETES_ROLE, OPERATOR_ROLES[0], "tokenPolicies").message
+
+
 @pytest.mark.parametrize(("path", "capabilities", "allowed"), [
     ("secret/data/myapp/*", ["read"], True), ("secret/metadata/myapp/*", ["list"], True),
     ("database/creds/myapp-db", ["read"], True), ("pki_int/issue/internal-certs", ["create", "update"], True),

@@ -46,6 +46,7 @@ def test_prod_mounts():
 
 
 def test_kv_settings_follow_config():
+    # (Without the applications: their grants name the secret/ mount.)
     s = settings("prod", {"kv": {"path": "kv-apps", "maxVersions": 3, "casRequired": True}, "applications": None})
     assert s.kv.mount.path == "kv-apps" and s.kv.max_versions == 3 and s.kv.cas_required is True
     assert all(secret.mount == "kv-apps" for secret in s.kv_secrets)
@@ -132,7 +133,7 @@ def test_pki_roles_live_on_the_issuing_mount():
 def test_disabled_engines_are_absent():
     s = settings("prod", {"database": {"enabled": False, "connections": None, "roles": None},
                           "pki": {"enabled": False, "roles": None, "intermediate": None},
-                          "transit": {"enabled": False, "keys": None},
+                          "transit": {"enabled": False, "keys": None}, "certManager": {"enabled": False},
                           "applications": [{"name": "myapp", "namespace": "default", "serviceAccount": "myapp"}]},
                   secrets={"databasePasswords": None})
     assert s.database is None and s.pki is None and s.transit is None
@@ -174,7 +175,8 @@ def test_without_templating_roles_use_only_their_app_policy():
     s = settings("prod", {"kubernetesAuth": {"templatedPolicy": False}})
     assert s.kubernetes_roles[0].token_policies == ("app-myapp",)
     assert s.templated(ACCESSOR) == ()
-    assert [p.name for p in s.all_policies(ACCESSOR)] == ["deployer", "previewer", "admin", "raft-backup", "app-myapp"]
+    assert [p.name for p in s.all_policies(ACCESSOR)] == ["deployer", "previewer", "admin", "raft-backup", "app-myapp",
+                                                          "external-secrets-default", "cert-manager-vault-pki"]
 
 
 @pytest.mark.parametrize(("secondary", "paths"), [("stdout", ["file", "stdout"]), ("none", ["file"])])

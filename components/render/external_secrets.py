@@ -1,0 +1,146 @@
+"""The External Secrets Operator for Vault KV v2, as plain manifests: the chart values (when the stack
+installs it), one SecretStore per application namespace, one ExternalSecret per application. Pure: no
+Pulumi, no I/O.
+
+Why a SecretStore per namespace, not one ClusterSecretStore: a ClusterSecretStore reads with one role
+for the whole cluster, so any namespace allowed to use it could copy any other application's secrets.
+Here the store of namespace ``payments`` logs in as the service account ``vault-kv`` of ``payments``,
+whose Vault role (``external-secrets-payments``) reads exactly the secrets delivered to the
+applications of ``payments``. The operator may request tokens for those service accounts only (a Role
+per namespace), not for every service account in the cluster.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from components.model import Application, PlatformConfig
+from components.model.checks import duration_seconds
+from components.model.names import SECRET_STORE, Names, external_secrets_role
+from components.render import delivery
+
+API_VERSION = "external-secrets.io/v1"
+CHART = "external-secrets"
+RELEASE = "external-secrets"
+# The controller caches the Secrets it writes, so it grows with them; the webhook and the certificate
+# controller stay small.
+CONTROLLER_RESOURCES = {"requests": {"memory": "128Mi", "cpu": "50m"}, "limits": {"memory": "512Mi", "cpu": "500m"}}
+SMALL_RESOURCES = {"requests": {"memory": "32Mi", "cpu": "10m"}, "limits": {"memory": "128Mi", "cpu": "100m"}}
+
+
+def go_duration(value: str) -> str:
+    """A duration as Go's time.ParseDuration reads it (the config also allows days, which Go does not)."""
+    seconds = int(duration_seconds(value))
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True)
+class ExternalSecretsDelivery:
+    """Everything the operator's objects are made from."""
+
+    install: bool
+    # The operator's controller: its namespace and service account (it requests the stores' tokens).
+    operator_namespace: str
+    operator_service_account: str
+    chart_version: str
+    chart_repository: str
+    values: Mapping[str, Any]
+    server: str
+    kv_path: str
+    auth_path: str
+    # The audience of the tokens the stores log in with (empty: the role accepts any).
+    audience: str
+    # Namespace -> the ExternalSecrets of its applications.
+    external_secrets: Mapping[str, tuple[dict[str, Any], ...]]
+
+    @classmethod
+    def of(cls, config: PlatformConfig) -> ExternalSecretsDelivery:
+        eso = config.external_secrets
+        found: dict[str, list[dict[str, Any]]] = {}
+        for app in config.applications:
+            if app.uses_external_secrets:
+                found.setdefault(app.namespace, []).append(external_secret(config, app))
+        return cls(install=eso.install, operator_namespace=eso.namespace, operator_service_account=eso.service_account,
+                   chart_version=eso.chart.version, chart_repository=eso.chart.repository,
+                   values=chart_values(config), server=Names.of(config).in_cluster_addr, kv_path=config.kv.path,
+                   auth_path=config.kubernetes_auth.path, audience=config.kubernetes_auth.audience,
+                   external_secrets={ns: tuple(found[ns]) for ns in sorted(found)})
+
+    @property
+    def namespaces(self) -> list[str]:
+        return list(self.external_secrets)
+
+    def store_access(self, namespace: str) -> list[dict[str, Any]]:
+        """The store's service account, and the Role that lets the operator (only) request its tokens."""
+        return [delivery.service_account_manifest(namespace, SECRET_STORE),
+                *delivery.token_request_rbac(namespace, SECRET_STORE,
+                                             (self.operator_namespace, self.operator_service_account))]
+
+    def secret_store(self, namespace: str, ca_bundle: Any) -> dict[str, Any]:
+        """The namespace's store: Vault KV v2 through Kubernetes auth, verified against our CA.
+
+        ``ca_bundle`` is the base64 of our CA's PEM (the CRD field is bytes)."""
+        service_account: dict[str, Any] = {"name": SECRET_STORE}
+        if self.audience:
+            # The token the operator requests is minted for Vault only, as the role requires.
+            service_account["audiences"] = [self.audience]
+        return {
+            "apiVersion": API_VERSION,
+            "kind": "SecretStore",
+            "metadata": {"name": SECRET_STORE, "namespace": namespace, "labels": dict(delivery.LABELS)},
+            "spec": {"provider": {"vault": {
+                "server": self.server,
+                "path": self.kv_path,
+                "version": "v2",
+                "caBundle": ca_bundle,
+                "auth": {"kubernetes": {
+                    "mountPath": self.auth_path,
+                    "role": external_secrets_role(namespace),
+                    "serviceAccountRef": service_account,
+                }},
+            }}},
+        }
+
+
+def chart_values(config: PlatformConfig) -> dict[str, Any]:
+    """Values of the external-secrets chart. Every path is checked against the chart's own list in the tests."""
+    eso = config.external_secrets
+    replicas = 2 if config.is_prod else 1
+    values: dict[str, Any] = {
+        "installCRDs": True,
+        "replicaCount": replicas,
+        # Two controllers must not reconcile the same ExternalSecret at once.
+        "leaderElect": replicas > 1,
+        "serviceAccount": {"create": True, "name": eso.service_account},
+        "rbac": {"serviceAccountTokenCreate": eso.cluster_wide_token_requests},
+        "resources": copy.deepcopy(CONTROLLER_RESOURCES),
+        "webhook": {"replicaCount": replicas, "resources": copy.deepcopy(SMALL_RESOURCES)},
+        "certController": {"resources": copy.deepcopy(SMALL_RESOURCES)},
+    }
+    if replicas > 1:
+        values["podDisruptionBudget"] = {"enabled": True, "minAvailable": 1}
+        values["webhook"]["podDisruptionBudget"] = {"enabled": True, "minAvailable": 1}
+    return values
+
+
+def external_secret(config: PlatformConfig, app: Application) -> dict[str, Any]:
+    """The application's Secret, one key per variable, each read from a property of a KV secret."""
+    interval = app.refresh_interval or config.external_secrets.refresh_interval
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ExternalSecret",
+        "metadata": {"name": app.name, "namespace": app.namespace, "labels": dict(delivery.LABELS)},
+        "spec": {
+            "refreshInterval": go_duration(interval),
+            "secretStoreRef": {"kind": "SecretStore", "name": SECRET_STORE},
+            "target": {"name": delivery.target_secret(app), "creationPolicy": "Owner"},
+            "data": [{"secretKey": variable, "remoteRef": {"key": secret.path, "property": prop}}
+                     for secret in app.secrets for variable, prop in secret.keys.items()],
+        },
+    }

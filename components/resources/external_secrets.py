@@ -1,0 +1,70 @@
+"""ExternalSecrets: the External Secrets Operator (installed from its chart, or one already running),
+a Vault SecretStore per application namespace with its service account, and one ExternalSecret per
+application. Built by components.render.external_secrets; the Vault roles and policies the stores
+log in with are part of VaultConfiguration.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.model.checks import duration_seconds
+from components.render.external_secrets import CHART, RELEASE, ExternalSecretsDelivery
+from components.resources.manifests import custom_resource, declare
+
+
+@dataclass(frozen=True)
+class ExternalSecretsArgs:
+    delivery: ExternalSecretsDelivery
+    # Our CA (public), which each store verifies Vault's certificate with.
+    ca_cert_pem: pulumi.Input[str]
+    # How long `pulumi up` waits for the operator's release.
+    timeout: str = "10m"
+
+
+class ExternalSecrets(pulumi.ComponentResource):
+    """Outputs: ``stores`` (namespace -> SecretStore name) and ``external_secrets`` (application -> name)."""
+
+    def __init__(self, name: str, args: ExternalSecretsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("vault-platform:delivery:ExternalSecrets", name, None, opts)
+        d = args.delivery
+        self.release: k8s.helm.v3.Release | None = None
+        if d.install:
+            self.release = k8s.helm.v3.Release(
+                f"{name}-release",
+                name=RELEASE,
+                chart=CHART,
+                version=d.chart_version,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=d.chart_repository),
+                namespace=d.operator_namespace,
+                create_namespace=True,
+                values=dict(d.values),
+                timeout=int(duration_seconds(args.timeout)),
+                max_history=10,
+                # Awaited: the operator's webhook must answer before a SecretStore can be created.
+                skip_await=False,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        ca_bundle = pulumi.Output.from_input(args.ca_cert_pem).apply(
+            lambda pem: base64.b64encode(pem.encode()).decode())
+        operator = [self.release] if self.release is not None else []
+        stores: dict[str, str] = {}
+        external_secrets: dict[str, str] = {}
+        for namespace, manifests in d.external_secrets.items():
+            access = declare(d.store_access(namespace), f"{name}-{namespace}",
+                             pulumi.ResourceOptions(parent=self))
+            store = custom_resource(f"{name}-{namespace}-store", d.secret_store(namespace, ca_bundle),
+                                    pulumi.ResourceOptions(parent=self, depends_on=[*operator, *access]))
+            stores[namespace] = d.secret_store(namespace, "")["metadata"]["name"]
+            for manifest in manifests:
+                app = manifest["metadata"]["name"]
+                custom_resource(f"{name}-{namespace}-{app}", manifest,
+                                pulumi.ResourceOptions(parent=self, depends_on=[store]))
+                external_secrets[app] = app
+        self.stores = stores
+        self.external_secrets = external_secrets
+        self.register_outputs({"stores": stores, "external_secrets": external_secrets})

@@ -1,0 +1,29 @@
+"""Kubernetes objects from the plain manifests the render layer builds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+
+def _typed(kind: str, manifest: dict[str, Any], name: str, opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+    if kind == "ServiceAccount":
+        return k8s.core.v1.ServiceAccount(name, metadata=manifest["metadata"], opts=opts)
+    if kind == "Role":
+        return k8s.rbac.v1.Role(name, metadata=manifest["metadata"], rules=manifest["rules"], opts=opts)
+    if kind == "RoleBinding":
+        return k8s.rbac.v1.RoleBinding(name, metadata=manifest["metadata"], role_ref=manifest["roleRef"],
+                                       subjects=manifest["subjects"], opts=opts)
+    raise ValueError(f"no typed resource for {kind}")
+
+
+def declare(manifests: list[dict[str, Any]], prefix: str, opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
+    """Service accounts, Roles and RoleBindings from plain manifests, named ``<prefix>-<kind>``."""
+    return [_typed(m["kind"], m, f"{prefix}-{m['kind'].lower()}", opts) for m in manifests]
+
+
+def custom_resource(name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+    return k8s.apiextensions.CustomResource(name, api_version=manifest["apiVersion"], kind=manifest["kind"],
+                                            metadata=manifest["metadata"], spec=manifest["spec"], opts=opts)
