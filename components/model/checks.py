@@ -240,3 +240,19 @@ def pinned_tag(value: str) -> str | None:
 
 def audit_file_path(value: str) -> str | None:
     return None if value.startswith("/vault/audit/") else "must be under /vault/audit/"
+
+
+# AWS Secrets Manager names: letters, digits and /_+=.@- (no IAM wildcards).
+_SECRETS_MANAGER_PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+
+
+def secrets_manager_prefix(value: str) -> str | None:
+    if _SECRETS_MANAGER_PREFIX.match(value):
+        return None
+    return ("is not a Secrets Manager name prefix (letters, digits and / _ + = . @ -, no wildcards; e.g. "
+            "'prod/')")
+
+
+def kms_key_arn(value: str) -> str | None:
+    return None if re.match(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$", value) \
+        else "is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"

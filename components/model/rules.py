@@ -33,6 +33,7 @@ def check(c: PlatformConfig, problems: Problems) -> None:
     _check_pki(c, problems)
     _check_applications(c, problems)
     _check_policies(c, problems)
+    _check_migration(c, problems)
 
 
 def _check_cluster(c: PlatformConfig, problems: Problems) -> None:
@@ -205,3 +206,18 @@ def _check_policies(c: PlatformConfig, problems: Problems) -> None:
         for path in duplicates([r.path for r in policy.rules]):
             # Vault would silently merge them; say so instead.
             problems.add(f"policies[{i}].rules", f"path {path!r} appears in more than one rule")
+
+
+def _check_migration(c: PlatformConfig, problems: Problems) -> None:
+    store = c.migration.aws_secrets_manager
+    key = "migration.awsSecretsManager"
+    if not store.enabled:
+        return
+    if c.aws is None:
+        problems.add(f"{key}.enabled", "true needs the aws section (region, oidcProviderArn, oidcIssuer): the store "
+                                       "reads through an IRSA role trusted by the cluster's OIDC provider")
+    if not store.name_prefix:
+        problems.add(f"{key}.namePrefix", "is required when the store is enabled: its role may read only the "
+                                          "secrets whose names start with it (e.g. 'prod/')")
+    _unique(problems, f"{key}.namespaces", "namespace", list(store.namespaces))
+    _unique(problems, f"{key}.kmsKeyArns", "key", list(store.kms_key_arns))

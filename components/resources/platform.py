@@ -13,7 +13,9 @@ import pulumi_kubernetes as k8s
 
 from components.model import PlatformConfig
 from components.render import vault_objects
+from components.render.aws_secret_store import AwsSecretStore
 from components.render.backup_job import BackupJob
+from components.resources.aws_secret_store import AwsSecretsManagerStore, AwsSecretsManagerStoreArgs
 from components.resources.backup import RaftBackup, RaftBackupArgs
 from components.resources.bootstrap import VaultBootstrap, VaultBootstrapArgs
 from components.resources.cluster import VaultCluster, VaultClusterArgs
@@ -99,6 +101,17 @@ class VaultPlatform(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions.merge(vault_child,
                                                       pulumi.ResourceOptions(depends_on=[self.configuration])))
 
+        # The transition store reads AWS only; it needs neither Vault nor the cluster's namespace.
+        self.aws_secret_store: AwsSecretsManagerStore | None = None
+        transition = config.migration.aws_secrets_manager
+        if transition.enabled:
+            if config.aws is None or self.aws_provider is None:
+                raise ValueError("migration.awsSecretsManager needs the aws section")
+            self.aws_secret_store = AwsSecretsManagerStore(
+                f"{name}-aws-secret-store",
+                AwsSecretsManagerStoreArgs(AwsSecretStore(transition, config.aws), config.cluster.release_name),
+                self.aws_provider, opts=child)
+
         self.exports = {
             "namespace": self.cluster.namespace,
             "apiAddress": self.cluster.api_address,
@@ -110,4 +123,6 @@ class VaultPlatform(pulumi.ComponentResource):
             self.exports["unsealKmsKeyArn"] = self.cluster.unseal_kms_key_arn
         if self.backup is not None:
             self.exports.update(self.backup.exports)
+        if self.aws_secret_store is not None:
+            self.exports.update(self.aws_secret_store.exports)
         self.register_outputs(dict(self.exports))
