@@ -103,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "policy":
         from migration.policy import migration_policy_hcl
 
-        print(migration_policy_hcl(args.mount, rules, args.name), end="")
+        try:
+            print(migration_policy_hcl(args.mount, rules, args.name), end="")
+        except ValueError as exc:
+            _error(str(exc))
+            return CANNOT_RUN
         return OK
     if args.workers < 1 or args.workers > 64:
         _error(f"--workers {args.workers}: use 1 to 64")
@@ -144,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         outcome = Engine(source, vault, settings, progress=not args.quiet).run(args.command, journal, plan)
+    except KeyboardInterrupt:
+        if journal is not None:
+            journal.finish({"interrupted": True, "exit": FAILED})
+        _error("interrupted before any secret was processed")
+        return FAILED
     except BaseException as exc:
         if journal is not None:
             journal.finish({"error": f"{type(exc).__name__}: {exc}", "interrupted": True})

@@ -115,8 +115,9 @@ class Engine:
         left_out = 0
         try:
             self.vault.check()
+            self.vault.check_kv_v2(self.settings.mount)
             mapped, blocked = self.targets()
-        except (AwsError, UnreachableError) as exc:
+        except (AwsError, UnreachableError, PermissionDeniedError) as exc:
             return Outcome(command, [], time.monotonic() - start, fatal=str(exc))
         if plan is not None:
             in_plan = [(s, p) for s, p in mapped if s.name in plan]

@@ -113,7 +113,8 @@ class SecretsManager:
         prefixes = sorted(set(prefixes))
         found: dict[str, SourceSecret] = {}
         for prefix in prefixes:
-            # The service's name filter matches prefixes case-insensitively; names are not.
+            # The name filter narrows the listing on the service's side; each name is still
+            # checked here, since the rules are defined on names, not on the service's search.
             kwargs: dict = {"MaxResults": PAGE, "SortOrder": "asc"}
             if prefix:
                 kwargs["Filters"] = [{"Key": "name", "Values": [prefix]}]

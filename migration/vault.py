@@ -159,6 +159,26 @@ class Vault:
                 else f"HTTP {status}"
             raise UnreachableError(f"Vault at {self.address} cannot serve requests ({state})")
 
+    def check_kv_v2(self, mount: str) -> None:
+        """Refuse anything but a KV v2 mount at exactly ``mount``: KV v1 would store the request's
+        envelope (data, options) as a secret of its own, and a path inside another mount would land
+        somewhere else. The UI's mount lookup answers any token with access below the mount."""
+        api = f"sys/internal/ui/mounts/{mount}"
+        status, payload = self._request("GET", api)
+        if status == 403:
+            raise PermissionDeniedError(f"GET {api}: permission denied: the token has no access to the mount "
+                                        f"{mount}/ (does it carry the migration policy for this mount? `python -m "
+                                        "migration policy` prints it)")
+        if status != 200:
+            raise self._fail("GET", api, status, payload)
+        data = payload.get("data") or {}
+        version = str((data.get("options") or {}).get("version") or "1")
+        if data.get("path") != f"{mount}/" or data.get("type") != "kv" or version != "2":
+            found = f"{data.get('type')} v{version} at {data.get('path')}" if data.get("type") == "kv" else \
+                f"{data.get('type')} at {data.get('path')}"
+            raise UnreachableError(f"--mount {mount}: not a KV v2 mount ({found}); copy into a KV v2 mount such as "
+                                   "the stack's kv.path")
+
     # --- KV v2 -------------------------------------------------------------------------------------
 
     def read(self, mount: str, path: str) -> KvState | None:

@@ -244,6 +244,31 @@ def test_a_conflicting_kv_secret_is_left_alone_unless_overwrite_and_then_only_wi
     assert kv(dev_vault, "imported/db/credentials")["metadata"]["version"] == 2
 
 
+def test_apply_of_a_reviewed_plan_does_only_what_was_reviewed(migration, dev_vault, secretsmanager_endpoint,
+                                                              workdir):
+    client = secretsmanager_endpoint.client()
+    seed(client)
+    plan = migration.run("plan", "--map", MAP, "--out", str(workdir / "plan.json"))
+    assert plan.code == 0
+    # After the review: one secret changes, one appears.
+    client.put_secret_value(SecretId="app/api-token", SecretString=f"{CANARY}-rotated-after-review")
+    seed(client, {"app/late-arrival": (f"{CANARY}-late", None, [])})
+
+    apply = migration.run("apply", "--map", MAP, "--plan", str(workdir / "plan.json"))
+    assert apply.code == 1, apply.stdout + apply.stderr
+    assert rows(apply.stdout, "skipped") == ["app/api-token"]
+    assert "changed since the plan" in apply.stdout and "plan again" in apply.stdout
+    assert "1 selected secret(s) are not in the plan" in apply.stdout
+    assert sorted(rows(apply.stdout, "create")) == ["app/certs/keystore", "app/db/credentials",
+                                                    "app/teams/payments/stripe"]
+    assert kv(dev_vault, "imported/api-token") is None and kv(dev_vault, "imported/late-arrival") is None
+
+    not_a_plan = workdir / "other.json"
+    not_a_plan.write_text("{}")
+    refused = migration.run("apply", "--map", MAP, "--plan", str(not_a_plan))
+    assert refused.code == 2 and "not a plan written by `plan --out`" in refused.stderr
+
+
 # --- stopped half-way ------------------------------------------------------------------------------------
 
 def _wait_for_items(journal: Path, count: int, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -472,6 +497,13 @@ def test_the_cli_refuses_what_it_cannot_do_safely_with_exit_code_2(migration, de
     assert kv(dev_vault, "imported/api-token") is None
     usage = migration.run("verify")
     assert usage.code == 2 and "--map" in usage.stderr
+    # Only into a KV v2 mount, and exactly at it.
+    dev_vault.api("POST", "sys/mounts/kv1", json={"type": "kv", "options": {"version": "1"}})
+    for mount, found in (("kv1", "kv v1 at kv1/"), ("secret/inner", "kv v2 at secret/"),
+                         ("sys", "system at sys/")):
+        result = migration.run("apply", "--map", MAP, "--mount", mount)
+        assert result.code == 2 and f"not a KV v2 mount ({found})" in result.stderr, (mount, result.stderr)
+    assert dev_vault.api("LIST", "kv1/", expect=(404,)) == {"errors": []}
 
 
 def test_it_reaches_vault_over_https_with_the_stack_ca(tls_raft_node, secretsmanager_endpoint, workdir):
