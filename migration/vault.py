@@ -209,12 +209,14 @@ class Vault:
             return None
         raise self._fail("GET", api, status, payload)
 
-    def write(self, mount: str, path: str, data: dict[str, Any], cas: int) -> int:
-        """Write a new version only if ``cas`` is the latest version (0: only if there is none); its number."""
+    def write(self, mount: str, path: str, data: dict[str, Any], cas: int) -> tuple[int, dict[str, str]]:
+        """Write a new version only if ``cas`` is the latest version (0: only if there is none).
+        Returns its number and the secret's custom metadata as it was (Vault answers both)."""
         api = f"{mount}/data/{path}"
         status, payload = self._request("POST", api, {"data": data, "options": {"cas": cas}})
         if status in (200, 204):
-            return int(((payload.get("data") or {}).get("version")) or 0)
+            answer = payload.get("data") or {}
+            return int(answer.get("version") or 0), dict(answer.get("custom_metadata") or {})
         raise self._fail("POST", api, status, payload)
 
     def write_metadata(self, mount: str, path: str, custom_metadata: Mapping[str, str]) -> None:

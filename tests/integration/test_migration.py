@@ -174,6 +174,8 @@ def test_plan_apply_and_verify_copy_json_plain_and_binary_secrets_with_their_pro
         migration, dev_vault, secretsmanager_endpoint, workdir):
     client = secretsmanager_endpoint.client()
     arns = seed(client)
+    # Someone already set up the path's metadata (no version yet): the copy keeps what they put there.
+    dev_vault.api("POST", "secret/metadata/imported/api-token", json={"custom_metadata": {"owner": "team-a"}})
 
     plan = migration.run("plan", "--map", MAP, "--out", str(workdir / "plan.json"))
     assert plan.code == 0, plan.stderr
@@ -182,7 +184,7 @@ def test_plan_apply_and_verify_copy_json_plain_and_binary_secrets_with_their_pro
     planned = {i["name"]: i for i in json.loads((workdir / "plan.json").read_text())["items"]}
     assert {n: i["keys"] for n, i in planned.items()} == {
         "app/db/credentials": 2, "app/api-token": 1, "app/certs/keystore": 1, "app/teams/payments/stripe": 3}
-    assert all(kv(dev_vault, path) is None for path in EXPECTED), "plan wrote to Vault"
+    assert all((kv(dev_vault, path) or {}).get("data") is None for path in EXPECTED), "plan wrote to Vault"
 
     apply = migration.run("apply", "--map", MAP, "--report", str(workdir / "apply.jsonl"))
     assert apply.code == 0, apply.stdout + apply.stderr
@@ -197,6 +199,7 @@ def test_plan_apply_and_verify_copy_json_plain_and_binary_secrets_with_their_pro
     assert meta["aws-encoding"] == "json" and meta["migrated-kv-version"] == "1"
     assert meta["aws-tag:team"] == "payments" and meta["aws-tag:env"] == "prod"
     assert dt.datetime.strptime(meta["migrated-at"], "%Y-%m-%dT%H:%M:%SZ")
+    assert kv(dev_vault, "imported/api-token")["metadata"]["custom_metadata"]["owner"] == "team-a"
     encodings = {p: kv(dev_vault, p)["metadata"]["custom_metadata"]["aws-encoding"] for p in EXPECTED}
     assert encodings == {"imported/db/credentials": "json", "imported/api-token": "string",
                          "imported/certs/keystore": "base64", "imported/teams/payments/stripe": "json"}

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from migration import cli
 from migration import mapping as m
-from migration.engine import DIFFERS, MATCH, SKIPPED, Outcome
+from migration.engine import DIFFERS, MATCH, SKIPPED, Optimism, Outcome, Planned
 from migration.policy import migration_policy, migration_policy_hcl
 from migration.report import Item, Journal, Progress, read_journal
 from migration.retry import Backoff, Counter
@@ -173,6 +173,22 @@ def test_a_conflict_says_why_and_how_to_resolve_it():
     assert "not copied from this secret" in reason and "--overwrite" in reason
     reason = m.decide(ARN, "v2", VALUE, SOURCE_MD, copied(version=5, data={"x": "y"})).reason
     assert "changed in Vault after the copy" in reason
+
+
+def test_writing_first_is_tried_on_a_first_copy_and_given_up_when_paths_are_taken():
+    optimism = Optimism()
+    assert optimism.worth_trying(None)
+    for _ in range(Optimism.TRIAL):
+        optimism.missed()
+    assert not optimism.worth_trying(None), "a re-run reads first"
+    mostly_new = Optimism()
+    for _ in range(Optimism.TRIAL):
+        mostly_new.missed()
+        mostly_new.hit()
+    assert mostly_new.worth_trying(None)
+    # A reviewed plan knows: only its creates are written without reading first.
+    assert optimism.worth_trying(Planned(m.CREATE, "v1"))
+    assert not Optimism().worth_trying(Planned(m.UPDATE, "v1"))
 
 
 # --- verification and decommission ----------------------------------------------------------------
@@ -408,3 +424,105 @@ def _outcome(command: str, *actions: str, **kw) -> Outcome:
 ])
 def test_exit_codes(outcome, code):
     assert cli._exit_code(outcome.command, outcome) == code
+
+
+# --- the engine over in-memory stand-ins -----------------------------------------------------------
+
+class FakeVault:
+    """KV v2 semantics the engine relies on: versions, check-and-set, custom metadata."""
+
+    def __init__(self):
+        self.secrets: dict[str, dict] = {}   # path -> {"versions": [data...], "custom_metadata": {...}}
+        self.calls: list[str] = []
+
+    def check(self):
+        pass
+
+    def check_kv_v2(self, mount):
+        pass
+
+    def read(self, mount, path):
+        self.calls.append(f"GET {path}")
+        entry = self.secrets.get(path)
+        if entry is None or not entry["versions"]:
+            return None
+        return m.KvState(len(entry["versions"]), dict(entry["versions"][-1]), dict(entry["custom_metadata"]))
+
+    def read_metadata(self, mount, path):
+        entry = self.secrets.get(path)
+        return None if entry is None else (len(entry["versions"]), dict(entry["custom_metadata"]))
+
+    def write(self, mount, path, data, cas):
+        from migration.vault import CasMismatchError
+
+        self.calls.append(f"POST {path} cas={cas}")
+        entry = self.secrets.setdefault(path, {"versions": [], "custom_metadata": {}})
+        if cas != len(entry["versions"]):
+            raise CasMismatchError("changed in Vault during the run")
+        entry["versions"].append(dict(data))
+        return len(entry["versions"]), dict(entry["custom_metadata"])
+
+    def write_metadata(self, mount, path, custom_metadata):
+        self.calls.append(f"POST metadata {path}")
+        entry = self.secrets.setdefault(path, {"versions": [], "custom_metadata": {}})
+        entry["custom_metadata"] = dict(custom_metadata)
+
+
+class FakeSource:
+    def __init__(self, values: dict[str, str]):
+        self.values_by_name = values
+
+    def _arn(self, name):
+        return f"arn:aws:secretsmanager:r:1:secret:{name}-x"
+
+    def list(self, prefixes):
+        from migration.source import SourceSecret
+
+        prefixes = list(prefixes)
+        return [SourceSecret(n, self._arn(n), "v1") for n in sorted(self.values_by_name)
+                if any(n.startswith(p) for p in prefixes)]
+
+    def values(self, arns):
+        by_arn = {self._arn(n): v for n, v in self.values_by_name.items()}
+        return {a: SourceValue(a, "v1", by_arn[a]) for a in arns}
+
+
+def _engine(source, vault, **settings):
+    from migration.engine import Engine, Settings
+
+    return Engine(source, vault, Settings([m.MapRule("app/", "kv/")], **settings), progress=False)
+
+
+def test_a_first_copy_writes_without_reading_and_a_rerun_reads_without_writing():
+    source = FakeSource({f"app/s{i:02d}": f"v{i}" for i in range(30)})
+    vault = FakeVault()
+    first = _engine(source, vault).run("apply")
+    assert first.counts == {m.CREATE: 30}
+    assert not any(c.startswith("GET") for c in vault.calls), "a first copy needs no reads"
+    vault.calls.clear()
+    again = _engine(source, vault, workers=1).run("apply")
+    assert again.counts == {m.UNCHANGED: 30}
+    writes = [c for c in vault.calls if c.startswith("POST")]
+    # Refused by check-and-set until the engine stops trying: then it only reads.
+    assert len(writes) == Optimism.TRIAL and all("cas=0" in w for w in writes)
+    assert all(len(e["versions"]) == 1 for e in vault.secrets.values())
+
+
+def test_keys_someone_set_on_an_empty_path_survive_the_copy_either_way():
+    for optimistic in (True, False):
+        vault = FakeVault()
+        vault.write_metadata("secret", "kv/a", {"owner": "team-a"})
+        engine = _engine(FakeSource({"app/a": "x"}), vault)
+        if not optimistic:
+            engine._optimism.misses = Optimism.TRIAL
+        assert engine.run("apply").counts == {m.CREATE: 1}
+        meta = vault.secrets["kv/a"]["custom_metadata"]
+        assert meta["owner"] == "team-a" and meta["aws-arn"].endswith("app/a-x"), optimistic
+
+
+def test_a_path_taken_in_vault_is_a_conflict_whether_written_first_or_read_first():
+    vault = FakeVault()
+    vault.write("secret", "kv/a", {"mine": "keep"}, 0)
+    outcome = _engine(FakeSource({"app/a": "x", "app/b": "y"}), vault).run("apply")
+    assert outcome.counts == {m.CONFLICT: 1, m.CREATE: 1}
+    assert vault.secrets["kv/a"]["versions"] == [{"mine": "keep"}]
