@@ -487,10 +487,11 @@ class FakeSource:
         return {a: SourceValue(a, "v1", by_arn[a]) for a in arns}
 
 
-def _engine(source, vault, **settings):
+def _engine(source, vault, rules=None, **settings):
     from migration.engine import Engine, Settings
 
-    return Engine(source, vault, Settings([m.MapRule("app/", "kv/")], **settings), progress=False)
+    rules = list(rules or [m.MapRule("app/", "kv/")])
+    return Engine(source, vault, Settings(rules, **settings), progress=False)
 
 
 def test_a_first_copy_writes_without_reading_and_a_rerun_reads_without_writing():
@@ -526,3 +527,15 @@ def test_a_path_taken_in_vault_is_a_conflict_whether_written_first_or_read_first
     outcome = _engine(FakeSource({"app/a": "x", "app/b": "y"}), vault).run("apply")
     assert outcome.counts == {m.CONFLICT: 1, m.CREATE: 1}
     assert vault.secrets["kv/a"]["versions"] == [{"mine": "keep"}]
+
+
+def test_secrets_no_kv_path_can_hold_are_blocked_and_nothing_is_written_for_them():
+    vault = FakeVault()
+    rules = (m.MapRule("a/", "k/"), m.MapRule("b/", "k/"))
+    outcome = _engine(FakeSource({"a/x": "1", "b/x": "2", "a/y": "3", "a/z/": "4", "a/..": "5"}), vault,
+                      rules).run("apply")
+    blocked = {i.name: i.reason for i in outcome.items if i.action == m.BLOCKED}
+    assert set(blocked) == {"a/x", "b/x", "a/z/", "a/.."}
+    assert "b/x maps to the same KV path" in blocked["a/x"] and "empty segment" in blocked["a/z/"]
+    assert set(vault.secrets) == {"k/y"}
+    assert cli._exit_code("apply", outcome) == 3
