@@ -28,7 +28,7 @@ POLICY_FLAGS := --policy-pack policy --policy-pack-config $(POLICY_CONFIG)
 
 .PHONY: help test test-unit lint up preview refresh destroy teardown stack ca-file vault-server pulumi-engine tools \
 	system-packages clean bench \
-	chart-facts crd-facts
+	chart-facts crd-facts migrate
 
 help:
 	@echo "make test                  install everything and run the whole suite (FLAVOR=openbao: one server)"
@@ -38,6 +38,7 @@ help:
 	@echo "make lint                  ruff and actionlint only"
 	@echo "make teardown              delete a dev stack and its data (unprotects it first; not prod)"
 	@echo "make bench                 print the benchmark figures"
+	@echo "make migrate ARGS=\"plan --map prod/=imported/\"   copy AWS Secrets Manager secrets into Vault KV"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +81,12 @@ lint: $(VENV)/.installed tools
 
 bench: $(VENV)/.installed vault-server
 	$(PY) benchmarks/run_all.py
+
+# Copy secrets from AWS Secrets Manager into Vault KV v2 (docs/migrating-from-aws-secrets-manager.md):
+#   make migrate ARGS="plan --map prod/=imported/"      then apply, verify, status
+# Vault from VAULT_ADDR, VAULT_TOKEN and VAULT_CACERT; AWS from the standard credential chain.
+migrate: $(VENV)/.installed
+	$(PY) -m migration $(ARGS)
 
 stack: $(VENV)/.installed
 	@case "$(PULUMI_BACKEND_URL)" in file://*) mkdir -p "$${PULUMI_BACKEND_URL#file://}";; esac

@@ -435,6 +435,8 @@ def redirect_uri(value: str) -> str | None:
     if re.match(r"^https://[^\s]+$", value) or re.match(r"^http://(localhost|127\.0\.0\.1):\d+/[^\s]*$", value):
         return None
     return "is not a redirect URI (https://..., or http://localhost:<port>/... for the CLI)"
+
+
 def env_name(value: str) -> str | None:
     return None if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value) else (
         "is not an environment variable name (letters, digits and '_', not starting with a digit)")
@@ -474,3 +476,19 @@ def policy_path_allows(pattern: str, path: str) -> bool:
     if len(pattern_segments) != len(path_segments):
         return False
     return all(want in ("+", have) for want, have in zip(pattern_segments, path_segments, strict=True))
+
+
+# AWS Secrets Manager names: letters, digits and /_+=.@- (no IAM wildcards).
+_SECRETS_MANAGER_PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+
+
+def secrets_manager_prefix(value: str) -> str | None:
+    if _SECRETS_MANAGER_PREFIX.match(value):
+        return None
+    return ("is not a Secrets Manager name prefix (letters, digits and / _ + = . @ -, no wildcards; e.g. "
+            "'prod/')")
+
+
+def kms_key_arn(value: str) -> str | None:
+    return None if re.match(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$", value) \
+        else "is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"

@@ -475,6 +475,40 @@ class BackupConfig(Section):
     volume: VolumeBackup = setting("Volume target settings.", factory=VolumeBackup)
 
 
+# --- migration from a cloud secret store ---------------------------------------------------------
+
+
+class EsoServiceAccount(Section):
+    namespace: DnsLabel = setting("Namespace the External Secrets Operator runs in.", "external-secrets")
+    name: Annotated[str, Strict(), rule(checks.service_account_name)] = setting(
+        "The operator's service account: the IRSA role trusts exactly it, and the store authenticates as it "
+        "(the stack annotates the operator it installs; otherwise annotate it with the role ARN the stack exports). "
+        "Must be externalSecrets.namespace/serviceAccount when the stack installs the operator.", "external-secrets")
+
+
+class AwsSecretsManagerStoreConfig(Section):
+    enabled: Bool = setting("Create a ClusterSecretStore for AWS Secrets Manager and the IRSA role it reads with, so "
+                            "applications can read from either store while they move to Vault.", False)
+    region: Annotated[str, Strict(), rule(checks.aws_region)] | None = setting(
+        "Region of the secrets; empty uses aws.region.", None)
+    name_prefix: Annotated[str, Strict(), rule(checks.secrets_manager_prefix)] | None = setting(
+        "Only secrets whose names start with this may be read (required when enabled).", None)
+    store_name: DnsName = setting("Name of the ClusterSecretStore.", "aws-secrets-manager")
+    service_account: EsoServiceAccount = setting("The External Secrets Operator's service account.",
+                                                 factory=EsoServiceAccount)
+    namespaces: Annotated[tuple[Str, ...], rule(each(checks.dns_label))] = setting(
+        "Namespaces whose ExternalSecrets may use the store; empty allows every namespace.", ())
+    kms_key_arns: Annotated[tuple[Str, ...], rule(each(checks.kms_key_arn))] = setting(
+        "Customer-managed KMS keys that encrypt those secrets (kms:Decrypt, only through Secrets Manager); empty "
+        "when they use the AWS-managed key.", ())
+
+
+class MigrationConfig(Section):
+    aws_secrets_manager: AwsSecretsManagerStoreConfig = setting(
+        "The transition store: AWS Secrets Manager beside Vault while applications move.",
+        factory=AwsSecretsManagerStoreConfig)
+
+
 class KubernetesConfig(Section):
     context: Str = setting("kubeconfig context to deploy to; empty uses the current context.", "")
     namespace: DnsLabel = setting("Namespace for Vault.", "vault")
@@ -564,6 +598,7 @@ class PlatformConfig(Section):
     backup: BackupConfig = setting("Raft snapshots.", factory=BackupConfig)
     deploy: DeployConfig = setting("How deploys authenticate to Vault once it is set up: no standing root token.",
                                    factory=DeployConfig)
+    migration: MigrationConfig = setting("Moving secrets in from AWS Secrets Manager.", factory=MigrationConfig)
     secrets: SecretsConfig = setting("Secret values (secure only).", factory=SecretsConfig)
 
     @property

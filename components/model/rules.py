@@ -67,6 +67,7 @@ def check(c: PlatformConfig, problems: Problems, given: set[str] | frozenset[str
     _check_delivery(c, problems)
     _check_policies(c, problems)
     _check_deploy(c, problems)
+    _check_migration(c, problems)
     _check_ignored(c, problems, given)
 
 
@@ -484,6 +485,8 @@ def _check_ignored(c: PlatformConfig, problems: Problems, given: set[str] | froz
         (not c.cluster.injector.enabled, "cluster.injector", ("enabled",), "cluster.injector.enabled is false"),
         (not c.cluster.network_policy.enabled, "cluster.networkPolicy", ("enabled",),
          "cluster.networkPolicy.enabled is false"),
+        (not c.migration.aws_secrets_manager.enabled, "migration.awsSecretsManager", ("enabled",),
+         "migration.awsSecretsManager.enabled is false"),
     ]
     for applies, prefix, exclude, why in rules_:
         if applies:
@@ -550,3 +553,26 @@ def _check_deploy(c: PlatformConfig, problems: Problems) -> None:
                                      "stores them unencrypted in the state on purpose.)")
     if not c.is_prod and c.init.accept_plaintext_shares:
         problems.add("init.acceptPlaintextShares", "only matters in prod: other stacks never require PGP keys")
+
+
+def _check_migration(c: PlatformConfig, problems: Problems) -> None:
+    store = c.migration.aws_secrets_manager
+    key = "migration.awsSecretsManager"
+    if not store.enabled:
+        return
+    if c.aws is None:
+        problems.add(f"{key}.enabled", "true needs the aws section (region, oidcProviderArn, oidcIssuer): the store "
+                                       "reads through an IRSA role trusted by the cluster's OIDC provider")
+    if not store.name_prefix:
+        problems.add(f"{key}.namePrefix", "is required when the store is enabled: its role may read only the "
+                                          "secrets whose names start with it (e.g. 'prod/')")
+    _unique(problems, f"{key}.namespaces", "namespace", list(store.namespaces))
+    _unique(problems, f"{key}.kmsKeyArns", "key", list(store.kms_key_arns))
+    eso, sa = c.external_secrets, store.service_account
+    if eso.install and (sa.namespace, sa.name) != (eso.namespace, eso.service_account):
+        # The stack annotates the operator it installs for IRSA; a store that logs in as another
+        # account would be trusted by a role that account never carries.
+        problems.add(f"{key}.serviceAccount", f"is {sa.namespace}/{sa.name}, but the operator the stack installs "
+                                              f"runs as {eso.namespace}/{eso.service_account} "
+                                              "(externalSecrets.namespace, externalSecrets.serviceAccount); make "
+                                              "them the same")

@@ -76,6 +76,18 @@ class ExternalSecretsDelivery:
     def namespaces(self) -> list[str]:
         return list(self.external_secrets)
 
+    def values_with_aws_role(self, role_arn: str) -> dict[str, Any]:
+        """The chart values with the operator's service account annotated for IRSA."""
+        values = copy.deepcopy(dict(self.values))
+        account = values.setdefault("serviceAccount", {})
+        account["annotations"] = {**account.get("annotations", {}), "eks.amazonaws.com/role-arn": role_arn}
+        return values
+
+    def operator_self_token_access(self) -> list[dict[str, Any]]:
+        """What lets the operator request tokens for its own service account, and no other."""
+        return delivery.token_request_rbac(self.operator_namespace, self.operator_service_account,
+                                           (self.operator_namespace, self.operator_service_account))
+
     def store_access(self, namespace: str) -> list[dict[str, Any]]:
         """The store's service account, and the Role that lets the operator (only) request its tokens."""
         return [delivery.service_account_manifest(namespace, SECRET_STORE),

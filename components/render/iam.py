@@ -151,3 +151,45 @@ def deployer_policy(resource_types: list[str]) -> dict[str, Any]:
     actions = sorted({a for t in resource_types for a in DEPLOYER_ACTIONS[t]} | {"eks:DescribeCluster"})
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "DeployVaultPlatform", "Effect": "Allow", "Action": actions, "Resource": "*"}]}
+def account_and_partition(arn: str) -> tuple[str, str]:
+    """(account id, partition) of an ARN such as the cluster's OIDC provider's."""
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[0] != "arn" or not parts[4].isdigit():
+        raise ValueError(f"{arn!r} is not an ARN with an account id")
+    return parts[4], parts[1]
+
+
+def secrets_manager_arn_prefix(partition: str, region: str, account: str, name_prefix: str) -> str:
+    """The ARN every secret whose name starts with ``name_prefix`` has, up to the name. Secrets
+    Manager appends a random suffix (-AbCdEf) to each name in its ARN, so policies match with '*'."""
+    return f"arn:{partition}:secretsmanager:{region}:{account}:secret:{name_prefix}"
+
+
+def secrets_manager_read_policy(secret_arn_prefix: str, region: str,
+                                kms_key_arns: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What the transition store may do: read the values and descriptions of the secrets under one
+    name prefix, and list secrets (ListSecrets has no resource-level permissions). Keys that encrypt
+    the secrets may only decrypt on Secrets Manager's behalf."""
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "ReadSecretsUnderPrefix",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+            "Resource": f"{secret_arn_prefix}*",
+        },
+        {
+            "Sid": "ListSecrets",
+            "Effect": "Allow",
+            "Action": "secretsmanager:ListSecrets",
+            "Resource": "*",
+        },
+    ]
+    if kms_key_arns:
+        statements.append({
+            "Sid": "DecryptThroughSecretsManager",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": list(kms_key_arns),
+            "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
+        })
+    return {"Version": "2012-10-17", "Statement": statements}

@@ -24,6 +24,9 @@ class ExternalSecretsArgs:
     ca_cert_pem: pulumi.Input[str]
     # How long `pulumi up` waits for the operator's release.
     timeout: str = "10m"
+    # The IRSA role the operator's own service account reads AWS Secrets Manager with (the transition
+    # store of migration.awsSecretsManager), when the stack installs the operator and that store.
+    aws_role_arn: pulumi.Input[str] | None = None
 
 
 class ExternalSecrets(pulumi.ComponentResource):
@@ -33,6 +36,9 @@ class ExternalSecrets(pulumi.ComponentResource):
         super().__init__("vault-platform:delivery:ExternalSecrets", name, None, opts)
         d = args.delivery
         self.release: k8s.helm.v3.Release | None = None
+        values: pulumi.Input[dict] = dict(d.values)
+        if d.install and args.aws_role_arn is not None:
+            values = pulumi.Output.from_input(args.aws_role_arn).apply(lambda arn: d.values_with_aws_role(arn))
         if d.install:
             self.release = k8s.helm.v3.Release(
                 f"{name}-release",
@@ -42,13 +48,18 @@ class ExternalSecrets(pulumi.ComponentResource):
                 repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=d.chart_repository),
                 namespace=d.operator_namespace,
                 create_namespace=True,
-                values=dict(d.values),
+                values=values,
                 timeout=int(duration_seconds(args.timeout)),
                 max_history=10,
                 # Awaited: the operator's webhook must answer before a SecretStore can be created.
                 skip_await=False,
                 opts=pulumi.ResourceOptions(parent=self),
             )
+        if self.release is not None and args.aws_role_arn is not None:
+            # The transition store logs in as the operator's own service account: the operator may request
+            # that account's tokens (and, unless clusterWideTokenRequests, no other's but the stores').
+            declare(d.operator_self_token_access(), f"{name}-operator",
+                    pulumi.ResourceOptions(parent=self, depends_on=[self.release]))
         ca_bundle = pulumi.Output.from_input(args.ca_cert_pem).apply(
             lambda pem: base64.b64encode(pem.encode()).decode())
         operator = [self.release] if self.release is not None else []

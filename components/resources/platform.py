@@ -17,10 +17,12 @@ from components.model.checks import duration_seconds
 from components.render import delivery, vault_objects
 from components.render import deploy_identity as ident
 from components.render import policies as pol
+from components.render.aws_secret_store import AwsSecretStore
 from components.render.backup_job import BackupJob
 from components.render.cert_manager import VaultIssuer
 from components.render.external_secrets import ExternalSecretsDelivery
 from components.resources.applications import ApplicationNamespaces, ApplicationNamespacesArgs
+from components.resources.aws_secret_store import AwsSecretsManagerStore, AwsSecretsManagerStoreArgs
 from components.resources.backup import RaftBackup, RaftBackupArgs
 from components.resources.bootstrap import DeployIdentityArgs, VaultBootstrap, VaultBootstrapArgs
 from components.resources.cert_manager import CertManagerIssuer, CertManagerIssuerArgs
@@ -141,13 +143,28 @@ class VaultPlatform(pulumi.ComponentResource):
             f"{name}-apps", ApplicationNamespacesArgs(delivery.namespace_plans(config), clustering.names,
                                                       self.cluster.ca_cert_pem), opts=child)
         self.external_secrets: ExternalSecrets | None = None
-        if any(app.uses_external_secrets for app in config.applications):
+        transition = config.migration.aws_secrets_manager
+        if transition.enabled and config.aws is None:
+            raise ValueError("migration.awsSecretsManager needs the aws section")
+        store = AwsSecretStore(transition, config.aws) if transition.enabled and config.aws else None
+        # The operator also serves the transition store, which reads AWS as the operator's service account.
+        if any(app.uses_external_secrets for app in config.applications) or store is not None:
             self.external_secrets = ExternalSecrets(
                 f"{name}-external-secrets",
                 ExternalSecretsArgs(ExternalSecretsDelivery.of(config), self.cluster.ca_cert_pem,
-                                    timeout=config.cluster.await_timeout),
+                                    timeout=config.cluster.await_timeout,
+                                    aws_role_arn=store.role_arn(config.cluster.release_name, pulumi.get_stack())
+                                    if store else None),
                 opts=pulumi.ResourceOptions.merge(after_vault, pulumi.ResourceOptions(
                     depends_on=[self.application_namespaces])))
+        # The transition store: its IRSA role, and the ClusterSecretStore once the operator's CRDs exist.
+        self.aws_secret_store: AwsSecretsManagerStore | None = None
+        if store is not None:
+            assert self.aws_provider is not None
+            self.aws_secret_store = AwsSecretsManagerStore(
+                f"{name}-aws-secret-store", AwsSecretsManagerStoreArgs(store, config.cluster.release_name),
+                self.aws_provider, opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
+                    depends_on=[self.external_secrets] if self.external_secrets else [])))
         self.cert_manager: CertManagerIssuer | None = None
         if config.cert_manager.enabled:
             self.cert_manager = CertManagerIssuer(
@@ -176,4 +193,6 @@ class VaultPlatform(pulumi.ComponentResource):
                                         for app in config.applications}
         if self.cert_manager is not None:
             self.exports["certManagerIssuer"] = self.cert_manager.issuer_name
+        if self.aws_secret_store is not None:
+            self.exports.update(self.aws_secret_store.exports)
         self.register_outputs(dict(self.exports))

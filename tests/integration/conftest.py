@@ -161,23 +161,59 @@ class S3Endpoint:
                             aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key)
 
 
-@pytest.fixture
-def s3_endpoint() -> Iterator[S3Endpoint]:
-    """A local S3 endpoint (moto in server mode) on a free loopback port, empty for each test."""
+@contextlib.contextmanager
+def _moto_server() -> Iterator[str]:
+    """moto in server mode on a free loopback port, emptied first; yields its URL."""
     from moto.server import ThreadedMotoServer
 
     port = servers.free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     url = f"http://127.0.0.1:{port}"
-    # moto keeps its state per process, not per server: start every test from an empty S3.
+    # moto keeps its state per process, not per server: start every test from an empty one.
     import requests
 
     requests.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
     try:
-        yield S3Endpoint(url=url)
+        yield url
     finally:
         server.stop()
+
+
+@pytest.fixture
+def s3_endpoint() -> Iterator[S3Endpoint]:
+    """A local S3 endpoint (moto in server mode) on a free loopback port, empty for each test."""
+    with _moto_server() as url:
+        yield S3Endpoint(url=url)
+
+
+@dataclass
+class SecretsManagerEndpoint:
+    url: str
+    region: str = "us-east-1"
+    access_key: str = "testing"
+    secret_key: str = "testing"
+
+    def env(self, url: str | None = None) -> dict[str, str]:
+        """What a process needs to reach this endpoint (or ``url``, e.g. a proxy in front of it) and
+        nothing else: no profile, no shared files, no instance metadata lookups."""
+        return {"AWS_ENDPOINT_URL": url or self.url, "AWS_ACCESS_KEY_ID": self.access_key,
+                "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_DEFAULT_REGION": self.region,
+                "AWS_REGION": self.region, "AWS_EC2_METADATA_DISABLED": "true",
+                "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+
+    def client(self):
+        import boto3
+
+        return boto3.client("secretsmanager", endpoint_url=self.url, region_name=self.region,
+                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key)
+
+
+@pytest.fixture
+def secretsmanager_endpoint() -> Iterator[SecretsManagerEndpoint]:
+    """A local AWS Secrets Manager (the same moto server as S3), empty for each test."""
+    with _moto_server() as url:
+        yield SecretsManagerEndpoint(url=url)
 
 
 @pytest.fixture
