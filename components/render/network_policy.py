@@ -14,11 +14,13 @@ from components.model.platform import NetworkPolicyConfig
 from components.render.helm_values import server_labels
 
 
-def network_policy(names: Names, config: NetworkPolicyConfig) -> dict[str, Any]:
+def network_policy(names: Names, config: NetworkPolicyConfig, extra_namespaces: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``extra_namespaces``: more namespaces whose pods reach the API port when the policy restricts
+    it (Prometheus, which scrapes the metrics endpoint there)."""
     api: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": API_PORT}]}
     clients = config.api_from
     if clients.namespaces or clients.cidrs:
-        namespaces = sorted({names.namespace, *clients.namespaces})
+        namespaces = sorted({names.namespace, *clients.namespaces, *extra_namespaces})
         api["from"] = [
             {"namespaceSelector": {"matchExpressions": [
                 {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}]}},
