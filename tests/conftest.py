@@ -1,7 +1,8 @@
 """Suite-wide ordering and the server-flavour filter.
 
-Unit tests run first, then the integration tests on OpenBao (installed with the venv), then on
-HashiCorp Vault, whose first build from Go modules `make test` runs in the background meanwhile.
+Unit tests run first, then the integration tests on OpenBao (installed with the venv), then the
+tests that need promtool, then the integration tests on HashiCorp Vault: `make test` builds promtool
+and then Vault from Go modules in the background meanwhile.
 ``FLAVOR=openbao`` (or ``vault``) runs the integration tests on one server only.
 """
 
@@ -40,8 +41,10 @@ def pytest_collection_modifyitems(config, items):
         gone = {id(item) for item in dropped}
         items[:] = [item for item in items if id(item) not in gone]
 
-    def order(item: pytest.Item) -> tuple[int, int]:
+    def order(item: pytest.Item) -> tuple[int, float]:
         flavor = _flavor(item)
+        if item.get_closest_marker("promtool") is not None:
+            return (1, 1.5)  # after the OpenBao half (1, 1), before Vault's (1, 2)
         integration = item.get_closest_marker("integration") is not None
         return (int(integration), FLAVORS.index(flavor) + 1 if flavor else 0)
 

@@ -14,10 +14,13 @@ import pulumi_kubernetes as k8s
 from components.model import PlatformConfig
 from components.render import vault_objects
 from components.render.backup_job import BackupJob
+from components.render.monitoring import Monitoring
 from components.resources.backup import RaftBackup, RaftBackupArgs
 from components.resources.bootstrap import VaultBootstrap, VaultBootstrapArgs
 from components.resources.cluster import VaultCluster, VaultClusterArgs
 from components.resources.dev_postgres import DevPostgres, DevPostgresArgs
+from components.resources.monitoring import VaultMonitoring, VaultMonitoringArgs
+from components.resources.rollout import VaultRollout, VaultRolloutArgs
 from components.resources.vault_configuration import (
     DevPostgresConnection,
     VaultAccess,
@@ -30,7 +33,9 @@ def cluster_args(config: PlatformConfig) -> VaultClusterArgs:
     return VaultClusterArgs(
         namespace=config.kubernetes.namespace, api=config.api, unseal=config.unseal, cluster=config.cluster,
         tls=config.tls, production=config.is_prod, aws=config.aws,
-        transit_unseal_token=config.secrets.transit_unseal_token)
+        transit_unseal_token=config.secrets.transit_unseal_token,
+        kubernetes_auth_path=config.kubernetes_auth.path, token_audience=config.kubernetes_auth.audience,
+        metrics_from=(config.monitoring.prometheus_namespace,) if config.cluster.service_monitor else ())
 
 
 class VaultPlatform(pulumi.ComponentResource):
@@ -65,6 +70,14 @@ class VaultPlatform(pulumi.ComponentResource):
             # The cluster, and with it the API Service and (route53) the record for its name.
             wait_for=[self.cluster]), opts=child)
 
+        self.monitoring: VaultMonitoring | None = None
+        m = config.monitoring
+        if config.cluster.service_monitor or m.prometheus_rule or m.grafana_dashboard:
+            self.monitoring = VaultMonitoring(f"{name}-monitoring", VaultMonitoringArgs(
+                Monitoring.of(config), self.cluster.namespace, service_monitor=config.cluster.service_monitor,
+                prometheus_rule=m.prometheus_rule, grafana_dashboard=m.grafana_dashboard,
+                wait_for=(self.cluster.release,)), opts=child)
+
         self.dev_postgres: DevPostgres | None = None
         if config.database.dev_postgres:
             self.dev_postgres = DevPostgres(f"{name}-dev-postgres", DevPostgresArgs(self.cluster.namespace),
@@ -73,6 +86,7 @@ class VaultPlatform(pulumi.ComponentResource):
 
         self.configuration: VaultConfiguration | None = None
         self.backup: RaftBackup | None = None
+        self.rollout: VaultRollout | None = None
         # A PGP-encrypted root token cannot configure anything: stop after init until the team
         # gives the stack a token of its own (docs/bootstrap-and-recovery.md).
         self.configure_vault = not (config.init.root_token_pgp_key and config.secrets.vault_token is None)
@@ -101,6 +115,21 @@ class VaultPlatform(pulumi.ComponentResource):
                     self.bootstrap.provider, self.aws_provider,
                     opts=pulumi.ResourceOptions.merge(vault_child,
                                                       pulumi.ResourceOptions(depends_on=[self.configuration])))
+            if config.cluster.rollout.enabled and self.cluster.rollout_access is not None:
+                # Last: after the release changed the pod template and Vault is configured (its role
+                # and policy), restart the pods that still run the old one.
+                shamir = config.unseal.type == "shamir"
+                threshold = config.init.threshold
+                keys = self.bootstrap.unseal_keys.apply(lambda k: list(k or [])[:threshold]) if shamir else None
+                self.rollout = VaultRollout(
+                    f"{name}-rollout",
+                    VaultRolloutArgs(clustering.rollout_job(), self.cluster.namespace,
+                                     self.configuration.kubernetes_auth_path, self.cluster.pod_template_trigger,
+                                     unseal_keys=keys,
+                                     wait_for=(self.cluster, self.configuration, self.cluster.rollout_access)),
+                    self.bootstrap.provider,
+                    opts=pulumi.ResourceOptions.merge(vault_child,
+                                                      pulumi.ResourceOptions(depends_on=[self.configuration])))
 
         self.exports = {
             "namespace": self.cluster.namespace,
@@ -115,4 +144,6 @@ class VaultPlatform(pulumi.ComponentResource):
             self.exports["apiLoadBalancerHostname"] = self.cluster.api_load_balancer_hostname
         if self.backup is not None:
             self.exports.update(self.backup.exports)
+        if self.rollout is not None:
+            self.exports["rolloutJob"] = self.rollout.job.metadata.name
         self.register_outputs(dict(self.exports))
