@@ -20,7 +20,7 @@ ESO_CHART_VERSION := 2.9.0
 # FLAVOR=openbao (or vault) runs the integration tests on one server only; the default runs both.
 export FLAVOR ?= all
 
-.PHONY: help test test-unit lint up preview destroy teardown stack vault-server tools system-packages clean bench \
+.PHONY: help test test-unit lint up preview destroy teardown stack vault-server promtool tools system-packages clean bench \
 	chart-facts crd-facts
 
 help:
@@ -50,7 +50,11 @@ system-packages:
 vault-server:
 	bash tools/vault-server/build.sh
 
-# Everything a fresh clone needs, then the whole suite; the Vault build overlaps the first tests.
+# Prometheus' promtool for the alert rule tests, built from Go modules once into the same cache.
+promtool:
+	bash tools/promtool/build.sh
+
+# Everything a fresh clone needs, then the whole suite; the promtool and Vault builds overlap the first tests.
 test: system-packages $(VENV)/.installed tools
 	PY=$(PY) bash tools/run-tests.sh $(PYTEST_ARGS)
 

@@ -523,6 +523,12 @@ class Rollout:
                 log(f"done: all {len(pods)} pods run revision {target} ({restarted} restarted by this run)")
                 return 0
             leader = self.active(pods)
+            for _ in range(30):  # an election may be under way: give it half a minute
+                if leader is not None:
+                    break
+                time.sleep(POLL_SECONDS)
+                pods = self.pods()
+                leader = self.active(pods)
             if leader is None:
                 raise RolloutError("no active node: nothing is restarted without one")
             standbys = sorted((p for p in stale if p.name != leader.name), key=lambda p: -p.ordinal)
