@@ -129,3 +129,17 @@ def test_replication_copies_every_snapshot_to_another_region_with_its_own_key():
     assert rec.exports["backupReplicaBucket"]
     # The deploying role may create all of it.
     assert {r.type for r in rec.resources if r.type.startswith("aws:")} <= set(DEPLOYER_ACTIONS)
+
+
+def test_the_rotation_provider_is_stored_by_value_and_loads_without_this_repository(tmp_path):
+    """`pulumi refresh` and `destroy` load it from the state, in any folder: one where this
+    repository cannot be imported (the subprocess has no path to it)."""
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    from components.providers import database_root
+    from tests.unit.test_layout import _load_in_subprocess
+
+    encoded = serialize_provider(database_root._STORED_PROVIDER())
+    proc = _load_in_subprocess(encoded, cwd=tmp_path, pythonpath=None)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["DatabaseRootRotationProvider", "x"]
