@@ -26,8 +26,8 @@ POLICY_VENV := policy/venv
 POLICY_CONFIG ?= $(firstword $(wildcard policy/config/$(STACK).json) policy/config/prod.json)
 POLICY_FLAGS := --policy-pack policy --policy-pack-config $(POLICY_CONFIG)
 
-.PHONY: help test test-unit lint up preview refresh destroy teardown stack ca-file vault-server pulumi-engine tools \
-	system-packages clean bench \
+.PHONY: help test test-unit lint up preview refresh destroy teardown stack ca-file vault-server pulumi-engine \
+	promtool tools system-packages clean bench \
 	chart-facts crd-facts migrate
 
 help:
@@ -68,7 +68,11 @@ vault-server:
 pulumi-engine:
 	bash tools/pulumi-engine/build.sh
 
-# Everything a fresh clone needs, then the whole suite; the Vault build overlaps the first tests.
+# Prometheus' promtool for the alert rule tests, built from Go modules once into the same cache.
+promtool:
+	bash tools/promtool/build.sh
+
+# Everything a fresh clone needs, then the whole suite; the tool builds overlap the first tests.
 test: system-packages $(VENV)/.installed tools
 	PY=$(PY) bash tools/run-tests.sh $(PYTEST_ARGS)
 

@@ -8,7 +8,9 @@
 #   backup.sh snapshot       (initContainer, Vault image) log in, take a snapshot from the active
 #                            node, check it, leave it in $SNAPSHOT_DIR
 #   backup.sh upload-s3      (container, AWS CLI image) upload it to s3://$S3_BUCKET/$S3_PREFIX,
-#                            then delete snapshots there older than $RETENTION_DAYS
+#                            with any an earlier run could not upload, then delete snapshots there
+#                            older than $RETENTION_DAYS. A snapshot leaves $SNAPSHOT_DIR only once
+#                            S3 holds it whole
 #   backup.sh store-volume   (container, Vault image) copy it to $BACKUP_DIR (a volume), then
 #                            delete snapshots there older than $RETENTION_DAYS
 #   backup.sh check FILE     check a snapshot file (non-empty, intact archive, inspectable)
@@ -220,7 +222,13 @@ cmd_snapshot() {
   esac
 
   login
-  file=$SNAPSHOT_DIR/vault-$(date -u +%Y%m%dT%H%M%SZ).snap
+  # A snapshot an earlier run could not upload may wait in $SNAPSHOT_DIR: never overwrite it.
+  for _ in 1 2 3; do
+    file=$SNAPSHOT_DIR/vault-$(date -u +%Y%m%dT%H%M%SZ).snap
+    [ -e "$file" ] || break
+    sleep 1
+  done
+  [ ! -e "$file" ] || die "$file exists already; not overwriting a snapshot"
   partial=$file.partial
   log "taking a Raft snapshot from $VAULT_ADDR"
   if ! out=$("$VAULT_BIN" operator raft snapshot save "$partial" 2>&1); then
@@ -242,30 +250,70 @@ cmd_check() {
   log "snapshot $1 is good ($(size_of "$1") bytes)"
 }
 
+# Every snapshot waiting in $SNAPSHOT_DIR, oldest first (the name sorts by time).
+spooled_snapshots() {
+  for f in "$SNAPSHOT_DIR"/vault-*.snap; do
+    if [ -e "$f" ]; then printf '%s\n' "$f"; fi
+  done
+  return 0
+}
+
+# Upload one snapshot and confirm S3 holds all of it; the local copy goes only after that.
+upload_one() {
+  file=$1
+  name=$(basename "$file")
+  url=s3://$S3_BUCKET/$prefix$name
+  size=$(size_of "$file")
+  log "uploading $name ($size bytes) to $url"
+  if ! out=$("$AWS_BIN" s3 cp "$file" "$url" --only-show-errors --no-progress 2>&1); then
+    die "upload to $url failed: $(last_line "$out"); the snapshot stays in $SNAPSHOT_DIR for the next run"
+  fi
+  if ! stored=$("$AWS_BIN" s3api head-object --bucket "$S3_BUCKET" --key "$prefix$name" \
+      --query ContentLength --output text 2>&1); then
+    die "cannot confirm the upload of $url: $(last_line "$stored"); the snapshot stays in $SNAPSHOT_DIR"
+  fi
+  [ "$stored" = "$size" ] || die "uploaded $url has $stored bytes, the snapshot has $size; it stays in $SNAPSHOT_DIR"
+  rm -f "$file" || die "uploaded $url, but cannot remove it from $SNAPSHOT_DIR"
+  log "uploaded $url"
+}
+
 cmd_upload_s3() {
   require S3_BUCKET
   prefix=${S3_PREFIX:-}
   case $prefix in ''|*/) ;; *) die "S3_PREFIX must end in '/', not '$prefix'" ;; esac
   days=$(retention_days)
   command -v "$AWS_BIN" >/dev/null 2>&1 || die "the AWS CLI ($AWS_BIN) is not on PATH"
-  file=$(pending_snapshot)
-  quick_check "$file"
-  name=$(basename "$file")
-  url=s3://$S3_BUCKET/$prefix$name
-  size=$(size_of "$file")
-
-  log "uploading $name ($size bytes) to $url"
-  if ! out=$("$AWS_BIN" s3 cp "$file" "$url" --only-show-errors --no-progress 2>&1); then
-    die "upload to $url failed: $(last_line "$out")"
-  fi
-  if ! stored=$("$AWS_BIN" s3api head-object --bucket "$S3_BUCKET" --key "$prefix$name" \
-      --query ContentLength --output text 2>&1); then
-    die "cannot confirm the upload of $url: $(last_line "$stored")"
-  fi
-  [ "$stored" = "$size" ] || die "uploaded $url has $stored bytes, the snapshot has $size"
-  log "uploaded $url"
-
   cutoff=$(cutoff_stamp "$days")
+
+  # The snapshot step leaves its file here; a run whose upload failed left its own too. Upload them
+  # all, oldest first. One past the retention would only expire in S3: it is dropped instead, so a
+  # long outage cannot fill the volume.
+  pending=$(spooled_snapshots)
+  [ -n "$pending" ] || die "no snapshot in $SNAPSHOT_DIR: the snapshot step did not produce one"
+  uploaded=0
+  set -f
+  old_ifs=$IFS
+  IFS='
+'
+  for file in $pending; do
+    IFS=$old_ifs
+    stamp=$(stamp_of "$(basename "$file")") || continue
+    if [ "$stamp" -lt "$cutoff" ]; then
+      rm -f "$file"
+      log "dropped $(basename "$file"): never uploaded and older than $days days"
+      continue
+    fi
+    # A snapshot that fails even the cheap checks can never be restored: it is not kept.
+    if ! (quick_check "$file"); then
+      rm -f "$file"
+      exit 1
+    fi
+    upload_one "$file"
+    uploaded=$((uploaded + 1))
+  done
+  IFS=$old_ifs
+  set +f
+
   if ! keys=$("$AWS_BIN" s3api list-objects-v2 --bucket "$S3_BUCKET" --prefix "${prefix}vault-" \
       --query 'Contents[].Key' --output text 2>&1); then
     die "snapshot uploaded, but listing s3://$S3_BUCKET/$prefix to prune failed: $(last_line "$keys")"
@@ -277,6 +325,7 @@ cmd_upload_s3() {
     case $key in None) continue ;; esac
     stamp=$(stamp_of "${key#"$prefix"}") || continue
     if [ "$stamp" -lt "$cutoff" ]; then
+      # With Object Lock this only adds a delete marker: the locked version stays until its lock ends.
       if ! out=$("$AWS_BIN" s3 rm "s3://$S3_BUCKET/$key" --only-show-errors 2>&1); then
         die "snapshot uploaded, but deleting the expired s3://$S3_BUCKET/$key failed: $(last_line "$out")"
       fi
@@ -287,7 +336,7 @@ cmd_upload_s3() {
     fi
   done
   set +f
-  log "done: $kept snapshot(s) kept in s3://$S3_BUCKET/$prefix, $pruned pruned"
+  log "done: $uploaded uploaded, $kept snapshot(s) kept in s3://$S3_BUCKET/$prefix, $pruned pruned"
 }
 
 cmd_store_volume() {

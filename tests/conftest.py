@@ -1,10 +1,10 @@
 """Suite-wide ordering and the server-flavour filter.
 
-Unit tests run first, then the integration tests on OpenBao (installed with the venv), then on
-HashiCorp Vault, whose first build from Go modules `make test` runs in the background meanwhile,
-and last the engine tests (``engine`` marker), on both, which need the Pulumi CLI `make test`
-builds after the Vault server. ``FLAVOR=openbao`` (or ``vault``) runs the integration tests on one
-server only.
+Unit tests run first, then the integration tests on OpenBao (installed with the venv), then the
+tests that need promtool, then the integration tests on HashiCorp Vault, and last the engine tests
+(``engine`` marker), on both: `make test` builds promtool, the Vault server and the Pulumi CLI from
+Go modules, in that order, in the background meanwhile. ``FLAVOR=openbao`` (or ``vault``) runs the
+integration tests on one server only.
 """
 
 from __future__ import annotations
@@ -42,8 +42,10 @@ def pytest_collection_modifyitems(config, items):
         gone = {id(item) for item in dropped}
         items[:] = [item for item in items if id(item) not in gone]
 
-    def order(item: pytest.Item) -> tuple[int, int, int]:
+    def order(item: pytest.Item) -> tuple[int, int, float]:
         flavor = _flavor(item)
+        if item.get_closest_marker("promtool") is not None:
+            return (1, 0, 1.5)  # after the OpenBao half (1, 0, 1), before Vault's (1, 0, 2)
         integration = item.get_closest_marker("integration") is not None
         engine = item.get_closest_marker("engine") is not None
         return (int(integration), int(engine), FLAVORS.index(flavor) + 1 if flavor else 0)

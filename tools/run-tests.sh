@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The test suite, as `make test` runs it: pytest over everything, while the test tools build from Go
-# modules in one background job: first (unless FLAVOR=openbao) the HashiCorp Vault server for the
-# integration tests, then the Pulumi CLI for the engine tests. The unit tests and the OpenBao
-# integration tests run first, so a cold run costs the longer of the Vault build and those, not
-# their sum; the Vault-flavour tests then wait for the Vault build (through its build.sh's lock),
-# and the Pulumi CLI builds while they run. The engine tests run last and wait for it the same way.
-# One build after the other, not both at once: on 2 cores two builds only slow each other, and the
-# Vault server is needed first.
+# modules in one background job, one after the other: promtool (for the alert rule tests), then
+# (unless FLAVOR=openbao) the HashiCorp Vault server for the integration tests, then the Pulumi CLI
+# for the engine tests. The unit tests and the OpenBao integration tests run first, so a cold run
+# costs the longer of the builds and those, not their sum; the promtool tests, the Vault-flavour
+# tests and last the engine tests each wait for their build (through its build script's lock).
+# One build after the other, not all at once: on 2 cores parallel builds only slow each other, and
+# each is needed in that order.
 #
 #   tools/run-tests.sh [pytest args...]     PY=<python>  FLAVOR=openbao|vault|all
 set -euo pipefail
@@ -25,20 +25,24 @@ trap cleanup EXIT
 
 cache="${VAULT_PLATFORM_CACHE:-${HOME:-/root}/.cache/vault-platform}"
 mkdir -p "$cache"
+promtool_log=""
+if [[ -z "${VAULT_PLATFORM_PROMTOOL_BIN:-}" ]]; then
+  promtool_log="$cache/promtool-build.log"
+fi
 vault_log=""
 if [[ -z "${VAULT_PLATFORM_VAULT_BIN:-}" && ( "$flavor" == all || "$flavor" == *vault* ) ]]; then
   vault_log="$cache/vault-build.log"
-  echo "building the Vault test server in the background (log: $vault_log)"
 fi
 engine_log="$cache/pulumi-engine-build.log"
-echo "building the Pulumi CLI in the background, after it (log: $engine_log)"
-# A failed Vault build must not keep the engine tests from their CLI: each build reports to its log
-# and the tests that need it fail with that log's tail. ($1 and $2 are the inner shell's arguments.)
+echo "building the test tools in the background (logs: ${promtool_log:+$promtool_log, }${vault_log:+$vault_log, }$engine_log)"
+# A failed build must not keep the next tool from being built: each build reports to its log and the
+# tests that need it fail with that log's tail. ($1..$3 are the inner shell's arguments.)
 # shellcheck disable=SC2016
 setsid bash -c '
-  if [[ -n "$1" ]]; then bash tools/vault-server/build.sh >"$1" 2>&1 </dev/null || true; fi
-  bash tools/pulumi-engine/build.sh >"$2" 2>&1 </dev/null || true
-' build-tools "$vault_log" "$engine_log" </dev/null &
+  if [[ -n "$1" ]]; then bash tools/promtool/build.sh >"$1" 2>&1 </dev/null || true; fi
+  if [[ -n "$2" ]]; then bash tools/vault-server/build.sh >"$2" 2>&1 </dev/null || true; fi
+  bash tools/pulumi-engine/build.sh >"$3" 2>&1 </dev/null || true
+' build-tools "$promtool_log" "$vault_log" "$engine_log" </dev/null &
 build_pid=$!
 
 "$py" -m pytest "$@"

@@ -6,6 +6,7 @@ the builders alike.
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -146,6 +147,57 @@ def cron(value: str) -> str | None:
     return None
 
 
+_CRON_SHORTHANDS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
+                    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
+
+
+def _cron_values(text: str, low: int, high: int, names: dict[str, int] | None) -> tuple[set[int], bool]:
+    """The values a valid field matches, and whether it starts with '*' (or '?')."""
+    values: set[int] = set()
+    for part in text.split(","):
+        span, _, step = part.partition("/")
+        if span in ("*", "?"):
+            start, end = low, high
+        else:
+            bounds = [_cron_number(b, names) for b in span.split("-")]
+            start = bounds[0]  # type: ignore[assignment]
+            end = bounds[-1] if len(bounds) == 2 or step else start  # type: ignore[assignment]
+            if step and len(bounds) == 1:
+                end = high
+        values.update(range(start, end + 1, int(step) if step else 1))  # type: ignore[arg-type]
+    return values, text[:1] in ("*", "?")
+
+
+def cron_longest_gap_seconds(value: str) -> int:
+    """The longest time between two runs of a valid schedule (UTC), as the CronJob controller runs it:
+    day of month and day of week both restricted means either matches (robfig/cron's rule)."""
+    import datetime as dt
+
+    text = value.strip()
+    if text.startswith("@every"):
+        try:
+            return max(1, int(duration_seconds(text.split(None, 1)[1])))
+        except ValueError:  # sub-second units: more often than any backup can run
+            return 1
+    text = _CRON_SHORTHANDS.get(text, text)
+    fields = [_cron_values(f, low, high, names) for f, (_, low, high, names) in
+              zip(text.split(), _CRON_FIELDS, strict=True)]
+    (minutes, _), (hours, _), (doms, dom_star), (months, _), (dows, dow_star) = fields
+    times = sorted(h * 60 + m for h in hours for m in minutes)
+    day = dt.date(2001, 1, 1)
+    runs: list[int] = []
+    # Two years and a day cover every yearly pattern (Feb 29 schedules are not worth a longer walk).
+    for offset in range(2 * 366 + 1):
+        date = day + dt.timedelta(days=offset)
+        dom_ok, dow_ok = date.day in doms, (date.isoweekday() % 7) in dows
+        matches = (dom_ok and dow_ok) if (dom_star or dow_star) else (dom_ok or dow_ok)
+        if date.month in months and matches:
+            runs += [offset * 1440 + t for t in times]
+    if len(runs) < 2:
+        return 366 * 86400
+    return max(b - a for a, b in itertools.pairwise(runs)) * 60
+
+
 # --- small combinators and the rest ----------------------------------------------------------------
 
 def one_of(*allowed: str) -> Check:
@@ -274,6 +326,20 @@ def s3_prefix(value: str) -> str | None:
 
 def pinned_tag(value: str) -> str | None:
     return "is not a pinned tag" if value in ("", "latest") else None
+
+
+def pinned_image(value: str) -> str | None:
+    """An image reference with a tag (not 'latest') or a digest."""
+    if "@sha256:" in value:
+        return None
+    name, _, tag = value.rpartition(":")
+    if not name or "/" in tag or tag in ("", "latest"):
+        return "is not an image pinned by tag or digest (e.g. python:3.14.0-alpine3.22)"
+    return None
+
+
+def url_or_empty(value: str) -> str | None:
+    return None if value == "" else https_url(value)
 
 
 def audit_file_path(value: str) -> str | None:

@@ -102,6 +102,46 @@ class NetworkPolicyConfig(Section):
                                    "(8201) is always open to the Vault pods only.", factory=lambda: ApiClients())
 
 
+class Autopilot(Section):
+    cleanup_dead_servers: Bool = setting(
+        "Let autopilot remove a server that has been out of contact with the leader for "
+        "deadServerLastContactThreshold (a replaced pod, a pod gone after a scale-down), so dead voters do not "
+        "count against the quorum. Only with 3 or more replicas (autopilot never shrinks the cluster below "
+        "cluster.replicas).", True)
+    dead_server_last_contact_threshold: Duration = setting(
+        "How long a server may go without contact with the leader before autopilot removes it; at least 1m "
+        "(Vault refuses less). Keep it well above the time a pod takes to restart.", "10m")
+    last_contact_threshold: Duration = setting("Contact gap after which autopilot reports a server unhealthy.",
+                                               "10s")
+    server_stabilization_time: Duration = setting(
+        "How long a new server must stay healthy before autopilot promotes it to voter.", "10s")
+    max_trailing_logs: Between(1, 1_000_000) = setting(
+        "Raft log entries a server may lag behind the leader and still count as healthy.", 1000)
+
+
+class RaftConfig(Section):
+    performance_multiplier: Between(1, 10) | None = setting(
+        "Scales Raft's election and heartbeat timing: 1 fails over fastest (what Vault recommends for "
+        "production), 5 is Vault's own default and tolerates slow, overcommitted machines. Defaults to 1 in prod "
+        "and 5 in dev.", None)
+    autopilot: Autopilot = setting("Autopilot: dead server cleanup and server stabilization (configured through "
+                                   "Vault's API by the stack).", factory=Autopilot)
+
+
+class Rollout(Section):
+    enabled: Bool = setting(
+        "When `pulumi up` changes the server pods (image tag, server config, TLS certificate or any other pod "
+        "setting), restart them in the cluster one at a time: standbys first, each only once the previous one "
+        "is back unsealed, healthy and a voter, then the active node after a step-down. It stops at the first "
+        "failure with the quorum intact, and resumes where it stopped. Off: restart them yourself "
+        "(docs/day-2.md).", True)
+    image: Annotated[str, Strict(), rule(checks.pinned_image)] = setting(
+        "Image that runs the restart (the Python standard library is all it needs); pin its tag.",
+        "python:3.14.0-alpine3.22")
+    pod_timeout: Duration = setting("How long the restart waits for one restarted pod to be back unsealed, "
+                                    "healthy and a voter before it stops and reports.", "10m")
+
+
 class ClusterConfig(Section):
     release_name: DnsLabel = setting("Helm release name; prefixes every pod and Service.", "vault")
     chart: Chart = setting("Which chart to install.", factory=Chart)
@@ -119,6 +159,8 @@ class ClusterConfig(Section):
                                     "the metrics endpoint be read without a token.", False)
     network_policy: NetworkPolicyConfig = setting("NetworkPolicy for the Vault server pods.",
                                                   factory=lambda: NetworkPolicyConfig())
+    raft: RaftConfig = setting("Raft storage timing and autopilot.", factory=RaftConfig)
+    rollout: Rollout = setting("Leader-aware rolling restarts after a change to the server pods.", factory=Rollout)
     log_level: Literal["trace", "debug", "info", "warn", "error"] = setting("Server log level.", "info")
     await_timeout: Duration = setting("How long `pulumi up` waits for the release to be ready.", "10m")
 
@@ -261,6 +303,11 @@ class DatabaseConnection(Section):
         "'scram-sha-256' or 'password'.", "scram-sha-256")
     tls_ca: Pem = setting("PEM of the CA that signed the database server's certificate (for RDS, the region's RDS "
                           "CA bundle), so Vault verifies it with sslmode=verify-full.", "")
+    rotate_root: Bool = setting(
+        "Right after the connection is written, have Vault rotate the admin user's password "
+        "(database/rotate-root): from then on only Vault knows it, and the password in "
+        "secrets.databasePasswords no longer works in PostgreSQL. The stack never sends that password again "
+        "(see docs/day-2.md to give Vault a new one).", True)
 
 
 DEFAULT_CREATION = (
@@ -310,14 +357,24 @@ class PkiIntermediate(Section):
     ttl: Duration = setting("Intermediate CA lifetime.", "43800h")
 
 
+class PkiTidy(Section):
+    enabled: Bool = setting("Let Vault tidy the PKI mounts by itself: remove expired certificates and "
+                            "revocation entries from storage and the CRL.", True)
+    interval: Duration = setting("Time between two tidy runs.", "12h")
+    safety_buffer: Duration = setting("How long past expiry a certificate is kept before tidy removes it.", "72h")
+
+
 class PkiConfig(Section):
     enabled: Bool = setting("Mount a PKI engine with an internal root CA.", True)
     path: MountPath = setting("Root CA mount path.", "pki")
     common_name: Str = setting("Root CA common name.", "vault-platform Root CA")
     ttl: Duration = setting("Root CA lifetime; the mount's max lease is tuned to match.", "87600h")
-    urls_base: Str = setting("Base URL written into issued certificates for the issuer and CRL; empty uses the "
-                             "in-cluster active Service.", "")
+    urls_base: Annotated[str, Strict(), rule(checks.url_or_empty)] = setting(
+        "Base URL (https) written into issued certificates for the issuer and CRL: an address every client that "
+        "checks a certificate can reach. Empty: api.address, unless that is a loopback address (dev), then the "
+        "in-cluster active Service.", "")
     intermediate: PkiIntermediate = setting("Optional intermediate CA.", factory=PkiIntermediate)
+    tidy: PkiTidy = setting("Automatic tidy of every PKI mount.", factory=PkiTidy)
     roles: tuple[PkiRole, ...] = setting("Certificate roles.", ())
 
 
@@ -325,6 +382,9 @@ class TransitEngineConfig(Section):
     enabled: Bool = setting("Mount the transit engine (encryption as a service).", False)
     path: MountPath = setting("Mount path.", "transit")
     keys: Annotated[tuple[Str, ...], rule(each(checks.vault_name))] = setting("Named keys to create.", ())
+    auto_rotate_period: Duration | None = setting(
+        "How often Vault rotates every key to a new version by itself (older versions still decrypt); at least "
+        "1h. Empty turns automatic rotation off.", "2160h")
 
 
 class KubernetesAuthConfig(Section):
@@ -452,10 +512,31 @@ class CertManagerConfig(Section):
                             "<issuing mount>/sign/<role>.", "")
 
 
+class ObjectLock(Section):
+    mode: Literal["none", "governance", "compliance"] = setting(
+        "S3 Object Lock on every snapshot: 'governance' (nobody deletes or overwrites a snapshot before it is "
+        "days old, except a principal allowed s3:BypassGovernanceRetention), 'compliance' (nobody at all, not "
+        "even the account root) or 'none'.", "governance")
+    days: Between(1, 36500) | None = setting("How long each snapshot is locked; empty uses backup.retentionDays.",
+                                             None)
+
+
+class S3Replication(Section):
+    enabled: Bool = setting("Replicate every snapshot to a bucket in another region (S3 Cross-Region "
+                            "Replication), encrypted with a key of that region.", False)
+    region: Annotated[str, Strict(), rule(lambda v: None if v == "" else checks.aws_region(v))] = setting(
+        "Region of the replica bucket; must differ from aws.region.", "")
+    bucket_name: Str = setting("Replica bucket name; empty derives a unique one.", "")
+    storage_class: Literal["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR"] = setting(
+        "Storage class of the replicas.", "STANDARD_IA")
+
+
 class S3Backup(Section):
     bucket_name: Annotated[str, Strict(), rule(checks.s3_bucket_name)] = setting(
         "Bucket name (S3's naming rules); empty derives a unique one.", "")
     prefix: Annotated[str, Strict(), rule(checks.s3_prefix)] = setting("Key prefix for snapshots.", "raft-snapshots/")
+    object_lock: ObjectLock = setting("S3 Object Lock on the snapshots.", factory=ObjectLock)
+    replication: S3Replication = setting("Cross-region replication of the snapshots.", factory=S3Replication)
 
 
 class VolumeBackup(Section):
@@ -507,6 +588,32 @@ class MigrationConfig(Section):
     aws_secrets_manager: AwsSecretsManagerStoreConfig = setting(
         "The transition store: AWS Secrets Manager beside Vault while applications move.",
         factory=AwsSecretsManagerStoreConfig)
+class AlertThresholds(Section):
+    request_latency_ms: Between(1, 600_000) = setting(
+        "Alert when a pod's 99th percentile request time stays above this many milliseconds for 10 minutes.", 500)
+    leadership_changes_per_hour: Between(1, 100) = setting(
+        "Alert when the active node changes more often than this within an hour.", 3)
+    certificate_expiry_days: Between(1, 365) = setting(
+        "Alert when the server certificate expires within this many days.", 14)
+
+
+class MonitoringConfig(Section):
+    prometheus_rule: Bool = setting(
+        "Create a PrometheusRule with the platform's alerts (sealed pod, no active node, voters, autopilot, "
+        "leadership changes, backups, certificates, audit devices, latency, failed restarts). Needs "
+        "cluster.serviceMonitor and kube-state-metrics.", False)
+    grafana_dashboard: Bool = setting("Create a ConfigMap holding a Grafana dashboard, labelled for the Grafana "
+                                      "sidecar to load.", False)
+    labels: dict[Str, Str] = setting(
+        "Labels on the ServiceMonitor and PrometheusRule, so your Prometheus selects them (kube-prometheus-stack: "
+        "release: <its Helm release name>).", factory=dict)
+    dashboard_labels: dict[Str, Str] = setting("Labels the Grafana sidecar looks for on dashboard ConfigMaps.",
+                                               factory=lambda: {"grafana_dashboard": "1"})
+    prometheus_namespace: DnsLabel = setting(
+        "Namespace Prometheus runs in: with cluster.serviceMonitor, the NetworkPolicy lets it reach the metrics "
+        "endpoint.", "monitoring")
+    scrape_interval: Duration = setting("How often Prometheus scrapes each Vault pod.", "30s")
+    alerts: AlertThresholds = setting("Alert thresholds.", factory=AlertThresholds)
 
 
 class KubernetesConfig(Section):
@@ -599,6 +706,7 @@ class PlatformConfig(Section):
     deploy: DeployConfig = setting("How deploys authenticate to Vault once it is set up: no standing root token.",
                                    factory=DeployConfig)
     migration: MigrationConfig = setting("Moving secrets in from AWS Secrets Manager.", factory=MigrationConfig)
+    monitoring: MonitoringConfig = setting("Prometheus alerts and a Grafana dashboard.", factory=MonitoringConfig)
     secrets: SecretsConfig = setting("Secret values (secure only).", factory=SecretsConfig)
 
     @property

@@ -24,8 +24,11 @@ from components.model.platform import Application, PlatformConfig
 from components.model.problems import Problems
 
 # Policy names the platform writes itself; a stack's own policy must not replace them.
-PLATFORM_POLICIES = ("root", "default", "admin", "raft-backup", "app-templated", "app-templated-write", "deployer",
-                     "previewer")
+PLATFORM_POLICIES = ("root", "default", "admin", "raft-backup", "raft-rollout", "app-templated",
+                     "app-templated-write", "deployer", "previewer")
+# Vault refuses a shorter dead-server threshold, and automatic transit rotation more often than hourly.
+MIN_DEAD_SERVER_SECONDS = 60
+MIN_TRANSIT_ROTATION_SECONDS = 3600
 
 
 def apply_environment_defaults(config: PlatformConfig) -> PlatformConfig:
@@ -45,6 +48,10 @@ def apply_environment_defaults(config: PlatformConfig) -> PlatformConfig:
         injector["failure_policy"] = "Fail" if config.is_prod else "Ignore"
     if injector:
         changes["injector"] = cluster.injector.model_copy(update=injector)
+    if cluster.raft.performance_multiplier is None:
+        # Production failover in ~2.5 s instead of ~8 s; dev keeps Vault's default, which tolerates a
+        # laptop that pauses the kind nodes.
+        changes["raft"] = cluster.raft.model_copy(update={"performance_multiplier": 1 if config.is_prod else 5})
     if changes:
         config = config.model_copy(update={"cluster": cluster.model_copy(update=changes)})
     if config.deploy.revoke_root_token is None:
@@ -68,6 +75,7 @@ def check(c: PlatformConfig, problems: Problems, given: set[str] | frozenset[str
     _check_policies(c, problems)
     _check_deploy(c, problems)
     _check_migration(c, problems)
+    _check_day2(c, problems)
     _check_ignored(c, problems, given)
 
 
@@ -576,3 +584,36 @@ def _check_migration(c: PlatformConfig, problems: Problems) -> None:
                                               f"runs as {eso.namespace}/{eso.service_account} "
                                               "(externalSecrets.namespace, externalSecrets.serviceAccount); make "
                                               "them the same")
+def _check_day2(c: PlatformConfig, problems: Problems) -> None:
+    autopilot = c.cluster.raft.autopilot
+    if duration_seconds(autopilot.dead_server_last_contact_threshold) < MIN_DEAD_SERVER_SECONDS:
+        problems.add("cluster.raft.autopilot.deadServerLastContactThreshold",
+                     f"{autopilot.dead_server_last_contact_threshold!r} is below 1m, which Vault refuses")
+    if duration_seconds(autopilot.dead_server_last_contact_threshold) <= duration_seconds(
+            autopilot.last_contact_threshold):
+        problems.add("cluster.raft.autopilot.deadServerLastContactThreshold",
+                     f"{autopilot.dead_server_last_contact_threshold!r} must be longer than lastContactThreshold "
+                     f"{autopilot.last_contact_threshold!r}: a server is unhealthy before it is dead")
+    period = c.transit.auto_rotate_period
+    if period is not None and duration_seconds(period) < MIN_TRANSIT_ROTATION_SECONDS:
+        problems.add("transit.autoRotatePeriod", f"{period!r} is below 1h, which Vault refuses")
+    if c.monitoring.prometheus_rule and not c.cluster.service_monitor:
+        problems.add("monitoring.prometheusRule", "true needs cluster.serviceMonitor true: the alerts read the "
+                                                  "metrics the ServiceMonitor scrapes")
+    if c.cluster.rollout.enabled and c.unseal.type == "shamir" and c.init.pgp_keys:
+        problems.add("cluster.rollout.enabled", "true cannot work with PGP-encrypted shamir key shares: a restarted "
+                                                "pod stays sealed until an operator unseals it. Set it to false "
+                                                "and restart pods by hand (docs/day-2.md)")
+    s3 = c.backup.s3
+    uses_s3 = c.backup.enabled and c.backup.target == "s3"
+    if s3.replication.enabled:
+        if not uses_s3:
+            problems.add("backup.s3.replication.enabled", "true is only used with backup.target s3")
+        if not s3.replication.region:
+            problems.add("backup.s3.replication.region", "is required when replication is enabled")
+        elif c.aws is not None and s3.replication.region == c.aws.region:
+            problems.add("backup.s3.replication.region", f"{s3.replication.region!r} is aws.region; replicate to "
+                                                         "another region")
+    if s3.object_lock.days is not None and s3.object_lock.mode == "none":
+        problems.add("backup.s3.objectLock.days", "is only used when backup.s3.objectLock.mode is governance or "
+                                                  "compliance")

@@ -278,7 +278,7 @@ class VaultReadyProvider(_VaultApi):
                     # New members join as non-voters; autopilot promotes them once stable. Until
                     # then losing the leader could cost the quorum, so wait for voters.
                     seen = [s.get("node_id", "?") for s in servers if s.get("voter")]
-                    if len(seen) >= expected:
+                    if len(seen) == expected:
                         return []
                 else:
                     last = f"HTTP {status}: {self._errors(payload)}"

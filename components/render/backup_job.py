@@ -9,7 +9,9 @@ How a run works (one Job pod, no shell tools needed beyond what each image ships
       projected service account token (Kubernetes auth, role raft-backup), takes a Raft snapshot
       from the active Service and checks it, into a shared emptyDir;
   container `upload` (a pinned AWS CLI image; prod): `backup.sh upload-s3` uploads it with the
-      IRSA role and prunes old snapshots, or
+      IRSA role and prunes old snapshots. In prod the snapshot lands on a small volume of its own
+      (the spool), not in the pod: a run whose upload fails leaves it there, and the next run
+      uploads it with its own; or
   container `store` (the Vault image; dev): `backup.sh store-volume` copies it to a PVC and prunes.
 """
 
@@ -62,12 +64,13 @@ class BackupNames:
     config_map: str
     volume_claim: str
     vault_role: str
+    spool_claim: str = ""
 
     @classmethod
     def of(cls, release: str) -> BackupNames:
         base = f"{release}-backup"
         return cls(cron_job=base, service_account=base, config_map=f"{base}-script", volume_claim=base,
-                   vault_role=BACKUP_POLICY)
+                   vault_role=BACKUP_POLICY, spool_claim=f"{base}-spool")
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,19 @@ def volume_claim(job: BackupJob) -> dict[str, Any] | None:
     }
 
 
+def spool_claim(job: BackupJob) -> dict[str, Any] | None:
+    """Where an S3 run keeps its snapshot until the upload is confirmed; None for the volume target
+    (its snapshot goes straight to the backup volume)."""
+    if job.backup.target != "s3":
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": metadata(job, job.object_names.spool_claim),
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": job.snapshot_size_limit}}},
+    }
+
+
 def _security_context() -> dict[str, Any]:
     return {
         "runAsNonRoot": True,
@@ -217,11 +233,15 @@ def cron_job(job: BackupJob, script: str, bucket: str | None = None) -> dict[str
         "securityContext": _security_context(),
     }
 
+    # Large enough for a snapshot of the whole Raft store. S3 runs keep it on the spool volume so a
+    # failed upload loses nothing.
+    snapshot_volume: dict[str, Any] = (
+        {"name": "snapshot", "persistentVolumeClaim": {"claimName": bn.spool_claim}} if b.target == "s3"
+        else {"name": "snapshot", "emptyDir": {"sizeLimit": job.snapshot_size_limit}})
     volumes: list[dict[str, Any]] = [
         {"name": "script", "configMap": {"name": bn.config_map, "defaultMode": 0o555,
                                          "items": [{"key": SCRIPT_KEY, "path": SCRIPT_KEY}]}},
-        # Large enough for a snapshot of the whole Raft store.
-        {"name": "snapshot", "emptyDir": {"sizeLimit": job.snapshot_size_limit}},
+        snapshot_volume,
         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
         # The CA only: the server's private key stays out of this pod.
         {"name": "vault-ca", "secret": {"secretName": job.tls_secret, "defaultMode": 0o444,
@@ -249,10 +269,14 @@ def cron_job(job: BackupJob, script: str, bucket: str | None = None) -> dict[str
                 "AWS_REGION": job.aws_region,
                 "AWS_DEFAULT_REGION": job.aws_region,
                 "AWS_STS_REGIONAL_ENDPOINTS": "regional",
+                # A brief S3 hiccup is retried inside the run; a longer one fails it loudly.
+                "AWS_RETRY_MODE": "standard",
+                "AWS_MAX_ATTEMPTS": "5",
             }),
             "volumeMounts": [
                 _mount("script", SCRIPTS_MOUNT, read_only=True),
-                _mount("snapshot", SNAPSHOT_MOUNT, read_only=True),
+                # Writable: each snapshot leaves the spool only once S3 has it.
+                _mount("snapshot", SNAPSHOT_MOUNT),
                 _mount("tmp", TMP_MOUNT),
             ],
             "resources": UPLOAD_RESOURCES,

@@ -72,6 +72,8 @@ class Managed:
     database_mount: str = ""
     transit_mount: str = ""
     kv_mount: str = ""
+    # The stack configures Raft autopilot (cluster.raft.autopilot).
+    autopilot: bool = False
     extra: tuple[Rule, ...] = field(default_factory=tuple)
 
 
@@ -106,11 +108,14 @@ def deployer_policy(m: Managed) -> Policy:
     if m.database_mount:
         db = m.database_mount
         rules += [Rule(f"{db}/config/*", WRITE), Rule(f"{db}/roles/*", WRITE),
-                  Rule(f"sys/leases/revoke-prefix/{db}/creds/*", ("update", "sudo"))]
+                  Rule(f"sys/leases/revoke-prefix/{db}/creds/*", ("update", "sudo")),
+                  # Right after a connection is written, Vault takes over its admin password.
+                  Rule(f"{db}/rotate-root/*", ("update",))]
     for pki in (m.pki_root, m.pki_intermediate):
         if not pki:
             continue
-        rules += [Rule(f"{pki}/config/urls", ("create", "read", "update")), Rule(f"{pki}/config/*", ("read",)),
+        rules += [Rule(f"{pki}/config/urls", ("create", "read", "update")),
+                  Rule(f"{pki}/config/auto-tidy", ("create", "read", "update")), Rule(f"{pki}/config/*", ("read",)),
                   Rule(f"{pki}/roles/*", WRITE), Rule(f"{pki}/roles", ("list",)), Rule(f"{pki}/issuers", ("list",)),
                   Rule(f"{pki}/issuer/*", ("read",)), Rule(f"{pki}/cert/*", ("read",))]
         if pki == m.pki_root:
@@ -122,6 +127,8 @@ def deployer_policy(m: Managed) -> Policy:
                       Rule(f"{pki}/intermediate/set-signed", ("create", "update"))]
     if m.transit_mount:
         rules += [Rule(f"{m.transit_mount}/keys/*", ("create", "read", "update", "list"))]
+    if m.autopilot:
+        rules.append(Rule("sys/storage/raft/autopilot/configuration", ("read", "update")))
     rules += list(m.extra)
     # Said out loud, though nothing above grants them: deny wins over any later grant.
     rules += [Rule("sys/generate-root/*", ("deny",)), Rule("sys/raw/*", ("deny",)), Rule("sys/seal", ("deny",))]
@@ -149,11 +156,14 @@ def previewer_policy(m: Managed) -> Policy:
         rules += [Rule(f"{m.database_mount}/config/*", READ), Rule(f"{m.database_mount}/roles/*", READ)]
     for pki in (m.pki_root, m.pki_intermediate):
         if pki:
-            rules += [Rule(f"{pki}/config/urls", ("read",)), Rule(f"{pki}/roles/*", READ),
+            rules += [Rule(f"{pki}/config/urls", ("read",)), Rule(f"{pki}/config/auto-tidy", ("read",)),
+                      Rule(f"{pki}/roles/*", READ),
                       Rule(f"{pki}/issuers", ("list",)), Rule(f"{pki}/issuer/*", ("read",)),
                       Rule(f"{pki}/cert/*", ("read",))]
     if m.transit_mount:
         rules.append(Rule(f"{m.transit_mount}/keys/*", READ))
+    if m.autopilot:
+        rules.append(Rule("sys/storage/raft/autopilot/configuration", ("read",)))
     return Policy(PREVIEWER_POLICY, tuple(rules))
 
 

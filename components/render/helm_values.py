@@ -6,6 +6,7 @@ schema), because Helm silently ignores a misspelled key and the default would qu
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,13 +103,26 @@ def injector_values(cluster: ClusterConfig, *, production: bool, webhook: Inject
         # The leader elector only decides which replica generates certificates; ours come from the stack.
         values["leaderElector"] = {"enabled": False}
     return values
+# Pod annotations that change the pod template, and so the StatefulSet's update revision, when what
+# they hash changes: the rolling restart then knows which pods still run the old one.
+TLS_CERT_ANNOTATION = "vault-platform/tls-certificate-sha256"
+
+
+def pod_annotations(tls_cert_pem: str | None) -> dict[str, str]:
+    """The server certificate is mounted from a Secret, which the pod template does not otherwise
+    reflect: its hash makes a renewed (or re-issued) certificate a new revision to roll out."""
+    if not tls_cert_pem:
+        return {}
+    return {TLS_CERT_ANNOTATION: hashlib.sha256(tls_cert_pem.encode()).hexdigest()}
 
 
 def build_values(cluster: ClusterConfig, names: Names, *, production: bool, server_hcl: str,
                  unseal: UnsealWiring = UnsealWiring(), tls_secret: str | None = None,
-                 injector_webhook: InjectorWebhook | None = None, auth_path: str = "kubernetes") -> dict[str, Any]:
+                 injector_webhook: InjectorWebhook | None = None, auth_path: str = "kubernetes",
+                 tls_cert_pem: str | None = None) -> dict[str, Any]:
     """The chart values for ``names.replicas`` server pods. ``production`` makes one pod per node a
-    hard rule and runs two injector replicas that refuse pods they cannot serve."""
+    hard rule and runs two injector replicas that refuse pods they cannot serve. ``tls_cert_pem``: the
+    server certificate the pods mount (its hash goes into the pod template)."""
     c = cluster
     replicas = names.replicas
     volumes: list[dict[str, Any]] = [
@@ -151,18 +165,24 @@ def build_values(cluster: ClusterConfig, names: Names, *, production: bool, serv
             "raft": {"enabled": True, "setNodeId": True, "config": server_hcl},
         },
         "service": {"enabled": True, "port": API_PORT, "targetPort": API_PORT},
+        # The chart hashes the server config into the pod template, so a config change is a new
+        # revision; the certificate's hash does the same for a renewal.
+        "includeConfigAnnotation": True,
+        "annotations": pod_annotations(tls_cert_pem),
     }
     if c.zone_spread:
         server["topologySpreadConstraints"] = zone_spread(names)
 
     values: dict[str, Any] = {
         "fullnameOverride": names.release,
+        # The stack declares its own ServiceMonitor (every pod, the CA verified) and PrometheusRule;
+        # the chart's would scrape the active node only, skipping TLS verification.
         "global": {"enabled": True, "tlsDisable": False,
-                   "serverTelemetry": {"prometheusOperator": c.service_monitor}},
+                   "serverTelemetry": {"prometheusOperator": False}},
         "injector": injector_values(c, production=production, webhook=injector_webhook, auth_path=auth_path),
         "server": server,
         "ui": {"enabled": c.ui},
-        "serverTelemetry": {"serviceMonitor": {"enabled": c.service_monitor}},
+        "serverTelemetry": {"serviceMonitor": {"enabled": False}, "prometheusRules": {"enabled": False}},
     }
     return values
 

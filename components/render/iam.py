@@ -86,6 +86,37 @@ def s3_backup_policy(bucket_arn: str, prefix: str, kms_key_arn: str) -> dict[str
     }
 
 
+def replication_trust_policy() -> dict[str, Any]:
+    """Only S3 itself assumes the replication role."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+
+
+def replication_policy(source_arn: str, prefix: str, source_key_arn: str, source_region: str,
+                       replica_arn: str, replica_key_arn: str, replica_region: str) -> dict[str, Any]:
+    """What S3 may do to copy snapshots to the replica bucket: read them (and their lock settings)
+    under the prefix, decrypt them with the source key, write them encrypted with the replica's key."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ReadSourceConfiguration", "Effect": "Allow",
+             "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"], "Resource": source_arn},
+            {"Sid": "ReadSnapshotVersions", "Effect": "Allow",
+             "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging",
+                        "s3:GetObjectRetention", "s3:GetObjectLegalHold"],
+             "Resource": f"{source_arn}/{prefix}*"},
+            {"Sid": "WriteReplicas", "Effect": "Allow",
+             "Action": ["s3:ReplicateObject", "s3:ReplicateTags", "s3:ObjectOwnerOverrideToBucketOwner"],
+             "Resource": f"{replica_arn}/{prefix}*"},
+            {"Sid": "DecryptSource", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": source_key_arn,
+             "Condition": {"StringEquals": {"kms:ViaService": f"s3.{source_region}.amazonaws.com"}}},
+            {"Sid": "EncryptReplica", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
+             "Resource": replica_key_arn,
+             "Condition": {"StringEquals": {"kms:ViaService": f"s3.{replica_region}.amazonaws.com"}}},
+        ],
+    }
+
+
 def kms_key_policy(administrators: list[str], users: list[str], actions: list[str],
                    via_service: str | None = None) -> dict[str, Any]:
     """An explicit key policy instead of AWS's default (which lets any principal of the account with
@@ -139,6 +170,11 @@ DEPLOYER_ACTIONS: dict[str, list[str]] = {
     "aws:s3/bucketVersioning:BucketVersioning": ["s3:PutBucketVersioning", "s3:GetBucketVersioning"],
     "aws:route53/record:Record": ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets",
                                   "route53:GetChange", "route53:GetHostedZone"],
+    "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration": [
+        "s3:PutBucketObjectLockConfiguration", "s3:GetBucketObjectLockConfiguration"],
+    # Handing the replication role to S3 is an iam:PassRole.
+    "aws:s3/bucketReplicationConfig:BucketReplicationConfig": [
+        "s3:PutReplicationConfiguration", "s3:GetReplicationConfiguration", "iam:PassRole"],
 }
 
 

@@ -24,6 +24,7 @@ _IDS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "vault:pkiSecret/secretBackendRole:SecretBackendRole": lambda i: f"{i['backend']}/roles/{i['name']}",
     "vault:pkiSecret/secretBackendConfigUrls:SecretBackendConfigUrls": lambda i: f"{i['backend']}/config/urls",
     "vault:transit/secretBackendKey:SecretBackendKey": lambda i: f"{i['backend']}/keys/{i['name']}",
+    "vault:index/raftAutopilot:RaftAutopilot": lambda _: "sys/storage/raft/autopilot/configuration",
 }
 
 # The provider cannot import these: they are operations (generate a CA, sign a CSR) more than objects.
@@ -37,6 +38,10 @@ NOT_IMPORTABLE = {
         "signing the intermediate cannot be imported",
     "vault:pkiSecret/secretBackendIntermediateSetSigned:SecretBackendIntermediateSetSigned":
         "setting the signed intermediate cannot be imported",
+    # Not an operation, but the provider documents no import for it. Left out, the next `pulumi up`
+    # writes the same auto-tidy settings again, which changes nothing.
+    "vault:pkiSecret/backendConfigAutoTidy:BackendConfigAutoTidy":
+        "the provider documents no import for it; the next pulumi up writes the same settings again",
 }
 
 

@@ -15,13 +15,16 @@ from components.model.platform import NetworkPolicyConfig
 from components.render.helm_values import server_labels
 
 
-def network_policy(names: Names, config: NetworkPolicyConfig, clients_of_vault: tuple[str, ...] = ()) -> dict[str, Any]:
+def network_policy(names: Names, config: NetworkPolicyConfig, clients_of_vault: tuple[str, ...] = (),
+                   extra_namespaces: tuple[str, ...] = ()) -> dict[str, Any]:
     """``clients_of_vault``: namespaces whose pods must reach the API whatever the config lists (the
-    applications', their agents', the External Secrets Operator's, cert-manager's)."""
+    applications', their agents', the External Secrets Operator's, cert-manager's). ``extra_namespaces``:
+    more namespaces whose pods reach the API port when the policy restricts it (Prometheus, which
+    scrapes the metrics endpoint there)."""
     api: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": API_PORT}]}
     clients = config.api_from
     if clients.namespaces or clients.cidrs:
-        namespaces = sorted({names.namespace, *clients.namespaces, *clients_of_vault})
+        namespaces = sorted({names.namespace, *clients.namespaces, *clients_of_vault, *extra_namespaces})
         api["from"] = [
             {"namespaceSelector": {"matchExpressions": [
                 {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}]}},

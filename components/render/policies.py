@@ -18,6 +18,7 @@ from components.model.platform import Policy as PolicyConfig
 
 ADMIN_POLICY = "admin"
 BACKUP_POLICY = "raft-backup"
+ROLLOUT_POLICY = "raft-rollout"
 TEMPLATED_POLICY = "app-templated"
 TEMPLATED_WRITE_POLICY = "app-templated-write"
 
@@ -124,6 +125,17 @@ def backup_policy() -> Policy:
     return Policy(BACKUP_POLICY, (Rule("sys/storage/raft/snapshot", ("read",)),))
 
 
+def rollout_policy() -> Policy:
+    """The rolling restart may read the Raft membership and autopilot's view of it, step the active
+    node down (Vault wants sudo for that) and remove a departing server; nothing else."""
+    return Policy(ROLLOUT_POLICY, (
+        Rule("sys/storage/raft/configuration", ("read",)),
+        Rule("sys/storage/raft/autopilot/state", ("read",)),
+        Rule("sys/storage/raft/remove-peer", ("update",)),
+        Rule("sys/step-down", ("update", "sudo")),
+    ))
+
+
 def app_policy_name(app: Application) -> str:
     return f"app-{app.name}"
 
@@ -220,6 +232,8 @@ def cert_manager_policy(config: PlatformConfig) -> Policy:
 def static_policies(config: PlatformConfig) -> list[Policy]:
     """Every policy the stack writes except the templated one (which needs the auth accessor)."""
     policies = [admin_policy(config), backup_policy()]
+    if config.cluster.rollout.enabled:
+        policies.append(rollout_policy())
     for app in config.applications:
         policy = app_policy(config, app)
         if policy is not None:

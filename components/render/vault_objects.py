@@ -22,6 +22,9 @@ manual step                                            model item
 ``vault policy write``                                 ``VaultObjects.policies`` (+ templated)
 ``vault audit enable file``                            ``AuditDevice`` (two of them)
 ``vault kv put``                                       ``KvSecret`` (initial values, secret)
+``vault operator raft autopilot set-config``           ``RaftAutopilot``
+``vault write pki/config/auto-tidy``                   ``PkiTidy`` (one per PKI mount)
+``vault write -f database/rotate-root/<name>``         ``DatabaseConnection.rotate_root``
 =====================================================  =========================================
 
 Durations are whole seconds here (Vault accepts integer seconds everywhere), so no consumer has
@@ -35,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from components.model import PlatformConfig, Secret
-from components.model.checks import duration_seconds
+from components.model.checks import duration_seconds, url_host
 from components.model.names import SECRET_STORE, Names, cert_manager_role, external_secrets_role
 from components.render import deploy_identity as ident
 from components.render import policies as pol
@@ -104,6 +107,8 @@ class DatabaseConnection:
     tls_ca: str = ""
     plugin_name: str = POSTGRES_PLUGIN
     dev_postgres: bool = False
+    # Rotate the admin password right after the connection is written, so only Vault knows it.
+    rotate_root: bool = False
 
 
 @dataclass(frozen=True)
@@ -154,10 +159,24 @@ class PkiRole:
 
 
 @dataclass(frozen=True)
+class PkiTidy:
+    """``<mount>/config/auto-tidy``: Vault removes expired certificates and revocation entries itself."""
+
+    enabled: bool
+    interval_seconds: int
+    safety_buffer_seconds: int
+    tidy_cert_store: bool = True
+    tidy_revoked_certs: bool = True
+    tidy_revoked_cert_issuer_associations: bool = True
+    tidy_expired_issuers: bool = True
+
+
+@dataclass(frozen=True)
 class PkiEngine:
     root: CertificateAuthority
     intermediate: CertificateAuthority | None
     roles: tuple[PkiRole, ...]
+    tidy: PkiTidy | None = None
 
     @property
     def issuing(self) -> CertificateAuthority:
@@ -169,6 +188,8 @@ class PkiEngine:
 class TransitKey:
     name: str
     type: str = TRANSIT_KEY_TYPE
+    # Vault makes a new key version this often (0: never); older versions still decrypt.
+    auto_rotate_period_seconds: int = 0
 
 
 @dataclass(frozen=True)
@@ -247,6 +268,19 @@ class KvSecret:
 
 
 @dataclass(frozen=True)
+class RaftAutopilot:
+    """``sys/storage/raft/autopilot/configuration``. ``min_quorum`` is the replica count: autopilot never
+    removes a dead server when fewer than that many would be left."""
+
+    cleanup_dead_servers: bool
+    dead_server_last_contact_threshold: str
+    last_contact_threshold: str
+    server_stabilization_time: str
+    max_trailing_logs: int
+    min_quorum: int
+
+
+@dataclass(frozen=True)
 class VaultObjects:
     kv: KvEngine
     database: DatabaseEngine | None
@@ -271,6 +305,7 @@ class VaultObjects:
     @property
     def all_roles(self) -> tuple[KubernetesRole, ...]:
         return self.kubernetes_roles + self.service_roles
+    autopilot: RaftAutopilot | None = None
 
     @property
     def mounts(self) -> tuple[Mount, ...]:
@@ -334,6 +369,7 @@ def _database(config: PlatformConfig) -> DatabaseEngine | None:
             max_open_connections=c.max_open_connections,
             password_authentication=c.password_authentication,
             tls_ca=c.tls_ca,
+            rotate_root=c.rotate_root,
         )
         for c in db.connections
     ]
@@ -364,9 +400,18 @@ def _database(config: PlatformConfig) -> DatabaseEngine | None:
     return DatabaseEngine(mount, tuple(connections), roles)
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
 def pki_urls_base(config: PlatformConfig) -> str:
-    """Where clients fetch the issuer certificate and CRL: pki.urlsBase, or the in-cluster API."""
-    return (config.pki.urls_base or Names.of(config).in_cluster_addr).rstrip("/")
+    """Where clients fetch the issuer certificate and CRL: pki.urlsBase; else api.address, which
+    clients in and around the cluster reach (prod: the internal load balancer); else, when that is
+    only this machine's loopback (dev), the in-cluster active Service."""
+    if config.pki.urls_base:
+        return config.pki.urls_base.rstrip("/")
+    if url_host(config.api.address) not in LOOPBACK_HOSTS:
+        return config.api.address.rstrip("/")
+    return Names.of(config).in_cluster_addr.rstrip("/")
 
 
 def _ca(config: PlatformConfig, path: str, common_name: str, ttl: str, key: tuple[str, int],
@@ -409,15 +454,33 @@ def _pki(config: PlatformConfig) -> PkiEngine | None:
         )
         for r in pki.roles
     )
-    return PkiEngine(root, intermediate, roles)
+    tidy = None
+    if pki.tidy.enabled:
+        tidy = PkiTidy(enabled=True, interval_seconds=seconds(pki.tidy.interval),
+                       safety_buffer_seconds=seconds(pki.tidy.safety_buffer))
+    return PkiEngine(root, intermediate, roles, tidy)
 
 
 def _transit(config: PlatformConfig) -> TransitEngine | None:
     t = config.transit
     if not t.enabled:
         return None
+    period = seconds(t.auto_rotate_period) if t.auto_rotate_period else 0
     return TransitEngine(Mount(t.path, "transit", "Encryption as a service, managed by vault-platform"),
-                         tuple(TransitKey(k) for k in t.keys))
+                         tuple(TransitKey(k, auto_rotate_period_seconds=period) for k in t.keys))
+
+
+def raft_autopilot(config: PlatformConfig) -> RaftAutopilot:
+    a = config.cluster.raft.autopilot
+    replicas = config.cluster.replicas or 1
+    # Vault refuses cleanup below a minimum quorum of 3; a smaller cluster keeps every server.
+    cleanup = a.cleanup_dead_servers and replicas >= 3
+    return RaftAutopilot(cleanup_dead_servers=cleanup,
+                         dead_server_last_contact_threshold=a.dead_server_last_contact_threshold,
+                         last_contact_threshold=a.last_contact_threshold,
+                         server_stabilization_time=a.server_stabilization_time,
+                         max_trailing_logs=a.max_trailing_logs,
+                         min_quorum=max(3, replicas) if cleanup else 0)
 
 
 def _kubernetes_roles(config: PlatformConfig) -> tuple[KubernetesRole, ...]:
@@ -510,6 +573,7 @@ def managed(objects: VaultObjects) -> ident.Managed:
         pki_root=pki.root.mount.path if pki else "",
         pki_intermediate=pki.intermediate.mount.path if pki and pki.intermediate else "",
         transit_mount=objects.transit.mount.path if objects.transit else "",
+        autopilot=objects.autopilot is not None,
     )
 
 
@@ -542,4 +606,5 @@ def _build(config: PlatformConfig) -> VaultObjects:
         audit_devices=_audit(config),
         kv_secrets=_kv_secrets(config),
         kv_path=config.kv.path,
+        autopilot=raft_autopilot(config),
     )

@@ -17,7 +17,7 @@ from components.render.iam import irsa_trust_policy
 
 def protected_kms_key(name: str, *, alias_resource: str, alias: str, description: str, deletion_window_days: int,
                       policy: pulumi.Input[dict[str, Any]], tags: dict[str, str],
-                      opts: pulumi.ResourceOptions) -> aws.kms.Key:
+                      opts: pulumi.ResourceOptions, region: str | None = None) -> aws.kms.Key:
     """A symmetric key with yearly rotation, an explicit key policy (components.render.iam
     kms_key_policy) and an alias. What it encrypts is unreadable without it, so neither
     `pulumi destroy` (protect) nor removing it from the program (retain) deletes it."""
@@ -30,9 +30,10 @@ def protected_kms_key(name: str, *, alias_resource: str, alias: str, description
         enable_key_rotation=True,
         deletion_window_in_days=deletion_window_days,
         tags=tags,
+        region=region,
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=True, retain_on_delete=True)),
     )
-    aws.kms.Alias(alias_resource, name=f"alias/{alias}", target_key_id=key.key_id, opts=opts)
+    aws.kms.Alias(alias_resource, name=f"alias/{alias}", target_key_id=key.key_id, region=region, opts=opts)
     return key
 
 

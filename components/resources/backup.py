@@ -21,7 +21,14 @@ import pulumi_vault as vault
 from components.model import AwsConfig
 from components.render import backup_job
 from components.render.backup_job import BackupJob
-from components.render.iam import SNAPSHOT_KEY_USE, backup_bucket_policy, kms_key_policy, s3_backup_policy
+from components.render.iam import (
+    SNAPSHOT_KEY_USE,
+    backup_bucket_policy,
+    kms_key_policy,
+    replication_policy,
+    replication_trust_policy,
+    s3_backup_policy,
+)
 from components.render.policies import BACKUP_POLICY
 from components.resources.aws import inline_policy, irsa_role, protected_kms_key
 
@@ -85,6 +92,9 @@ class RaftBackup(pulumi.ComponentResource):
         self.kms_key: aws.kms.Key | None = None
         self.irsa_role: aws.iam.Role | None = None
         self.volume_claim: k8s.core.v1.PersistentVolumeClaim | None = None
+        self.spool_claim: k8s.core.v1.PersistentVolumeClaim | None = None
+        self.object_lock: aws.s3.BucketObjectLockConfiguration | None = None
+        self.replica_bucket: aws.s3.Bucket | None = None
         bucket_name: pulumi.Input[str | None] = None
         role_arn: pulumi.Input[str | None] = None
         if b.target == "s3":
@@ -93,6 +103,12 @@ class RaftBackup(pulumi.ComponentResource):
             self._s3(name, job, args.aws, aws_provider)
             assert self.bucket is not None and self.irsa_role is not None
             bucket_name, role_arn = self.bucket.bucket, self.irsa_role.arn
+            spool = backup_job.spool_claim(job)
+            assert spool is not None
+            # Holds a snapshot until S3 has it: never deleted with data still waiting in it by accident.
+            self.spool_claim = k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-spool", **_body(_in_namespace(spool, namespace)),
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
         else:
             pvc = backup_job.volume_claim(job)
             assert pvc is not None
@@ -112,8 +128,9 @@ class RaftBackup(pulumi.ComponentResource):
             opts=k8s_opts)
         cron_job = pulumi.Output.from_input(bucket_name).apply(lambda bucket: backup_job.cron_job(job, script, bucket))
         waits_for = [self.role, self.service_account, self.config_map]
-        if self.volume_claim is not None:
-            waits_for.append(self.volume_claim)
+        for claim in (self.volume_claim, self.spool_claim):
+            if claim is not None:
+                waits_for.append(claim)
         self.cron_job = k8s.batch.v1.CronJob(
             f"{name}-cronjob",
             # The name is known before the bucket is (preview); the spec waits for it.
@@ -137,7 +154,15 @@ class RaftBackup(pulumi.ComponentResource):
             })
         if self.volume_claim is not None:
             self.exports["backupVolumeClaim"] = self.volume_claim.metadata.name
+        if self.object_lock is not None:
+            self.exports["backupObjectLock"] = f"{b.s3.object_lock.mode} {self._lock_days(b)}d"
+        if self.replica_bucket is not None:
+            self.exports["backupReplicaBucket"] = self.replica_bucket.bucket
         self.register_outputs(dict(self.exports))
+
+    @staticmethod
+    def _lock_days(b) -> int:
+        return b.s3.object_lock.days or b.retention_days
 
     def _s3(self, name: str, job: BackupJob, aws_config: AwsConfig, aws_provider: aws.Provider) -> None:
         b = job.backup
@@ -149,6 +174,16 @@ class RaftBackup(pulumi.ComponentResource):
         # deleted by `pulumi destroy` (protect) nor by removing them from the program (retain).
         keep = pulumi.ResourceOptions(parent=self, provider=aws_provider, protect=True, retain_on_delete=True)
 
+        # S3 replicates with a role of its own, which must decrypt what it copies.
+        self.replication_role: aws.iam.Role | None = None
+        if b.s3.replication.enabled:
+            self.replication_role = aws.iam.Role(
+                f"{name}-replication-role", name=f"{names.release}-backup-replication-{stack}"[:64],
+                description="S3 replication of the Vault snapshot bucket",
+                assume_role_policy=json.dumps(replication_trust_policy()),
+                permissions_boundary=aws_config.permissions_boundary or None, tags=tags, opts=aws_opts)
+        replicator = [self.replication_role.arn] if self.replication_role is not None else []
+
         # The job's role exists first: the key policy names it as the key's user.
         self.irsa_role = irsa_role(
             name, aws_config=aws_config, namespace=names.namespace, service_account=job.object_names.service_account,
@@ -158,8 +193,8 @@ class RaftBackup(pulumi.ComponentResource):
             f"{name}-key", alias_resource=f"{name}-key-alias", alias=f"vault-backup-{pulumi.get_project()}-{stack}",
             description=f"Vault Raft snapshot bucket ({pulumi.get_project()}/{stack})", deletion_window_days=30,
             # Only through S3: nobody decrypts a snapshot object's data key directly.
-            policy=self.irsa_role.arn.apply(lambda arn: kms_key_policy(
-                list(aws_config.key_administrators), [arn, *aws_config.snapshot_readers], SNAPSHOT_KEY_USE,
+            policy=pulumi.Output.all(self.irsa_role.arn, *replicator).apply(lambda arns: kms_key_policy(
+                list(aws_config.key_administrators), [*arns, *aws_config.snapshot_readers], SNAPSHOT_KEY_USE,
                 via_service=f"s3.{aws_config.region}.amazonaws.com")),
             tags=tags, opts=aws_opts)
 
@@ -219,6 +254,103 @@ class RaftBackup(pulumi.ComponentResource):
 
         inline_policy(f"{name}-s3", self.irsa_role, pulumi.Output.all(self.bucket.arn, self.kms_key.arn).apply(
             lambda a: s3_backup_policy(a[0], b.s3.prefix, a[1])), aws_opts)
+
+        lock = b.s3.object_lock
+        if lock.mode != "none":
+            # Enabling Object Lock on a bucket cannot be undone; on an existing bucket it needs
+            # versioning first. Every new snapshot version is then locked for the days given.
+            self.object_lock = aws.s3.BucketObjectLockConfiguration(
+                f"{name}-object-lock", bucket=bucket, object_lock_enabled="Enabled",
+                rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
+                    default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(
+                        mode=lock.mode.upper(), days=self._lock_days(b))),
+                opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[versioning]))
+        if self.replication_role is not None:
+            self._replica(name, job, aws_config, aws_provider, tags, versioning, self.replication_role)
+
+    def _replica(self, name: str, job: BackupJob, aws_config: AwsConfig, aws_provider: aws.Provider,
+                 tags: dict[str, str], source_versioning: aws.s3.BucketVersioning, role: aws.iam.Role) -> None:
+        """A second bucket in another region that S3 copies every snapshot to, with its own key; an
+        outage of the whole source region keeps the snapshots readable."""
+        b = job.backup
+        rep = b.s3.replication
+        region = rep.region
+        stack = pulumi.get_stack()
+        assert self.bucket is not None and self.kms_key is not None
+        aws_opts = pulumi.ResourceOptions(parent=self, provider=aws_provider)
+        keep = pulumi.ResourceOptions(parent=self, provider=aws_provider, protect=True, retain_on_delete=True)
+
+        self.replica_key = protected_kms_key(
+            f"{name}-replica-key", alias_resource=f"{name}-replica-key-alias",
+            alias=f"vault-backup-replica-{pulumi.get_project()}-{stack}",
+            description=f"Vault Raft snapshot replica bucket ({pulumi.get_project()}/{stack})", deletion_window_days=30,
+            policy=role.arn.apply(lambda arn: kms_key_policy(
+                list(aws_config.key_administrators), [arn, *aws_config.snapshot_readers], SNAPSHOT_KEY_USE,
+                via_service=f"s3.{region}.amazonaws.com")),
+            tags=tags, opts=aws_opts, region=region)
+        self.replica_bucket = aws.s3.Bucket(f"{name}-replica-bucket", bucket=rep.bucket_name or None, region=region,
+                                            force_destroy=False, tags=tags, opts=keep)
+        replica = self.replica_bucket.bucket
+        replica_opts = pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[self.replica_bucket])
+        aws.s3.BucketOwnershipControls(
+            f"{name}-replica-ownership", bucket=replica, region=region,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"), opts=replica_opts)
+        replica_public = aws.s3.BucketPublicAccessBlock(
+            f"{name}-replica-public-access", bucket=replica, region=region, block_public_acls=True,
+            block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True, opts=replica_opts)
+        replica_versioning = aws.s3.BucketVersioning(
+            f"{name}-replica-versioning", bucket=replica, region=region,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+            opts=replica_opts)
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-replica-encryption", bucket=replica, region=region,
+            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=aws.s3.
+                BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                    sse_algorithm="aws:kms", kms_master_key_id=self.replica_key.arn),
+                bucket_key_enabled=True)],
+            opts=replica_opts)
+        # Delete markers are not replicated, so the replica expires its copies by itself.
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-replica-lifecycle", bucket=replica, region=region,
+            rules=[aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id="expire-snapshots", status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=b.s3.prefix),
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=b.retention_days),
+                noncurrent_version_expiration=aws.s3.
+                BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(noncurrent_days=b.retention_days))],
+            opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[replica_versioning]))
+        aws.s3.BucketPolicy(
+            f"{name}-replica-bucket-policy", bucket=replica, region=region,
+            policy=self.replica_bucket.arn.apply(lambda arn: json.dumps(backup_bucket_policy(arn))),
+            opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[replica_public]))
+        lock = b.s3.object_lock
+        if lock.mode != "none":
+            aws.s3.BucketObjectLockConfiguration(
+                f"{name}-replica-object-lock", bucket=replica, region=region, object_lock_enabled="Enabled",
+                rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
+                    default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(
+                        mode=lock.mode.upper(), days=self._lock_days(b))),
+                opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[replica_versioning]))
+        inline_policy(f"{name}-replication", role, pulumi.Output.all(
+            self.bucket.arn, self.kms_key.arn, self.replica_bucket.arn, self.replica_key.arn).apply(
+            lambda a: replication_policy(a[0], b.s3.prefix, a[1], aws_config.region, a[2], a[3], region)), aws_opts)
+        aws.s3.BucketReplicationConfig(
+            f"{name}-replication", bucket=self.bucket.bucket, role=role.arn,
+            rules=[aws.s3.BucketReplicationConfigRuleArgs(
+                id="snapshots-to-replica", status="Enabled",
+                filter=aws.s3.BucketReplicationConfigRuleFilterArgs(prefix=b.s3.prefix),
+                delete_marker_replication=aws.s3.BucketReplicationConfigRuleDeleteMarkerReplicationArgs(
+                    status="Disabled"),
+                source_selection_criteria=aws.s3.BucketReplicationConfigRuleSourceSelectionCriteriaArgs(
+                    sse_kms_encrypted_objects=aws.s3.
+                    BucketReplicationConfigRuleSourceSelectionCriteriaSseKmsEncryptedObjectsArgs(status="Enabled")),
+                destination=aws.s3.BucketReplicationConfigRuleDestinationArgs(
+                    bucket=self.replica_bucket.arn, storage_class=rep.storage_class,
+                    encryption_configuration=aws.s3.BucketReplicationConfigRuleDestinationEncryptionConfigurationArgs(
+                        replica_kms_key_id=self.replica_key.arn)))],
+            opts=pulumi.ResourceOptions(parent=self, provider=aws_provider,
+                                        depends_on=[source_versioning, replica_versioning]))
 
 
 def _in_namespace(manifest: dict, namespace: pulumi.Input[str]) -> dict:

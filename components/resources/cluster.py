@@ -15,9 +15,11 @@ from components.model.checks import duration_seconds, url_host
 from components.model.names import Names, pod_unseal_ports
 from components.render.helm_values import InjectorWebhook, UnsealWiring, build_values
 from components.render.network_policy import network_policy
+from components.render.rollout_job import RolloutJob
 from components.render.server_hcl import SealStanza, render_server_hcl
 from components.render.services import api_service_annotations, api_service_spec, pod_unseal_service_spec
 from components.resources.injector_tls import InjectorTls, InjectorTlsArgs
+from components.resources.rollout import RolloutAccess, RolloutAccessArgs, values_trigger
 from components.resources.tls import VaultTls, VaultTlsArgs
 from components.resources.unseal import AutoUnseal, AutoUnsealArgs
 
@@ -40,8 +42,12 @@ class VaultClusterArgs:
     transit_unseal_token: Secret | None = None
     # Namespaces whose pods must reach the API whatever cluster.networkPolicy lists (the applications').
     api_client_namespaces: tuple[str, ...] = ()
-    # The Kubernetes auth mount injected agents log in through by default.
+    # The Kubernetes auth mount injected agents and the rolling restart's Job log in through, and the
+    # audience of the Job's token.
     kubernetes_auth_path: str = "kubernetes"
+    token_audience: str = ""
+    # Namespaces beyond apiFrom that reach the API port: where Prometheus runs, with the ServiceMonitor.
+    metrics_from: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.cluster.replicas is None or self.cluster.replicas < 1 or self.cluster.replicas % 2 == 0:
@@ -51,6 +57,18 @@ class VaultClusterArgs:
     def names(self) -> Names:
         assert self.cluster.replicas is not None
         return Names(self.cluster.release_name, self.namespace, self.cluster.replicas)
+
+    @property
+    def tls_secret(self) -> str:
+        return (self.tls.existing_secret or "") if self.tls.source == "existingSecret" else self.names.tls_secret
+
+    def rollout_job(self) -> RolloutJob:
+        """What the scale-down and restart Jobs run with."""
+        return RolloutJob(names=self.names, image=self.cluster.rollout.image, tls_secret=self.tls_secret,
+                          kubernetes_auth_path=self.kubernetes_auth_path,
+                          pod_timeout_seconds=int(duration_seconds(self.cluster.rollout.pod_timeout)),
+                          token_audience=self.token_audience,
+                          unseal_keys=self.unseal.type == "shamir")
 
     @property
     def pod_unseal_addresses(self) -> list[str]:
@@ -101,13 +119,28 @@ class VaultCluster(pulumi.ComponentResource):
             seal: SealStanza | None = parts[0]
             wiring: UnsealWiring = parts[1]
             tls_secret: str = parts[2]
-            webhook = InjectorWebhook(parts[3], parts[4]) if len(parts) == 5 else None
-            hcl = render_server_hcl(names, seal, ui=c.ui, unauthenticated_metrics=c.service_monitor)
+            cert_pem: str | None = parts[3]
+            webhook = InjectorWebhook(parts[4], parts[5]) if len(parts) == 6 else None
+            hcl = render_server_hcl(names, seal, ui=c.ui, unauthenticated_metrics=c.service_monitor,
+                                    performance_multiplier=c.raft.performance_multiplier)
             return build_values(c, names, production=args.production, server_hcl=hcl, unseal=wiring,
-                                tls_secret=tls_secret, injector_webhook=webhook, auth_path=args.kubernetes_auth_path)
+                                tls_secret=tls_secret, injector_webhook=webhook, auth_path=args.kubernetes_auth_path,
+                                tls_cert_pem=cert_pem)
 
         chart_values = pulumi.Output.all(self.unseal.seal, self.unseal.wiring, self.tls.secret_name,
-                                         *webhook_parts).apply(values)
+                                         self.tls.cert_pem, *webhook_parts).apply(values)
+        # Any change to what the pod template is made from runs the rolling restart again; the
+        # restart itself finds out which pods really run an old revision.
+        self.pod_template_trigger = chart_values.apply(lambda v: values_trigger(v, c.chart.version))
+        release_waits: list[pulumi.Resource] = [self.tls, self.unseal,
+                                                *([self.injector_tls] if self.injector_tls else [])]
+        self.rollout_access: RolloutAccess | None = None
+        if c.rollout.enabled:
+            # Before the release: a lower replica count first leaves Raft, then the StatefulSet.
+            self.rollout_access = RolloutAccess(
+                f"{name}-rollout", RolloutAccessArgs(args.rollout_job(), namespace, wait_for=(self.tls,)),
+                opts=pulumi.ResourceOptions(parent=self))
+            release_waits.append(self.rollout_access.scale_down)
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             name=names.release,
@@ -124,8 +157,7 @@ class VaultCluster(pulumi.ComponentResource):
             skip_await=False,
             cleanup_on_fail=False,
             # Uninstalling the release removes the StatefulSet that owns the data volumes.
-            opts=pulumi.ResourceOptions(parent=self, protect=True, depends_on=[
-                self.tls, self.unseal, *([self.injector_tls] if self.injector_tls else [])]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=release_waits, protect=True),
         )
 
         self.api_service = k8s.core.v1.Service(
@@ -147,7 +179,8 @@ class VaultCluster(pulumi.ComponentResource):
 
         self.network_policy: k8s.networking.v1.NetworkPolicy | None = None
         if c.network_policy.enabled:
-            manifest = network_policy(names, c.network_policy, args.api_client_namespaces)
+            manifest = network_policy(names, c.network_policy, args.api_client_namespaces,
+                                      extra_namespaces=args.metrics_from)
             self.network_policy = k8s.networking.v1.NetworkPolicy(
                 f"{name}-network-policy",
                 metadata={**manifest["metadata"], "namespace": namespace},

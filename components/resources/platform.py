@@ -21,6 +21,7 @@ from components.render.aws_secret_store import AwsSecretStore
 from components.render.backup_job import BackupJob
 from components.render.cert_manager import VaultIssuer
 from components.render.external_secrets import ExternalSecretsDelivery
+from components.render.monitoring import Monitoring
 from components.resources.applications import ApplicationNamespaces, ApplicationNamespacesArgs
 from components.resources.aws_secret_store import AwsSecretsManagerStore, AwsSecretsManagerStoreArgs
 from components.resources.backup import RaftBackup, RaftBackupArgs
@@ -29,6 +30,8 @@ from components.resources.cert_manager import CertManagerIssuer, CertManagerIssu
 from components.resources.cluster import VaultCluster, VaultClusterArgs
 from components.resources.dev_postgres import DevPostgres, DevPostgresArgs
 from components.resources.external_secrets import ExternalSecrets, ExternalSecretsArgs
+from components.resources.monitoring import VaultMonitoring, VaultMonitoringArgs
+from components.resources.rollout import VaultRollout, VaultRolloutArgs
 from components.resources.vault_configuration import (
     DevPostgresConnection,
     VaultAccess,
@@ -43,7 +46,8 @@ def cluster_args(config: PlatformConfig) -> VaultClusterArgs:
         tls=config.tls, production=config.is_prod, aws=config.aws,
         transit_unseal_token=config.secrets.transit_unseal_token,
         api_client_namespaces=delivery.api_client_namespaces(config),
-        kubernetes_auth_path=config.kubernetes_auth.path)
+        kubernetes_auth_path=config.kubernetes_auth.path, token_audience=config.kubernetes_auth.audience,
+        metrics_from=(config.monitoring.prometheus_namespace,) if config.cluster.service_monitor else ())
 
 
 def deploy_identity_args(config: PlatformConfig, objects: vault_objects.VaultObjects) -> DeployIdentityArgs | None:
@@ -96,6 +100,14 @@ class VaultPlatform(pulumi.ComponentResource):
             # The cluster, and with it the API Service and (route53) the record for its name.
             wait_for=[self.cluster], identity=identity), opts=child)
 
+        self.monitoring: VaultMonitoring | None = None
+        m = config.monitoring
+        if config.cluster.service_monitor or m.prometheus_rule or m.grafana_dashboard:
+            self.monitoring = VaultMonitoring(f"{name}-monitoring", VaultMonitoringArgs(
+                Monitoring.of(config), self.cluster.namespace, service_monitor=config.cluster.service_monitor,
+                prometheus_rule=m.prometheus_rule, grafana_dashboard=m.grafana_dashboard,
+                wait_for=(self.cluster.release,)), opts=child)
+
         self.dev_postgres: DevPostgres | None = None
         if config.database.dev_postgres:
             self.dev_postgres = DevPostgres(f"{name}-dev-postgres", DevPostgresArgs(self.cluster.namespace),
@@ -104,6 +116,7 @@ class VaultPlatform(pulumi.ComponentResource):
 
         self.configuration: VaultConfiguration | None = None
         self.backup: RaftBackup | None = None
+        self.rollout: VaultRollout | None = None
         # A PGP-encrypted root token cannot configure anything: stop after init until the team
         # gives the stack a token of its own (docs/bootstrap-and-recovery.md).
         self.configure_vault = self.bootstrap.provider is not None
@@ -132,6 +145,21 @@ class VaultPlatform(pulumi.ComponentResource):
                     RaftBackupArgs(BackupJob.of(config), self.cluster.namespace,
                                    self.configuration.kubernetes_auth_path, aws=config.aws),
                     vault_provider, self.aws_provider,
+                    opts=pulumi.ResourceOptions.merge(vault_child,
+                                                      pulumi.ResourceOptions(depends_on=[self.configuration])))
+            if config.cluster.rollout.enabled and self.cluster.rollout_access is not None:
+                # Last: after the release changed the pod template and Vault is configured (its role
+                # and policy), restart the pods that still run the old one.
+                shamir = config.unseal.type == "shamir"
+                threshold = config.init.threshold
+                keys = self.bootstrap.unseal_keys.apply(lambda k: list(k or [])[:threshold]) if shamir else None
+                self.rollout = VaultRollout(
+                    f"{name}-rollout",
+                    VaultRolloutArgs(clustering.rollout_job(), self.cluster.namespace,
+                                     self.configuration.kubernetes_auth_path, self.cluster.pod_template_trigger,
+                                     unseal_keys=keys,
+                                     wait_for=(self.cluster, self.configuration, self.cluster.rollout_access)),
+                    self.bootstrap.provider,
                     opts=pulumi.ResourceOptions.merge(vault_child,
                                                       pulumi.ResourceOptions(depends_on=[self.configuration])))
 
@@ -195,4 +223,6 @@ class VaultPlatform(pulumi.ComponentResource):
             self.exports["certManagerIssuer"] = self.cert_manager.issuer_name
         if self.aws_secret_store is not None:
             self.exports.update(self.aws_secret_store.exports)
+        if self.rollout is not None:
+            self.exports["rolloutJob"] = self.rollout.job.metadata.name
         self.register_outputs(dict(self.exports))

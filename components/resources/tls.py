@@ -21,10 +21,13 @@ class VaultTlsArgs:
 
 
 class VaultTls(pulumi.ComponentResource):
-    """Outputs: ``ca_cert_pem`` (public), ``secret_name`` (the Secret the pods mount)."""
+    """Outputs: ``ca_cert_pem`` (public), ``secret_name`` (the Secret the pods mount). Attribute
+    ``cert_pem``: the server certificate (public; None for an existing Secret, which the stack
+    does not read)."""
 
     ca_cert_pem: pulumi.Output[str]
     secret_name: pulumi.Output[str]
+    cert_pem: pulumi.Output[str] | None = None
 
     def __init__(self, name: str, args: VaultTlsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:tls:VaultTls", name, None, opts)
@@ -87,5 +90,6 @@ class VaultTls(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stringData", "data"]),
         )
         self.ca_cert_pem = ca.cert_pem
+        self.cert_pem = server_cert.cert_pem
         self.secret_name = secret.metadata.name
         self.register_outputs({"ca_cert_pem": self.ca_cert_pem, "secret_name": self.secret_name})

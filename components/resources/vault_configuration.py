@@ -23,6 +23,7 @@ import pulumi
 import pulumi_vault as vault
 
 from components.providers.database_leases import DatabaseLeases
+from components.providers.database_root import DatabaseRootRotation
 from components.render import policies as pol
 from components.render import vault_objects as vs
 from components.render.deploy_identity import DEPLOYER_POLICY, PREVIEWER_POLICY
@@ -96,6 +97,7 @@ class VaultConfiguration(pulumi.ComponentResource):
             self._pki(settings.pki)
         if settings.transit is not None:
             self._transit(settings.transit)
+        self.autopilot = self._autopilot(settings.autopilot) if settings.autopilot is not None else None
         auth = self._kubernetes_auth(settings)
         self._policies(settings, auth)
         self.roles = [self._role(role, auth) for role in settings.kubernetes_roles]
@@ -173,6 +175,9 @@ class VaultConfiguration(pulumi.ComponentResource):
                 if conn.password is None:
                     raise ValueError(f"no password for database connection {conn.name!r}")
                 url, username, password = conn.connection_url, conn.username, conn.password.output()
+            # After a root rotation the password in config is no longer valid in the database: it must
+            # never be sent again (the provider sends it only when it changes, so a change is ignored).
+            ignore = ["postgresql.password"] if conn.rotate_root else []
             connections[conn.name] = vault.database.SecretBackendConnection(
                 f"{self._name}-db-{conn.name}",
                 backend=mount.path,
@@ -188,7 +193,7 @@ class VaultConfiguration(pulumi.ComponentResource):
                     password_authentication=conn.password_authentication,
                     tls_ca=conn.tls_ca or None,
                 ),
-                opts=self._opts(depends_on=depends, additional_secret_outputs=["postgresql"]),
+                opts=self._opts(depends_on=depends, additional_secret_outputs=["postgresql"], ignore_changes=ignore),
             )
         roles: dict[str, list[pulumi.Resource]] = {name: [] for name in connections}
         for role in db.roles:
@@ -214,6 +219,13 @@ class VaultConfiguration(pulumi.ComponentResource):
                     login_path=access.login_path, mount=mount.path, connection=conn.name,
                     roles=[r.name for r in db.roles if r.db_name == conn.name],
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[connections[conn.name], *roles[conn.name]]))
+                if conn.rotate_root:
+                    DatabaseRootRotation(
+                        f"{self._name}-db-rotate-root-{conn.name}",
+                        address=access.address, ca_cert_pem=access.ca_cert_pem, token=access.token,
+                        login_path=access.login_path, mount=mount.path, connection=conn.name,
+                        connection_url=conn.connection_url, username=conn.username,
+                        opts=pulumi.ResourceOptions(parent=self, depends_on=[connections[conn.name]]))
 
     def _ca_urls(self, ca: vs.CertificateAuthority, mount: vault.Mount, label: str) -> None:
         vault.pkisecret.SecretBackendConfigUrls(
@@ -221,6 +233,20 @@ class VaultConfiguration(pulumi.ComponentResource):
             backend=mount.path,
             issuing_certificates=list(ca.issuing_certificates),
             crl_distribution_points=list(ca.crl_distribution_points),
+            opts=self._opts(),
+        )
+
+    def _tidy(self, tidy: vs.PkiTidy, mount: vault.Mount, label: str) -> None:
+        vault.pkisecret.BackendConfigAutoTidy(
+            f"{self._name}-pki-{label}-auto-tidy",
+            backend=mount.path,
+            enabled=tidy.enabled,
+            interval_duration=f"{tidy.interval_seconds}s",
+            safety_buffer=f"{tidy.safety_buffer_seconds}s",
+            tidy_cert_store=tidy.tidy_cert_store,
+            tidy_revoked_certs=tidy.tidy_revoked_certs,
+            tidy_revoked_cert_issuer_associations=tidy.tidy_revoked_cert_issuer_associations,
+            tidy_expired_issuers=tidy.tidy_expired_issuers,
             opts=self._opts(),
         )
 
@@ -238,6 +264,8 @@ class VaultConfiguration(pulumi.ComponentResource):
             opts=self._opts(protect=self._protect_keys),
         )
         self._ca_urls(pki.root, root_mount, "root")
+        if pki.tidy is not None:
+            self._tidy(pki.tidy, root_mount, "root")
         issuer_ready: pulumi.Resource = root
         issuing_mount = root_mount
         if pki.intermediate is not None:
@@ -268,6 +296,8 @@ class VaultConfiguration(pulumi.ComponentResource):
                 opts=self._opts(),
             )
             self._ca_urls(inter, issuing_mount, "intermediate")
+            if pki.tidy is not None:
+                self._tidy(pki.tidy, issuing_mount, "intermediate")
         for role in pki.roles:
             vault.pkisecret.SecretBackendRole(
                 f"{self._name}-pki-role-{role.name}",
@@ -291,10 +321,25 @@ class VaultConfiguration(pulumi.ComponentResource):
                 backend=mount.path,
                 name=key.name,
                 type=key.type,
+                auto_rotate_period=key.auto_rotate_period_seconds,
                 # Deleting a key destroys every ciphertext made with it.
                 deletion_allowed=False,
                 opts=self._opts(protect=self._protect_keys),
             )
+
+    # -- Raft ---------------------------------------------------------------------------------
+
+    def _autopilot(self, a: vs.RaftAutopilot) -> vault.RaftAutopilot:
+        return vault.RaftAutopilot(
+            f"{self._name}-raft-autopilot",
+            cleanup_dead_servers=a.cleanup_dead_servers,
+            dead_server_last_contact_threshold=a.dead_server_last_contact_threshold,
+            last_contact_threshold=a.last_contact_threshold,
+            server_stabilization_time=a.server_stabilization_time,
+            max_trailing_logs=a.max_trailing_logs,
+            min_quorum=a.min_quorum,
+            opts=self._opts(),
+        )
 
     # -- auth, policies, applications ---------------------------------------------------------
 

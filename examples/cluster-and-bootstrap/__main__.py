@@ -18,7 +18,7 @@ import pulumi
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from components.model import ApiConfig, ClusterConfig, InitConfig, UnsealConfig
-from components.model.platform import ResourceAmounts, Resources
+from components.model.platform import ResourceAmounts, Resources, Rollout
 from components.resources.bootstrap import VaultBootstrap, VaultBootstrapArgs
 from components.resources.cluster import VaultCluster, VaultClusterArgs
 
@@ -31,6 +31,9 @@ cluster_args = VaultClusterArgs(
         release_name="team-vault",
         replicas=3,
         resources=Resources(requests=ResourceAmounts(memory="64Mi", cpu="50m")),
+        # The rolling restart logs in to Vault with a role VaultConfiguration writes (VaultRollout);
+        # without them, restart pods by hand (docs/day-2.md).
+        rollout=Rollout(enabled=False),
     ),
 )
 cluster = VaultCluster("team-vault", cluster_args)

@@ -222,12 +222,15 @@ def test_backup_to_volume_and_s3_then_restore_into_a_fresh_cluster(shell, vault_
     for key in (old_key, keep_key, outside_key):
         s3.put_object(Bucket=bucket, Key=key, Body=b"old")
     s3_env = {**env, **s3_endpoint.env(), "S3_BUCKET": bucket, "S3_PREFIX": PREFIX, "RETENTION_DAYS": "14"}
+    taken = snap.read_bytes()
     proc = ok(run(shell.for_upload, BACKUP, "upload-s3", env=s3_env))
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
     assert keys == {f"{PREFIX}{snap.name}", keep_key, outside_key}
     body = s3.get_object(Bucket=bucket, Key=f"{PREFIX}{snap.name}")["Body"].read()
-    assert body == snap.read_bytes()
-    assert "1 pruned" in proc.stderr
+    assert body == taken
+    assert "1 pruned" in proc.stderr and "1 uploaded" in proc.stderr
+    # Once S3 has it whole, it leaves the spool.
+    assert snapshot_files(snapdir) == []
 
     if shell != SH:
         return  # restore.sh runs on an operator's machine, not in the Vault image: once is enough
@@ -340,6 +343,68 @@ def test_s3_unreachable(shell, vault_bin, workdir, raft_node, s3_endpoint):
                                            "AWS_ENDPOINT_URL_S3": closed})
     failed(run(shell.for_upload, BACKUP, "upload-s3", env=env, timeout=120), "backup: ERROR:",
            f"upload to s3://{bucket}/")
+
+
+def test_a_failed_upload_keeps_the_snapshot_and_the_next_run_uploads_it(shell, vault_bin, workdir, raft_node,
+                                                                        s3_endpoint):
+    first = _real_snapshot(vault_bin, workdir, raft_node)
+    taken = first.read_bytes()
+    bucket = new_bucket(s3_endpoint)
+    closed = f"http://127.0.0.1:{servers.free_port()}"
+    upload_env = base_env(vault_bin, workdir / "home", SNAPSHOT_DIR=str(first.parent), S3_BUCKET=bucket,
+                          S3_PREFIX=PREFIX, RETENTION_DAYS="14", **s3_endpoint.env())
+    error = failed(run(shell.for_upload, BACKUP, "upload-s3", timeout=120,
+                       env={**upload_env, "AWS_ENDPOINT_URL": closed, "AWS_ENDPOINT_URL_S3": closed}),
+                   f"upload to s3://{bucket}/", "stays in")
+    assert first.name in error
+    assert first.read_bytes() == taken  # the snapshot is still there, whole
+
+    # The next run takes its own snapshot next to it, and S3 is back: both go up, the spool empties.
+    snapshot_env = base_env(vault_bin, workdir / "home", VAULT_ADDR=raft_node.api_addr,
+                            VAULT_TOKEN=backup_token(raft_node), SNAPSHOT_DIR=str(first.parent))
+    ok(run(SH, BACKUP, "snapshot", env=snapshot_env))
+    pending = snapshot_files(first.parent)
+    assert len(pending) == 2 and first in pending
+    proc = ok(run(shell.for_upload, BACKUP, "upload-s3", env=upload_env))
+    assert "2 uploaded" in proc.stderr
+    assert snapshot_files(first.parent) == []
+    s3 = s3_endpoint.client()
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == sorted(f"{PREFIX}{p.name}" for p in pending)
+    assert s3.get_object(Bucket=bucket, Key=f"{PREFIX}{first.name}")["Body"].read() == taken
+
+
+def test_upload_and_prune_on_a_bucket_with_object_lock(vault_bin, workdir, raft_node, s3_endpoint):
+    """The prod bucket locks every snapshot (governance, backup.s3.objectLock): uploading still works,
+    pruning an expired snapshot only hides it behind a delete marker, and its locked version cannot be
+    deleted."""
+    snap = _real_snapshot(vault_bin, workdir, raft_node)
+    s3 = s3_endpoint.client()
+    bucket = f"vault-backups-locked-{secrets.token_hex(4)}"
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 30}}})
+    expired = f"{PREFIX}vault-{stamp(dt.timedelta(days=20))}.snap"
+    s3.put_object(Bucket=bucket, Key=expired, Body=b"old", ContentMD5=_md5(b"old"))
+    env = base_env(vault_bin, workdir / "home", **s3_endpoint.env(), SNAPSHOT_DIR=str(snap.parent),
+                   S3_BUCKET=bucket, S3_PREFIX=PREFIX, RETENTION_DAYS="14")
+    proc = ok(run(SH, BACKUP, "upload-s3", env=env))
+    assert "1 uploaded" in proc.stderr and "1 pruned" in proc.stderr
+    head = s3.head_object(Bucket=bucket, Key=f"{PREFIX}{snap.name}")
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    # Pruned: no longer listed, but its locked version is still there and cannot be deleted.
+    assert {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]} == {f"{PREFIX}{snap.name}"}
+    versions = s3.list_object_versions(Bucket=bucket, Prefix=expired).get("Versions", [])
+    assert len(versions) == 1
+    with pytest.raises(s3.exceptions.ClientError, match="AccessDenied"):
+        s3.delete_object(Bucket=bucket, Key=expired, VersionId=versions[0]["VersionId"])
+
+
+def _md5(body: bytes) -> str:
+    import base64
+    import hashlib
+
+    return base64.b64encode(hashlib.md5(body).digest()).decode()  # noqa: S324 - S3's Content-MD5, not security
 
 
 def test_s3_bucket_missing(vault_bin, workdir, raft_node, s3_endpoint):

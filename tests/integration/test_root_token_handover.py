@@ -120,13 +120,16 @@ def test_the_first_run_revokes_the_root_token_and_break_glass_brings_one_back(
 
     # The rest of the first run, with that token only.
     as_first_run = functools.partial(servers.api, addr=raft_node.api_addr, token=first_run)
-    rest = ["audit", "mounts", "kv", "pki", "transit", "auth", "policies", "roles", "kv_secrets"]
+    rest = ["audit", "mounts", "kv", "pki", "transit", "auth", "policies", "roles", "kv_secrets", "autopilot"]
     no_db = dataclasses.replace(objects, database=None, audit_devices=tuple(
         dataclasses.replace(d, options={"file_path": str(workdir / "audit.log")}) if d.path == "file" else d
         for d in objects.audit_devices))
     apply(no_db, lambda method, path, json=None: as_first_run(method=method, path=path, json=json), only=rest,
           kubernetes_config=fake_kube.auth_config())
     assert "pki_int/" in as_first_run(method="GET", path="sys/mounts")["data"]
+    assert objects.autopilot is not None  # and the deployer configured it on this Raft node
+    autopilot = as_first_run(method="GET", path="sys/storage/raft/autopilot/configuration")["data"]
+    assert autopilot["cleanup_dead_servers"] is True and autopilot["min_quorum"] == objects.autopilot.min_quorum
 
     # A later run, in CI: the first run's token has expired; the workflow's OIDC token logs in.
     later = identity_props(raft_node, objects, issuer, root)

@@ -25,7 +25,8 @@ from components.render import policies as pol
 from components.render import vault_objects as vs
 from tests.integration.servers import wait_for_kv_v2
 
-SECTIONS = ("audit", "deploy", "mounts", "kv", "database", "pki", "transit", "auth", "policies", "roles", "kv_secrets")
+SECTIONS = ("audit", "deploy", "mounts", "kv", "database", "rotate_root", "pki", "transit", "auth", "policies",
+            "roles", "kv_secrets", "autopilot")
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,22 @@ def jwt_config_payload(auth: ident.JwtAuth, override: dict[str, Any] | None) -> 
     return payload
 
 
+def tidy_payload(tidy: vs.PkiTidy) -> dict[str, Any]:
+    return {"enabled": tidy.enabled, "interval_duration": f"{tidy.interval_seconds}s",
+            "safety_buffer": f"{tidy.safety_buffer_seconds}s", "tidy_cert_store": tidy.tidy_cert_store,
+            "tidy_revoked_certs": tidy.tidy_revoked_certs,
+            "tidy_revoked_cert_issuer_associations": tidy.tidy_revoked_cert_issuer_associations,
+            "tidy_expired_issuers": tidy.tidy_expired_issuers}
+
+
+def autopilot_payload(a: vs.RaftAutopilot) -> dict[str, Any]:
+    return {"cleanup_dead_servers": a.cleanup_dead_servers,
+            "dead_server_last_contact_threshold": a.dead_server_last_contact_threshold,
+            "last_contact_threshold": a.last_contact_threshold,
+            "server_stabilization_time": a.server_stabilization_time, "max_trailing_logs": a.max_trailing_logs,
+            "min_quorum": a.min_quorum}
+
+
 def _urls(ca: vs.CertificateAuthority) -> Step:
     return Step("pki", "POST", f"{ca.mount.path}/config/urls",
                 {"issuing_certificates": list(ca.issuing_certificates),
@@ -166,12 +183,19 @@ def plan(settings: vs.VaultObjects, *, sections: Iterable[str] = SECTIONS, passw
             yield Step("database", "POST", f"{db.mount.path}/config/{conn.name}", connection_payload(conn, password))
         for role in db.roles:
             yield Step("database", "POST", f"{db.mount.path}/roles/{role.name}", role_payload(role))
+    if settings.database and "rotate_root" in wanted:
+        # What DatabaseRootRotation does once the connection exists.
+        for conn in settings.database.connections:
+            if conn.rotate_root:
+                yield Step("rotate_root", "POST", f"{settings.database.mount.path}/rotate-root/{conn.name}", {})
     if settings.pki and "pki" in wanted:
         root = settings.pki.root
         yield Step("pki", "POST", f"{root.mount.path}/root/generate/internal",
                    {"common_name": root.common_name, "ttl": str(root.ttl_seconds), "key_type": root.key_type,
                     "key_bits": root.key_bits})
         yield _urls(root)
+        if settings.pki.tidy is not None:
+            yield Step("pki", "POST", f"{root.mount.path}/config/auto-tidy", tidy_payload(settings.pki.tidy))
         inter = settings.pki.intermediate
         if inter:
             csr = yield Step("pki", "POST", f"{inter.mount.path}/intermediate/generate/internal",
@@ -183,11 +207,17 @@ def plan(settings: vs.VaultObjects, *, sections: Iterable[str] = SECTIONS, passw
             yield Step("pki", "POST", f"{inter.mount.path}/intermediate/set-signed",
                        {"certificate": signed["data"]["certificate"]})
             yield _urls(inter)
+            if settings.pki.tidy is not None:
+                yield Step("pki", "POST", f"{inter.mount.path}/config/auto-tidy", tidy_payload(settings.pki.tidy))
         for role in settings.pki.roles:
             yield Step("pki", "POST", f"{role.backend}/roles/{role.name}", pki_role_payload(role))
     if settings.transit and "transit" in wanted:
         for key in settings.transit.keys:
-            yield Step("transit", "POST", f"{settings.transit.mount.path}/keys/{key.name}", {"type": key.type})
+            path = f"{settings.transit.mount.path}/keys/{key.name}"
+            yield Step("transit", "POST", path, {"type": key.type})
+            # The provider writes a key's settings to its config endpoint after creating it.
+            yield Step("transit", "POST", f"{path}/config",
+                       {"deletion_allowed": False, "auto_rotate_period": f"{key.auto_rotate_period_seconds}s"})
     auth = settings.kubernetes_auth
     if "auth" in wanted:
         yield Step("auth", "POST", f"sys/auth/{auth.path}",
@@ -204,6 +234,9 @@ def plan(settings: vs.VaultObjects, *, sections: Iterable[str] = SECTIONS, passw
     if "roles" in wanted:
         for role in settings.all_roles:
             yield Step("roles", "POST", f"auth/{auth.path}/role/{role.name}", kubernetes_role_payload(role))
+    if settings.autopilot is not None and "autopilot" in wanted:
+        yield Step("autopilot", "POST", "sys/storage/raft/autopilot/configuration",
+                   autopilot_payload(settings.autopilot))
     if "kv_secrets" in wanted:
         for secret in settings.kv_secrets:
             payload: dict[str, Any] = {"data": {k: v.reveal() for k, v in secret.data.items()},

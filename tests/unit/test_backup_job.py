@@ -46,9 +46,9 @@ def _manifests(job: BackupJob, script: str) -> list[dict]:
     """Every Kubernetes object of the backup job, in apply order."""
     s3 = job.backup.target == "s3"
     found = [backup_job.service_account(job, ROLE_ARN if s3 else None), backup_job.config_map(job, script)]
-    pvc = backup_job.volume_claim(job)
-    if pvc is not None:
-        found.append(pvc)
+    for pvc in (backup_job.volume_claim(job), backup_job.spool_claim(job)):
+        if pvc is not None:
+            found.append(pvc)
     found.append(backup_job.cron_job(job, script, BUCKET if s3 else None))
     return found
 
@@ -73,8 +73,8 @@ def _containers(job: dict) -> list[dict]:
 def test_every_manifest_is_valid_for_the_api_server(stack, version, script):
     found = _manifests(_config(stack), script)
     kinds = [m["kind"] for m in found]
-    assert kinds == (["ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "CronJob"] if stack == "dev"
-                     else ["ServiceAccount", "ConfigMap", "CronJob"])
+    # dev: the backup volume; prod: the spool that holds a snapshot until S3 has it.
+    assert kinds == ["ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "CronJob"]
     for manifest in found:
         kubernetes_validate.validate(manifest, version, strict=True)
 
@@ -193,8 +193,11 @@ def test_prod_uploads_to_s3_with_the_irsa_service_account(prod, script):
     assert env["AWS_REGION"] == prod.aws_region
     # No static credentials: IRSA provides them.
     assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} & set(env)
-    assert {"name": "snapshot", "mountPath": "/snapshot", "readOnly": True} in upload["volumeMounts"]
-    assert all("persistentVolumeClaim" not in v for v in pod["volumes"])
+    # It removes each snapshot from the spool once S3 has it.
+    assert {"name": "snapshot", "mountPath": "/snapshot", "readOnly": False} in upload["volumeMounts"]
+    assert [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v] == [
+        bn.spool_claim]
+    assert env["AWS_RETRY_MODE"] == "standard" and int(env["AWS_MAX_ATTEMPTS"]) > 1
 
     sa = backup_job.service_account(prod, ROLE_ARN)
     assert sa["metadata"]["name"] == bn.service_account
@@ -245,10 +248,18 @@ def test_volume_without_storage_class_uses_the_cluster_default(script):
     kubernetes_validate.validate(pvc, K8S_VERSIONS[0], strict=True)
 
 
-def test_snapshot_scratch_space_fits_the_raft_store(prod, script):
-    job = backup_job.cron_job(prod, script, bucket=BUCKET)
-    volumes = {v["name"]: v for v in _pod(job)["volumes"]}
-    assert volumes["snapshot"]["emptyDir"]["sizeLimit"] == prod.snapshot_size_limit
+def test_snapshot_scratch_space_fits_the_raft_store(dev, prod, script):
+    volumes = {v["name"]: v for v in _pod(backup_job.cron_job(dev, script))["volumes"]}
+    assert volumes["snapshot"]["emptyDir"]["sizeLimit"] == dev.snapshot_size_limit
+    # S3: a volume that outlives the run, so a snapshot whose upload failed is still there next time.
+    volumes = {v["name"]: v for v in _pod(backup_job.cron_job(prod, script, bucket=BUCKET))["volumes"]}
+    spool = backup_job.spool_claim(prod)
+    assert spool is not None and backup_job.spool_claim(dev) is None
+    assert volumes["snapshot"] == {"name": "snapshot",
+                                   "persistentVolumeClaim": {"claimName": spool["metadata"]["name"]}}
+    assert spool["spec"]["resources"]["requests"]["storage"] == prod.snapshot_size_limit
+    assert spool["spec"]["accessModes"] == ["ReadWriteOnce"]
+    kubernetes_validate.validate(spool, K8S_VERSIONS[0], strict=True)
 
 
 def test_every_object_is_in_the_vault_namespace_with_platform_labels(prod, script):

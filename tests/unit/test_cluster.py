@@ -166,10 +166,14 @@ def test_dev_values_fit_a_laptop_and_a_one_zone_cluster():
     assert server["resources"]["limits"]["memory"] == "256Mi"
 
 
-def test_service_monitor_is_optional():
-    _, v = values_for("prod", {"cluster": {"serviceMonitor": True}})
-    assert v["serverTelemetry"]["serviceMonitor"]["enabled"] is True
-    assert v["global"]["serverTelemetry"]["prometheusOperator"] is True
+@pytest.mark.parametrize("service_monitor", [False, True])
+def test_the_chart_never_makes_its_own_service_monitor_or_rules(service_monitor):
+    """The stack declares them (every pod scraped, TLS verified); the chart's would skip verification."""
+    _, v = values_for("prod", {"cluster": {"serviceMonitor": service_monitor},
+                               "monitoring": {"prometheusRule": service_monitor}})
+    assert v["serverTelemetry"]["serviceMonitor"]["enabled"] is False
+    assert v["serverTelemetry"]["prometheusRules"]["enabled"] is False
+    assert v["global"]["serverTelemetry"]["prometheusOperator"] is False
 
 
 # --- whole program under mocks --------------------------------------------------------------------

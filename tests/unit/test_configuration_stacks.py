@@ -60,8 +60,10 @@ def test_configuration_children_are_all_vault_resources(stack):
     component = rec.one(COMPONENT)
     assert component.parent == rec.one("vault-platform:index:VaultPlatform").urn
     children = [r for r in rec.resources if r.parent == component.urn]
-    # Vault resources, and the dynamic resources that revoke a database connection's leases.
-    assert children and all(r.type.startswith("vault:") or r.name.startswith("vault-config-db-leases-")
+    # Vault resources, and the dynamic resources that revoke a database connection's leases and
+    # rotate its admin password.
+    assert children and all(r.type.startswith("vault:") or r.name.startswith(("vault-config-db-leases-",
+                                                                               "vault-config-db-rotate-root-"))
                             for r in children)
     # Every Vault object this component owns is named after it (unique URNs per stack).
     assert all(r.name.startswith("vault-config-") for r in children)
@@ -213,8 +215,9 @@ def test_pki_root_and_intermediate_chain_in_prod():
     assert role.inputs["backend"] == "pki_int" and role.inputs["allowedDomains"] == ["internal", "svc.cluster.local"]
     assert role.inputs["maxTtl"] == str(72 * 3600) and rec.depends_on(role, installed)
     urls = by_input(rec, "vault:pkiSecret/secretBackendConfigUrls:SecretBackendConfigUrls", "backend")
-    assert urls["pki_int"].inputs["issuingCertificates"] == ["https://vault-active.vault.svc:8200/v1/pki_int/ca"]
-    assert urls["pki"].inputs["crlDistributionPoints"] == ["https://vault-active.vault.svc:8200/v1/pki/crl"]
+    # Under api.address: the internal load balancer every client in the VPC reaches.
+    assert urls["pki_int"].inputs["issuingCertificates"] == ["https://vault.internal.example.com:8200/v1/pki_int/ca"]
+    assert urls["pki"].inputs["crlDistributionPoints"] == ["https://vault.internal.example.com:8200/v1/pki/crl"]
 
 
 def test_dev_pki_issues_from_the_root_which_stays_disposable():

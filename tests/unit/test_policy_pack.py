@@ -499,7 +499,7 @@ PLAIN_SECRETS = {
     "a ConfigMap (a PEM key under any name)": (
         ("kubernetes:core/v1:ConfigMap", "vault-backup-script"), "data['settings']",
         lambda p: p["data"].update(settings=f"-----BEGIN EC PRIVATE KEY-----\n{SECRET_VALUE}\n")),
-    "an env var": (CRON, f"{JOB_SPEC}.containers[0].env[8].value",
+    "an env var": (CRON, f"{JOB_SPEC}.containers[0].env[10].value",
                    lambda p: _job_spec(p)["containers"][0]["env"].append(
                        {"name": "VAULT_TOKEN", "value": SECRET_VALUE})),
     "an init container's env var": (CRON, f"{JOB_SPEC}.initContainers[0].env[7].value",

@@ -42,7 +42,8 @@ def test_prod_mounts():
     assert s.pki is not None and s.pki.intermediate is not None
     assert s.pki.intermediate.mount.max_lease_ttl_seconds == 43800 * 3600
     assert s.pki.intermediate.common_name == "vault-platform Intermediate CA"
-    assert s.transit is not None and s.transit.keys == (vs.TransitKey("myapp", "aes256-gcm96"),)
+    assert s.transit is not None and s.transit.keys == (
+        vs.TransitKey("myapp", "aes256-gcm96", auto_rotate_period_seconds=90 * 86400),)
 
 
 def test_kv_settings_follow_config():
@@ -104,12 +105,20 @@ def test_role_ttls_are_seconds():
     assert (s.database.roles[0].default_ttl_seconds, s.database.roles[0].max_ttl_seconds) == (5400, 172800)
 
 
-def test_pki_urls_default_to_the_in_cluster_active_service():
+def test_pki_urls_default_to_the_api_address_clients_reach():
     s = settings("prod")
     assert s.pki is not None and s.pki.intermediate is not None
+    assert s.pki.root.issuing_certificates == ("https://vault.internal.example.com:8200/v1/pki/ca",)
+    assert s.pki.root.crl_distribution_points == ("https://vault.internal.example.com:8200/v1/pki/crl",)
+    assert s.pki.intermediate.issuing_certificates == ("https://vault.internal.example.com:8200/v1/pki_int/ca",)
+
+
+def test_a_loopback_api_address_is_not_one_clients_reach():
+    """dev's api.address is 127.0.0.1 on the deploying machine: in-cluster clients use the active Service."""
+    s = settings("dev")
+    assert s.pki is not None
     assert s.pki.root.issuing_certificates == ("https://vault-active.vault.svc:8200/v1/pki/ca",)
     assert s.pki.root.crl_distribution_points == ("https://vault-active.vault.svc:8200/v1/pki/crl",)
-    assert s.pki.intermediate.issuing_certificates == ("https://vault-active.vault.svc:8200/v1/pki_int/ca",)
 
 
 def test_pki_urls_base_overrides_them():
@@ -133,7 +142,8 @@ def test_pki_roles_live_on_the_issuing_mount():
 def test_disabled_engines_are_absent():
     s = settings("prod", {"database": {"enabled": False, "connections": None, "roles": None},
                           "pki": {"enabled": False, "roles": None, "intermediate": None},
-                          "transit": {"enabled": False, "keys": None}, "certManager": {"enabled": False},
+                          "transit": {"enabled": False, "keys": None, "autoRotatePeriod": None},
+                          "certManager": {"enabled": False},
                           "applications": [{"name": "myapp", "namespace": "default", "serviceAccount": "myapp"}]},
                   secrets={"databasePasswords": None})
     assert s.database is None and s.pki is None and s.transit is None
@@ -175,8 +185,9 @@ def test_without_templating_roles_use_only_their_app_policy():
     s = settings("prod", {"kubernetesAuth": {"templatedPolicy": False}})
     assert s.kubernetes_roles[0].token_policies == ("app-myapp",)
     assert s.templated(ACCESSOR) == ()
-    assert [p.name for p in s.all_policies(ACCESSOR)] == ["deployer", "previewer", "admin", "raft-backup", "app-myapp",
-                                                          "external-secrets-default", "cert-manager-vault-pki"]
+    assert [p.name for p in s.all_policies(ACCESSOR)] == ["deployer", "previewer", "admin", "raft-backup",
+                                                          "raft-rollout", "app-myapp", "external-secrets-default",
+                                                          "cert-manager-vault-pki"]
 
 
 @pytest.mark.parametrize(("secondary", "paths"), [("stdout", ["file", "stdout"]), ("none", ["file"])])

@@ -1,0 +1,146 @@
+"""Leader-aware rolling restarts and safe scale-downs, run in the cluster (scripts/vault_rollout.py,
+manifests from components.render.rollout_job).
+
+Two components, because they sit on either side of the release in the order `pulumi up` works in:
+
+- ``RolloutAccess`` (in VaultCluster, before the release): the Job's service account and its Role
+  (read the StatefulSet, read and delete its pods by name, nothing else), the script, and the
+  scale-down Job, which removes departing servers from Raft before the StatefulSet shrinks.
+- ``VaultRollout`` (after Vault is configured): the Vault role the Job logs in with, and the restart
+  Job, named after the chart values so every change that may touch the pod template runs it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_vault as vault
+
+from components.render import rollout_job
+from components.render.rollout_job import RolloutJob
+
+# The restart token lives for a roll; a long roll logs in again.
+TOKEN_TTL_SECONDS = 3600
+TOKEN_MAX_TTL_SECONDS = 4 * 3600
+
+
+def _meta(manifest: dict, namespace: pulumi.Input[str]) -> dict:
+    """The manifest's metadata, in the namespace resource's namespace (so it waits for it)."""
+    return {**manifest["metadata"], "namespace": namespace}
+
+
+def _job_timeouts(spec: RolloutJob) -> pulumi.CustomTimeouts:
+    # `pulumi up` waits for the Job as long as the Job itself may run.
+    minutes = spec.deadline_seconds // 60 + 5
+    return pulumi.CustomTimeouts(create=f"{minutes}m", update=f"{minutes}m")
+
+
+@dataclass(frozen=True)
+class RolloutAccessArgs:
+    job: RolloutJob
+    namespace: pulumi.Input[str]
+    # What the scale-down Job needs to exist first (the CA Secret it mounts).
+    wait_for: tuple[pulumi.Resource, ...] = ()
+
+
+class RolloutAccess(pulumi.ComponentResource):
+    """Outputs: ``service_account`` (its name). Attribute ``scale_down`` (the Job the release must
+    wait for)."""
+
+    def __init__(self, name: str, args: RolloutAccessArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("vault-platform:rollout:RolloutAccess", name, None, opts)
+        names = args.job.names
+        ns = args.namespace
+        child = pulumi.ResourceOptions(parent=self)
+        script = rollout_job.read_script()
+        sa = rollout_job.service_account(names)
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa", metadata=_meta(sa, ns), automount_service_account_token=sa["automountServiceAccountToken"],
+            opts=child)
+        role = rollout_job.role(names)
+        self.role = k8s.rbac.v1.Role(f"{name}-role", metadata=_meta(role, ns), rules=role["rules"], opts=child)
+        binding = rollout_job.role_binding(names)
+        self.role_binding = k8s.rbac.v1.RoleBinding(
+            f"{name}-binding", metadata=_meta(binding, ns), role_ref=binding["roleRef"], subjects=binding["subjects"],
+            opts=child)
+        cm = rollout_job.config_map(names, script)
+        self.config_map = k8s.core.v1.ConfigMap(f"{name}-script", metadata=_meta(cm, ns), data=cm["data"],
+                                                opts=child)
+        job = rollout_job.scale_down_job(args.job, script)
+        self.scale_down = k8s.batch.v1.Job(
+            f"{name}-scale-down",
+            metadata=_meta(job, ns),
+            spec=job["spec"],
+            opts=pulumi.ResourceOptions(
+                parent=self, custom_timeouts=_job_timeouts(args.job),
+                depends_on=[self.service_account, self.role, self.role_binding, self.config_map, *args.wait_for]),
+        )
+        self.register_outputs({"service_account": self.service_account.metadata.name})
+
+
+@dataclass(frozen=True)
+class VaultRolloutArgs:
+    job: RolloutJob
+    namespace: pulumi.Input[str]
+    kubernetes_auth_path: pulumi.Input[str]
+    # A hash of what the pod template is made from (VaultCluster.pod_template_trigger).
+    trigger: pulumi.Input[str]
+    # shamir (dev): the key shares the Job unseals restarted pods with (a secret Output).
+    unseal_keys: pulumi.Input[list[str]] | None = None
+    # What must be in place first: the release, Vault's configuration, the RolloutAccess objects.
+    wait_for: tuple[pulumi.Resource, ...] = ()
+
+
+class VaultRollout(pulumi.ComponentResource):
+    """Outputs: ``job`` (the restart Job's name)."""
+
+    def __init__(self, name: str, args: VaultRolloutArgs, vault_provider: pulumi.ProviderResource,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("vault-platform:rollout:VaultRollout", name, None, opts)
+        spec = args.job
+        rn = spec.object_names
+        ns = args.namespace
+        script = rollout_job.read_script()
+        self.role = vault.kubernetes.AuthBackendRole(
+            f"{name}-role",
+            backend=args.kubernetes_auth_path,
+            role_name=rn.vault_role,
+            bound_service_account_names=[rn.service_account],
+            bound_service_account_namespaces=[ns],
+            token_policies=[rn.vault_role],
+            token_no_default_policy=True,
+            token_ttl=TOKEN_TTL_SECONDS,
+            token_max_ttl=TOKEN_MAX_TTL_SECONDS,
+            audience=spec.token_audience or None,
+            opts=pulumi.ResourceOptions(parent=self, provider=vault_provider),
+        )
+        waits: list[pulumi.Resource] = [self.role, *args.wait_for]
+        self.unseal_secret: k8s.core.v1.Secret | None = None
+        if spec.unseal_keys:
+            if args.unseal_keys is None:
+                raise ValueError("VaultRollout: a shamir rollout needs the unseal keys")
+            secret = pulumi.Output.from_input(args.unseal_keys).apply(
+                lambda keys: rollout_job.unseal_secret(spec.names, list(keys or [])))
+            self.unseal_secret = k8s.core.v1.Secret(
+                f"{name}-unseal-keys",
+                metadata=pulumi.Output.all(secret, ns).apply(lambda a: {**a[0]["metadata"], "namespace": a[1]}),
+                type="Opaque",
+                string_data=pulumi.Output.secret(secret.apply(lambda m: m["stringData"])),
+                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stringData", "data"]),
+            )
+            waits.append(self.unseal_secret)
+        job = pulumi.Output.from_input(args.trigger).apply(lambda t: rollout_job.restart_job(spec, t, script))
+        self.job = k8s.batch.v1.Job(
+            f"{name}-restart",
+            metadata=pulumi.Output.all(job, ns).apply(lambda a: {**a[0]["metadata"], "namespace": a[1]}),
+            spec=job.apply(lambda m: m["spec"]),
+            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=_job_timeouts(spec), depends_on=waits),
+        )
+        self.register_outputs({"job": self.job.metadata.name})
+
+
+def values_trigger(values: dict, chart_version: str) -> str:
+    return rollout_job.trigger(json.dumps(values, sort_keys=True, default=str), chart_version)
