@@ -92,10 +92,18 @@ bench: $(VENV)/.installed vault-server
 migrate: $(VENV)/.installed
 	$(PY) -m migration $(ARGS)
 
+# A new prod stack encrypts its secrets with a KMS key, not a passphrase: whoever holds a passphrase
+# could decrypt the whole state. PULUMI_SECRETS_PROVIDER=awskms://alias/<key>?region=<region> says
+# which; Pulumi records it in Pulumi.<stack>.yaml.
 stack: $(VENV)/.installed
 	@case "$(PULUMI_BACKEND_URL)" in file://*) mkdir -p "$${PULUMI_BACKEND_URL#file://}";; esac
 	pulumi login $(PULUMI_BACKEND_URL)
-	pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK)
+	@pulumi stack select $(STACK) 2>/dev/null || { \
+	  if [ "$(STACK)" = prod ] && [ -z "$(PULUMI_SECRETS_PROVIDER)" ]; then \
+	    echo "make stack: creating the prod stack needs PULUMI_SECRETS_PROVIDER=awskms://alias/<key>?region=<region>" \
+	      "(a KMS secrets provider, not a passphrase)" >&2; exit 2; \
+	  fi; \
+	  pulumi stack init $(STACK) $(if $(PULUMI_SECRETS_PROVIDER),--secrets-provider '$(PULUMI_SECRETS_PROVIDER)'); }
 
 # The Vault provider reads the stack's CA from .vault-ca/<stack>-ca.pem, relative to this folder.
 # The program writes it on every run; on a fresh clone, refresh and destroy need it first. Before

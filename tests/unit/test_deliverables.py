@@ -213,3 +213,36 @@ def test_prod_jobs_use_a_kms_secrets_provider_and_short_lived_vault_logins():
     from components.resources.bootstrap import JWT_ENV, ROLE_ENV
 
     assert f"{JWT_ENV}=" in run and f"{ROLE_ENV}=" in run and "VAULT_TOKEN=" in run
+
+
+def _make_stack(tmp_path, stack: str, provider: str | None) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """`make stack` with a stand-in `pulumi` that has no stack yet and logs what it is asked."""
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    log = tmp_path / "pulumi.log"
+    (fake / "pulumi").write_text(f'#!/bin/sh\necho "$*" >> {log}\n[ "$1 $2" = "stack select" ] && exit 1\nexit 0\n')
+    (fake / "pulumi").chmod(0o755)
+    venv = tmp_path / "venv"
+    venv.mkdir(exist_ok=True)
+    (venv / ".installed").touch()
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "PULUMI_BACKEND_URL": f"file://{tmp_path}/state"}
+    env.pop("PULUMI_SECRETS_PROVIDER", None)
+    args = ["make", "--no-print-directory", "-C", str(ROOT), f"VENV={venv}", "stack", f"STACK={stack}"]
+    if provider:
+        args.append(f"PULUMI_SECRETS_PROVIDER={provider}")
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, check=False)
+    return proc, log.read_text().splitlines() if log.exists() else []
+
+
+def test_a_new_prod_stack_gets_a_kms_secrets_provider_never_a_passphrase(tmp_path):
+    proc, calls = _make_stack(tmp_path, "prod", None)
+    assert proc.returncode != 0 and "PULUMI_SECRETS_PROVIDER=awskms://" in proc.stderr
+    assert not any(c.startswith("stack init") for c in calls)
+    kms = "awskms://alias/vault-platform-state?region=eu-west-1"
+    proc, calls = _make_stack(tmp_path, "prod", kms)
+    assert proc.returncode == 0, proc.stderr
+    assert f"stack init prod --secrets-provider {kms}" in calls
+    # The local dev stack keeps its passphrase.
+    proc, calls = _make_stack(tmp_path, "dev", None)
+    assert proc.returncode == 0, proc.stderr
+    assert "stack init dev" in calls
