@@ -166,8 +166,10 @@ def test_the_deployer_applies_the_whole_configuration_and_reads_no_secret(
 def test_the_previewer_reads_the_configuration_and_changes_nothing(dev_vault, issuer, postgres, fake_kube, workdir):
     objects = prod_objects(postgres, workdir)
     fresh(dev_vault)
-    apply(objects, dev_vault.api, passwords={"app-postgres": postgres.password},
-          kubernetes_config=fake_kube.auth_config(), jwt_config=issuer.jwt_config())
+    # As in the deployer's test: no Raft here, and the shared PostgreSQL keeps its admin password.
+    apply(objects, dev_vault.api, only=[s for s in SECTIONS if s not in ("autopilot", "rotate_root")],
+          passwords={"app-postgres": postgres.password}, kubernetes_config=fake_kube.auth_config(),
+          jwt_config=issuer.jwt_config())
     token = login(dev_vault, PREVIEWER_POLICY,
                   issuer.token(repository=REPO, ref="refs/pull/3/merge", environment="production-preview"))["auth"][
         "client_token"]

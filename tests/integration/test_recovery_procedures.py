@@ -11,7 +11,10 @@ from components.render import vault_objects as vs
 from components.render.imports import NOT_IMPORTABLE, import_id
 from tests.harness import load_stack, run_stack
 from tests.integration import servers
-from tests.integration.vault_apply import apply, kubernetes_role_payload, retarget_connection
+from tests.integration.vault_apply import SECTIONS, apply, kubernetes_role_payload, retarget_connection
+
+# Raft autopilot settings: a dev server has none.
+RAFT_AUTOPILOT = "vault:index/raftAutopilot:RaftAutopilot"
 
 EXTRA_APP = {"name": "late", "namespace": "team", "serviceAccount": "late",
              "kv": [{"path": "secret/data/shared/late/*", "access": "read"}]}
@@ -45,7 +48,12 @@ def test_every_import_id_names_an_object_that_exists(dev_vault, postgres, fake_k
     settings = dataclasses.replace(settings, audit_devices=devices,
                                    database=dataclasses.replace(settings.database, connections=(here,)))
     dev_vault.api("DELETE", "sys/mounts/secret")
-    apply(settings, dev_vault.api, passwords={conn.name: postgres.password}, kubernetes_config=fake_kube.auth_config())
+    # Not here: the deploy logins (DeployIdentity writes them, not VaultConfiguration), rotating the
+    # shared PostgreSQL's admin password, and autopilot, which a dev server without Raft does not have
+    # (test_root_token_handover applies it on a Raft node and reads it back at its import id).
+    sections = [s for s in SECTIONS if s not in ("deploy", "rotate_root", "autopilot")]
+    apply(settings, dev_vault.api, only=sections, passwords={conn.name: postgres.password},
+          kubernetes_config=fake_kube.auth_config())
 
     rec = run_stack("prod")
     component = rec.one("vault-platform:configuration:VaultConfiguration")
@@ -53,6 +61,8 @@ def test_every_import_id_names_an_object_that_exists(dev_vault, postgres, fake_k
     checked = 0
     for resource in declared:
         object_id = import_id(resource.type, resource.inputs)
+        if resource.type == RAFT_AUTOPILOT:
+            continue  # no Raft on a dev server: see above
         if object_id is None:
             assert resource.type in NOT_IMPORTABLE
             continue
