@@ -79,7 +79,12 @@ class VaultHttp(ResourceProvider):
 
     def _jwt_login(self, props: dict[str, Any], path: str, role: str, jwt: str) -> str:
         status, payload = self._call(props, "POST", f"auth/{path}/login", {"role": role, "jwt": jwt})
-        return (payload.get("auth") or {}).get("client_token", "") if status == 200 else ""
+        if status != 200:
+            # Vault's reason (a claim that did not match, an unknown role) says what to fix; it never
+            # repeats the token.
+            self._login_problem = f"HTTP {status}: {self._errors(payload)}"
+            return ""
+        return (payload.get("auth") or {}).get("client_token", "")
 
     def _credentials(self, props: dict[str, Any]) -> str:
         """A token that works now: the one the stack holds (the dev root token, or the first run's
@@ -101,10 +106,11 @@ class VaultHttp(ResourceProvider):
             candidates.append((f"a login to auth/{path} as {role}", lambda: self._jwt_login(props, path, role, jwt)))
         tried = []
         for what, get in candidates:
+            self._login_problem = ""
             token = get()
             if token and self._call(props, "GET", "auth/token/lookup-self", token=token)[0] == 200:
                 return token
-            tried.append(what)
+            tried.append(f"{what} ({self._login_problem})" if self._login_problem else what)
         raise RuntimeError(
             f"no working Vault token for {props.get('address')} (tried: {', '.join(tried) or 'nothing'}). The root "
             "token is revoked after the first deploy: log in (`vault login -method=oidc`) and export VAULT_TOKEN, or "

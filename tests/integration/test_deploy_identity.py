@@ -13,6 +13,7 @@ import functools
 import pytest
 
 from components.model import PlatformConfig, load_config
+from components.providers.vault_http import VaultHttp
 from components.render import policies as pol
 from components.render import vault_objects as vs
 from components.render.deploy_identity import DEPLOYER_POLICY, PREVIEWER_POLICY
@@ -100,6 +101,23 @@ def test_the_bound_repository_ref_and_environment_log_in(with_ci_login, issuer):
 def test_other_claims_are_refused(with_ci_login, issuer, role, claims):
     answer = login(with_ci_login, role, issuer.token(**claims), expect=(400, 403))
     assert "auth" not in answer or not answer["auth"]
+
+
+def test_a_refused_ci_login_says_why_without_the_token(with_ci_login, issuer, monkeypatch):
+    wrong = issuer.token(repository=REPO, environment="staging")
+    monkeypatch.setenv("TERRAFORM_VAULT_AUTH_JWT", wrong)
+    monkeypatch.setenv("VAULT_PLATFORM_VAULT_ROLE", DEPLOYER_POLICY)
+    monkeypatch.delenv("VAULT_TOKEN", raising=False)
+    props = {"address": with_ci_login.api_addr, "ca_cert_pem": "", "login_path": "jwt-ci"}
+    with pytest.raises(RuntimeError) as err:
+        VaultHttp()._credentials(props)
+    message = str(err.value)
+    assert "a login to auth/jwt-ci as deployer (HTTP 400" in message or \
+        "a login to auth/jwt-ci as deployer (HTTP 403" in message, message
+    assert wrong not in message
+    # The right environment logs in through the same path.
+    monkeypatch.setenv("TERRAFORM_VAULT_AUTH_JWT", issuer.token(repository=REPO, environment="production"))
+    assert VaultHttp()._credentials(props)
 
 
 def test_a_token_signed_by_another_key_is_refused(with_ci_login):
