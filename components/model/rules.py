@@ -381,14 +381,19 @@ def _check_delivery(c: PlatformConfig, problems: Problems) -> None:
     service_roles = {external_secrets_role(a.namespace) for a in c.applications if a.uses_external_secrets}
     if c.cert_manager.enabled:
         service_roles.add(cert_manager_role(c.cert_manager.issuer_name))
+    # The backup and rolling-restart Jobs' roles live beside the applications' in the same auth mount.
+    if c.backup.enabled:
+        service_roles.add("raft-backup")
+    if c.cluster.rollout.enabled:
+        service_roles.add("raft-rollout")
     for i, app in enumerate(c.applications):
         key = f"applications[{i}]"
         if app.uses_injector and not injector.enabled:
             problems.add(f"{key}.delivery", f"{app.delivery!r} needs the injector, but cluster.injector.enabled is "
                                             "false")
         if app.name in service_roles:
-            problems.add(f"{key}.name", f"{app.name!r} is the name of a role the platform makes for the External "
-                                        "Secrets Operator or cert-manager; choose another")
+            problems.add(f"{key}.name", f"{app.name!r} is the name of a role the platform makes for its own Jobs, "
+                                        "the External Secrets Operator or cert-manager; choose another")
         if app.service_account == SECRET_STORE and app.namespace in {
                 a.namespace for a in c.applications if a.uses_external_secrets}:
             problems.add(f"{key}.serviceAccount", f"{SECRET_STORE!r} is the service account of the namespace's "

@@ -24,7 +24,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Updat
 from components.providers.stored import by_value
 from components.providers.vault_http import VaultHttp
 
-SECRET_OUTPUTS = ["token", "client_secrets", "bootstrap_token"]
+SECRET_OUTPUTS = ["token", "client_secrets"]
 # What the identity is made of; a change to any of these is an update.
 _WATCHED = ("address", "ca_cert_pem", "policies", "auths", "client_secrets")
 
@@ -37,11 +37,20 @@ class DeployIdentityProvider(VaultHttp):
         return self._guard(self._update, olds, news)
 
     def _create(self, props: dict[str, Any]) -> CreateResult:
-        token = props.get("token") or ""
-        self._write(props, token, previous=None)
-        outs = {**props, "bootstrap_token": "", "bootstrap_expires_at": 0, "root_token_revoked": False}
-        if props.get("revoke_root_token"):
-            outs.update(self._hand_over(props, token))
+        root = props.get("token") or ""
+        outs = {**props, "bootstrap_expires_at": 0, "root_token_revoked": False}
+        if root and self._call(props, "GET", "auth/token/lookup-self", token=root)[0] == 200:
+            self._write(props, root, previous=None)
+            if props.get("revoke_root_token"):
+                outs.update(self._hand_over(props, root))
+            return CreateResult(id_="deploy-identity", outs=outs)
+        # The stack's root token no longer works: an earlier run revoked it and died before this
+        # resource was recorded, or an operator revoked it. Write the identity as whoever can log in
+        # now (an operator's VAULT_TOKEN, CI, the first run's token) and record what happened.
+        writer = self._credentials({**props, "token": ""})
+        self._write(props, writer, previous=None)
+        outs["root_token_revoked"] = bool(root) and self._call(
+            props, "GET", "auth/token/lookup-self", token=root)[0] == 403
         return CreateResult(id_="deploy-identity", outs=outs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -49,8 +58,8 @@ class DeployIdentityProvider(VaultHttp):
         return DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
 
     def _update(self, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        kept = {k: olds.get(k) for k in ("bootstrap_token", "bootstrap_expires_at", "root_token_revoked")}
-        token = self._credentials({**news, **kept, "token": news.get("token") or olds.get("token")})
+        kept = {k: olds.get(k) for k in ("bootstrap_expires_at", "root_token_revoked")}
+        token = self._credentials({**news, "token": "" if olds.get("root_token_revoked") else news.get("token")})
         self._write(news, token, previous=olds)
         return UpdateResult(outs={**news, **kept})
 
@@ -112,35 +121,53 @@ class DeployIdentityProvider(VaultHttp):
         if status != 200 or props["deployer_policy"] not in (payload.get("data") or {}).get("policies", []):
             raise RuntimeError(f"the first run's deployer token does not work (HTTP {status}); the root token was "
                                "kept. Run `pulumi up` again.")
+        # Into a file only this user reads, never into the state: the rest of this run uses it.
+        self._write_private(props["first_run_file"], bootstrap)
         self._ok(props, "POST", "auth/token/revoke-self", None, root, "revoking the root token")
         status, _ = self._call(props, "GET", "auth/token/lookup-self", token=root)
         if status != 403:
             raise RuntimeError(f"the root token still answers after its revocation (HTTP {status})")
-        return {"bootstrap_token": bootstrap, "bootstrap_expires_at": int(time.time()) + ttl,
-                "root_token_revoked": True}
+        return {"bootstrap_expires_at": int(time.time()) + ttl, "root_token_revoked": True}
+
+    @staticmethod
+    def _write_private(path: str, token: str) -> None:
+        import os
+
+        os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+        tmp = f"{path}.tmp"
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token + "\n")
+        os.replace(tmp, path)
 
 
 _STORED_PROVIDER = by_value(DeployIdentityProvider)
 
 
 class DeployIdentity(Resource, module="bootstrap", name="DeployIdentity"):
-    """Outputs: ``bootstrap_token`` (secret; empty unless the root token was revoked) and
-    ``bootstrap_expires_at`` (Unix seconds)."""
+    """Outputs: ``bootstrap_expires_at`` (Unix seconds; 0 unless the root token was revoked) and
+    ``root_token_revoked``. The first run's deployer token goes to ``first_run_file`` (mode 0600,
+    relative to the project folder), never into the state."""
 
-    bootstrap_token: pulumi.Output[str]
     bootstrap_expires_at: pulumi.Output[int]
     root_token_revoked: pulumi.Output[bool]
 
     def __init__(self, name: str, *, address: pulumi.Input[str], ca_cert_pem: pulumi.Input[str],
                  token: pulumi.Input[str], policies: dict[str, str], auths: list[dict[str, Any]],
                  client_secrets: pulumi.Input[dict[str, str]], deployer_policy: str, revoke_root_token: bool,
-                 bootstrap_ttl_seconds: int, login_path: str, opts: pulumi.ResourceOptions | None = None):
+                 bootstrap_ttl_seconds: int, login_path: str, login_audience: str, first_run_file: str,
+                 opts: pulumi.ResourceOptions | None = None):
         props = {
             "address": address, "ca_cert_pem": ca_cert_pem, "token": pulumi.Output.secret(token),
             "policies": policies, "auths": auths, "client_secrets": pulumi.Output.secret(client_secrets),
             "deployer_policy": deployer_policy, "revoke_root_token": revoke_root_token,
             "bootstrap_ttl_seconds": bootstrap_ttl_seconds, "login_path": login_path,
-            "bootstrap_token": None, "bootstrap_expires_at": None, "root_token_revoked": None,
+            "login_audience": login_audience, "first_run_file": first_run_file,
+            # Later runs read the first run's token from here too, while it lives.
+            "token_file": first_run_file,
+            "bootstrap_expires_at": None, "root_token_revoked": None,
         }
         super().__init__(_STORED_PROVIDER(), name, props, pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)))

@@ -206,8 +206,10 @@ def role_payload(role: JwtRole) -> dict[str, Any]:
         "user_claim": role.user_claim,
         "bound_claims": {k: v if isinstance(v, str) else list(v) for k, v in role.bound_claims.items()},
         "token_policies": list(role.token_policies),
-        "token_ttl": role.token_ttl_seconds,
-        "token_max_ttl": role.token_max_ttl_seconds,
+        # Durations with their unit: a bare number reaches Vault through the engine as "2700.0", which
+        # Vault refuses.
+        "token_ttl": f"{role.token_ttl_seconds}s",
+        "token_max_ttl": f"{role.token_max_ttl_seconds}s",
     }
     if role.bound_audiences:
         payload["bound_audiences"] = list(role.bound_audiences)

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.model import Application, PlatformConfig
-from components.model.checks import duration_seconds
 from components.model.names import SECRET_STORE, Names, external_secrets_role
 from components.render import delivery
+from components.render.durations import go_duration
 
 API_VERSION = "external-secrets.io/v1"
 CHART = "external-secrets"
@@ -29,15 +29,6 @@ RELEASE = "external-secrets"
 # controller stay small.
 CONTROLLER_RESOURCES = {"requests": {"memory": "128Mi", "cpu": "50m"}, "limits": {"memory": "512Mi", "cpu": "500m"}}
 SMALL_RESOURCES = {"requests": {"memory": "32Mi", "cpu": "10m"}, "limits": {"memory": "128Mi", "cpu": "100m"}}
-
-
-def go_duration(value: str) -> str:
-    """A duration as Go's time.ParseDuration reads it (the config also allows days, which Go does not)."""
-    seconds = int(duration_seconds(value))
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 @dataclass(frozen=True)

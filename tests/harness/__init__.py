@@ -104,6 +104,8 @@ class Recording:
     exports: dict[str, Any]
     export_secret_paths: list[str]
     error: str | None
+    # Files the program wrote for its providers, relative to the project folder (path -> text).
+    local_files: dict[str, str] = field(default_factory=dict)
 
     def of_type(self, typ: str) -> list[Resource]:
         return [r for r in self.resources if r.type == typ]
@@ -262,8 +264,10 @@ def _run_cached(stack: str, config_json: str, secret_keys_json: str, preview: bo
                    "program": program, "project": project, "workdir": str(workdir)}
         req, res = Path(tmp, "request.json"), Path(tmp, "result.json")
         req.write_text(json.dumps(request))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
-        env["VAULT_PLATFORM_CA_DIR"] = str(Path(tmp, "ca"))
+        # Nothing of the caller's Vault or CI login reaches the program: it logs in as a fresh checkout would.
+        login = {"VAULT_TOKEN", "VAULT_ADDR", "VAULT_CACERT", "VAULT_PLATFORM_WORKDIR", "VAULT_PLATFORM_VAULT_ROLE",
+                 "TERRAFORM_VAULT_AUTH_JWT", "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_") and k not in login}
         proc = subprocess.run([sys.executable, "-m", "tests.harness.runner", str(req), str(res)], cwd=ROOT,
                               env=env, capture_output=True, text=True, timeout=600)
         if proc.returncode != 0 or not res.exists():
@@ -271,7 +275,7 @@ def _run_cached(stack: str, config_json: str, secret_keys_json: str, preview: bo
         result = json.loads(res.read_text())
     return Recording(stack=stack, resources=[Resource(**r) for r in result["resources"]],
                      exports=result.get("exports") or {}, export_secret_paths=result.get("export_secret_paths") or [],
-                     error=result["error"])
+                     error=result["error"], local_files=result.get("local_files") or {})
 
 
 def run_stack(stack: str, overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None, *,

@@ -51,12 +51,18 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     if typ == "pulumi-python:dynamic/bootstrap:VaultReady":
         return {"status": "ready"}
     if typ == "pulumi-python:dynamic/bootstrap:DeployIdentity":
-        # As a first run's create answers: a deployer token for the next hour, the root token revoked.
+        # As a first run's create does: a deployer token for the next hour in the first-run file (the
+        # program runs in the project folder), the root token revoked.
+        import os
         import time
 
         revoked = bool(inputs.get("revoke_root_token"))
-        return {"bootstrap_token": f"FAKE-{CANARY}-FIRST-RUN-TOKEN" if revoked else "",
-                "bootstrap_expires_at": int(time.time()) + 3600 if revoked else 0, "root_token_revoked": revoked}
+        if revoked:
+            path = inputs["first_run_file"]
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+                handle.write(f"FAKE-{CANARY}-FIRST-RUN-TOKEN\n")
+        return {"bootstrap_expires_at": int(time.time()) + 3600 if revoked else 0, "root_token_revoked": revoked}
     return {}
 
 

@@ -128,6 +128,10 @@ def main(request_path: str, result_path: str) -> int:
     for record in monitor.records:
         record["outputs"] = monitor.outputs.get(record["urn"], {})
     result["resources"] = monitor.records
+    # What the program left for the providers in its project folder (the CA, the run's token file).
+    result["local_files"] = {str(path): path.read_text()
+                             for folder in (".vault-ca", ".vault-login") for path in sorted(Path(folder).glob("*"))
+                             if path.is_file()}
     Path(result_path).write_text(json.dumps(result, indent=1, default=str))
     return 0
 

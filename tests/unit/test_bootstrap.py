@@ -66,12 +66,16 @@ def test_provider_is_built_from_address_ca_and_init_token(stack):
     # and `destroy` find the file on any runner (`make ca-file` writes it from the stack output).
     assert provider.get("caCertFile") == f".vault-ca/{stack}-ca.pem"
     assert str(ROOT) not in json.dumps(provider.inputs)
+    # It logs in with a file the program writes, never with a token in its inputs (the state).
+    assert json.loads(provider.get("authLoginTokenFile")) == {"filename": f".vault-login/{stack}.token"}
+    assert provider.get("token", None) is None and provider.get("authLoginJwt", None) in (None, "null")
+    assert provider.get("skipChildToken") == "true"
     if stack == "dev":
-        assert provider.get("token") == "FAKE-CANARY-ROOT-TOKEN" and provider.is_secret("token")
+        assert rec.local_files[f".vault-login/{stack}.token"] == "FAKE-CANARY-ROOT-TOKEN\n"
     else:
         # The first run finishes with the short-lived deployer token the root token was traded for.
-        assert provider.get("token") == "FAKE-CANARY-FIRST-RUN-TOKEN" and provider.is_secret("token")
-        assert provider.get("skipChildToken") == "true" and provider.get("authLoginJwt", None) in (None, "null")
+        assert rec.local_files[f".vault-login/{stack}.token"] == "FAKE-CANARY-FIRST-RUN-TOKEN\n"
+    assert rec.local_files[f".vault-ca/{stack}-ca.pem"].startswith("-----BEGIN CERTIFICATE-----")
     assert rec.depends_on(provider, rec.one(INIT, "vault-bootstrap-init"))
 
 
@@ -89,7 +93,7 @@ def test_every_vault_resource_uses_the_in_stack_provider_after_init(stack):
 
 def test_a_configured_token_replaces_the_root_token():
     rec = run_stack("prod", secrets={"vaultToken": "CANARY-admin-token"})
-    assert vault_provider(rec).get("token") == "CANARY-admin-token"
+    assert rec.local_files[".vault-login/prod.token"] == "CANARY-admin-token\n"
     init = rec.one(INIT, "vault-bootstrap-init")
     assert init.get("existing_token") == "CANARY-admin-token" and init.is_secret("existing_token")
     assert canary_leaks(rec) == []
@@ -104,7 +108,7 @@ def test_pgp_root_token_without_a_stack_token_stops_after_init():
     assert rec.of_type("pulumi:providers:vault") == []
     with_token = run_stack("prod", {"init": {"rootTokenPgpKey": PGP_KEY}, "deploy": {"revokeRootToken": False}},
                            {"vaultToken": "CANARY-admin-token"})
-    assert with_token.one("pulumi:providers:vault").get("token") == "CANARY-admin-token"
+    assert with_token.local_files[".vault-login/prod.token"] == "CANARY-admin-token\n"
 
 
 def test_ca_file_is_written_once_and_atomically(tmp_path):

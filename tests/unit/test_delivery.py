@@ -16,7 +16,7 @@ import yaml
 from components.model.names import INJECTION_LABEL
 from components.render import delivery
 from components.render import vault_objects as vs
-from components.render.external_secrets import go_duration
+from components.render.durations import go_duration
 from tests import facts
 from tests.harness import CANARY, ROOT, canary_leaks, load_stack, run_stack
 

@@ -53,14 +53,17 @@ def test_prod_declares_a_github_login_with_a_deployer_and_a_previewer(prod):
                                                   "environment": "production-preview"}
     for role in roles.values():
         assert role["bound_audiences"] == ["vault"] and role["user_claim"] == "sub"
-        assert role["token_ttl"] == 20 * 60 and role["token_max_ttl"] == 45 * 60
+        assert role["token_ttl"] == f"{20 * 60}s" and role["token_max_ttl"] == f"{45 * 60}s"
     assert roles["deployer"]["token_policies"] == ["deployer"]
     assert roles["previewer"]["token_policies"] == ["previewer"]
     assert set(identity.get("policies")) == {"deployer", "previewer"}
     assert identity.get("revoke_root_token") is True and identity.get("bootstrap_ttl_seconds") == 3600
     # It starts from the root token the stack just received, and keeps it secret.
     assert identity.get("token") == "FAKE-CANARY-ROOT-TOKEN" and identity.is_secret("token")
-    assert {"token", "bootstrap_token"} <= set(identity.additional_secret_outputs)
+    assert "token" in identity.additional_secret_outputs
+    # The first run's deployer token goes to a file of the checkout, never into the state.
+    assert "bootstrap_token" not in identity.inputs
+    assert identity.get("first_run_file") == ".vault-login/prod.first-run"
 
 
 def test_the_login_exists_before_anything_is_configured_and_after_vault_is_ready(prod):
@@ -78,9 +81,10 @@ def test_dev_has_no_deploy_identity_unless_asked():
     assert vs.build(load("dev")).deploy_auths == ()
     ci = {"deploy": {"jwt": {"enabled": True, "github": {"repository": "example-org/vault-platform"}}}}
     with_ci = run_stack("dev", ci)
-    # Asked for, without revoking: the root token stays (dev), and the provider keeps using it.
+    # Asked for, without revoking: the root token stays (dev), so the identity never hands one over.
     assert with_ci.one(IDENTITY).get("revoke_root_token") is False
-    assert with_ci.one("pulumi:providers:vault").get("token") == "FAKE-CANARY-ROOT-TOKEN"
+    provider = with_ci.one("pulumi:providers:vault")
+    assert json.loads(provider.get("authLoginTokenFile")) == {"filename": ".vault-login/dev.token"}
 
 
 def test_operators_log_in_with_oidc_and_get_the_deployer_policy_only():
@@ -184,28 +188,67 @@ def test_revoking_is_the_prod_default_and_dev_keeps_its_root_token():
     assert load("dev").deploy.revoke_root_token is False
 
 
-@pytest.mark.parametrize(("token", "left", "env", "expected"), [
-    # The first run: the deployer token it received in place of the root token.
-    ("first", 3600, {}, {"token": "first", "jwt": None}),
-    # Later, in CI: the workflow's OIDC token, read by the provider itself (never in the state).
-    ("first", 30, {"TERRAFORM_VAULT_AUTH_JWT": "x"}, {"token": None, "jwt": {"mount": "jwt-ci", "role": "deployer"}}),
-    ("first", -5, {"TERRAFORM_VAULT_AUTH_JWT": "x", "VAULT_PLATFORM_VAULT_ROLE": "previewer"},
-     {"token": None, "jwt": {"mount": "jwt-ci", "role": "previewer"}}),
-    # From a laptop: `vault login -method=oidc`, VAULT_TOKEN read by the provider.
-    ("", 0, {"VAULT_TOKEN": "hvs.x"}, {"token": None, "jwt": None}),
+CLOSED = "https://127.0.0.1:9"  # nothing listens there: Vault cannot be asked
+
+
+def _login_state(**changes):
+    from components.resources.bootstrap import LoginState
+
+    state = {"address": CLOSED, "ca_cert_pem": "", "stack_token": "root", "root_token_revoked": True,
+             "first_run_expires_at": 1_000_000 + 3600, "login_path": "jwt-ci", "login_audience": "vault"}
+    return LoginState(**{**state, **changes})
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A project folder of its own, and no login of the caller's."""
+    for name in ("VAULT_TOKEN", "TERRAFORM_VAULT_AUTH_JWT", "ACTIONS_ID_TOKEN_REQUEST_URL",
+                 "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "VAULT_PLATFORM_VAULT_ROLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("VAULT_PLATFORM_WORKDIR", str(tmp_path))
+    return tmp_path
+
+
+def _first_run_token(checkout, token="first"):  # noqa: S107 - a stand-in
+    from components.resources.bootstrap import first_run_file_path, write_token_file
+
+    write_token_file(checkout / first_run_file_path("prod"), token)
+
+
+@pytest.mark.parametrize(("state", "first_run", "vault_token", "expected"), [
+    # The first run: the deployer token DeployIdentity put in the first-run file.
+    ({}, True, None, "first"),
+    # dev: the root token, never revoked.
+    ({"root_token_revoked": False, "first_run_expires_at": 0}, False, None, "root"),
+    # An operator's VAULT_TOKEN comes first; Vault cannot be asked here, so the first is taken.
+    ({}, True, "hvs.operator", "hvs.operator"),
+    ({"root_token_revoked": False}, False, "hvs.operator", "hvs.operator"),
 ])
-def test_how_the_provider_logs_in_once_the_root_token_is_gone(token, left, env, expected):
-    from components.resources.bootstrap import provider_login
+def test_the_provider_logs_in_with_a_token_file_in_the_one_login_order(checkout, monkeypatch, state, first_run,
+                                                                      vault_token, expected):
+    from components.resources.bootstrap import provider_token
 
-    assert provider_login(token, 1_000_000 + left, "jwt-ci", 1_000_000, env) == expected
+    if first_run:
+        _first_run_token(checkout)
+    if vault_token:
+        monkeypatch.setenv("VAULT_TOKEN", vault_token)
+    path = provider_token("prod", _login_state(**state), now=1_000_000)
+    assert path == ".vault-login/prod.token"
+    written = checkout / path
+    assert written.read_text() == f"{expected}\n"
+    # The Vault provider refuses a token file anyone else may read.
+    assert oct(written.stat().st_mode & 0o777) == "0o600" and oct(written.parent.stat().st_mode & 0o777) == "0o700"
 
 
-def test_without_any_login_the_error_says_how_to_get_one():
-    from components.resources.bootstrap import provider_login
+def test_a_first_run_token_near_its_end_and_a_revoked_root_token_are_never_chosen(checkout):
+    from components.resources.bootstrap import BOOTSTRAP_MARGIN_SECONDS, provider_token
 
+    _first_run_token(checkout)
     with pytest.raises(RuntimeError, match="vault login -method=oidc") as raised:
-        provider_login("expired", 10, "jwt-ci", 1_000_000, {})
-    assert "TERRAFORM_VAULT_AUTH_JWT" in str(raised.value) and "break-glass" in str(raised.value)
+        provider_token("prod", _login_state(first_run_expires_at=1_000_000 + BOOTSTRAP_MARGIN_SECONDS),
+                       now=1_000_000)
+    assert "deploy workflow" in str(raised.value) and "break-glass" in str(raised.value)
+    assert not (checkout / ".vault-login/prod.token").exists()
 
 
 def test_no_export_or_plain_input_holds_a_token(prod):
@@ -217,7 +260,11 @@ def test_no_export_or_plain_input_holds_a_token(prod):
             if isinstance(value, str) and any(t in value for t in tokens):
                 holders += 1
                 assert resource.is_secret(path), f"{resource.name}: {path}"
-    assert holders >= 3  # the identity, the wait for voters and the provider hold one, as secrets
+    assert holders == 2  # the identity and the wait for voters start from the root token, as secrets
+    # The provider holds the name of a file, whichever way the run logs in.
+    provider = prod.one("pulumi:providers:vault")
+    assert json.loads(provider.get("authLoginTokenFile")) == {"filename": ".vault-login/prod.token"}
+    assert "token" not in provider.inputs and "authLoginJwt" not in provider.inputs
 
 
 def _leaves(value, path=""):
