@@ -93,7 +93,11 @@ def deployer_policy(m: Managed) -> Policy:
     for path, _ in m.mounts:
         rules += [Rule(f"sys/mounts/{path}", (*WRITE, "sudo")), Rule(f"sys/mounts/{path}/tune", ("read", "update"))]
     for path in m.auth_paths:
+        # Enabled and disabled at sys/auth/<path>; read and tuned at sys/mounts/auth/<path>, where the
+        # provider reads the accessor and the token lifetimes (a refused tune it ignores, and records
+        # the mount without its accessor).
         rules += [Rule(f"sys/auth/{path}", (*WRITE, "sudo")), Rule(f"sys/auth/{path}/tune", ("read", "update", "sudo")),
+                  Rule(f"sys/mounts/auth/{path}", ("read",)), Rule(f"sys/mounts/auth/{path}/tune", ("read", "update")),
                   Rule(f"auth/{path}/config", ("create", "read", "update")), Rule(f"auth/{path}/role/*", WRITE),
                   Rule(f"auth/{path}/role", ("list",))]
     for name in m.policy_names:
@@ -117,16 +121,19 @@ def deployer_policy(m: Managed) -> Policy:
         rules += [Rule(f"{pki}/config/urls", ("create", "read", "update")),
                   Rule(f"{pki}/config/auto-tidy", ("create", "read", "update")), Rule(f"{pki}/config/*", ("read",)),
                   Rule(f"{pki}/roles/*", WRITE), Rule(f"{pki}/roles", ("list",)), Rule(f"{pki}/issuers", ("list",)),
-                  Rule(f"{pki}/issuer/*", ("read",)), Rule(f"{pki}/cert/*", ("read",))]
+                  Rule(f"{pki}/cert/*", ("read",))]
+        # The provider generates through the issuers API; a destroy deletes the issuers it made.
+        rules.append(Rule(f"{pki}/issuer/*", ("read", "delete")))
         if pki == m.pki_root:
-            rules += [Rule(f"{pki}/root/generate/internal", ("create", "update")),
+            rules += [Rule(f"{pki}/issuers/generate/root/internal", ("create", "update")),
                       Rule(f"{pki}/root/sign-intermediate", ("create", "update")),
                       Rule(f"{pki}/root", ("delete",))]
         else:
-            rules += [Rule(f"{pki}/intermediate/generate/internal", ("create", "update")),
+            rules += [Rule(f"{pki}/issuers/generate/intermediate/internal", ("create", "update")),
                       Rule(f"{pki}/intermediate/set-signed", ("create", "update"))]
     if m.transit_mount:
-        rules += [Rule(f"{m.transit_mount}/keys/*", ("create", "read", "update", "list"))]
+        # Delete: a dev stack's destroy (prod protects its keys, and the keys forbid deletion anyway).
+        rules += [Rule(f"{m.transit_mount}/keys/*", ("create", "read", "update", "delete", "list"))]
     if m.autopilot:
         rules.append(Rule("sys/storage/raft/autopilot/configuration", ("read", "update")))
     rules += list(m.extra)
@@ -146,6 +153,7 @@ def previewer_policy(m: Managed) -> Policy:
         rules += [Rule(f"sys/mounts/{path}", ("read",)), Rule(f"sys/mounts/{path}/tune", ("read",))]
     for path in m.auth_paths:
         rules += [Rule(f"sys/auth/{path}", ("read",)), Rule(f"sys/auth/{path}/tune", ("read",)),
+                  Rule(f"sys/mounts/auth/{path}", ("read",)), Rule(f"sys/mounts/auth/{path}/tune", ("read",)),
                   Rule(f"auth/{path}/config", ("read",)), Rule(f"auth/{path}/role/*", READ),
                   Rule(f"auth/{path}/role", ("list",))]
     for name in m.policy_names:

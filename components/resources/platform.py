@@ -8,7 +8,7 @@ namespaces, the External Secrets Operator and its stores, cert-manager's issuer)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -18,6 +18,7 @@ import pulumi_kubernetes as k8s
 from components.model import PlatformConfig
 from components.model.checks import duration_seconds
 from components.model.names import Names
+from components.providers.destroy_guard import DestroyGuard
 from components.render import delivery, vault_objects
 from components.render import deploy_identity as ident
 from components.render import policies as pol
@@ -140,6 +141,32 @@ def declare_vault_side(name: str, config: PlatformConfig, endpoint: VaultEndpoin
                                                  role_aliases=moved_role_aliases(name, parent)),
         bootstrap.provider, opts=vault_child)
     return VaultSide(bootstrap, configuration, vault_child)
+
+
+# `make teardown` sets this to throw a dev stack away: the program then protects nothing.
+TEARDOWN_ENV = "VAULT_PLATFORM_TEARDOWN"
+
+
+def teardown_options(config: PlatformConfig, env: Mapping[str, str]) -> pulumi.ResourceOptions | None:
+    """Options for the platform when a tear-down was asked for (``TEARDOWN_ENV=1``): no resource of it
+    is protected. Refused for prod, where a destroy must stop at the DestroyGuard."""
+    if env.get(TEARDOWN_ENV, "") in ("", "0"):
+        return None
+    if config.is_prod:
+        raise pulumi.RunError(f"{TEARDOWN_ENV} is set, but this is a prod stack: the program never tears prod down. "
+                              "Retiring prod is a deliberate procedure (docs/bootstrap-and-recovery.md).")
+
+    def unprotect(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult:
+        return pulumi.ResourceTransformationResult(
+            args.props, pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(protect=False)))
+
+    return pulumi.ResourceOptions(transformations=[unprotect])
+
+
+def guard_against_destroy(name: str, parent: pulumi.Resource, everything: Sequence[pulumi.Resource]) -> DestroyGuard:
+    """The DestroyGuard (components/providers/destroy_guard.py): after ``everything``, protected."""
+    return DestroyGuard(f"{name}-destroy-guard", stack_description=f"{pulumi.get_project()}/{pulumi.get_stack()}",
+                        opts=pulumi.ResourceOptions(parent=parent, protect=True, depends_on=list(everything)))
 
 
 class VaultPlatform(pulumi.ComponentResource):
@@ -278,4 +305,8 @@ class VaultPlatform(pulumi.ComponentResource):
             self.exports.update(self.aws_secret_store.exports)
         if self.rollout is not None:
             self.exports["rolloutJob"] = self.rollout.job.metadata.name
+        components = [c for c in (self.cluster, self.bootstrap, self.configuration, self.monitoring, self.dev_postgres,
+                                  self.backup, self.rollout, self.application_namespaces, self.external_secrets,
+                                  self.aws_secret_store, self.cert_manager) if c is not None]
+        self.destroy_guard = guard_against_destroy(name, self, components)
         self.register_outputs(dict(self.exports))

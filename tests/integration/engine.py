@@ -312,6 +312,25 @@ def kill_tree(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         time.sleep(0.1)
 
 
+def kill_engine_runs(bindir: pathlib.Path) -> list[int]:
+    """SIGKILL every Pulumi CLI below this process and everything it started (its plugins), as a
+    cancelled CI job would; the servers a test started are left alone."""
+    killed = []
+    for pid in descendants(os.getpid())[1:]:
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            continue
+        if exe == str(bindir / "pulumi"):
+            for child in descendants(pid):
+                try:
+                    os.kill(child, signal.SIGKILL)
+                    killed.append(child)
+                except ProcessLookupError:
+                    continue
+    return killed
+
+
 def stop_leftovers(bindir: pathlib.Path) -> list[int]:
     """SIGKILL the engine processes (the CLI, provider hosts) still running below this process."""
     stopped = []

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import functools
-import subprocess
 
 import pytest
 
@@ -28,25 +27,6 @@ from tests.integration.test_deploy_identity import REPO, load, login, status_of
 from tests.integration.vault_apply import apply
 
 SHARES, THRESHOLD = 3, 2
-
-
-@pytest.fixture
-def operators(workdir):
-    """Three operators, each with a throwaway PGP key in one GNUPGHOME: (gpg, [base64 public keys])."""
-    import gnupg
-
-    home = workdir / "gnupg"
-    home.mkdir(mode=0o700)
-    gpg = gnupg.GPG(gnupghome=str(home))
-    keys = []
-    for i in range(SHARES):
-        key = gpg.gen_key(gpg.gen_key_input(key_type="RSA", key_length=2048, name_real=f"Operator {i}",
-                                            name_email=f"operator{i}@example.invalid", no_protection=True))
-        assert key.fingerprint, f"gpg could not make a key: {key.stderr}"
-        public = subprocess.run(["gpg", "--homedir", str(home), "--export", key.fingerprint], check=True,
-                                capture_output=True, timeout=60).stdout
-        keys.append(base64.b64encode(public).decode())
-    return gpg, keys
 
 
 def decrypt_shares(gpg, encrypted: list[str]) -> list[str]:

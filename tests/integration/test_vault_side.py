@@ -4,22 +4,34 @@ both servers (tests/integration/vault_side.py says what is moved to loopback and
 Each stack goes through what its users do: the first `pulumi up`, then `preview`, `refresh` and a
 second `up` that find nothing to change; later runs from fresh CI runners that log in with GitHub
 OIDC tokens minted for the job; previews as `previewer`; logins from other repositories, refs and
-environments refused; database credentials issued; and the tear-down the docs give.
+environments refused; database credentials issued; and the tear-down the docs give. What the
+deployer and previewer were refused is read from Vault's own audit log, not from our model of the
+provider.
 """
 
 from __future__ import annotations
 
+import base64
+import os
 import pathlib
+import threading
+import time
 from collections.abc import Iterator
 
+import psycopg
 import pytest
+from pulumi import automation as auto
 
+from components.render import deploy_identity as ident
+from components.render import vault_objects as vs
 from tests.integration import servers
 from tests.integration.conftest import _postgres
-from tests.integration.engine import vault_plugin_binary
+from tests.integration.engine import kill_engine_runs, resources, revealed, vault_plugin_binary
 from tests.integration.vault_side import Database, VaultSide, start_vault_side, stop_vault_side
 
 pytestmark = pytest.mark.engine
+
+IDENTITY = "vault-bootstrap-identity"
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +45,7 @@ def vault_plugin() -> pathlib.Path:
 def _database(with_tls: bool) -> Iterator[Database]:
     with _postgres(with_tls=with_tls) as (pg, tls):
         yield Database(pg.host, pg.port, pg.dbname, pg.user, pg.password,
-                       pathlib.Path(tls.ca_cert).read_text() if tls else "")
+                       pathlib.Path(tls.ca_cert).read_text() if tls else "", tls.ca_cert if tls else "")
 
 
 @pytest.fixture
@@ -46,12 +58,237 @@ def dev(engine, vault_plugin, vault_bin, workdir) -> Iterator[VaultSide]:
             stop_vault_side(side)
 
 
-def test_dev_first_up_then_nothing_to_change(dev):
-    up = dev.stack.up(on_output=print)
-    assert up.summary.result == "succeeded"
-    assert up.outputs["status"].value == "ready"
-    preview = dev.stack.preview(expect_no_changes=True, on_output=print)
-    assert preview.change_summary.get("same")
-    dev.stack.refresh(expect_no_changes=True, on_output=print)
-    again = dev.stack.up(expect_no_changes=True, on_output=print)
-    assert again.summary.result == "succeeded"
+@pytest.fixture
+def prod(engine, vault_plugin, vault_bin, workdir, operators) -> Iterator[VaultSide]:
+    _gpg, keys = operators
+    for database in _database(with_tls=True):
+        side = start_vault_side("prod", engine, vault_plugin, vault_bin, workdir, database, pgp_keys=keys)
+        side.operators = operators
+        try:
+            yield side
+        finally:
+            stop_vault_side(side)
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+def leader(side: VaultSide) -> servers.VaultProcess:
+    return side.cluster.leader()
+
+
+def token_status(side: VaultSide, token: str) -> int:
+    try:
+        servers.api("GET", leader(side).api_addr, "auth/token/lookup-self", token=token, ca=side.cluster.tls.ca_cert)
+    except servers.VaultAPIError as exc:
+        return exc.status
+    return 200
+
+
+def no_changes(side: VaultSide, **login) -> None:
+    """preview, refresh (running the program, as `make refresh` does) and up all find nothing to do."""
+    with side.login(**login):
+        side.stack.preview(expect_no_changes=True)
+        side.stack.refresh(expect_no_changes=True, run_program=True)
+        side.stack.up(expect_no_changes=True)
+
+
+def break_glass_root(side: VaultSide) -> str:
+    """docs/break-glass.md: the operators decrypt their (recovery) shares and make a root token."""
+    gpg, _ = side.operators
+    shares = []
+    init = resources(side.state(show_secrets=True))["vault-bootstrap-init"]
+    for share in revealed(init["outputs"]["keys_base64"]):
+        plain = gpg.decrypt(base64.b64decode(share))
+        assert plain.ok, plain.status
+        shares.append(str(plain))
+    node = leader(side)
+    attempt = node.api("PUT", "sys/generate-root/attempt", json={})
+    answer = {}
+    for share in shares[:2]:
+        answer = node.api("PUT", "sys/generate-root/update", json={"key": share, "nonce": attempt["nonce"]})
+    assert answer["complete"] is True
+    encoded = answer["encoded_token"]
+    raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4))
+    return bytes(a ^ b for a, b in zip(raw, attempt["otp"].encode(), strict=True)).decode()
+
+
+def fails_with(action, *phrases: str) -> str:
+    with pytest.raises(auto.CommandError) as raised:
+        action()
+    text = str(raised.value)
+    for phrase in phrases:
+        assert phrase in text, f"{phrase!r} not in the error:\n{text[-3000:]}"
+    return text
+
+
+def identity_denials(side: VaultSide) -> list[str]:
+    return [d for d in side.denied() if any(p in d.split(" ")[0].split(",")
+                                            for p in (ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY))]
+
+
+def database_login_works(side: VaultSide, creds: dict) -> bool:
+    db = side.database
+    try:
+        with psycopg.connect(host=db.host, port=db.port, dbname=db.dbname, user=creds["username"],
+                             password=creds["password"], connect_timeout=5,
+                             sslmode="require" if db.tls_ca else "disable"):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+# --- dev --------------------------------------------------------------------------------------------
+
+def test_dev_up_no_changes_credentials_and_teardown(dev):
+    up = dev.stack.up()
+    assert up.summary.result == "succeeded" and up.outputs["status"].value == "ready"
+    assert up.summary.resource_changes.get("create", 0) >= 30
+    no_changes(dev)
+
+    # dev keeps its root token: an application's database credentials, issued and revoked.
+    root = up.outputs["rootToken"].value
+    node = leader(dev)
+    creds = node.api("GET", "database/creds/myapp-db", token=root)
+    assert database_login_works(dev, creds["data"])
+    node.api("PUT", "sys/leases/revoke", token=root, json={"lease_id": creds["lease_id"]})
+    assert not database_login_works(dev, creds["data"])
+
+    # `make destroy` stops before deleting anything ...
+    state_before = resources(dev.state())
+    fails_with(lambda: dev.stack.destroy(run_program=True), "protected")
+    assert resources(dev.state()).keys() == state_before.keys()
+    assert "secret/" in node.api("GET", "sys/mounts", token=root)["data"]
+    # ... and `make teardown` (the program without protection) removes everything it made.
+    with dev.login():
+        os.environ["VAULT_PLATFORM_TEARDOWN"] = "1"
+        try:
+            dev.stack.destroy(run_program=True)
+        finally:
+            os.environ.pop("VAULT_PLATFORM_TEARDOWN")
+    assert resources(dev.state()) == {}
+    mounts = node.api("GET", "sys/mounts", token=root)["data"]
+    assert set(mounts) <= {"sys/", "cubbyhole/", "identity/"}, sorted(mounts)
+    assert set(node.api("GET", "sys/auth", token=root)["data"]) == {"token/"}
+    assert set(node.api("LIST", "sys/policies/acl", token=root)["data"]["keys"]) == {"default", "root"}
+
+
+# --- prod -------------------------------------------------------------------------------------------
+
+def test_prod_first_run_later_ci_runs_previews_and_refused_logins(prod):
+    # The first run, from an operator's checkout: init, the deploy identity, the root token traded for
+    # a short-lived deployer token and revoked, then the whole configuration with that token.
+    with prod.login():
+        up = prod.stack.up()
+    assert up.outputs["rootTokenRevoked"].value is True
+    assert token_status(prod, up.outputs["rootToken"].value) == 403
+    first_run = (prod.project / ".vault-login" / "prod.first-run").read_text().strip()
+    assert token_status(prod, first_run) == 200
+    # The state holds neither the first run's token nor any token the provider used.
+    exported = prod.state(show_secrets=True)
+    assert first_run not in str(exported)
+    provider = resources(exported)["vault-bootstrap-vault"]
+    assert "token" not in provider["inputs"] and "authLoginJwt" not in provider["inputs"]
+    no_changes(prod)
+
+    # A later deploy on a fresh CI runner, with the first run's token revoked early (it is not even
+    # there): the job's OIDC token, minted when the program logs in.
+    servers.api("POST", leader(prod).api_addr, "auth/token/revoke-self", token=first_run, ca=prod.cluster.tls.ca_cert)
+    minted = prod.github.minted
+    no_changes(prod, ci="deployer", fresh_runner=True)
+    assert prod.github.minted > minted
+    # The same checkout still holds the revoked first-run token: CI's login is chosen over it.
+    with prod.login(ci="deployer"):
+        (prod.project / ".vault-login").mkdir(mode=0o700, exist_ok=True)
+        (prod.project / ".vault-login" / "prod.first-run").write_text(first_run + "\n")
+        prod.stack.up(expect_no_changes=True)
+
+    # A pull request's preview logs in as previewer: preview and refresh change nothing and are
+    # refused nothing; the deployer's next preview sees no provider change either.
+    no_previewer_changes = len(identity_denials(prod))
+    with prod.login(ci="previewer", fresh_runner=True):
+        prod.stack.preview(expect_no_changes=True)
+        prod.stack.refresh(expect_no_changes=True, run_program=True)
+    with prod.login(ci="deployer", fresh_runner=True):
+        prod.stack.preview(expect_no_changes=True)
+    assert identity_denials(prod)[no_previewer_changes:] == []
+
+    # Tokens from elsewhere log in to nothing, and the run says why.
+    for claims in ({"repository": "someone-else/vault-platform"}, {"ref": "refs/pull/7/merge"},
+                   {"environment": "staging"}):
+        with prod.login(ci="deployer", fresh_runner=True, **claims):
+            text = fails_with(prod.stack.preview, "nothing here can log in", "a CI login to auth/jwt-ci as deployer")
+            assert "HTTP 400" in text or "HTTP 403" in text
+    # A GitHub token handed over at the start of a long job (TERRAFORM_VAULT_AUTH_JWT; GitHub's live 5
+    # minutes, Vault allows 150 s more) is refused once expired, with Vault's reason; when the job may
+    # mint tokens, the program mints a new one instead and logs in.
+    expired = prod.github.token(audience="vault", environment="production", issued_ago=900)
+    with prod.login(fresh_runner=True):
+        os.environ.update({"TERRAFORM_VAULT_AUTH_JWT": expired, "VAULT_PLATFORM_VAULT_ROLE": "deployer"})
+        fails_with(prod.stack.preview, "a CI login to auth/jwt-ci as deployer", "expired")
+    with prod.login(ci="deployer", fresh_runner=True):
+        os.environ["TERRAFORM_VAULT_AUTH_JWT"] = expired
+        prod.stack.preview(expect_no_changes=True)
+
+    # Break-glass: a root token from the operators' shares issues database credentials; revoked, they
+    # stop working. The root token goes again afterwards.
+    root = break_glass_root(prod)
+    node = leader(prod)
+    creds = node.api("GET", "database/creds/myapp-db", token=root)
+    assert database_login_works(prod, creds["data"])
+    node.api("PUT", "sys/leases/revoke", token=root, json={"lease_id": creds["lease_id"]})
+    assert not database_login_works(prod, creds["data"])
+
+    # Nothing the deployer or previewer did was refused, over all these runs.
+    assert identity_denials(prod) == []
+
+    # `pulumi destroy` on prod stops before it deletes anything.
+    before = resources(prod.state())
+    with prod.login(ci="deployer", fresh_runner=True):
+        fails_with(lambda: prod.stack.destroy(run_program=True), "protected")
+    assert resources(prod.state()).keys() == before.keys()
+    objects = vs.build(prod.config)
+    assert {f"{m.path}/" for m in objects.mounts} <= set(node.api("GET", "sys/mounts", token=root)["data"])
+    assert {"kubernetes/", "jwt-ci/"} <= set(node.api("GET", "sys/auth", token=root)["data"])
+    node.api("POST", "auth/token/revoke-self", token=root)
+
+
+def test_prod_recovers_from_a_first_run_that_died_after_revoking_the_root_token(prod):
+    # The first run is killed (SIGKILL, the CLI and its plugins) during the hand-over: once the first
+    # run's token exists, the root token is revoked next, and the engine never records DeployIdentity.
+    first_run = prod.project / ".vault-login" / "prod.first-run"
+    outcome: dict[str, object] = {}
+
+    def first_up() -> None:
+        try:
+            with prod.login():
+                outcome["up"] = prod.stack.up()
+        except Exception as exc:  # the killed run fails; the test looks at what it left
+            outcome["error"] = exc
+
+    run = threading.Thread(target=first_up)
+    run.start()
+    for _ in range(600):
+        if first_run.exists() or not run.is_alive():
+            break
+        time.sleep(0.1)
+    assert first_run.exists(), f"the first run never reached the hand-over: {outcome}"
+    kill_engine_runs(prod.engine.bindir)
+    run.join(timeout=60)
+    assert "error" in outcome and not run.is_alive()
+    root = revealed(resources(prod.state(show_secrets=True))["vault-bootstrap-init"]["outputs"]["root_token"])
+    if token_status(prod, root) == 200:  # killed a moment before the revocation: finish it as it would have
+        leader(prod).api("POST", "auth/token/revoke-self", token=root)
+    assert token_status(prod, root) == 403
+    assert IDENTITY not in resources(prod.state())
+    prod.stack.cancel()  # the killed run's lock, as an operator releases it
+
+    # The docs' way back: an operator's token (here from break-glass), on a checkout with nothing else.
+    operator = break_glass_root(prod)
+    with prod.login(vault_token=operator, fresh_runner=True):
+        again = prod.stack.up()
+    assert again.outputs["rootTokenRevoked"].value is True
+    assert revealed(resources(prod.state())[IDENTITY]["outputs"]["root_token_revoked"]) is True
+    # CI deploys as before, and nothing asks for the dead root token again.
+    no_changes(prod, ci="deployer", fresh_runner=True)
+    leader(prod).api("POST", "auth/token/revoke-self", token=operator)
+    assert identity_denials(prod) == []

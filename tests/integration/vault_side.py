@@ -27,6 +27,7 @@ from typing import Any
 
 from components.model import PlatformConfig, load_config
 from tests.harness import stack_config
+from tests.integration import servers
 from tests.integration.engine import Engine, install_vault_plugin
 from tests.integration.github_oidc import GithubActions
 from tests.integration.raft_cluster import RaftCluster, start_cluster
@@ -51,10 +52,12 @@ class Database:
     admin: str
     password: str
     tls_ca: str = ""
+    tls_ca_file: str = ""
 
 
 def config_for(stack: str, cluster: RaftCluster, github: GithubActions, audit_log: pathlib.Path,
-               database: Database, pgp_keys: list[str] | None = None) -> tuple[PlatformConfig, dict[str, Any]]:
+               database: Database, pgp_keys: list[str] | None = None,
+               flavor: str = "vault") -> tuple[PlatformConfig, dict[str, Any]]:
     """The stack file's config with only the loopback differences (module docstring); returns the typed
     config and the raw overrides (for the record)."""
     leader = cluster.nodes[0]
@@ -67,6 +70,9 @@ def config_for(stack: str, cluster: RaftCluster, github: GithubActions, audit_lo
         overrides["deploy"] = {"jwt": {"discoveryUrl": github.url, "github": {"repository": REPOSITORY}}}
         url = (f"postgresql://{{{{username}}}}:{{{{password}}}}@{database.host}:{database.port}/{database.dbname}"
                "?sslmode=verify-full")
+        if flavor == "openbao":
+            # OpenBao 2.7's PostgreSQL plugin ignores tls_ca: it gets the CA as a file of the URL too.
+            url += f"&sslrootcert={database.tls_ca_file}"
         overrides["database"] = {"connections": [{
             "name": "app-postgres", "connectionUrl": url, "username": database.admin, "allowedRoles": ["myapp-db"],
             "verifyConnection": True, "tlsCa": database.tls_ca, "rotateRoot": True}]}
@@ -89,12 +95,17 @@ def program_for(config: PlatformConfig, cluster: RaftCluster, database: Database
     def program() -> None:
         import pulumi
 
-        from components.resources.platform import VaultEndpoint, declare_vault_side
+        from components.resources.platform import (
+            VaultEndpoint,
+            declare_vault_side,
+            guard_against_destroy,
+            teardown_options,
+        )
         from components.resources.vault_configuration import DevPostgresConnection
 
         class Platform(pulumi.ComponentResource):
             def __init__(self, name: str):
-                super().__init__(PLATFORM_TYPE, name, None, None)
+                super().__init__(PLATFORM_TYPE, name, None, teardown_options(config, os.environ))
 
         parent = Platform(PLATFORM)
         dev_postgres = None
@@ -104,6 +115,8 @@ def program_for(config: PlatformConfig, cluster: RaftCluster, database: Database
                 "?sslmode=disable", pulumi.Output.secret(database.password))
         side = declare_vault_side(PLATFORM, config, VaultEndpoint(leader.api_addr, ca_pem, unseal), parent=parent,
                                   dev_postgres=dev_postgres)
+        # As VaultPlatform does over everything it declares.
+        guard_against_destroy(PLATFORM, parent, [c for c in (side.bootstrap, side.configuration) if c])
         pulumi.export("status", side.bootstrap.status)
         pulumi.export("rootToken", side.bootstrap.root_token)
         pulumi.export("unsealKeys", side.bootstrap.unseal_keys)
@@ -127,6 +140,8 @@ class VaultSide:
     database: Database
     stack: Any = None
     env: dict[str, str] = field(default_factory=dict)
+    # The operators who hold the key shares (gpg, public keys), where the stack encrypts them.
+    operators: Any = None
 
     # --- how a run logs in ------------------------------------------------------------------------
 
@@ -170,6 +185,15 @@ class VaultSide:
             args.append("--show-secrets")
         return json.loads(self.engine.cli(*args, cwd=self.project).stdout)
 
+    def denied(self) -> list[str]:
+        """Every request Vault refused for lack of permission: "<policies> <operation> <path>"."""
+        found = []
+        for entry in self.audit_entries():
+            if entry.get("type") == "response" and "permission denied" in str(entry.get("error", "")):
+                request, auth = entry.get("request") or {}, entry.get("auth") or {}
+                found.append(f"{','.join(auth.get('policies') or [])} {request.get('operation')} {request.get('path')}")
+        return sorted(set(found))
+
     def audit_entries(self) -> list[dict[str, Any]]:
         """Every request the servers audited (the file device the stack enabled)."""
         if not self.audit_log.exists():
@@ -196,7 +220,7 @@ def start_vault_side(name: str, engine: Engine, plugin: pathlib.Path, vault_bin:
                                 node_env={"SSL_CERT_FILE": str(bundle)}, service_account=service_account)
         audit_log = workdir / "audit" / "audit.log"
         audit_log.parent.mkdir(parents=True, exist_ok=True)
-        config, _ = config_for(name, cluster, github, audit_log, database, pgp_keys)
+        config, _ = config_for(name, cluster, github, audit_log, database, pgp_keys, servers.flavor_of(vault_bin))
         # The engine's workspace: Pulumi runs the providers in it, and the program writes there.
         project = engine.root / name
         project.mkdir(parents=True, exist_ok=True)
