@@ -103,6 +103,20 @@ def moved_role_aliases(name: str, parent: pulumi.Resource) -> dict[str, list[pul
                 f"{name}-rollout", "vault-platform:rollout:VaultRollout", parent=parent))]}
 
 
+def declare_vault_bootstrap(name: str, config: PlatformConfig, endpoint: VaultEndpoint, *,
+                            parent: pulumi.Resource, providers: Sequence[pulumi.ProviderResource] = (),
+                            objects: vault_objects.VaultObjects | None = None) -> VaultBootstrap:
+    """VaultBootstrap as declare_vault_side declares it: init, readiness, the deploy identity, the provider."""
+    objects = objects or vault_objects.build(config)
+    return VaultBootstrap(f"{name}-bootstrap", VaultBootstrapArgs(
+        address=endpoint.address, ca_cert_pem=endpoint.ca_cert_pem,
+        mode="shamir" if config.unseal.type == "shamir" else "auto",
+        expected_peers=Names.of(config).replicas, init=config.init,
+        unseal_addresses=endpoint.unseal_addresses, existing_token=config.secrets.vault_token,
+        wait_for=endpoint.wait_for, identity=deploy_identity_args(config, objects)),
+        opts=pulumi.ResourceOptions(parent=parent, providers=list(providers)))
+
+
 def declare_vault_side(name: str, config: PlatformConfig, endpoint: VaultEndpoint, *, parent: pulumi.Resource,
                        providers: Sequence[pulumi.ProviderResource] = (),
                        dev_postgres: DevPostgresConnection | None = None) -> VaultSide:
@@ -114,14 +128,7 @@ def declare_vault_side(name: str, config: PlatformConfig, endpoint: VaultEndpoin
     type and name against real servers, so both declare the same resources under the same URNs.
     """
     objects = vault_objects.build(config)
-    identity = deploy_identity_args(config, objects)
-    child = pulumi.ResourceOptions(parent=parent, providers=list(providers))
-    bootstrap = VaultBootstrap(f"{name}-bootstrap", VaultBootstrapArgs(
-        address=endpoint.address, ca_cert_pem=endpoint.ca_cert_pem,
-        mode="shamir" if config.unseal.type == "shamir" else "auto",
-        expected_peers=Names.of(config).replicas, init=config.init,
-        unseal_addresses=endpoint.unseal_addresses, existing_token=config.secrets.vault_token,
-        wait_for=endpoint.wait_for, identity=identity), opts=child)
+    bootstrap = declare_vault_bootstrap(name, config, endpoint, parent=parent, providers=providers, objects=objects)
     # A PGP-encrypted root token cannot configure anything: stop after init until the team
     # gives the stack a token of its own (docs/bootstrap-and-recovery.md).
     if bootstrap.provider is None:

@@ -108,6 +108,26 @@ def install_vault_plugin(engine: Engine, binary: pathlib.Path) -> str:
     return wanted
 
 
+def undo_dynamic_provider_pickling_patch() -> int:
+    """Undo what pulumi.dynamic's serialize_provider leaves behind, and return how many layers it found.
+
+    Each call wraps ``pickle._Pickler._batch_setitems`` in one more sorting wrapper and never restores
+    it: a program run once per process (as `pulumi up` runs one) never notices, but a test process that
+    runs inline programs one after the other reaches Python's recursion limit after some hundreds of
+    dynamic resources. Called before each inline program."""
+    import pickle
+
+    layers = 0
+    function = pickle._Pickler._batch_setitems
+    for _ in range(100_000):
+        if "batch_set_items_sorted" not in getattr(function, "__qualname__", ""):
+            break
+        (function,) = [c.cell_contents for c in function.__closure__ or () if callable(c.cell_contents)]
+        layers += 1
+    pickle._Pickler._batch_setitems = function
+    return layers
+
+
 @dataclass
 class Bootstrap:
     """What the inline program declares: VaultBootstrap's VaultInit and VaultReady (without the
@@ -130,6 +150,7 @@ def bootstrap_program(settings: Bootstrap) -> Callable[[], None]:
     def program() -> None:
         import pulumi
 
+        undo_dynamic_provider_pickling_patch()
         from components.model import InitConfig, Secret
         from components.resources.bootstrap import VaultBootstrapArgs, initialize
 
@@ -310,25 +331,6 @@ def kill_tree(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         if descendants(proc.pid) == [proc.pid] or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-
-
-def kill_engine_runs(bindir: pathlib.Path) -> list[int]:
-    """SIGKILL every Pulumi CLI below this process and everything it started (its plugins), as a
-    cancelled CI job would; the servers a test started are left alone."""
-    killed = []
-    for pid in descendants(os.getpid())[1:]:
-        try:
-            exe = os.readlink(f"/proc/{pid}/exe")
-        except OSError:
-            continue
-        if exe == str(bindir / "pulumi"):
-            for child in descendants(pid):
-                try:
-                    os.kill(child, signal.SIGKILL)
-                    killed.append(child)
-                except ProcessLookupError:
-                    continue
-    return killed
 
 
 def stop_leftovers(bindir: pathlib.Path) -> list[int]:

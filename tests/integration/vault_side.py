@@ -28,7 +28,7 @@ from typing import Any
 from components.model import PlatformConfig, load_config
 from tests.harness import stack_config
 from tests.integration import servers
-from tests.integration.engine import Engine, install_vault_plugin
+from tests.integration.engine import Engine, install_vault_plugin, undo_dynamic_provider_pickling_patch
 from tests.integration.github_oidc import GithubActions
 from tests.integration.raft_cluster import RaftCluster, start_cluster
 
@@ -86,8 +86,9 @@ def config_for(stack: str, cluster: RaftCluster, github: GithubActions, audit_lo
     return config, overrides
 
 
-def program_for(config: PlatformConfig, cluster: RaftCluster, database: Database):
-    """The inline program: declare_vault_side under a VaultPlatform-typed parent named like the platform."""
+def program_for(config: PlatformConfig, cluster: RaftCluster, database: Database, bootstrap_only: bool = False):
+    """The inline program: declare_vault_side under a VaultPlatform-typed parent named like the platform
+    (``bootstrap_only``: what a first run has recorded when it dies right after the hand-over)."""
     leader = cluster.nodes[0]
     ca_pem = pathlib.Path(cluster.tls.ca_cert).read_text()
     unseal = [n.api_addr for n in cluster.nodes] if config.unseal.type == "shamir" else []
@@ -95,8 +96,10 @@ def program_for(config: PlatformConfig, cluster: RaftCluster, database: Database
     def program() -> None:
         import pulumi
 
+        undo_dynamic_provider_pickling_patch()
         from components.resources.platform import (
             VaultEndpoint,
+            declare_vault_bootstrap,
             declare_vault_side,
             guard_against_destroy,
             teardown_options,
@@ -108,6 +111,9 @@ def program_for(config: PlatformConfig, cluster: RaftCluster, database: Database
                 super().__init__(PLATFORM_TYPE, name, None, teardown_options(config, os.environ))
 
         parent = Platform(PLATFORM)
+        if bootstrap_only:
+            declare_vault_bootstrap(PLATFORM, config, VaultEndpoint(leader.api_addr, ca_pem, unseal), parent=parent)
+            return
         dev_postgres = None
         if config.database.dev_postgres:
             dev_postgres = DevPostgresConnection(
@@ -177,6 +183,9 @@ class VaultSide:
                 else:
                     os.environ[k] = v
 
+    def program(self, bootstrap_only: bool = False):
+        return program_for(self.config, self.cluster, self.database, bootstrap_only)
+
     # --- what the engine stored -----------------------------------------------------------------
 
     def state(self, show_secrets: bool = False) -> dict[str, Any]:
@@ -228,7 +237,7 @@ def start_vault_side(name: str, engine: Engine, plugin: pathlib.Path, vault_bin:
         side = VaultSide(name, engine, cluster, github, config, project, audit_log, database)
         side.env = {"SSL_CERT_FILE": str(bundle), "VAULT_PLATFORM_WORKDIR": str(project)}
         os.environ.update(side.env)
-        side.stack = engine.stack(program_for(config, cluster, database), folder=name, stack_name=name)
+        side.stack = engine.stack(side.program(), folder=name, stack_name=name)
         return side
     except Exception:
         if cluster is not None:
