@@ -22,6 +22,7 @@ import pulumi_vault as vault
 
 from components.model import InitConfig, Secret
 from components.model.checks import duration_seconds
+from components.model.limits import BOOTSTRAP_MARGIN_SECONDS
 from components.providers.deploy_identity import DeployIdentity
 from components.providers.vault_init import VaultInit, VaultReady
 
@@ -29,8 +30,6 @@ from components.providers.vault_init import VaultInit, VaultReady
 # (it never enters the state), and which role it logs in as (deployer, or previewer for previews).
 JWT_ENV = "TERRAFORM_VAULT_AUTH_JWT"
 ROLE_ENV = "VAULT_PLATFORM_VAULT_ROLE"
-# The first run's deployer token is used only while it has this long left.
-BOOTSTRAP_MARGIN_SECONDS = 600
 
 # The Vault provider reads its CA from this folder of the project (git-ignored). Pulumi runs the
 # program and its providers in the project folder, so the path is relative: the provider's state
