@@ -25,6 +25,7 @@ from typing import Any
 
 from components.model import PlatformConfig
 from components.model.checks import cron_longest_gap_seconds
+from components.model.limits import SCRAPE_TIMEOUT
 from components.model.names import Names
 from components.render.backup_job import BackupNames
 from components.render.durations import prometheus_duration
@@ -33,7 +34,6 @@ from components.render.rollout_job import restart_job_name, scale_down_job_name
 GROUP = "vault-platform"
 METRICS_PATH = "/v1/sys/metrics"
 DASHBOARD_KEY = "vault-platform.json"
-SCRAPE_TIMEOUT = "10s"
 
 
 @dataclass(frozen=True)

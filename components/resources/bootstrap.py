@@ -23,6 +23,7 @@ import pulumi_vault as vault
 
 from components.model import InitConfig, Secret
 from components.model.checks import duration_seconds
+from components.model.limits import BOOTSTRAP_MARGIN_SECONDS
 from components.providers.deploy_identity import DeployIdentity
 from components.providers.vault_http import VaultHttp
 from components.providers.vault_init import VaultInit, VaultReady
@@ -31,9 +32,6 @@ from components.providers.vault_init import VaultInit, VaultReady
 # the state) and the role it logs in as (deployer, or previewer for previews).
 JWT_ENV = "TERRAFORM_VAULT_AUTH_JWT"
 ROLE_ENV = "VAULT_PLATFORM_VAULT_ROLE"
-# The first run's deployer token is used only while it has this long left; deploy.bootstrapTokenTtl
-# must be longer (the config refuses a shorter one).
-BOOTSTRAP_MARGIN_SECONDS = 600
 
 # Files the program writes for the Vault provider, relative to the project folder, where Pulumi runs
 # the program and its providers: the provider's state names no checkout, and `pulumi refresh` or

@@ -211,7 +211,8 @@ class VaultPlatform(pulumi.ComponentResource):
 
         self.dev_postgres: DevPostgres | None = None
         dev_connection = None
-        if config.database.dev_postgres:
+        # database.enabled: false switches the engine off with its settings kept, the dev database included.
+        if config.database.enabled and config.database.dev_postgres:
             self.dev_postgres = DevPostgres(f"{name}-dev-postgres", DevPostgresArgs(self.cluster.namespace),
                                             opts=pulumi.ResourceOptions.merge(
                                                 child, pulumi.ResourceOptions(depends_on=[self.cluster])))

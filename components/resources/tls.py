@@ -10,6 +10,7 @@ import pulumi_tls as tls
 
 from components.model import TlsConfig
 from components.model.checks import duration_seconds
+from components.model.limits import early_renewal_hours
 from components.model.names import Names
 
 
@@ -71,7 +72,7 @@ class VaultTls(pulumi.ComponentResource):
             ca_cert_pem=ca.cert_pem,
             validity_period_hours=int(duration_seconds(t.validity) // 3600),
             # Renew a month early (or at 2/3 of a short lifetime) so `pulumi up` replaces it in time.
-            early_renewal_hours=min(720, int(duration_seconds(t.validity) // 3600 // 3)),
+            early_renewal_hours=early_renewal_hours(int(duration_seconds(t.validity) // 3600)),
             # client_auth: Raft peers present this certificate to each other when joining.
             allowed_uses=["digital_signature", "key_encipherment", "server_auth", "client_auth"],
             opts=child,

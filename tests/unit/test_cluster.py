@@ -169,8 +169,11 @@ def test_dev_values_fit_a_laptop_and_a_one_zone_cluster():
 @pytest.mark.parametrize("service_monitor", [False, True])
 def test_the_chart_never_makes_its_own_service_monitor_or_rules(service_monitor):
     """The stack declares them (every pod scraped, TLS verified); the chart's would skip verification."""
+    # (Without the ServiceMonitor and the rule, the stack's labels, alerts and Prometheus namespace go too.)
+    unmonitored = {"labels": None, "alerts": None, "prometheusNamespace": None}
     _, v = values_for("prod", {"cluster": {"serviceMonitor": service_monitor},
-                               "monitoring": {"prometheusRule": service_monitor}})
+                               "monitoring": {"prometheusRule": service_monitor,
+                                              **({} if service_monitor else unmonitored)}})
     assert v["serverTelemetry"]["serviceMonitor"]["enabled"] is False
     assert v["serverTelemetry"]["prometheusRules"]["enabled"] is False
     assert v["global"]["serverTelemetry"]["prometheusOperator"] is False

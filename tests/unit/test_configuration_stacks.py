@@ -272,19 +272,24 @@ def _config_resources(rec: Recording) -> int:
     return sum(1 for r in rec.resources if r.parent == component)
 
 
+NO_OPERATOR = {"externalSecrets": None}
+
+
 def test_at_most_two_resources_per_application_with_the_templated_policy():
-    base = _config_resources(run_stack("prod", {"applications": []}))
-    own_only = run_stack("prod", {"applications": _apps(20, database=False)})
-    with_db = run_stack("prod", {"applications": _apps(20, database=True)})
+    # (No application delivers through the External Secrets Operator: its settings go too.)
+    base = _config_resources(run_stack("prod", {"applications": [], **NO_OPERATOR}))
+    own_only = run_stack("prod", {"applications": _apps(20, database=False), **NO_OPERATOR})
+    with_db = run_stack("prod", {"applications": _apps(20, database=True), **NO_OPERATOR})
     assert _config_resources(own_only) - base == 20  # one Kubernetes role each, nothing else
     assert _config_resources(with_db) - base == 40  # a role and an app policy each
-    static = [p for p in vs.build(_load("prod", {"applications": []})).policies if p.name not in IDENTITY_POLICIES]
+    static = [p for p in vs.build(_load("prod", {"applications": [], **NO_OPERATOR})).policies
+              if p.name not in IDENTITY_POLICIES]
     assert len(own_only.of_type("vault:index/policy:Policy")) == len(static) + 1
 
 
 def test_without_templating_every_application_with_grants_gets_its_own_policy():
     rec = run_stack("prod", {"kubernetesAuth": {"templatedPolicy": False},
-                             "applications": _apps(5, database=False)})
+                             "applications": _apps(5, database=False), **NO_OPERATOR})
     names = {r.inputs["name"] for r in rec.of_type("vault:index/policy:Policy")}
     assert "app-templated" not in names and {f"app-app-{i:04d}" for i in range(5)} <= names
     roles = rec.of_type("vault:kubernetes/authBackendRole:AuthBackendRole")

@@ -77,7 +77,7 @@ def test_prod_snapshots_wait_on_a_retained_spool_volume():
     assert rec.depends_on(cron, spool)
 
 
-@pytest.mark.parametrize(("mode", "days"), [("governance", 30), ("compliance", 45)])
+@pytest.mark.parametrize(("mode", "days"), [("governance", 30), ("compliance", 21)])
 def test_prod_snapshots_are_locked(mode, days):
     rec = run_stack("prod", {"backup": {"s3": {"objectLock": {"mode": mode, "days": days}}}})
     lock = rec.one("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")

@@ -184,7 +184,8 @@ def test_exports_follow_each_applications_delivery():
     assert "externalSecret" not in apps["web"] and "podAnnotations" in apps["web"]
     assert set(apps["cli"]) == {"namespace", "serviceAccount", "role", "delivery"}
     # An application with its own audience gets a token minted for it.
-    rec = run_stack("prod", {"applications": [{**MYAPP, "audience": "https://kubernetes.default.svc"}]})
+    rec = run_stack("prod", {"applications": [{**MYAPP, "audience": "https://kubernetes.default.svc"}],
+                             "externalSecrets": None})
     (volume,) = rec.exports["applications"]["myapp"]["podVolumes"]
     assert volume["projected"]["sources"][0]["serviceAccountToken"]["audience"] == "https://kubernetes.default.svc"
 
@@ -330,11 +331,12 @@ def test_the_stores_vault_roles_read_exactly_the_delivered_secrets():
 
 
 def test_no_operator_without_an_application_that_uses_it():
-    rec = run_stack("prod", {"applications": [{**MYAPP, "delivery": "injector"}]})
+    # (The stack's settings for the operator would have no effect then: they go too.)
+    injected = {"applications": [{**MYAPP, "delivery": "injector"}], "externalSecrets": None}
+    rec = run_stack("prod", injected)
     assert [r for r in rec.resources if r.type.startswith("kubernetes:external-secrets.io/")] == []
     assert [r.name for r in rec.of_type("kubernetes:helm.sh/v3:Release")] == ["vault-cluster-release"]
-    assert "external-secrets" not in {r.name for r in vs.build(load_stack(
-        "prod", {"applications": [{**MYAPP, "delivery": "injector"}]})).service_roles}
+    assert "external-secrets" not in {r.name for r in vs.build(load_stack("prod", injected)).service_roles}
 
 
 @pytest.mark.parametrize(("value", "go"), [("1h", "1h"), ("90m", "90m"), ("1d", "24h"), ("45s", "45s"),

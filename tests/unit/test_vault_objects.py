@@ -48,7 +48,8 @@ def test_prod_mounts():
 
 def test_kv_settings_follow_config():
     # (Without the applications: their grants name the secret/ mount.)
-    s = settings("prod", {"kv": {"path": "kv-apps", "maxVersions": 3, "casRequired": True}, "applications": None})
+    s = settings("prod", {"kv": {"path": "kv-apps", "maxVersions": 3, "casRequired": True}, "applications": None,
+                          "externalSecrets": None})
     assert s.kv.mount.path == "kv-apps" and s.kv.max_versions == 3 and s.kv.cas_required is True
     assert all(secret.mount == "kv-apps" for secret in s.kv_secrets)
     # Initial secrets are created only if absent (cas=0), with or without check-and-set required.
@@ -144,7 +145,8 @@ def test_disabled_engines_are_absent():
                           "pki": {"enabled": False, "roles": None, "intermediate": None},
                           "transit": {"enabled": False, "keys": None, "autoRotatePeriod": None},
                           "certManager": {"enabled": False},
-                          "applications": [{"name": "myapp", "namespace": "default", "serviceAccount": "myapp"}]},
+                          "applications": [{"name": "myapp", "namespace": "default", "serviceAccount": "myapp"}],
+                          "externalSecrets": None},
                   secrets={"databasePasswords": None})
     assert s.database is None and s.pki is None and s.transit is None
     assert [m.path for m in s.mounts] == ["secret"]
@@ -172,7 +174,8 @@ def test_roles_only_name_the_app_policy_when_it_exists():
     s = settings("prod", {"applications": [
         {"name": "own-only", "namespace": "team-a", "serviceAccount": "web",
          "kv": [{"path": "secret/data/team-a/web/*", "access": "read"}], "tokenTtl": "15m"},
-        {"name": "needs-db", "namespace": "team-b", "serviceAccount": "api", "databaseRole": "myapp-db"}]})
+        {"name": "needs-db", "namespace": "team-b", "serviceAccount": "api", "databaseRole": "myapp-db"}],
+        "externalSecrets": None})
     roles = {r.name: r for r in s.kubernetes_roles}
     assert roles["own-only"].token_policies == ("app-templated",)
     assert roles["own-only"].token_ttl_seconds == 900
