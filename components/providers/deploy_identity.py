@@ -77,12 +77,19 @@ class DeployIdentityProvider(VaultHttp):
 
     def _ok(self, props: dict[str, Any], method: str, path: str, body: Any, token: str, what: str) -> Any:
         status, payload = self._call(props, method, path, body, token=token, timeout=30)
+        if status == 403:
+            raise RuntimeError(
+                f"{what}: the deploy identity (its policies, the CI and operator logins) changes with this config, "
+                "and a deployer may not change it: an operator applies it with a break-glass token "
+                "(`VAULT_TOKEN=<token> make up`, docs/break-glass.md).")
         if status not in (200, 204):
             raise RuntimeError(f"{what}: HTTP {status} on {path}: {self._errors(payload)}")
         return payload
 
     def _write(self, props: dict[str, Any], token: str, previous: dict[str, Any] | None) -> None:
         for name, hcl in sorted((props.get("policies") or {}).items()):
+            if previous is not None and (previous.get("policies") or {}).get(name) == hcl:
+                continue
             self._ok(props, "PUT", f"sys/policies/acl/{name}", {"policy": hcl}, token, f"writing policy {name!r}")
         enabled = self._ok(props, "GET", "sys/auth", None, token, "listing auth methods")
         enabled = enabled.get("data", enabled) if isinstance(enabled, dict) else {}

@@ -174,7 +174,7 @@ class VaultHttp(ResourceProvider):
             token = get()
             if token and self._call(props, "GET", "auth/token/lookup-self", token=token)[0] == 200:
                 return token
-            tried.append(f"{what} ({self._login_problem or 'refused'})" if token else f"{what} (empty)")
+            tried.append(f"{what} ({self._login_problem or ('refused' if token else 'empty')})")
         raise RuntimeError(
             f"no working Vault token for {props.get('address')} (tried: {', '.join(tried) or 'nothing'}). The root "
             "token is revoked after the first deploy: log in (`vault login -method=oidc`) and export VAULT_TOKEN, or "

@@ -63,12 +63,16 @@ class Managed:
     """What the stack manages in Vault, as paths: the deployer policy grants exactly these."""
 
     mounts: tuple[tuple[str, str], ...]  # (path, type)
+    # Auth methods the provider manages (Kubernetes); the deploy identity's own (CI, operators).
     auth_paths: tuple[str, ...]
     policy_names: tuple[str, ...]
     audit_paths: tuple[str, ...]
     kv_secret_paths: tuple[str, ...]  # <mount>/data/<name>
     pki_root: str = ""
     pki_intermediate: str = ""
+    # Where the PKI roles are: the intermediate when there is one.
+    pki_issuing: str = ""
+    identity_auth_paths: tuple[str, ...] = ()
     database_mount: str = ""
     transit_mount: str = ""
     kv_mount: str = ""
@@ -82,28 +86,26 @@ def _seconds(value: str) -> int:
 
 
 def deployer_policy(m: Managed) -> Policy:
+    """What `pulumi up` and a dev `destroy` do as the deployer, path by path as the real provider asks
+    (tests/integration/test_vault_side.py holds every grant against Vault's audit log)."""
     rules: list[Rule] = [
-        Rule("sys/mounts", ("read",)),
-        Rule("sys/auth", ("read",)),
-        Rule("sys/policies/acl", ("list",)),
         Rule("sys/audit", ("read", "sudo")),
-        # Every run checks that the expected Raft voters are there.
+        # A run after one that could not finish checks the Raft voters again (VaultReady).
         Rule("sys/storage/raft/configuration", ("read",)),
     ]
     for path, _ in m.mounts:
+        # Tune: a mount's lease lifetimes changed in the config.
         rules += [Rule(f"sys/mounts/{path}", (*WRITE, "sudo")), Rule(f"sys/mounts/{path}/tune", ("read", "update"))]
     for path in m.auth_paths:
         # Enabled and disabled at sys/auth/<path>; read and tuned at sys/mounts/auth/<path>, where the
         # provider reads the accessor and the token lifetimes (a refused tune it ignores, and records
         # the mount without its accessor).
-        rules += [Rule(f"sys/auth/{path}", (*WRITE, "sudo")), Rule(f"sys/auth/{path}/tune", ("read", "update", "sudo")),
+        rules += [Rule(f"sys/auth/{path}", (*WRITE, "sudo")),
                   Rule(f"sys/mounts/auth/{path}", ("read",)), Rule(f"sys/mounts/auth/{path}/tune", ("read", "update")),
-                  Rule(f"auth/{path}/config", ("create", "read", "update")), Rule(f"auth/{path}/role/*", WRITE),
-                  Rule(f"auth/{path}/role", ("list",))]
-    for name in m.policy_names:
-        # Older clients use sys/policy/<name>; both name the same ACL policy.
-        rules += [Rule(f"sys/policies/acl/{name}", ("create", "read", "update", "delete")),
-                  Rule(f"sys/policy/{name}", ("create", "read", "update", "delete"))]
+                  Rule(f"auth/{path}/config", ("create", "read", "update")), Rule(f"auth/{path}/role/*", WRITE)]
+    # Every policy, not only today's: a run that drops a policy from the config deletes it after the
+    # deploy identity was rewritten without it (the identity comes first in every run).
+    rules.append(Rule("sys/policies/acl/*", ("create", "read", "update", "delete")))
     rules += [Rule(f"sys/audit/{path}", (*WRITE, "sudo")) for path in m.audit_paths]
     if m.kv_mount:
         rules.append(Rule(f"{m.kv_mount}/config", ("create", "read", "update")))
@@ -112,6 +114,7 @@ def deployer_policy(m: Managed) -> Policy:
     if m.database_mount:
         db = m.database_mount
         rules += [Rule(f"{db}/config/*", WRITE), Rule(f"{db}/roles/*", WRITE),
+                  # A role or connection leaves the config: its credentials are revoked first.
                   Rule(f"sys/leases/revoke-prefix/{db}/creds/*", ("update", "sudo")),
                   # Right after a connection is written, Vault takes over its admin password.
                   Rule(f"{db}/rotate-root/*", ("update",))]
@@ -120,10 +123,8 @@ def deployer_policy(m: Managed) -> Policy:
             continue
         rules += [Rule(f"{pki}/config/urls", ("create", "read", "update")),
                   Rule(f"{pki}/config/auto-tidy", ("create", "read", "update")), Rule(f"{pki}/config/*", ("read",)),
-                  Rule(f"{pki}/roles/*", WRITE), Rule(f"{pki}/roles", ("list",)), Rule(f"{pki}/issuers", ("list",)),
-                  Rule(f"{pki}/cert/*", ("read",))]
-        # The provider generates through the issuers API; a destroy deletes the issuers it made.
-        rules.append(Rule(f"{pki}/issuer/*", ("read", "delete")))
+                  # A CA that leaves the config (dev; prod protects its keys): its issuer goes.
+                  Rule(f"{pki}/issuer/*", ("delete",))]
         if pki == m.pki_root:
             rules += [Rule(f"{pki}/issuers/generate/root/internal", ("create", "update")),
                       Rule(f"{pki}/root/sign-intermediate", ("create", "update")),
@@ -131,43 +132,43 @@ def deployer_policy(m: Managed) -> Policy:
         else:
             rules += [Rule(f"{pki}/issuers/generate/intermediate/internal", ("create", "update")),
                       Rule(f"{pki}/intermediate/set-signed", ("create", "update"))]
+    if m.pki_issuing:
+        rules.append(Rule(f"{m.pki_issuing}/roles/*", WRITE))
     if m.transit_mount:
         # Delete: a dev stack's destroy (prod protects its keys, and the keys forbid deletion anyway).
         rules += [Rule(f"{m.transit_mount}/keys/*", ("create", "read", "update", "delete", "list"))]
     if m.autopilot:
         rules.append(Rule("sys/storage/raft/autopilot/configuration", ("read", "update")))
     rules += list(m.extra)
-    # Said out loud, though nothing above grants them: deny wins over any later grant.
-    rules += [Rule("sys/generate-root/*", ("deny",)), Rule("sys/raw/*", ("deny",)), Rule("sys/seal", ("deny",))]
+    # Said out loud, though nothing above grants them: deny wins over any later grant. The deploy
+    # identity (its policies, the CI and operator logins) is written by DeployIdentity with the root token
+    # on the first run, and after that only with a break-glass token: a deployer cannot widen what it
+    # may do, nor who may deploy.
+    rules += [Rule("sys/generate-root/*", ("deny",)), Rule("sys/raw/*", ("deny",)), Rule("sys/seal", ("deny",)),
+              *(Rule(f"sys/policies/acl/{name}", ("deny",)) for name in (DEPLOYER_POLICY, PREVIEWER_POLICY))]
+    for path in m.identity_auth_paths:
+        rules += [Rule(f"sys/auth/{path}", ("deny",)), Rule(f"auth/{path}/*", ("deny",))]
     return Policy(DEPLOYER_POLICY, tuple(rules))
 
 
 def previewer_policy(m: Managed) -> Policy:
-    rules: list[Rule] = [
-        Rule("sys/mounts", ("read",)),
-        Rule("sys/auth", ("read",)),
-        Rule("sys/policies/acl", ("list",)),
-        Rule("sys/audit", ("read", "sudo")),
-    ]
+    """What `pulumi preview` and `pulumi refresh` read, and nothing else."""
+    rules: list[Rule] = [Rule("sys/audit", ("read", "sudo"))]
     for path, _ in m.mounts:
-        rules += [Rule(f"sys/mounts/{path}", ("read",)), Rule(f"sys/mounts/{path}/tune", ("read",))]
+        rules.append(Rule(f"sys/mounts/{path}", ("read",)))
     for path in m.auth_paths:
-        rules += [Rule(f"sys/auth/{path}", ("read",)), Rule(f"sys/auth/{path}/tune", ("read",)),
-                  Rule(f"sys/mounts/auth/{path}", ("read",)), Rule(f"sys/mounts/auth/{path}/tune", ("read",)),
-                  Rule(f"auth/{path}/config", ("read",)), Rule(f"auth/{path}/role/*", READ),
-                  Rule(f"auth/{path}/role", ("list",))]
-    for name in m.policy_names:
-        rules += [Rule(f"sys/policies/acl/{name}", ("read",)), Rule(f"sys/policy/{name}", ("read",))]
+        rules += [Rule(f"sys/mounts/auth/{path}", ("read",)), Rule(f"sys/mounts/auth/{path}/tune", ("read",)),
+                  Rule(f"auth/{path}/config", ("read",)), Rule(f"auth/{path}/role/*", READ)]
+    rules.append(Rule("sys/policies/acl/*", ("read",)))
     if m.kv_mount:
         rules.append(Rule(f"{m.kv_mount}/config", ("read",)))
     if m.database_mount:
         rules += [Rule(f"{m.database_mount}/config/*", READ), Rule(f"{m.database_mount}/roles/*", READ)]
     for pki in (m.pki_root, m.pki_intermediate):
         if pki:
-            rules += [Rule(f"{pki}/config/urls", ("read",)), Rule(f"{pki}/config/auto-tidy", ("read",)),
-                      Rule(f"{pki}/roles/*", READ),
-                      Rule(f"{pki}/issuers", ("list",)), Rule(f"{pki}/issuer/*", ("read",)),
-                      Rule(f"{pki}/cert/*", ("read",))]
+            rules += [Rule(f"{pki}/config/urls", ("read",)), Rule(f"{pki}/config/auto-tidy", ("read",))]
+    if m.pki_issuing:
+        rules.append(Rule(f"{m.pki_issuing}/roles/*", READ))
     if m.transit_mount:
         rules.append(Rule(f"{m.transit_mount}/keys/*", READ))
     if m.autopilot:

@@ -592,7 +592,8 @@ def managed(objects: VaultObjects) -> ident.Managed:
     pki = objects.pki
     return ident.Managed(
         mounts=tuple((m.path, m.type) for m in objects.mounts),
-        auth_paths=(objects.kubernetes_auth.path, *(a.path for a in objects.deploy_auths)),
+        auth_paths=(objects.kubernetes_auth.path,),
+        identity_auth_paths=tuple(a.path for a in objects.deploy_auths),
         policy_names=tuple(sorted({*(p.name for p in objects.policies), *templated_policy_names(objects),
                                    ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY})),
         audit_paths=tuple(d.path for d in objects.audit_devices),
@@ -601,6 +602,7 @@ def managed(objects: VaultObjects) -> ident.Managed:
         database_mount=objects.database.mount.path if objects.database else "",
         pki_root=pki.root.mount.path if pki else "",
         pki_intermediate=pki.intermediate.mount.path if pki and pki.intermediate else "",
+        pki_issuing=pki.issuing.mount.path if pki else "",
         transit_mount=objects.transit.mount.path if objects.transit else "",
         autopilot=objects.autopilot is not None,
     )

@@ -64,6 +64,26 @@ class Resource:
     replace_on_changes: list[str] = field(default_factory=list)
     # A component's registered outputs (register_outputs), resolved.
     outputs: dict[str, Any] = field(default_factory=dict)
+    # The aliases it was registered with, as the engine gets them (a URN, or a spec of name and parent).
+    aliases: list[dict[str, Any]] = field(default_factory=list)
+
+    def alias_urns(self) -> list[str]:
+        """This resource's earlier URNs, as its aliases name them, in the mocks' URN form (the parent's
+        own type only; tests/integration/test_vault_side.py checks an alias through the real engine)."""
+        found = []
+        for alias in self.aliases:
+            if "urn" in alias:
+                found.append(alias["urn"])
+                continue
+            spec = alias.get("spec") or {}
+            head, _, name = self.urn.rpartition("::")
+            prefix, _, qualified = head.rpartition("::")
+            own_type = qualified.rsplit("$", 1)[-1]
+            if spec.get("parentUrn"):
+                parent_type = spec["parentUrn"].split("::")[2].rsplit("$", 1)[-1]
+                qualified = f"{parent_type}${spec.get('type') or own_type}"
+            found.append(f"{prefix}::{qualified}::{spec.get('name') or name}")
+        return found
 
     def get(self, path: str, default: Any = KeyError) -> Any:
         """Input at a dotted path (``values.server.ha.enabled``; ``[i]`` for list items)."""

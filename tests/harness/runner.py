@@ -94,6 +94,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "ignore_changes": list(request.ignoreChanges),
             "delete_before_replace": bool(request.deleteBeforeReplace),
             "replace_on_changes": list(request.replaceOnChanges),
+            "aliases": [json_format.MessageToDict(a, preserving_proto_field_name=True) for a in request.aliases],
         })
         return response
 

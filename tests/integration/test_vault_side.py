@@ -12,6 +12,7 @@ provider.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import pathlib
 from collections.abc import Iterator
@@ -22,14 +23,30 @@ from pulumi import automation as auto
 
 from components.render import deploy_identity as ident
 from components.render import vault_objects as vs
+from tests.harness import load_stack_file
 from tests.integration import servers
 from tests.integration.conftest import _postgres
 from tests.integration.engine import resources, revealed, vault_plugin_binary
-from tests.integration.vault_side import Database, VaultSide, start_vault_side, stop_vault_side
+from tests.integration.vault_side import Database, VaultSide, start_vault_side, stop_vault_side, unused_rules
 
 pytestmark = pytest.mark.engine
 
 IDENTITY = "vault-bootstrap-identity"
+# What the deployer and previewer are granted for runs this test does not make, and why (the rest
+# of each policy must be used by the runs it makes, as Vault's audit log shows).
+DEPLOYER_UNUSED = {
+    "sys/storage/raft/configuration": "VaultReady checks the voters again after a run that could not finish",
+    **{f"sys/mounts/{m}/tune": "a mount's lease lifetimes change" for m in ("secret", "database", "pki", "pki_int",
+                                                                           "transit")},
+    "pki/issuer/*": "a CA that leaves the config",
+    "pki_int/issuer/*": "a CA that leaves the config",
+    "pki/root": "a CA that leaves the config",
+    # Enabled by the first run as the deployer before any device could record it (the run succeeding
+    # is the proof); nothing later touches them.
+    "sys/audit/file": "enabling the audit devices",
+    "sys/audit/stdout": "enabling the audit devices",
+}
+PREVIEWER_UNUSED: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session")
@@ -110,6 +127,48 @@ def break_glass_root(side: VaultSide) -> str:
     return bytes(a ^ b for a, b in zip(raw, attempt["otp"].encode(), strict=True)).decode()
 
 
+def move_backup_role_to_where_it_was(side: VaultSide) -> None:
+    """Rewrite the state as a stack deployed before the move had it: the backup role a child of a
+    RaftBackup component, under its old name."""
+    exported = side.state()
+    entries = exported["deployment"]["resources"]
+    platform = next(r["urn"] for r in entries if r["type"] == "vault-platform:index:VaultPlatform")
+    head = platform.rsplit("::", 1)[0]
+    old_parent = f"{head}$vault-platform:backup:RaftBackup::vault-backup"
+    role_type = "vault:kubernetes/authBackendRole:AuthBackendRole"
+    old_role = f"{head}$vault-platform:backup:RaftBackup${role_type}::vault-backup-role"
+    index = next(i for i, r in enumerate(entries) if r["urn"].endswith("::vault-config-role-raft-backup"))
+    new_role = entries[index]["urn"]
+    entries[index] = {**entries[index], "urn": old_role, "parent": old_parent}
+    entries.insert(index, {"urn": old_parent, "custom": False, "type": "vault-platform:backup:RaftBackup",
+                           "parent": platform})
+    text = json.dumps(exported).replace(json.dumps(new_role), json.dumps(old_role))
+    target = side.project / "moved-state.json"
+    target.write_text(text)
+    side.engine.cli("stack", "import", "--file", str(target), "--stack", side.name, cwd=side.project)
+    assert old_role in resources_by_urn(side)
+
+
+def resources_by_urn(side: VaultSide) -> set[str]:
+    return {r["urn"] for r in side.state()["deployment"]["resources"]}
+
+
+def ci_token(side: VaultSide, role: str, **claims) -> str:
+    """A token of ``role`` as the CI workflow gets one: a job's OIDC token, logged in with."""
+    jwt = side.github.token(audience="vault", **claims)
+    answer = servers.api("POST", leader(side).api_addr, "auth/jwt-ci/login", json={"role": role, "jwt": jwt},
+                         ca=side.cluster.tls.ca_cert)
+    return answer["auth"]["client_token"]
+
+
+def status(side: VaultSide, method: str, path: str, token: str, body=None) -> int:
+    try:
+        servers.api(method, leader(side).api_addr, path, token=token, json=body, ca=side.cluster.tls.ca_cert)
+    except servers.VaultAPIError as exc:
+        return exc.status
+    return 200
+
+
 def fails_with(action, *phrases: str) -> str:
     with pytest.raises(auto.CommandError) as raised:
         action()
@@ -146,6 +205,15 @@ def test_dev_up_no_changes_credentials_and_teardown(dev):
     # dev keeps its root token: an application's database credentials, issued and revoked.
     root = up.outputs["rootToken"].value
     node = leader(dev)
+
+    # A stack deployed before the Jobs' roles moved into the configuration keeps its backup role: the
+    # engine takes the new resource for the old one (its alias), and deletes nothing in Vault.
+    move_backup_role_to_where_it_was(dev)
+    moved = dev.stack.up()
+    assert moved.summary.resource_changes.get("create", 0) == 0, moved.summary.resource_changes
+    assert node.api("GET", "auth/kubernetes/role/raft-backup", token=root)["data"]["token_policies"] == ["raft-backup"]
+    no_changes(dev)
+
     creds = node.api("GET", "database/creds/myapp-db", token=root)
     assert database_login_works(dev, creds["data"])
     node.api("PUT", "sys/leases/revoke", token=root, json={"lease_id": creds["lease_id"]})
@@ -227,6 +295,36 @@ def test_prod_first_run_later_ci_runs_previews_and_refused_logins(prod):
         os.environ["TERRAFORM_VAULT_AUTH_JWT"] = expired
         prod.stack.preview(expect_no_changes=True)
 
+    # A team edits its stack file: every kind of object changes, one application and one policy come and
+    # go. The deployer applies the edit and then the original again, from CI, and is refused nothing.
+    apps = load_stack_file("prod")[0]["vault-platform:applications"]
+    edit = {
+        "kubernetesAuth": {"tokenTtl": "30m"},
+        "kv": {"maxVersions": 12},
+        "database": {"roles": [{"name": "myapp-db", "connection": "app-postgres", "defaultTtl": "30m",
+                                "maxTtl": "12h"},
+                               {"name": "reports-db", "connection": "app-postgres", "defaultTtl": "1h",
+                                "maxTtl": "2h"}]},
+        "pki": {"roles": [{"name": "internal-certs", "allowedDomains": ["internal", "svc.cluster.local"],
+                           "allowSubdomains": True, "maxTtl": "48h"}]},
+        "applications": [{**apps[0], "tokenTtl": "30m"},
+                         {"name": "billing", "namespace": "payments", "serviceAccount": "billing",
+                          "kv": [{"path": "secret/data/billing/*", "access": "read"}], "delivery": "injector"}],
+        "policies": [{"name": "ops-read", "rules": [{"path": "secret/metadata/*", "capabilities": ["list"]}]}],
+    }
+    with prod.login(ci="deployer", fresh_runner=True):
+        changed = prod.edited(edit).up()
+        assert changed.summary.resource_changes.get("update", 0) >= 5, changed.summary.resource_changes
+        assert changed.summary.resource_changes.get("create", 0) >= 3, changed.summary.resource_changes
+        # The dropped role's credentials are revoked before the role goes.
+        operator = break_glass_root(prod)
+        reports = leader(prod).api("GET", "database/creds/reports-db", token=operator)
+        leader(prod).api("POST", "auth/token/revoke-self", token=operator)
+        restored = prod.edited({}).up()
+        assert not database_login_works(prod, reports["data"])
+        assert restored.summary.resource_changes.get("delete", 0) >= 3, restored.summary.resource_changes
+    no_changes(prod, ci="deployer", fresh_runner=True)
+
     # Break-glass: a root token from the operators' shares issues database credentials; revoked, they
     # stop working. The root token goes again afterwards.
     root = break_glass_root(prod)
@@ -238,6 +336,41 @@ def test_prod_first_run_later_ci_runs_previews_and_refused_logins(prod):
 
     # Nothing the deployer or previewer did was refused, over all these runs.
     assert identity_denials(prod) == []
+    # And what they were granted, they used (the audit log of every run above), but for what only a
+    # run that did not happen here would use.
+    policies = {p.name: p for p in vs.build(prod.config).policies}
+    for name, allowed in ((ident.DEPLOYER_POLICY, DEPLOYER_UNUSED), (ident.PREVIEWER_POLICY, PREVIEWER_UNUSED)):
+        unused = unused_rules(policies[name].rules, prod.requests_by(name))
+        assert set(unused) <= set(allowed), f"{name} is granted what no run used: {sorted(set(unused) - set(allowed))}"
+
+    # What a deployer and a previewer can do beyond a run: nothing that reads a secret, issues a
+    # credential, or widens their own access. The same requests are not refused to root.
+    deployer = ci_token(prod, "deployer", ref="refs/heads/main", environment="production")
+    previewer = ci_token(prod, "previewer", ref="refs/pull/7/merge", environment="production-preview")
+    refused = [("GET", "secret/data/myapp/config", None), ("GET", "secret/metadata/myapp/config", None),
+               ("LIST", "secret/metadata", None), ("POST", "secret/data/another", {"data": {"x": "y"}}),
+               ("DELETE", "secret/data/myapp/config", None), ("POST", "transit/decrypt/myapp", {"ciphertext": "x"}),
+               ("GET", "database/creds/myapp-db", None), ("POST", "pki_int/issue/internal-certs",
+                                                          {"common_name": "a.internal"}),
+               ("GET", "sys/raw/core/keyring", None), ("POST", "sys/seal", None),
+               ("PUT", "sys/policies/acl/deployer", {"policy": 'path "*" { capabilities = ["sudo"] }'}),
+               ("PUT", "sys/policies/acl/previewer", {"policy": 'path "*" { capabilities = ["sudo"] }'}),
+               ("POST", "auth/jwt-ci/role/deployer", {"bound_claims": {"repository": "someone-else/x"}}),
+               ("POST", "sys/auth/not-managed", {"type": "userpass"}), ("POST", "auth/token/create", {})]
+    for method, path, body in refused:
+        assert status(prod, method, path, deployer, body) == 403, (method, path)
+        assert status(prod, method, path, previewer, body) == 403, (method, path)
+    # An initial secret is written once: not even the deployer that made it may overwrite it.
+    overwrite = {"data": {"x": "y"}, "options": {"cas": 0}}
+    assert status(prod, "POST", "secret/data/myapp/config", deployer, overwrite) == 403
+    for method, path, body in (("PUT", "sys/policies/acl/admin", {"policy": 'path "*" { capabilities = ["sudo"] }'}),
+                               ("DELETE", "sys/mounts/transit", None), ("POST", "database/config/app-postgres",
+                                                                        {"allowed_roles": ["*"]})):
+        assert status(prod, method, path, previewer, body) == 403, (method, path)
+
+    # The refusals come from the policies, not from malformed requests: root reads and issues.
+    assert status(prod, "GET", "secret/data/myapp/config", root) == 200
+    assert status(prod, "POST", "pki_int/issue/internal-certs", root, {"common_name": "a.internal"}) == 200
 
     # `pulumi destroy` on prod stops before it deletes anything.
     before = resources(prod.state())

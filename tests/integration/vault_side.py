@@ -21,12 +21,12 @@ import json
 import os
 import pathlib
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from components.model import PlatformConfig, load_config
-from tests.harness import stack_config
+from tests.harness import merge, stack_config
 from tests.integration import servers
 from tests.integration.engine import Engine, install_vault_plugin, undo_dynamic_provider_pickling_patch
 from tests.integration.github_oidc import GithubActions
@@ -56,10 +56,10 @@ class Database:
 
 
 def config_for(stack: str, cluster: RaftCluster, github: GithubActions, audit_log: pathlib.Path,
-               database: Database, pgp_keys: list[str] | None = None,
-               flavor: str = "vault") -> tuple[PlatformConfig, dict[str, Any]]:
-    """The stack file's config with only the loopback differences (module docstring); returns the typed
-    config and the raw overrides (for the record)."""
+               database: Database, pgp_keys: list[str] | None = None, flavor: str = "vault",
+               changes: dict[str, Any] | None = None) -> tuple[PlatformConfig, dict[str, Any]]:
+    """The stack file's config with only the loopback differences (module docstring), plus ``changes``
+    (what a team edits in its stack file); returns the typed config and the raw overrides."""
     leader = cluster.nodes[0]
     overrides: dict[str, Any] = {
         "api": {"address": leader.api_addr},
@@ -79,6 +79,12 @@ def config_for(stack: str, cluster: RaftCluster, github: GithubActions, audit_lo
         secrets["databasePasswords"] = {"app-postgres": database.password}
         if pgp_keys is not None:
             overrides["init"] = {"shares": len(pgp_keys), "threshold": 2, "pgpKeys": pgp_keys}
+    if changes:
+        overrides = merge(overrides, changes)
+        roles = (changes.get("database") or {}).get("roles")
+        if roles and stack == "prod":
+            # The team lists a new role on its connection too, as the config insists.
+            overrides["database"]["connections"][0]["allowedRoles"] = [r["name"] for r in roles]
     raw, secret_keys = stack_config(stack, overrides, secrets or None)
     config = load_config(raw, set(secret_keys))
     # The audit volume's path (/vault/audit/, which the config insists on) becomes a file of the test.
@@ -148,6 +154,8 @@ class VaultSide:
     env: dict[str, str] = field(default_factory=dict)
     # The operators who hold the key shares (gpg, public keys), where the stack encrypts them.
     operators: Any = None
+    pgp_keys: list[str] | None = None
+    flavor: str = "vault"
 
     # --- how a run logs in ------------------------------------------------------------------------
 
@@ -186,6 +194,13 @@ class VaultSide:
     def program(self, bootstrap_only: bool = False):
         return program_for(self.config, self.cluster, self.database, bootstrap_only)
 
+    def edited(self, changes: dict[str, Any]) -> Any:
+        """The stack with its config edited by ``changes`` (select it, run, then use ``stack`` again)."""
+        config, _ = config_for(self.name, self.cluster, self.github, self.audit_log, self.database,
+                               self.pgp_keys, self.flavor, changes)
+        return self.engine.stack(program_for(config, self.cluster, self.database), folder=self.name,
+                                 stack_name=self.name)
+
     # --- what the engine stored -----------------------------------------------------------------
 
     def state(self, show_secrets: bool = False) -> dict[str, Any]:
@@ -202,6 +217,15 @@ class VaultSide:
                 request, auth = entry.get("request") or {}, entry.get("auth") or {}
                 found.append(f"{','.join(auth.get('policies') or [])} {request.get('operation')} {request.get('path')}")
         return sorted(set(found))
+
+    def requests_by(self, policy: str) -> list[tuple[str, str]]:
+        """(operation, path) of every request made with a token holding ``policy``, as Vault audited it."""
+        found = []
+        for entry in self.audit_entries():
+            if entry.get("type") == "request" and policy in ((entry.get("auth") or {}).get("policies") or []):
+                request = entry.get("request") or {}
+                found.append((str(request.get("operation")), str(request.get("path"))))
+        return found
 
     def audit_entries(self) -> list[dict[str, Any]]:
         """Every request the servers audited (the file device the stack enabled)."""
@@ -234,7 +258,8 @@ def start_vault_side(name: str, engine: Engine, plugin: pathlib.Path, vault_bin:
         project = engine.root / name
         project.mkdir(parents=True, exist_ok=True)
         install_vault_plugin(engine, plugin)
-        side = VaultSide(name, engine, cluster, github, config, project, audit_log, database)
+        side = VaultSide(name, engine, cluster, github, config, project, audit_log, database, pgp_keys=pgp_keys,
+                         flavor=servers.flavor_of(vault_bin))
         side.env = {"SSL_CERT_FILE": str(bundle), "VAULT_PLATFORM_WORKDIR": str(project)}
         os.environ.update(side.env)
         side.stack = engine.stack(side.program(), folder=name, stack_name=name)
@@ -251,3 +276,24 @@ def stop_vault_side(side: VaultSide) -> None:
         os.environ.pop(k, None)
     side.cluster.stop()
     side.github.close()
+
+
+def rule_matches(rule_path: str, path: str) -> bool:
+    """Whether an ACL rule's path covers a request path (``*`` a trailing prefix, ``+`` one segment)."""
+    prefix = rule_path.endswith("*")
+    pattern = rule_path[:-1] if prefix else rule_path
+    parts, given = pattern.split("/"), path.split("/")
+    if prefix:
+        given = given[:len(parts)]
+        if len(given) < len(parts):
+            return False
+        head, last = parts[:-1], parts[-1]
+        return all(p in ("+", g) for p, g in zip(head, given[:-1], strict=True)) and given[-1].startswith(last)
+    return len(parts) == len(given) and all(p in ("+", g) for p, g in zip(parts, given, strict=True))
+
+
+def unused_rules(rules: Iterable[Any], requests: Iterable[tuple[str, str]]) -> list[str]:
+    """The rules of a policy that no request matched: granted, and never needed."""
+    requests = list(requests)
+    return [r.path for r in rules if "deny" not in r.capabilities
+            and not any(rule_matches(r.path, path) for _op, path in requests)]
