@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Prove the running one-node cluster does what the dev stack needs (`make cluster-smoke`), each
+# check with its time: a pod from an image built here Running, a PersistentVolumeClaim bound and
+# written, cluster DNS resolving a Service, pod -> Service -> pod, and a NodePort reached through
+# the loopback port kind/dev-cluster.yaml maps (127.0.0.1:8200 -> 30820). Everything it makes
+# lives in the namespace "cluster-smoke", deleted at the end (its volume folder with it).
+set -euo pipefail
+# shellcheck source=tools/cluster/lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+
+ns=cluster-smoke
+k=("${KUBECTL[@]}" -n "$ns")
+busybox="$IMAGE_REGISTRY/library/busybox:1.35.0"
+failures=0
+
+check() { # <label> <seconds> <command...>
+  local label="$1" limit="$2" t=$SECONDS
+  shift 2
+  if wait_for "$label" "$limit" "$@"; then
+    log "ok   $label ($((SECONDS - t))s)"
+  else
+    log "FAIL $label"
+    failures=$((failures + 1))
+  fi
+}
+
+cleanup() {
+  "${KUBECTL[@]}" delete namespace "$ns" --ignore-not-found --wait=true --timeout=90s >/dev/null 2>&1 || true
+}
+
+"${KUBECTL[@]}" get --raw /readyz >/dev/null || die "the cluster is not running (make cluster)"
+trap cleanup EXIT
+cleanup
+"${KUBECTL[@]}" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Namespace
+metadata: {name: $ns}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: $ns}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: standard
+  resources: {requests: {storage: 16Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: $ns, labels: {app: web}}
+spec:
+  securityContext: {runAsUser: 100, runAsGroup: 1000}
+  containers:
+    - name: web
+      image: $busybox
+      imagePullPolicy: IfNotPresent
+      command: [sh, -c, 'echo "served from \$(hostname)" > /data/index.html && exec httpd -f -p 8080 -h /data']
+      ports: [{containerPort: 8080}]
+      readinessProbe: {httpGet: {path: /index.html, port: 8080}, periodSeconds: 1}
+      volumeMounts: [{name: data, mountPath: /data}]
+  volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: $ns}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30820}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: $ns}
+spec:
+  containers:
+    - name: client
+      image: $busybox
+      imagePullPolicy: IfNotPresent
+      command: [sleep, "600"]
+EOF
+
+check "pod from the built busybox image Running" 90 bash -c \
+  "[[ \"\$(${k[*]} get pod web -o jsonpath='{.status.phase}')\" == Running ]]"
+check "PersistentVolumeClaim bound (local-volumes)" 30 bash -c \
+  "[[ \"\$(${k[*]} get pvc data -o jsonpath='{.status.phase}')\" == Bound ]]"
+check "pod Ready, serving the file it wrote to its volume" 60 bash -c \
+  "[[ \"\$(${k[*]} get pod web -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}')\" == True ]]"
+check "client pod Running" 60 bash -c \
+  "[[ \"\$(${k[*]} get pod client -o jsonpath='{.status.phase}')\" == Running ]]"
+check "DNS: kubernetes.default.svc.cluster.local resolves to $API_SERVICE_IP" 30 bash -c \
+  "${k[*]} exec client -- nslookup kubernetes.default.svc.cluster.local | grep -q 'Address.*$API_SERVICE_IP'"
+check "pod -> Service (by DNS name) -> pod" 30 bash -c \
+  "${k[*]} exec client -- wget -qO- -T 3 http://web.$ns.svc.cluster.local/index.html | grep -q 'served from web'"
+check "pod -> the API server through the kubernetes Service" 30 bash -c \
+  "${k[*]} exec client -- wget -qO- -T 3 --no-check-certificate https://kubernetes.default.svc/livez 2>&1 | grep -qE 'ok|Unauthorized|Forbidden'"
+check "NodePort 30820 on the node address $NODE_IP" 30 bash -c \
+  "curl -fsS -m 3 http://$NODE_IP:30820/index.html | grep -q 'served from web'"
+check "NodePort 30820 through loopback 127.0.0.1:8200 (kind's mapping)" 30 bash -c \
+  "curl -fsS -m 3 http://127.0.0.1:8200/index.html | grep -q 'served from web'"
+volume="$("${k[@]}" get pvc data -o jsonpath='{.spec.volumeName}')"
+dir="$("${KUBECTL[@]}" get pv "$volume" -o jsonpath='{.spec.hostPath.path}')"
+check "the volume's file is on the node ($dir)" 5 grep -q 'served from web' "$dir/index.html"
+
+trap - EXIT
+t=$SECONDS
+cleanup
+check "namespace deleted: its volume and folder are gone" 30 bash -c \
+  "! ${KUBECTL[*]} get pv $volume >/dev/null 2>&1 && [[ ! -e '$dir' ]]"
+log "cleanup: $((SECONDS - t))s"
+if ((failures > 0)); then
+  die "$failures smoke check(s) failed"
+fi
+log "all smoke checks passed in $((SECONDS - started))s"
