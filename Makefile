@@ -78,6 +78,7 @@ promtool:
 # A one-node Kubernetes 1.34 on this machine without Docker (tools/cluster/README.md): built once
 # into the cache (~25 min cold), started in about a minute; cluster-down leaves nothing behind.
 cluster:
+	bash tools/cluster/packages.sh
 	bash tools/cluster/build.sh >/dev/null
 	bash tools/cluster/up.sh
 

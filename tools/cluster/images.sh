@@ -62,7 +62,8 @@ with_busybox() { # <rootfs>: Debian's static busybox as /bin/sh and its applets
 with_libs() { # <rootfs> <binary...>: copy binaries' shared libraries (and the loader) at their paths
   local fs="$1"; shift
   local lib
-  for lib in $(ldd "$@" 2>/dev/null | grep -o '/[^ ]*\.so[^ ]*' | sort -u); do
+  # "name => /path (address)" lines, and the loader's "/path (address)"; not ldd's "file:" headers.
+  for lib in $(ldd "$@" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && $2 ~ /^\(/ {print $1}' | sort -u); do
     mkdir -p "$fs$(dirname "$lib")"
     cp -L "$lib" "$fs$lib"
   done
