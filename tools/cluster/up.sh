@@ -39,7 +39,7 @@ preflight() {
     fi
   done
   rm -rf "$state"
-  mkdir -p "$state"/{logs,pids,pki,cni/net.d,cni/ipam,kubelet,volumes} "$run_dir" "$containerd_root"
+  mkdir -p "$state"/{logs,pids,pki,cni/net.d,cni/ipam,kubelet,volumes,pod-logs} "$run_dir" "$containerd_root"
   ip netns list 2>/dev/null | awk '{print $1}' | sort >"$state/netns-before"
 }
 
@@ -120,7 +120,7 @@ etcd_start() {
   start etcd etcd --name "$CLUSTER_NAME" --data-dir "$state/etcd" \
     --listen-client-urls "http://$ETCD_CLIENT" --advertise-client-urls "http://$ETCD_CLIENT" \
     --listen-peer-urls "http://$ETCD_PEER" --initial-advertise-peer-urls "http://$ETCD_PEER" \
-    --initial-cluster "$CLUSTER_NAME=http://$ETCD_PEER" --listen-metrics-urls "" \
+    --initial-cluster "$CLUSTER_NAME=http://$ETCD_PEER" \
     --quota-backend-bytes 2147483648 --snapshot-count 10000
   wait_for etcd "$(remaining)" curl -fsS "http://$ETCD_CLIENT/health"
 }
@@ -258,6 +258,7 @@ imageGCHighThresholdPercent: 99
 imageGCLowThresholdPercent: 98
 serializeImagePulls: false
 maxPods: 110
+podLogsDir: $state/pod-logs
 EOF
   start kubelet kubelet --config "$state/kubelet.yaml" --kubeconfig "$p/node.kubeconfig" \
     --root-dir "$state/kubelet" --hostname-override "$NODE_NAME" --node-ip "$NODE_IP"
