@@ -35,7 +35,7 @@ daemons() {
   # A container shim outlives containerd; ours are the ones serving its socket.
   local pid
   grep -lsF -- "$sock" /proc/[0-9]*/cmdline | cut -d/ -f3 | while read -r pid; do
-    [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == *containerd-shim*"$sock"* ]] && kill -KILL "$pid" 2>/dev/null
+    [[ "$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" == *containerd-shim*"$sock"* ]] && kill -KILL "$pid" 2>/dev/null
   done
   stop kube-apiserver
   stop etcd
