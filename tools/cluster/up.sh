@@ -31,7 +31,14 @@ preflight() {
   if alive kube-apiserver || ip link show "$BRIDGE" >/dev/null 2>&1; then
     die "a cluster is already running (or was left behind): make cluster-down first"
   fi
-  local mapping listen
+  local mapping listen port
+  # The loopback ports the daemons listen on (etcd, the kubelet's, kube-proxy's and the control
+  # plane's health ports): a start that cannot have them stops here, naming the port.
+  for port in "${ETCD_CLIENT##*:}" "${ETCD_PEER##*:}" 10248 10249 10256 10257 10259; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      die "127.0.0.1:$port is in use; the cluster's daemons need it"
+    fi
+  done
   for mapping in $(port_mappings); do
     listen="${mapping%%=*}"
     if (exec 3<>"/dev/tcp/${listen%:*}/${listen##*:}") 2>/dev/null; then
@@ -117,7 +124,7 @@ subjectAltName=DNS:$NODE_NAME,IP:$NODE_IP"
 }
 
 etcd_start() {
-  start etcd etcd --name "$CLUSTER_NAME" --data-dir "$state/etcd" \
+  start etcd etcd --name "$CLUSTER_NAME" --data-dir "$state/etcd" --logger zap \
     --listen-client-urls "http://$ETCD_CLIENT" --advertise-client-urls "http://$ETCD_CLIENT" \
     --listen-peer-urls "http://$ETCD_PEER" --initial-advertise-peer-urls "http://$ETCD_PEER" \
     --initial-cluster "$CLUSTER_NAME=http://$ETCD_PEER" \
