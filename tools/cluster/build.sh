@@ -49,28 +49,29 @@ stamp_ok() { [[ -f "$bindir/$1.stamp" && "$(cat "$bindir/$1.stamp")" == "$2" ]];
 
 # --- Kubernetes and the helpers: one `go build` of the wrapper module ----------------------------
 kube_bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl local-volumes host-ports)
-kube_key="$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" "$here"/cmd/*/*.go | sha256sum | cut -d' ' -f1)"
+kube_pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
+  k8s.io/kubernetes/cmd/kubectl ./cmd/local-volumes ./cmd/host-ports)
+# The version the binaries report (API server /version, the node's kubeletVersion): charts check
+# kubeVersion against it. Set as the release build does (hack/lib/version.sh).
+minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
+built_at="$(cd "$here" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes 9>&-)"
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$built_at"
+done
+kube_key="$({ cat "$here/go.mod" "$here/go.sum" "$here"/cmd/*/*.go
+  printf '%s\n' "$ldflags" "${kube_pkgs[@]}" "$(go env GOOS GOARCH)"; } | sha256sum | cut -d' ' -f1)"
 all_present() { local b; for b in "${kube_bins[@]}"; do [[ -x "$bindir/$b" ]] || return 1; done; }
 if stamp_ok kube "$kube_key" && all_present; then
   log "kubernetes $KUBERNETES_VERSION: up to date"
 else
-  log "kubernetes $KUBERNETES_VERSION: building ${kube_bins[*]} (cold: ~20 min on 2 cores) ..."
+  log "kubernetes $KUBERNETES_VERSION: building ${kube_bins[*]} (cold: 11-20 min on 2 cores) ..."
   start=$SECONDS
   out="$(mktemp -d "$bindir/.kube.XXXXXX")"
   trap 'rm -rf "$out"' EXIT
-  # The version the binaries report (API server /version, the node's kubeletVersion): charts check
-  # kubeVersion against it. Set as the release build does (hack/lib/version.sh).
-  minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
-  built_at="$(cd "$here" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes 9>&-)"
-  ldflags="-s -w"
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$built_at"
-  done
-  (cd "$here" && nice -n "$nice_level" go build -trimpath "-ldflags=$ldflags" -o "$out/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy \
-    k8s.io/kubernetes/cmd/kubectl ./cmd/local-volumes ./cmd/host-ports) >&2 9>&-
+  (cd "$here" && nice -n "$nice_level" go build -trimpath "-ldflags=$ldflags" -o "$out/" "${kube_pkgs[@]}") >&2 9>&-
   reported="$("$out/kube-apiserver" --version 9>&-)"
   [[ "$reported" == "Kubernetes $KUBERNETES_VERSION" ]] || die "kube-apiserver reports '$reported'"
   for b in "${kube_bins[@]}"; do mv -f "$out/$b" "$bindir/$b"; done
@@ -90,10 +91,11 @@ go_install() { # <binary> <module> <version> <ldflags>
   log "$bin $version: building ..."
   start=$SECONDS
   gobin="$(mktemp -d "$bindir/.$bin.XXXXXX")"
+  trap 'rm -rf "$gobin"' EXIT
   GOBIN="$gobin" GOFLAGS=-buildvcs=false nice -n "$nice_level" \
     go install -trimpath "-ldflags=$ldflags" "$module@$version" >&2 9>&-
   mv -f "$gobin/$(basename "$module")" "$bindir/$bin"
-  rm -rf "$gobin"
+  rm -rf "$gobin"; trap - EXIT
   printf '%s\n' "$key" >"$bindir/$bin.stamp"
   log "$bin: built in $((SECONDS - start))s"
 }
