@@ -2,7 +2,8 @@
 # Build (once) the Pulumi Kubernetes provider plugin from Go modules, for `make e2e`, which runs the
 # whole program through the real engine. See README.md in this directory ("Other plugins").
 #
-# Output, OUTSIDE the repo: ${VAULT_PLATFORM_CACHE:-$HOME/.cache/vault-platform}/bin/pulumi-resource-kubernetes
+# Output, OUTSIDE the repo: ${VAULT_PLATFORM_CACHE:-$HOME/.cache/vault-platform}/plugins/pulumi-resource-kubernetes
+# (not bin/, which is on the engine's PATH: a plugin there would run instead of the one installed).
 # Rebuilt only when this script changes (sha256 stamp next to it). The last stdout line is the path
 # of the plugin; progress goes to stderr.
 #
@@ -21,7 +22,7 @@ version="v4.0.0-20260115033456-f47bc2d6f199"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${VAULT_PLATFORM_CACHE:-${HOME:-/root}/.cache/vault-platform}"
-bindir="$cache/bin"
+bindir="$cache/plugins"
 bin="$bindir/pulumi-resource-kubernetes"
 stamp="$bindir/pulumi-resource-kubernetes.stamp"
 
