@@ -5,7 +5,7 @@
 #
 # Output, OUTSIDE the repo, in ${VAULT_PLATFORM_CACHE:-$HOME/.cache/vault-platform}/cluster/:
 #   bin/   kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
-#          local-volumes host-ports coredns vault-k8s crictl pause
+#          local-volumes host-ports coredns vault-k8s external-secrets crictl pause
 #   images/<name>.tar   OCI image archives (images.sh)
 # Each part is rebuilt only when what it is made from changes (a sha256 stamp per part); the whole
 # build holds one lock, so concurrent runs wait for each other. Progress goes to stderr, each part
@@ -27,6 +27,7 @@ COREDNS_VERSION="v1.12.4"
 # vault-k8s 1.7.x (the chart's default injector) is not served by the Go module proxy; 1.6.2 is.
 VAULT_K8S_VERSION="v1.6.2"
 CRI_TOOLS_VERSION="v1.34.0"
+ESO_VERSION="v0.16.2"
 
 export CGO_ENABLED=0
 export GOFLAGS="-mod=readonly -buildvcs=false"
@@ -117,6 +118,22 @@ else
   mv -f "$bindir/vault-k8s.tmp" "$bindir/vault-k8s"
   printf '%s\n' "$injector_key" >"$bindir/vault-k8s.stamp"
   log "vault-k8s: built in $((SECONDS - start))s"
+fi
+# The External Secrets Operator, for the walkthrough's ExternalSecrets (its wrapper module repeats the
+# replace its go.mod makes). v0.16.2 is the newest the proxy serves whole.
+eso_key="$(cat "$here/external-secrets/go.mod" "$here/external-secrets/go.sum" | sha256sum | cut -d' ' -f1)"
+if stamp_ok external-secrets "$eso_key" && [[ -x "$bindir/external-secrets" ]]; then
+  log "external-secrets $ESO_VERSION: up to date"
+else
+  log "external-secrets $ESO_VERSION: building ..."
+  start=$SECONDS
+  grep -q "github.com/external-secrets/external-secrets $ESO_VERSION " "$here/external-secrets/go.mod" \
+    || die "external-secrets/go.mod does not pin $ESO_VERSION"
+  (cd "$here/external-secrets" && nice -n "$nice_level" go build -trimpath "-ldflags=-s -w" \
+    -o "$bindir/external-secrets.tmp" github.com/external-secrets/external-secrets) >&2 9>&-
+  mv -f "$bindir/external-secrets.tmp" "$bindir/external-secrets"
+  printf '%s\n' "$eso_key" >"$bindir/external-secrets.stamp"
+  log "external-secrets: built in $((SECONDS - start))s"
 fi
 # crictl: `make cluster-down` removes every pod sandbox through the CRI, network namespaces included.
 go_install crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRI_TOOLS_VERSION" \

@@ -28,6 +28,7 @@ IMAGES=(
   "vault-k8s|$registry/hashicorp/vault-k8s:1.6.2"
   "postgres|$registry/vault-platform/postgres:15"
   "python|$registry/vault-platform/python:3.11"
+  "external-secrets|$registry/external-secrets/external-secrets:v0.16.2"
 )
 
 ref_of() { local e; for e in "${IMAGES[@]}"; do [[ "${e%%|*}" == "$1" ]] && { echo "${e#*|}"; return; }; done; }
@@ -168,6 +169,13 @@ if build_image python "$py" --; then
   find "$fs/usr/lib/python3.11" -name __pycache__ -prune -exec rm -rf {} +
   with_libs "$fs" "$py" "$fs"/usr/lib/python3.11/lib-dynload/*.so
   finish_image python --cmd '["python3"]' --env PATH=/usr/bin:/bin --env LANG=C.UTF-8
+fi
+
+# --- the External Secrets Operator: controller, webhook and certificate controller in one binary --
+if build_image external-secrets "$bindir/external-secrets" --; then
+  base_fs "$CURRENT_FS"
+  cp "$bindir/external-secrets" "$CURRENT_FS/bin/external-secrets"
+  finish_image external-secrets --entrypoint '["/bin/external-secrets"]' --user 65534:65534
 fi
 
 ls -1 "$outdir"/*.tar >&2

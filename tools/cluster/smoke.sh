@@ -130,6 +130,10 @@ spec:
       image: $IMAGE_REGISTRY/hashicorp/vault-k8s:1.6.2
       imagePullPolicy: IfNotPresent
       args: [version]
+    - name: external-secrets
+      image: $IMAGE_REGISTRY/external-secrets/external-secrets:v0.16.2
+      imagePullPolicy: IfNotPresent
+      args: [certcontroller, --help]
 EOF
 
 check "pod from the built busybox image Running" 90 bash -c \
@@ -156,10 +160,10 @@ check "PostgreSQL image: Ready as uid 70 on a read-only root" 60 bash -c \
   "[[ \"\$(${k[*]} get pod postgres -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}')\" == True ]]"
 check "PostgreSQL image: a password login over TCP" 20 bash -c \
   "${k[*]} exec postgres -- env PGPASSWORD=smoke psql -h 127.0.0.1 -U vault -d vault -tAc 'select 1' | grep -qx 1"
-check "Vault, Python and injector images run as their pods' users" 60 bash -c \
+check "Vault, Python, injector and External Secrets images run as their pods' users" 60 bash -c \
   "[[ \"\$(${k[*]} get pod images -o jsonpath='{.status.phase}')\" == Succeeded ]]"
-for c in vault python injector; do
-  log "  $c: $("${k[@]}" logs images -c "$c" 2>&1 | tr '\n' ' ')"
+for c in vault python injector external-secrets; do
+  log "  $c: $("${k[@]}" logs images -c "$c" 2>&1 | head -n 2 | tr '\n' ' ')"
 done
 volume="$("${k[@]}" get pvc data -o jsonpath='{.spec.volumeName}')"
 dir="$("${KUBECTL[@]}" get pv "$volume" -o jsonpath='{.spec.hostPath.path}')"
