@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build (once) everything the one-node cluster runs that Debian does not ship: Kubernetes 1.34 and
-# this folder's two helpers from Go modules, CoreDNS and the Vault Agent Injector from Go modules,
-# the pause program, then the container images (images.sh). See README.md in this folder.
+# Build (once) everything the one-node cluster runs that Debian does not ship, from Go modules:
+# Kubernetes 1.34 with this folder's local-volumes and host-ports, CoreDNS, the Vault Agent
+# Injector, the External Secrets Operator and crictl; the pause program; then the container images
+# (images.sh). See README.md in this folder.
 #
 # Output, OUTSIDE the repo, in ${VAULT_PLATFORM_CACHE:-$HOME/.cache/vault-platform}/cluster/:
 #   bin/   kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
@@ -48,7 +49,7 @@ flock 9
 
 stamp_ok() { [[ -f "$bindir/$1.stamp" && "$(cat "$bindir/$1.stamp")" == "$2" ]]; }
 
-# --- Kubernetes and the helpers: one `go build` of the wrapper module ----------------------------
+# --- Kubernetes, local-volumes and host-ports: one `go build` of the wrapper module -------------
 kube_bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl local-volumes host-ports)
 kube_pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy

@@ -52,7 +52,7 @@ step() {
 pid_of() { [[ -f "$state/pids/$1.pid" ]] && cat "$state/pids/$1.pid"; }
 alive() { local pid; pid="$(pid_of "$1")" && [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; }
 
-# start <name> <command...>: a daemon in its own session, its output in logs/<name>.log.
+# start <name> <command...>: a daemon in a process session of its own, its output in logs/<name>.log.
 start() {
   local name="$1"
   shift
