@@ -27,7 +27,7 @@ POLICY_CONFIG ?= $(firstword $(wildcard policy/config/$(STACK).json) policy/conf
 POLICY_FLAGS := --policy-pack policy --policy-pack-config $(POLICY_CONFIG)
 
 .PHONY: help test test-unit lint up preview refresh destroy teardown stack ca-file vault-server pulumi-engine \
-	promtool tools system-packages clean bench \
+	promtool tools system-packages clean bench cluster cluster-down cluster-smoke e2e e2e-teardown \
 	chart-facts crd-facts migrate
 
 help:
@@ -38,6 +38,9 @@ help:
 	@echo "make lint                  ruff and actionlint only"
 	@echo "make teardown              delete a dev stack and its data (unprotects it first; not prod)"
 	@echo "make bench                 print the benchmark figures"
+	@echo "make cluster               build (once) and start a one-node Kubernetes here, no Docker (root)"
+	@echo "make cluster-smoke         prove it: a pod, a volume, DNS, a NodePort; make cluster-down stops it"
+	@echo "make e2e                   deploy the dev stack for real to the current kube context and check it"
 	@echo "make migrate ARGS=\"plan --map prod/=imported/\"   copy AWS Secrets Manager secrets into Vault KV"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -71,6 +74,27 @@ pulumi-engine:
 # Prometheus' promtool for the alert rule tests, built from Go modules once into the same cache.
 promtool:
 	bash tools/promtool/build.sh
+
+# A one-node Kubernetes 1.34 on this machine without Docker (tools/cluster/README.md): built once
+# into the cache (~25 min cold), started in about a minute; cluster-down leaves nothing behind.
+cluster:
+	bash tools/cluster/packages.sh
+	bash tools/cluster/build.sh >/dev/null
+	bash tools/cluster/up.sh
+
+cluster-down:
+	bash tools/cluster/down.sh
+
+cluster-smoke:
+	bash tools/cluster/smoke.sh
+
+# The dev stack (with tests/e2e/stack.yaml over it) through the real engine and plugins, to the
+# current kube context, checked in the cluster; e2e-teardown destroys it. Not in CI: too slow cold.
+e2e: $(VENV)/.installed
+	$(PY) -m tests.e2e.run up
+
+e2e-teardown: $(VENV)/.installed
+	$(PY) -m tests.e2e.run teardown
 
 # Everything a fresh clone needs, then the whole suite; the tool builds overlap the first tests.
 test: system-packages $(VENV)/.installed tools

@@ -434,6 +434,30 @@ def image_repository(value: str) -> str | None:
     return "is not an image repository (lower-case path components, optionally after a registry host)"
 
 
+def chart_repository(value: str) -> str | None:
+    """Where Helm finds a chart: a chart repository over https, or an OCI registry (oci://host/path)."""
+    if re.match(r"^oci://[^/\s:]+(:\d{1,5})?(/[a-z0-9][a-z0-9._/-]*)?$", value):
+        return None
+    if re.match(r"^https://[^/\s:]+(:\d{1,5})?(/\S*)?$", value):
+        return None
+    return "is not a chart repository (an https:// URL) or an OCI registry (oci://host[:port]/path)"
+
+
+# A registry as an image reference starts with it: a host the runtimes cannot take for a Docker Hub
+# path (a dot, a port, or localhost), then an optional path inside it (a mirror's project).
+_REGISTRY = re.compile(r"^(?:localhost|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+|[a-zA-Z0-9-]+(?=:))(?::[0-9]{1,5})?"
+                       r"(?:/[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*)*$")
+
+
+def image_registry(value: str) -> str | None:
+    if "://" in value:
+        return "is a URL; name the registry as image references do (registry.example.com[:port][/path])"
+    if _REGISTRY.match(value) and len(value) <= 200:
+        return None
+    return ("is not a registry (a host name with a dot or a port, or localhost, then an optional path, e.g. "
+            "registry.example.com/mirror)")
+
+
 def image_tag(value: str) -> str | None:
     if value in ("", "latest"):
         return "is not a pinned tag; name a release (e.g. 2.0.4), never 'latest'"

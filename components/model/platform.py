@@ -63,12 +63,20 @@ class Storage(Section):
 # tag like 'latest' resolves to on the day.
 ChartVersion = Annotated[str, Strict(), rule(checks.pinned_chart_version),
                          JsonSchema(pattern=checks.SEMVER_PATTERN)]
+ChartRepository = Annotated[str, Strict(), rule(checks.chart_repository)]
+ChartPath = Annotated[str, Strict(), rule(lambda v: None if v.strip() == v else "has spaces around it")]
 
 
 class Chart(Section):
     version: ChartVersion = setting(
         "Version of the hashicorp/vault Helm chart (one exact version).", "0.34.1")
-    repository: HttpsUrl = setting("Helm repository holding the chart.", "https://helm.releases.hashicorp.com")
+    repository: ChartRepository = setting(
+        "Where Helm gets the chart: a chart repository (https://) or an OCI registry holding the chart as "
+        "<registry path>/vault (oci://registry.example.com/charts).", "https://helm.releases.hashicorp.com")
+    path: ChartPath = setting(
+        "A copy of the chart on disk, for installs without internet: its folder (holding Chart.yaml) or the "
+        ".tgz `helm pull` writes, relative to the project folder. Set, the chart comes from it and repository "
+        "must be left out; its version must be chart.version.", "")
 
 
 class Image(Section):
@@ -78,8 +86,17 @@ class Image(Section):
         "Vault server image tag; pin it, never 'latest'.", "2.0.4")
 
 
+class InjectorImage(Section):
+    repository: Annotated[str, Strict(), rule(checks.image_repository)] = setting(
+        "Agent Injector image repository (no tag).", "hashicorp/vault-k8s")
+    tag: Annotated[str, Strict(), rule(checks.image_tag)] = setting(
+        "Agent Injector image tag; pin it. The default is the one the chart version above ships with.", "1.7.6")
+
+
 class Injector(Section):
     enabled: Bool = setting("Run the Vault Agent Injector (sidecars that render secrets into pods).", True)
+    image: InjectorImage = setting("Which Agent Injector image to run (the injected agents run cluster.image).",
+                                   factory=InjectorImage)
     resources: Resources = setting("Injector pod resources.", factory=lambda: Resources(
         requests=ResourceAmounts(memory="64Mi", cpu="50m"), limits=ResourceAmounts(memory="128Mi", cpu="100m")))
     replicas: Annotated[int, Strict(), rule(checks.between(1, 10)), JsonSchema(minimum=1, maximum=10)] | None = \
@@ -345,6 +362,9 @@ class DatabaseConfig(Section):
     path: MountPath = setting("Mount path.", "database")
     dev_postgres: Bool = setting("Run a throwaway PostgreSQL in the Vault namespace and connect to it (dev only).",
                                  False)
+    dev_postgres_image: Annotated[str, Strict(), rule(checks.pinned_image)] = setting(
+        "Image of that PostgreSQL; pin it. Another image must take the official one's POSTGRES_USER, "
+        "POSTGRES_PASSWORD, POSTGRES_DB and PGDATA, run as uid 70 and have pg_isready.", "postgres:16.6-alpine")
     connections: tuple[DatabaseConnection, ...] = setting("PostgreSQL connections.", ())
     roles: tuple[DatabaseRole, ...] = setting("Dynamic credential roles.", ())
 
@@ -493,7 +513,12 @@ class Application(Section):
 
 class ExternalSecretsChart(Section):
     version: ChartVersion = setting("Version of the external-secrets Helm chart (one exact version).", "2.9.0")
-    repository: HttpsUrl = setting("Helm repository holding the chart.", "https://charts.external-secrets.io")
+    repository: ChartRepository = setting(
+        "Where Helm gets the chart: a chart repository (https://) or an OCI registry holding the chart as "
+        "<registry path>/external-secrets (oci://registry.example.com/charts).", "https://charts.external-secrets.io")
+    path: ChartPath = setting(
+        "A copy of the chart on disk (its folder or .tgz), relative to the project folder; set, repository must "
+        "be left out and its version must be externalSecrets.chart.version.", "")
 
 
 class ExternalSecretsConfig(Section):
@@ -719,6 +744,16 @@ class DeployConfig(Section):
         f"using it that long before it expires) and at most {BOOTSTRAP_TOKEN_MAX_SECONDS // 3600}h.", "1h")
 
 
+class ImagesConfig(Section):
+    registry: Annotated[str, Strict(), rule(lambda v: None if v == "" else checks.image_registry(v))] = setting(
+        "Pull every image the stack runs from this registry instead of the public ones, for installs without "
+        "internet: a host with an optional port and path (registry.example.com/mirror). Each image keeps its "
+        "path and tag under it: hashicorp/vault:1.21.4 (Docker Hub) becomes <registry>/hashicorp/vault:1.21.4, "
+        "postgres:16.6-alpine <registry>/library/postgres:16.6-alpine, ghcr.io/external-secrets/external-secrets "
+        "<registry>/external-secrets/external-secrets. The nodes must be able to pull from it. Empty: the public "
+        "registries.", "")
+
+
 class SecretsConfig(Section):
     """Everything secret, in one key that must be set with `pulumi config set --secret --path`."""
 
@@ -757,6 +792,8 @@ class PlatformConfig(Section):
                                    factory=DeployConfig)
     migration: MigrationConfig = setting("Moving secrets in from AWS Secrets Manager.", factory=MigrationConfig)
     monitoring: MonitoringConfig = setting("Prometheus alerts and a Grafana dashboard.", factory=MonitoringConfig)
+    images: ImagesConfig = setting("Where the pods' images come from (a private registry for installs without "
+                                   "internet).", factory=ImagesConfig)
     secrets: SecretsConfig = setting("Secret values (secure only).", factory=SecretsConfig)
 
     @property

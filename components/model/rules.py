@@ -89,6 +89,7 @@ def check(c: PlatformConfig, problems: Problems, given: set[str] | frozenset[str
     _check_migration(c, problems)
     _check_day2(c, problems)
     unused.check(c, problems, given)
+    _check_air_gap(c, problems, given)
 
 
 def _check_cluster(c: PlatformConfig, problems: Problems) -> None:
@@ -740,3 +741,53 @@ def _check_monitoring(c: PlatformConfig, problems: Problems) -> None:
                               f"renews the server certificate (a third of tls.validity {c.tls.validity!r}, at most "
                               f"30): the alert would fire while `pulumi up` cannot renew it yet; {fix}"
                               + (", or lengthen tls.validity" if most >= 1 else ""))
+
+
+# --- installs without internet: charts on disk, images from a private registry -------------------
+
+
+def chart_on_disk(path: str) -> tuple[str, str] | str:
+    """(name, version) from the Chart.yaml of a chart folder or a `helm pull` .tgz, or why not.
+    A relative path is taken from the current folder: the project folder, where Pulumi runs the program."""
+    import tarfile
+    from pathlib import Path
+
+    import yaml
+
+    where = Path(path)
+    try:
+        if where.is_dir():
+            text = (where / "Chart.yaml").read_text()
+        elif where.is_file():
+            with tarfile.open(where) as tgz:
+                member = next((m for m in tgz.getmembers() if m.isfile() and m.name.count("/") == 1
+                               and m.name.endswith("/Chart.yaml")), None)
+                if member is None:
+                    return "is an archive without <chart>/Chart.yaml (give a chart folder or a `helm pull` .tgz)"
+                text = tgz.extractfile(member).read().decode()  # type: ignore[union-attr]
+        else:
+            return f"does not exist (relative paths start at the project folder, {Path.cwd()})"
+        meta = yaml.safe_load(text)
+    except (OSError, tarfile.TarError, UnicodeDecodeError, yaml.YAMLError) as e:
+        return f"cannot be read as a chart: {e}"
+    if not isinstance(meta, dict) or not meta.get("name") or not meta.get("version"):
+        return "has a Chart.yaml without a name and version"
+    return str(meta["name"]), str(meta["version"])
+
+
+def _check_air_gap(c: PlatformConfig, problems: Problems, given: set[str] | frozenset[str]) -> None:
+    charts = (("cluster.chart", c.cluster.chart.path, "vault", c.cluster.chart.version),
+              ("externalSecrets.chart", c.external_secrets.chart.path, "external-secrets",
+               c.external_secrets.chart.version))
+    for key, path, name, version in charts:
+        if not path:
+            continue
+        if f"{key}.repository" in given:
+            problems.add(f"{key}.repository", f"has no effect: {key}.path is set (the chart comes from it); "
+                                              "remove one of the two")
+        found = chart_on_disk(path)
+        if isinstance(found, str):
+            problems.add(f"{key}.path", f"{path!r} {found}")
+        elif found != (name, version):
+            problems.add(f"{key}.path", f"{path!r} holds chart {found[0]} {found[1]}, not {name} {version} "
+                                        f"({key}.version)")

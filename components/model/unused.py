@@ -127,6 +127,8 @@ def table(c: PlatformConfig, given: set[str] | frozenset[str]) -> list[Unused]:
                "remove it", switches=("backup.enabled", "migration.awsSecretsManager.enabled")),
         # --- secrets engines
         on("database.enabled", "database.*", "secrets.databasePasswords"),
+        Unused(("database.devPostgresImage",), not c.database.dev_postgres, "database.devPostgres is false",
+               "remove it, or set database.devPostgres: true", switches=("database.enabled",)),
         on("pki.enabled", "pki.*"),
         on("pki.intermediate.enabled", "pki.intermediate.*"),
         on("pki.tidy.enabled", "pki.tidy.*"),

@@ -12,12 +12,14 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.render import vault_objects as vs
-from components.render.dev_postgres import SECRET_NAME, deployment_spec, labels, service_spec
+from components.render.dev_postgres import IMAGE, SECRET_NAME, deployment_spec, labels, service_spec
 
 
 @dataclass(frozen=True)
 class DevPostgresArgs:
     namespace: pulumi.Input[str]
+    # The image as the pod pulls it (database.devPostgresImage under images.registry).
+    image: str = IMAGE
 
 
 class DevPostgres(pulumi.ComponentResource):
@@ -49,7 +51,7 @@ class DevPostgres(pulumi.ComponentResource):
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata={**metadata, "name": vs.DEV_POSTGRES_NAME},
-            spec=deployment_spec(),
+            spec=deployment_spec(args.image),
             # The pod reads the password from the Secret at start: create it first.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.secret]),
         )

@@ -26,6 +26,7 @@ from components.render.aws_secret_store import AwsSecretStore
 from components.render.backup_job import BackupJob
 from components.render.cert_manager import VaultIssuer
 from components.render.external_secrets import ExternalSecretsDelivery
+from components.render.images import pulled_from
 from components.render.monitoring import Monitoring
 from components.resources.applications import ApplicationNamespaces, ApplicationNamespacesArgs
 from components.resources.aws_secret_store import AwsSecretsManagerStore, AwsSecretsManagerStoreArgs
@@ -52,7 +53,8 @@ def cluster_args(config: PlatformConfig) -> VaultClusterArgs:
         transit_unseal_token=config.secrets.transit_unseal_token,
         api_client_namespaces=delivery.api_client_namespaces(config),
         kubernetes_auth_path=config.kubernetes_auth.path, token_audience=config.kubernetes_auth.audience,
-        metrics_from=(config.monitoring.prometheus_namespace,) if config.cluster.service_monitor else ())
+        metrics_from=(config.monitoring.prometheus_namespace,) if config.cluster.service_monitor else (),
+        image_registry=config.images.registry)
 
 
 def deploy_identity_args(config: PlatformConfig, objects: vault_objects.VaultObjects) -> DeployIdentityArgs | None:
@@ -213,7 +215,9 @@ class VaultPlatform(pulumi.ComponentResource):
         dev_connection = None
         # database.enabled: false switches the engine off with its settings kept, the dev database included.
         if config.database.enabled and config.database.dev_postgres:
-            self.dev_postgres = DevPostgres(f"{name}-dev-postgres", DevPostgresArgs(self.cluster.namespace),
+            postgres_image = pulled_from(config.database.dev_postgres_image, config.images.registry)
+            self.dev_postgres = DevPostgres(f"{name}-dev-postgres", DevPostgresArgs(self.cluster.namespace,
+                                                                                    image=postgres_image),
                                             opts=pulumi.ResourceOptions.merge(
                                                 child, pulumi.ResourceOptions(depends_on=[self.cluster])))
             dev_connection = DevPostgresConnection(self.dev_postgres.connection_url, self.dev_postgres.password,

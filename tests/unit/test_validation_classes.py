@@ -165,6 +165,8 @@ NO_EFFECT: list[tuple[str, str, dict, dict | None, str, str]] = [
         "cleanupDeadServers": False}}}}, None,
      "cluster.raft.autopilot.deadServerLastContactThreshold", "cluster.raft.autopilot.deadServerLastContactThreshold"),
     ("a NodePort on a LoadBalancer", "prod", {"api": {"nodePort": 30820}}, None, "api.nodePort", "api.nodePort"),
+    ("a dev PostgreSQL image without the dev PostgreSQL", "prod", {"database": {"devPostgresImage": "postgres:16"}},
+     None, "database.devPostgresImage", "database.devPostgresImage"),
     ("an internal load balancer with no load balancer", "prod", {"api": {"serviceType": "ClusterIP"}}, None,
      "api.internalLoadBalancer", "api.internalLoadBalancer"),
     ("public exposure of an internal load balancer", "prod", {"api": {"publicExposureIntended": True}}, None,
