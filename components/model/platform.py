@@ -223,10 +223,22 @@ class ApiConfig(Section):
 # --- TLS -----------------------------------------------------------------------------------------
 
 
+class CertManagerIssuerRef(Section):
+    kind: Literal["Issuer", "ClusterIssuer"] = setting(
+        "Kind of the cert-manager issuer that signs the server certificate (an Issuer in the Vault namespace, "
+        "or a ClusterIssuer).", "ClusterIssuer")
+    name: DnsName | None = setting("Its name.", None)
+
+
 class TlsConfig(Section):
-    source: Literal["generated", "existingSecret"] = setting(
-        "'generated': an internal CA and server certificate made by the stack; 'existingSecret': a "
-        "kubernetes.io/tls Secret you manage (with ca.crt).", "generated")
+    source: Literal["generated", "certManager", "existingSecret"] = setting(
+        "'generated' (dev only): an internal CA and server certificate made by `pulumi up`, their keys kept in "
+        "the stack's state; 'certManager': the same made by cert-manager in the cluster, so no private key is "
+        "ever in the state (cert-manager must be installed); 'existingSecret': a kubernetes.io/tls Secret you "
+        "manage (with ca.crt).", "generated")
+    issuer: CertManagerIssuerRef | None = setting(
+        "With source certManager: an issuer of yours (your organisation's CA) to sign the server certificate. "
+        "Left out, the stack makes its own internal CA with cert-manager, in the Vault namespace.", None)
     existing_secret: DnsName | None = setting("Name of that Secret in the Vault namespace.", None)
     existing_ca_cert: Pem = setting("PEM of the CA that signed the existing Secret's certificate.", "")
     extra_dns_names: Annotated[tuple[Str, ...], rule(each(checks.dns_name))] = setting(

@@ -159,7 +159,15 @@ def _check_api_tls_unseal(c: PlatformConfig, problems: Problems) -> None:
             problems.add("aws", "is required when api.dns.record is route53")
     host = url_host(c.api.address)
     # (With a replica count refused above, the certificate's names are not worth listing.)
-    if c.tls.source == "generated" and replicas <= MAX_REPLICAS and not _certificate_covers(c, host):
+    if c.is_prod and c.tls.source == "generated":
+        problems.add("tls.source", "'generated' keeps the private keys of the CA and of the server certificate in "
+                                   "the stack's state, where whoever can decrypt the state (a pull request's "
+                                   "preview) could read them and impersonate Vault; in prod use certManager (keys "
+                                   "made and kept in the cluster) or existingSecret")
+    if c.tls.source == "certManager" and c.tls.issuer is not None and not c.tls.issuer.name:
+        problems.add("tls.issuer.name", "is required when tls.issuer is set (or leave tls.issuer out for the "
+                                        "stack's own CA)")
+    if c.tls.source in ("generated", "certManager") and replicas <= MAX_REPLICAS and not _certificate_covers(c, host):
         problems.add("api.address", f"{c.api.address!r}: the host {host!r} is not in the server certificate, so "
                                     "`pulumi up` could not verify Vault there; add it to tls.extraDnsNames (or "
                                     "tls.extraIpAddresses)")
@@ -726,7 +734,7 @@ def _check_monitoring(c: PlatformConfig, problems: Problems) -> None:
         problems.add("monitoring.scrapeInterval", f"{m.scrape_interval!r} is shorter than the scrape timeout "
                                                   f"({SCRAPE_TIMEOUT}), which Prometheus refuses; scrape every "
                                                   f"{SCRAPE_TIMEOUT} or less often")
-    if m.prometheus_rule and c.tls.source == "generated":
+    if m.prometheus_rule and c.tls.source in ("generated", "certManager"):
         days = m.alerts.certificate_expiry_days
         validity_hours = int(duration_seconds(c.tls.validity) // 3600)
         renewal_days = early_renewal_hours(validity_hours) / 24

@@ -131,9 +131,9 @@ def test_dev_postgres_objects():
     children = [r for r in rec.resources if r.parent == dev_pg.urn]
     assert sorted(r.type for r in children) == [
         "kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Secret", "kubernetes:core/v1:Service",
-        "random:index/randomPassword:RandomPassword"]
-    password = rec.one("random:index/randomPassword:RandomPassword")
-    assert password.inputs["length"] >= 24 and password.inputs["special"] is False
+        "pulumi-python:dynamic/random:GeneratedPassword"]
+    password = rec.one("pulumi-python:dynamic/random:GeneratedPassword")
+    assert password.inputs["length"] >= 24 and "result" in password.additional_secret_outputs
     secret = rec.one("kubernetes:core/v1:Secret", "vault-dev-postgres-secret")
     assert secret.inputs["metadata"] == {"name": "dev-postgres", "namespace": "vault", "labels": secret.inputs[
         "metadata"]["labels"]}
