@@ -70,7 +70,8 @@ def test_shamir_has_no_seal_stanza():
 
 
 def test_transit_seal_stanza_never_holds_the_token():
-    config = cfg("prod", TRANSIT, {"transitUnsealToken": "CANARY-transit-token"})
+    # (dev: prod takes the token from an operator's Secret, tests/unit/test_state_secrets.py.)
+    config = cfg("dev", TRANSIT, {"transitUnsealToken": "CANARY-transit-token"})
     text = render_server_hcl(Names.of(config), seal(config))
     stanza = hcl.loads(text)["seal"]["transit"]
     assert stanza == {"address": "https://vault-unseal.example.com:8200", "key_name": "autounseal",
@@ -238,7 +239,7 @@ def test_irsa_role_trusts_exactly_the_vault_service_account():
 
 
 def test_transit_token_travels_only_in_a_secret():
-    rec = run_stack("prod", TRANSIT, {"transitUnsealToken": "CANARY-transit-token"})
+    rec = run_stack("dev", TRANSIT, {"transitUnsealToken": "CANARY-transit-token"})
     assert canary_leaks(rec) == []
     secret = rec.one("kubernetes:core/v1:Secret", "vault-cluster-unseal-transit")
     assert secret.get("stringData.VAULT_TOKEN") == "CANARY-transit-token"
