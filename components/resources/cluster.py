@@ -120,23 +120,24 @@ class VaultCluster(pulumi.ComponentResource):
                 f"{name}-injector-tls",
                 InjectorTlsArgs(namespace, names, args.tls, validity=c.injector.certificate_validity),
                 opts=pulumi.ResourceOptions(parent=self))
-        webhook_parts: list[Any] = [] if self.injector_tls is None else [self.injector_tls.secret_name,
-                                                                         self.injector_tls.ca_bundle]
+        webhook_inputs: dict[str, Any] = {} if self.injector_tls is None else {
+            "webhook_secret": self.injector_tls.secret_name, "webhook_ca_bundle": self.injector_tls.ca_bundle}
 
-        def values(parts: list[Any]) -> dict[str, Any]:
-            seal: SealStanza | None = parts[0]
-            wiring: UnsealWiring = parts[1]
-            tls_secret: str = parts[2]
-            cert_pem: str | None = parts[3]
-            webhook = InjectorWebhook(parts[4], parts[5]) if len(parts) == 6 else None
+        def values(inputs: dict[str, Any]) -> dict[str, Any]:
+            seal: SealStanza | None = inputs["seal"]
+            wiring: UnsealWiring = inputs["wiring"]
+            webhook = (InjectorWebhook(inputs["webhook_secret"], inputs["webhook_ca_bundle"])
+                       if webhook_inputs else None)
             hcl = render_server_hcl(names, seal, ui=c.ui, unauthenticated_metrics=c.service_monitor,
                                     performance_multiplier=c.raft.performance_multiplier)
             return build_values(c, names, production=args.production, server_hcl=hcl, unseal=wiring,
-                                tls_secret=tls_secret, injector_webhook=webhook, auth_path=args.kubernetes_auth_path,
-                                tls_cert_pem=cert_pem, registry=args.image_registry)
+                                tls_secret=inputs["tls_secret"], injector_webhook=webhook,
+                                auth_path=args.kubernetes_auth_path, tls_cert_pem=inputs["cert_pem"],
+                                registry=args.image_registry)
 
-        chart_values = pulumi.Output.all(self.unseal.seal, self.unseal.wiring, self.tls.secret_name,
-                                         self.tls.cert_pem, *webhook_parts).apply(values)
+        chart_values = pulumi.Output.all(seal=self.unseal.seal, wiring=self.unseal.wiring,
+                                         tls_secret=self.tls.secret_name, cert_pem=self.tls.cert_pem,
+                                         **webhook_inputs).apply(values)
         # Any change to what the pod template is made from runs the rolling restart again; the
         # restart itself finds out which pods really run an old revision.
         self.pod_template_trigger = chart_values.apply(lambda v: values_trigger(v, c.chart.version))
