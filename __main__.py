@@ -4,8 +4,8 @@ import os
 
 import pulumi
 
-from components.model import load_from_pulumi
 from components.resources.platform import VaultPlatform, teardown_options
+from components.resources.stack_config import load_from_pulumi
 
 config = load_from_pulumi()
 platform = VaultPlatform("vault", config, opts=teardown_options(config, os.environ))

@@ -1,13 +1,13 @@
 """The stack config: the product's interface, typed, described, validated once at start.
 
-    config = load_from_pulumi()          # in __main__.py
-    config = load_config(raw, secret_keys)  # anywhere else (tests, tools)
+    config = load_config(raw, secret_keys)  # plain data in, a validated PlatformConfig out
+    # the program reads the runtime's config with components.resources.stack_config.load_from_pulumi
 
 Layers: ``checks`` (value rules) -> ``types`` (Section, Secret, annotated field types) ->
 ``platform`` (every section and PlatformConfig) -> ``rules`` (rules across settings) -> ``load``.
 """
 
-from components.model.load import load_config, load_from_pulumi
+from components.model.load import load_config
 from components.model.platform import (
     SECRET_KEYS,
     TOP_LEVEL_KEYS,
@@ -66,5 +66,4 @@ __all__ = [
     "TransitEngineConfig",
     "UnsealConfig",
     "load_config",
-    "load_from_pulumi",
 ]

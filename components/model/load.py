@@ -7,7 +7,6 @@ import json
 import types
 import typing
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -72,11 +71,13 @@ def plain_secret_leaves(stack_file: Mapping[str, Any] | None) -> list[str]:
 
 
 def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str] = frozenset(), *,
-                stack_file: Mapping[str, Any] | None = None) -> PlatformConfig:
+                stack_file: Mapping[str, Any] | None = None,
+                read_chart: rules.ChartReader | None = None) -> PlatformConfig:
     """Parse ``{"vault-platform:<key>": value}`` into a validated PlatformConfig or raise ConfigError.
 
     ``stack_file``: the parsed Pulumi.<stack>.yaml the config came from, when there is one; it shows
-    which values under ``secrets`` are really ``secure:``.
+    which values under ``secrets`` are really ``secure:``. ``read_chart``: how to read a chart on
+    disk (``cluster.chart.path``); without it, a chart path is not opened (the model reads no files).
     """
     problems = Problems()
     for path in plain_secret_leaves(stack_file):
@@ -112,7 +113,7 @@ def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str] =
         raise  # unreachable: a ValidationError has at least one error
     problems.raise_if_any()
     config = rules.apply_environment_defaults(config)
-    rules.check(config, problems, given)
+    rules.check(config, problems, given, read_chart)
     problems.raise_if_any()
     return config
 
@@ -240,57 +241,6 @@ def describe(error: Mapping[str, Any]) -> tuple[str, str]:
     return key, f"{shown}: {error['msg']}"
 
 
-# --- reading the stack's config from the Pulumi runtime ------------------------------------------------
-
-def load_from_pulumi() -> PlatformConfig:
-    """Read this stack's config as the Pulumi runtime hands it to the program, and validate it.
-
-    Every ``vault-platform:`` key the runtime holds is read, not only the ones the model declares: a
-    misspelled key is refused wherever it came from (the stack file, ``--config-file``, a Pulumi ESC
-    environment, the Automation API).
-    """
-    import pulumi
-    from pulumi import runtime
-
-    env_secret_keys = set(runtime.get_config_secret_keys_env())
-    raw: dict[str, Any] = {}
-    secret_keys: set[str] = set()
-    names = set(PlatformConfig.model_fields) | {f.alias for f in PlatformConfig.model_fields.values() if f.alias}
-    stack_file = read_stack_file(Path.cwd() / f"Pulumi.{pulumi.get_stack()}.yaml")
-    names |= project_keys((stack_file or {}).get("config", {}))
-    names |= project_keys(runtime_config())
-    for name in names:
-        full = f"{PROJECT}:{name}"
-        value = runtime.get_config(full)
-        if value is None:
-            continue
-        raw[full] = value
-        if runtime.is_config_secret(full) or full in env_secret_keys:
-            secret_keys.add(full)
-    return load_config(raw, secret_keys, stack_file=stack_file)
-
-
-def runtime_config() -> dict[str, Any]:
-    """Every config value the runtime holds: what the language host passes the program in PULUMI_CONFIG
-    (the CLI's merged config: stack file, --config-file, ESC environments), and what is set in-process
-    (the Automation API's inline programs, Pulumi's test mocks)."""
-    from pulumi.runtime import config
-
-    found = dict(config.get_config_env())
-    found.update(config.CONFIG.get())
-    return found
-
-
 def project_keys(config: Mapping[str, Any]) -> set[str]:
     """The names of this project's keys (``vault-platform:<name>``) in a config map."""
     return {k.split(":", 1)[1] for k in config if isinstance(k, str) and k.startswith(PROJECT + ":")}
-
-
-def read_stack_file(path: Path) -> dict[str, Any] | None:
-    """The stack file the CLI read the config from (it runs the program in the project folder):
-    its keys show a misspelled top-level key, its `secure:` markers a secret left in plain text."""
-    if not path.exists():
-        return None
-    import yaml
-
-    return yaml.safe_load(path.read_text()) or {}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import pulumi
-
 from components.model.types import PROJECT
 
 
-class ConfigError(pulumi.RunError):
-    """Raised for invalid stack config; RunError makes Pulumi print the message without a traceback."""
+class ConfigError(Exception):
+    """Raised for invalid stack config. The program raises it as a RunError (resources/stack_config.py),
+    which Pulumi prints without a traceback."""
 
     def __init__(self, problems: list[str]):
         self.problems = list(problems)

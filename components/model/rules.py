@@ -3,6 +3,8 @@ its type and value rules satisfied, and report every problem at once."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from components.model import unused
 from components.model.checks import (
     cron_longest_gap_seconds,
@@ -71,9 +73,16 @@ def apply_environment_defaults(config: PlatformConfig) -> PlatformConfig:
     return config
 
 
-def check(c: PlatformConfig, problems: Problems, given: set[str] | frozenset[str] = frozenset()) -> None:
+# Reads a chart on disk: (name, version) from its Chart.yaml, or why it cannot. Passed in, so the
+# rules stay free of file access (components/resources/stack_config.py reads the file).
+ChartReader = Callable[[str], "tuple[str, str] | str"]
+
+
+def check(c: PlatformConfig, problems: Problems, given: set[str] | frozenset[str] = frozenset(),
+          read_chart: ChartReader | None = None) -> None:
     """Every rule across settings. ``given``: the key paths the user wrote (``a.b``, list items
-    ``a[].b``), to refuse settings that would be silently ignored."""
+    ``a[].b``), to refuse settings that would be silently ignored. ``read_chart``: see ChartReader;
+    without it a chart path is not opened."""
     _check_cluster(c, problems)
     _check_dev_only(c, problems)
     _check_api_tls_unseal(c, problems)
@@ -89,7 +98,7 @@ def check(c: PlatformConfig, problems: Problems, given: set[str] | frozenset[str
     _check_migration(c, problems)
     _check_day2(c, problems)
     unused.check(c, problems, given)
-    _check_air_gap(c, problems, given)
+    _check_air_gap(c, problems, given, read_chart)
 
 
 def _check_cluster(c: PlatformConfig, problems: Problems) -> None:
@@ -803,36 +812,8 @@ def _check_monitoring(c: PlatformConfig, problems: Problems) -> None:
 # --- installs without internet: charts on disk, images from a private registry -------------------
 
 
-def chart_on_disk(path: str) -> tuple[str, str] | str:
-    """(name, version) from the Chart.yaml of a chart folder or a `helm pull` .tgz, or why not.
-    A relative path is taken from the current folder: the project folder, where Pulumi runs the program."""
-    import tarfile
-    from pathlib import Path
-
-    import yaml
-
-    where = Path(path)
-    try:
-        if where.is_dir():
-            text = (where / "Chart.yaml").read_text()
-        elif where.is_file():
-            with tarfile.open(where) as tgz:
-                member = next((m for m in tgz.getmembers() if m.isfile() and m.name.count("/") == 1
-                               and m.name.endswith("/Chart.yaml")), None)
-                if member is None:
-                    return "is an archive without <chart>/Chart.yaml (give a chart folder or a `helm pull` .tgz)"
-                text = tgz.extractfile(member).read().decode()  # type: ignore[union-attr]
-        else:
-            return f"does not exist (relative paths start at the project folder, {Path.cwd()})"
-        meta = yaml.safe_load(text)
-    except (OSError, tarfile.TarError, UnicodeDecodeError, yaml.YAMLError) as e:
-        return f"cannot be read as a chart: {e}"
-    if not isinstance(meta, dict) or not meta.get("name") or not meta.get("version"):
-        return "has a Chart.yaml without a name and version"
-    return str(meta["name"]), str(meta["version"])
-
-
-def _check_air_gap(c: PlatformConfig, problems: Problems, given: set[str] | frozenset[str]) -> None:
+def _check_air_gap(c: PlatformConfig, problems: Problems, given: set[str] | frozenset[str],
+                   read_chart: ChartReader | None) -> None:
     charts = (("cluster.chart", c.cluster.chart.path, "vault", c.cluster.chart.version),
               ("externalSecrets.chart", c.external_secrets.chart.path, "external-secrets",
                c.external_secrets.chart.version))
@@ -842,7 +823,9 @@ def _check_air_gap(c: PlatformConfig, problems: Problems, given: set[str] | froz
         if f"{key}.repository" in given:
             problems.add(f"{key}.repository", f"has no effect: {key}.path is set (the chart comes from it); "
                                               "remove one of the two")
-        found = chart_on_disk(path)
+        if read_chart is None:
+            continue
+        found = read_chart(path)
         if isinstance(found, str):
             problems.add(f"{key}.path", f"{path!r} {found}")
         elif found != (name, version):

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-import pulumi
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, Strict, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
@@ -21,9 +20,6 @@ class Secret(SecretStr):
 
     def reveal(self) -> str:
         return self.get_secret_value()
-
-    def output(self) -> pulumi.Output[str]:
-        return pulumi.Output.secret(self.get_secret_value())
 
     def __repr__(self) -> str:
         return "Secret(***)"

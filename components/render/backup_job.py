@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from components.model import BackupConfig, PlatformConfig
@@ -27,7 +26,6 @@ from components.model.names import Names
 from components.render.images import pulled_from
 from components.render.policies import BACKUP_POLICY
 
-SCRIPT_PATH = Path(__file__).resolve().parents[2] / "scripts" / "backup.sh"
 SCRIPT_KEY = "backup.sh"
 
 # The official AWS CLI v2 image, pinned like every other image; its /bin/sh runs backup.sh.
@@ -111,10 +109,6 @@ class BackupJob:
     def object_names(self) -> BackupNames:
         return BackupNames.of(self.names.release)
 
-
-def read_script() -> str:
-    """scripts/backup.sh, as the ConfigMap carries it."""
-    return SCRIPT_PATH.read_text()
 
 
 def labels(job: BackupJob) -> dict[str, str]:

@@ -19,13 +19,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from components.model.names import Names
 from components.render.policies import ROLLOUT_POLICY
 
-SCRIPT_PATH = Path(__file__).resolve().parents[2] / "scripts" / "vault_rollout.py"
 SCRIPT_KEY = "vault_rollout.py"
 SCRIPTS_MOUNT = "/scripts"
 CA_MOUNT = "/vault/userconfig/vault-ca"
@@ -80,9 +78,6 @@ class RolloutJob:
         """Every pod restarted once plus one more wait, with room for the step-down."""
         return (self.names.replicas + 2) * self.pod_timeout_seconds + 300
 
-
-def read_script() -> str:
-    return SCRIPT_PATH.read_text()
 
 
 def labels(names: Names) -> dict[str, str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
@@ -30,6 +31,14 @@ from components.render.iam import (
 )
 from components.resources.aws import inline_policy, irsa_role, protected_kms_key
 from components.resources.errors import InvalidInput
+
+# The script the Job runs, carried by a ConfigMap: read here, at the edge, so the builders stay pure.
+SCRIPT_PATH = Path(__file__).resolve().parent / "jobs" / "backup.sh"
+
+
+def read_script() -> str:
+    """scripts/backup.sh, as the ConfigMap carries it."""
+    return SCRIPT_PATH.read_text()
 
 
 def _body(manifest: dict) -> dict:
@@ -58,7 +67,7 @@ class RaftBackup(pulumi.ComponentResource):
         b = job.backup
         bn = job.object_names
         namespace = args.namespace
-        script = backup_job.read_script()
+        script = read_script()
         k8s_opts = pulumi.ResourceOptions(parent=self)
 
         # --- where snapshots go --------------------------------------------------------------------

@@ -27,6 +27,7 @@ from components.model.limits import BOOTSTRAP_MARGIN_SECONDS
 from components.providers.deploy_identity import DeployIdentity
 from components.providers.vault_http import VaultHttp
 from components.providers.vault_init import VaultInit, VaultReady
+from components.resources.stack_config import secret_output
 
 # Vault's CI login in the deploy workflows: the job's GitHub OIDC token (minted when needed, never in
 # the state) and the role it logs in as (deployer, or previewer for previews).
@@ -204,7 +205,7 @@ class VaultBootstrap(pulumi.ComponentResource):
             if s and s != "ready" and not s.startswith("initialized") else None)
 
         # Teams that revoked the root token themselves configure Vault with their own token instead.
-        token = existing.output() if existing else self.root_token
+        token = secret_output(existing) if existing else self.root_token
         # A root token encrypted to an operator's PGP key is ciphertext, not a token: without a token of
         # the stack's own there is nothing to configure Vault with, so there is no provider either.
         self.provider: vault.Provider | None = None
@@ -228,7 +229,7 @@ class VaultBootstrap(pulumi.ComponentResource):
             self.identity = DeployIdentity(
                 f"{name}-identity", address=args.address, ca_cert_pem=args.ca_cert_pem, token=token,
                 policies=dict(identity.policies), auths=list(identity.auths),
-                client_secrets={path: secret.output() for path, secret in identity.client_secrets.items()},
+                client_secrets={path: secret_output(secret) for path, secret in identity.client_secrets.items()},
                 client_secret_arns=dict(identity.client_secret_arns),
                 deployer_policy=identity.deployer_policy, revoke_root_token=self.revokes_root_token,
                 bootstrap_ttl_seconds=identity.bootstrap_ttl_seconds, login_path=identity.ci_login_path,
@@ -285,7 +286,7 @@ def initialize(name: str, args: VaultBootstrapArgs, parent: pulumi.Resource) -> 
         unseal_addresses=list(args.unseal_addresses),
         expected_peers=args.expected_peers,
         timeout_seconds=timeout_seconds,
-        existing_token=existing.output() if existing else None,
+        existing_token=secret_output(existing) if existing else None,
         # The release and the Services must exist (and pods be Ready) before init can reach them.
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(args.wait_for)),
     )
@@ -299,7 +300,7 @@ def initialize(name: str, args: VaultBootstrapArgs, parent: pulumi.Resource) -> 
         expected_peers=args.expected_peers,
         timeout_seconds=timeout_seconds,
         # Teams that revoked the root token read the Raft configuration with their own token.
-        token=existing.output() if existing else vault_init.root_token,
+        token=secret_output(existing) if existing else vault_init.root_token,
         keys=vault_init.keys,
         token_encrypted=bool(init.root_token_pgp_key) and existing is None,
         keys_encrypted=bool(init.pgp_keys),

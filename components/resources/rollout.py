@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -21,6 +22,14 @@ import pulumi_kubernetes as k8s
 from components.render import rollout_job
 from components.render.rollout_job import RolloutJob
 from components.resources.errors import InvalidInput
+
+# The script the Job runs, carried by a ConfigMap: read here, at the edge, so the builders stay pure.
+SCRIPT_PATH = Path(__file__).resolve().parent / "jobs" / "vault_rollout.py"
+
+
+def read_script() -> str:
+    """scripts/vault_rollout.py, as the ConfigMap carries it."""
+    return SCRIPT_PATH.read_text()
 
 
 def _meta(manifest: dict, namespace: pulumi.Input[str]) -> dict:
@@ -51,7 +60,7 @@ class RolloutAccess(pulumi.ComponentResource):
         names = args.job.names
         ns = args.namespace
         child = pulumi.ResourceOptions(parent=self)
-        script = rollout_job.read_script()
+        script = read_script()
         sa = rollout_job.service_account(names)
         self.service_account = k8s.core.v1.ServiceAccount(
             f"{name}-sa", metadata=_meta(sa, ns), automount_service_account_token=sa["automountServiceAccountToken"],
@@ -96,7 +105,7 @@ class VaultRollout(pulumi.ComponentResource):
         super().__init__("vault-platform:rollout:VaultRollout", name, None, opts)
         spec = args.job
         ns = args.namespace
-        script = rollout_job.read_script()
+        script = read_script()
         waits: list[pulumi.Resource] = list(args.wait_for)
         self.unseal_secret: k8s.core.v1.Secret | None = None
         if spec.unseal_keys:

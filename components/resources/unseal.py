@@ -15,6 +15,7 @@ from components.render.iam import UNSEAL_KEY_USE, kms_key_policy, kms_unseal_pol
 from components.render.server_hcl import SealStanza, seal_for
 from components.resources.aws import inline_policy, irsa_role, protected_kms_key
 from components.resources.errors import InvalidInput
+from components.resources.stack_config import secret_output
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class AutoUnseal(pulumi.ComponentResource):
             data: dict[str, pulumi.Input[str]] = {"transit-ca.crt": transit.ca_cert}
             if not transit.token_secret:
                 assert args.transit_token is not None
-                data["VAULT_TOKEN"] = args.transit_token.output()
+                data["VAULT_TOKEN"] = secret_output(args.transit_token)
             secret = k8s.core.v1.Secret(
                 f"{name}-transit",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=names.unseal_secret, namespace=args.namespace),

@@ -29,6 +29,7 @@ from components.render import policies as pol
 from components.render import vault_objects as vs
 from components.render.deploy_identity import DEPLOYER_POLICY, PREVIEWER_POLICY
 from components.resources.errors import InvalidInput
+from components.resources.stack_config import secret_output
 
 # Written by the DeployIdentity resource (components/providers/deploy_identity.py), before this
 # component's provider can log in at all.
@@ -189,7 +190,7 @@ class VaultConfiguration(pulumi.ComponentResource):
                 if conn.password is None:
                     raise InvalidInput("database.connections",
                                                     f"no password for database connection {conn.name!r}")
-                url, username, password = conn.connection_url, conn.username, conn.password.output()
+                url, username, password = conn.connection_url, conn.username, secret_output(conn.password)
             # After a root rotation the password in config is no longer valid in the database: it must
             # never be sent again (the provider sends it only when it changes, so a change is ignored).
             ignore = ["postgresql.password"] if conn.rotate_root else []
@@ -417,7 +418,7 @@ class VaultConfiguration(pulumi.ComponentResource):
     def _kv_secret(self, secret: vs.KvSecret, kv_mount: vault.Mount) -> vault.kv.SecretV2:
         keys = sorted(secret.data)
         data_json = pulumi.Output.secret(
-            pulumi.Output.all(*[secret.data[k].output() for k in keys]).apply(
+            pulumi.Output.all(*[secret_output(secret.data[k]) for k in keys]).apply(
                 lambda values: json.dumps(dict(zip(keys, values, strict=True)), sort_keys=True)))
         return vault.kv.SecretV2(
             f"{self._name}-kv-{_slug(secret.name)}",

@@ -125,6 +125,8 @@ class Recording:
     error: str | None
     # Files the program wrote for its providers, relative to the project folder (path -> text).
     local_files: dict[str, str] = field(default_factory=dict)
+    # The folder the program imported the components package from.
+    components_from: str | None = None
 
     def of_type(self, typ: str) -> list[Resource]:
         return [r for r in self.resources if r.type == typ]
@@ -239,9 +241,10 @@ def stack_config(stack: str, overrides: dict[str, Any] | None = None, secrets: d
 def load_stack(stack: str, overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None):
     """The validated PlatformConfig of a stack file (plus overrides), without running the program."""
     from components.model import load_config
+    from components.resources.stack_config import chart_on_disk
 
     config, secret_keys = stack_config(stack, overrides, secrets)
-    return load_config(config, set(secret_keys))
+    return load_config(config, set(secret_keys), read_chart=chart_on_disk)
 
 
 def stack_file(config: dict[str, str], secret_keys: list[str]) -> str:
@@ -265,22 +268,25 @@ def _secure(value: Any) -> Any:
 
 
 def run_program(program: Path, stack: str, config: dict[str, str], secret_keys: list[str], *, project: str = PROJECT,
-                preview: bool = False) -> Recording:
-    """Run any Pulumi Python program under the mocks, from a folder holding its stack file."""
+                preview: bool = False, import_path: Path | None = None) -> Recording:
+    """Run any Pulumi Python program under the mocks, from a folder holding its stack file.
+    ``import_path``: a folder the package was installed into; the program then imports the components
+    from there and cannot import them from this checkout."""
     return _run_cached(stack, json.dumps(config, sort_keys=True), json.dumps(sorted(secret_keys)), preview,
-                       str(program), project)
+                       str(program), project, str(import_path) if import_path else None)
 
 
 @functools.lru_cache(maxsize=64)
 def _run_cached(stack: str, config_json: str, secret_keys_json: str, preview: bool,
-                program: str = str(ROOT / "__main__.py"), project: str = PROJECT) -> Recording:
+                program: str = str(ROOT / "__main__.py"), project: str = PROJECT,
+                import_path: str | None = None) -> Recording:
     config, secret_keys = json.loads(config_json), json.loads(secret_keys_json)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp, "project")
         workdir.mkdir()
         (workdir / f"Pulumi.{stack}.yaml").write_text(stack_file(config, secret_keys))
         request = {"stack": stack, "config": config, "secret_keys": secret_keys, "preview": preview,
-                   "program": program, "project": project, "workdir": str(workdir)}
+                   "program": program, "project": project, "workdir": str(workdir), "import_path": import_path}
         req, res = Path(tmp, "request.json"), Path(tmp, "result.json")
         req.write_text(json.dumps(request))
         # Nothing of the caller's Vault or CI login reaches the program: it logs in as a fresh checkout would.
@@ -294,7 +300,8 @@ def _run_cached(stack: str, config_json: str, secret_keys_json: str, preview: bo
         result = json.loads(res.read_text())
     return Recording(stack=stack, resources=[Resource(**r) for r in result["resources"]],
                      exports=result.get("exports") or {}, export_secret_paths=result.get("export_secret_paths") or [],
-                     error=result["error"], local_files=result.get("local_files") or {})
+                     error=result["error"], local_files=result.get("local_files") or {},
+                     components_from=result.get("components_from"))
 
 
 def run_stack(stack: str, overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None, *,

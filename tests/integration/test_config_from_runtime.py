@@ -16,7 +16,7 @@ pytestmark = pytest.mark.engine
 
 
 def _load_program() -> None:
-    from components.model import load_from_pulumi
+    from components.resources.stack_config import load_from_pulumi
 
     load_from_pulumi()
 

@@ -39,7 +39,9 @@ def prod() -> BackupJob:
 
 @pytest.fixture(scope="module")
 def script() -> str:
-    return backup_job.read_script()
+    from components.resources.backup import read_script
+
+    return read_script()
 
 
 def _manifests(job: BackupJob, script: str) -> list[dict]:

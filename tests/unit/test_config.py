@@ -38,8 +38,15 @@ def test_both_stack_files_are_valid():
     assert prod.unseal.type == "awskms" and dev.unseal.type == "shamir"
 
 
-def test_config_error_is_a_run_error_so_users_see_no_traceback():
-    assert issubclass(ConfigError, pulumi.RunError)
+def test_the_program_raises_config_errors_as_run_errors_so_users_see_no_traceback():
+    from components.resources.stack_config import StackConfigError
+
+    # The model stays free of Pulumi; the program's edge turns its error into a RunError.
+    assert not issubclass(ConfigError, pulumi.RunError)
+    assert issubclass(StackConfigError, pulumi.RunError) and issubclass(StackConfigError, ConfigError)
+    rec = run_stack("dev", {"clustr": {}}, expect_error=True)
+    assert "invalid stack configuration (1 problem(s))" in rec.error and "vault-platform:clustr" in rec.error
+    assert "Traceback" not in rec.error
 
 
 def test_defaults_per_environment():

@@ -50,6 +50,36 @@ def test_no_module_imports_from_a_layer_above_it():
     assert problems == []
 
 
+def _impurities(path: Path) -> list[str]:
+    """What makes a module impure: importing Pulumi or its SDKs, or touching files."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        found += [f"imports {n}" for n in names if n.split(".")[0].startswith("pulumi")]
+        if isinstance(node, ast.Call):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if called in ("open", "read_text", "read_bytes", "write_text", "write_bytes", "exists", "is_file",
+                          "is_dir", "iterdir", "glob"):
+                found.append(f"calls {called}()")
+    return found
+
+
+def test_the_model_and_the_builders_are_pure():
+    """Plain data in, plain data out: the I/O (Pulumi, files) is in providers and resources."""
+    problems = [f"components/{layer}/{path.name} {what}" for layer in ("model", "render")
+                for path in sorted((ROOT / "components" / layer).glob("*.py")) for what in _impurities(path)]
+    assert problems == []
+
+
+def test_the_purity_check_sees_pulumi_and_files(tmp_path):
+    bad = tmp_path / "x.py"
+    bad.write_text("import pulumi\nfrom pulumi_kubernetes import core\nfrom pathlib import Path\n"
+                   "Path('x').read_text()\nopen('y')\n")
+    assert _impurities(bad) == ["imports pulumi", "imports pulumi_kubernetes", "calls read_text()", "calls open()"]
+
+
 def test_the_layering_check_sees_an_upward_import(tmp_path):
     bad = tmp_path / "x.py"
     bad.write_text("from components.resources.cluster import VaultCluster\nimport components.model.names\n")

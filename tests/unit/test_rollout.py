@@ -18,6 +18,7 @@ from components.render.helm_values import TLS_CERT_ANNOTATION, build_values, pod
 from components.render.policies import ROLLOUT_POLICY, render, rollout_policy
 from components.render.rollout_job import RolloutJob
 from components.render.server_hcl import render_server_hcl
+from components.resources.rollout import read_script
 from tests.harness import ROOT, canary_leaks, load_stack, run_stack
 
 K8S = kubernetes_validate.latest_version()
@@ -25,7 +26,7 @@ JOB = "kubernetes:batch/v1:Job"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SPEC = RolloutJob(names=Names("vault", "vault", 5), image="python:3.14.0-alpine3.22", tls_secret="vault-tls",
                   kubernetes_auth_path="kubernetes", pod_timeout_seconds=600, token_audience="vault")
-SCRIPT = rollout_job.read_script()
+SCRIPT = read_script()
 
 
 def _script_module():

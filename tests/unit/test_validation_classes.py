@@ -20,8 +20,9 @@ from pydantic import BaseModel
 
 from components.model import ConfigError, PlatformConfig, load_config
 from components.model import unused as unused_rule
-from components.model.load import given_paths, load_from_pulumi, plain_secret_leaves
+from components.model.load import given_paths, plain_secret_leaves
 from components.model.types import Section
+from components.resources.stack_config import load_from_pulumi
 from tests.harness import load_stack_file, run_stack, stack_config
 from tests.harness.fakes import CANARY, fake_pgp_key
 
@@ -706,7 +707,7 @@ def _build_everything(config: PlatformConfig) -> None:
     from components.render import delivery, vault_objects
     from components.render import policies as pol
     from components.render.aws_secret_store import AwsSecretStore, cluster_secret_store, read_policy
-    from components.render.backup_job import BackupJob, cron_job, read_script
+    from components.render.backup_job import BackupJob, cron_job
     from components.render.cert_manager import VaultIssuer
     from components.render.external_secrets import ExternalSecretsDelivery, chart_values, external_secret
     from components.render.helm_values import build_values
@@ -714,6 +715,7 @@ def _build_everything(config: PlatformConfig) -> None:
     from components.render.network_policy import network_policy
     from components.render.server_hcl import render_server_hcl, seal_for
     from components.render.services import api_service_annotations, api_service_spec
+    from components.resources.backup import read_script
     from components.resources.platform import cluster_args, deploy_identity_args
 
     args = cluster_args(config)
@@ -867,7 +869,7 @@ def test_the_program_reads_the_stack_file_it_runs_beside(tmp_path, monkeypatch):
     """load_from_pulumi finds Pulumi.<stack>.yaml in the folder the CLI runs it in."""
     import yaml
 
-    from components.model.load import read_stack_file
+    from components.resources.stack_config import read_stack_file
 
     path = tmp_path / "Pulumi.prod.yaml"
     path.write_text(yaml.safe_dump({"config": {"vault-platform:secrets": {"vaultToken": "plain"}}}))
