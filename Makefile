@@ -43,9 +43,11 @@ help:
 	@echo "make e2e                   deploy the dev stack for real to the current kube context and check it"
 	@echo "make migrate ARGS=\"plan --map prod/=imported/\"   copy AWS Secrets Manager secrets into Vault KV"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	# The components package itself, editable, as the examples import it (their dependencies are above).
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 $(POLICY_VENV)/.installed: policy/requirements.txt

@@ -1,6 +1,8 @@
 """A team's own program: a Vault cluster plus its bootstrap, from vault-platform's components with
 their arguments written in code. No stack file of vault-platform's, no VaultPlatform.
 
+    pip install <vault-platform folder or wheel>   # into the program's venv (this repository's
+                                                   # `make venv/.installed` does it for its own venv)
     cd examples/cluster-and-bootstrap && pulumi stack init dev && pulumi up
 
 It deploys to the current kube context (a kind cluster made from kind/dev-cluster.yaml works):
@@ -8,19 +10,21 @@ three Raft pods with TLS from the stack's own CA, initialized and unsealed (Sham
 same run, and a Vault provider your own resources can use.
 """
 
-import sys
-from pathlib import Path
-
 import pulumi
 
-# This example runs from inside the vault-platform repository. In your own repository, add
-# vault-platform (e.g. as a git submodule) and put its folder on the path the same way.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from components.model import ApiConfig, ClusterConfig, InitConfig, UnsealConfig
-from components.model.platform import ResourceAmounts, Resources, Rollout
-from components.resources.bootstrap import VaultBootstrap, VaultBootstrapArgs
-from components.resources.cluster import VaultCluster, VaultClusterArgs
+from components import (
+    ApiConfig,
+    ClusterConfig,
+    InitConfig,
+    ResourceAmounts,
+    Resources,
+    Rollout,
+    UnsealConfig,
+    VaultBootstrap,
+    VaultBootstrapArgs,
+    VaultCluster,
+    VaultClusterArgs,
+)
 
 cluster_args = VaultClusterArgs(
     namespace="team-secrets",

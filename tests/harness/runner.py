@@ -109,6 +109,10 @@ def main(request_path: str, result_path: str) -> int:
     # As the CLI does: the program runs in its project folder, beside its stack file.
     os.chdir(request.get("workdir") or ROOT)
     sys.path.insert(0, str(ROOT))
+    if request.get("import_path"):
+        # As another team's program runs: the components come from where they were installed,
+        # never from this checkout (the harness itself is already imported).
+        sys.path[:] = [request["import_path"], *(p for p in sys.path if Path(p or ".").resolve() != ROOT)]
     mocks = Mocks(preview=request.get("preview", False))
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_all_config(config, secret_keys)
@@ -128,6 +132,8 @@ def main(request_path: str, result_path: str) -> int:
         result["error_type"] = type(exc).__name__
     for record in monitor.records:
         record["outputs"] = monitor.outputs.get(record["urn"], {})
+    loaded = sys.modules.get("components")
+    result["components_from"] = str(Path(loaded.__file__).parent) if loaded and loaded.__file__ else None
     result["resources"] = monitor.records
     # What the program left for the providers in its project folder (the CA, the run's token file).
     result["local_files"] = {str(path): path.read_text()

@@ -4,7 +4,13 @@ under the mocks like the platform itself."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.harness import ROOT, canary_leaks, run_program
@@ -93,3 +99,60 @@ def test_an_application_program_gets_its_secrets_from_one_stack_output(tmp_path,
     kubernetes_validate.validate({"apiVersion": "apps/v1", "kind": "Deployment",
                                   "metadata": deployment.get("metadata"), "spec": deployment.get("spec")},
                                  "1.30", strict=True)
+
+
+# --- the components as another team gets them: a wheel, installed -----------------------------------
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """The package built into a wheel from a copy of what it is made of, then installed on its own."""
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "components", source / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    wheels = tmp_path_factory.mktemp("wheels")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(source)],
+                   check=True, timeout=300, capture_output=True)
+    (wheel,) = wheels.glob("vault_platform-*.whl")
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run([*pip, "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True, timeout=300,
+                   capture_output=True)
+    return target
+
+
+def test_the_wheel_holds_the_components_and_the_jobs_scripts_only(installed):
+    import components
+
+    package = installed / "components"
+    assert sorted(p.name for p in installed.iterdir() if not p.name.endswith(".dist-info")) == ["components"]
+    for script in ("backup.sh", "vault_rollout.py"):
+        assert (package / "resources" / "jobs" / script).read_text() == \
+            (ROOT / "components" / "resources" / "jobs" / script).read_text()
+    (dist,) = installed.glob("vault_platform-*.dist-info")
+    assert dist.name == f"vault_platform-{components.__version__}.dist-info"
+    metadata = (dist / "METADATA").read_text()
+    assert "Requires-Dist: pulumi==3.272.0" in metadata and "Requires-Dist: pulumi_vault==7.14.0" in metadata
+    # Every public name resolves, from the installed copy, in a process that cannot see this checkout.
+    probe = ("import sys, components; names = [n for n in components.__all__ if n != '__version__'];"
+             "[getattr(components, n) for n in names];"
+             "from components.resources.backup import read_script; assert read_script().startswith('#!');"
+             "print(components.__file__, len(names))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=installed.parent, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(installed)})
+    assert out.returncode == 0, out.stderr
+    where, count = out.stdout.split()
+    assert Path(where).parent == package and int(count) >= 25
+
+
+def test_the_example_runs_from_the_installed_wheel_as_it_does_from_the_tree(installed):
+    project = yaml.safe_load((EXAMPLE / "Pulumi.yaml").read_text())
+    from_wheel = run_program(EXAMPLE / "__main__.py", "dev", {}, [], project=project["name"], import_path=installed)
+    assert from_wheel.error is None, from_wheel.error
+    assert Path(from_wheel.components_from) == installed / "components"
+    from_tree = run_program(EXAMPLE / "__main__.py", "dev", {}, [], project=project["name"])
+    assert Path(from_tree.components_from) == ROOT / "components"
+    def shape(rec):
+        return sorted((r.type, r.name) for r in rec.resources)
+    assert shape(from_wheel) == shape(from_tree)
+    assert len(from_wheel.resources) > 10
