@@ -1120,6 +1120,48 @@ def check_transit_token(resource_type: str, name: str, props: Mapping[str, Any],
     return report.found
 
 
+# --- 12. cluster-wide secret stores serve named namespaces only ------------------------------------
+
+CLUSTER_SECRET_STORE_TYPES = ("kubernetes:external-secrets.io/v1:ClusterSecretStore",
+                              "kubernetes:external-secrets.io/v1beta1:ClusterSecretStore")
+# Namespaces no sensible pattern names together: a regex that matches all of them matches any.
+_UNRELATED_NAMESPACES = ("kube-system", "default", "zz-unrelated-0")
+OPEN_TO_ALL = ("so the store serves ExternalSecrets in every namespace: anyone who may create one anywhere could "
+               "copy every secret the store reads; name the namespaces that need it")
+
+
+def _matches_any_namespace(pattern: Any) -> bool:
+    if not isinstance(pattern, str):
+        return False
+    try:
+        compiled = re.compile(pattern)
+    except re.error:
+        return False
+    return all(compiled.search(ns) for ns in _UNRELATED_NAMESPACES)
+
+
+def check_cluster_secret_store_scoped(resource_type: str, name: str, props: Mapping[str, Any], options: Options,
+                                      config: Mapping[str, Any]) -> list[Violation]:
+    report = _Reporter(resource_type, name)
+    if resource_type not in CLUSTER_SECRET_STORE_TYPES:
+        return []
+    conditions = get(props, "spec.conditions")
+    if is_unknown(conditions):
+        return []
+    if not _as_list(conditions):
+        report("spec.conditions", f"is missing, {OPEN_TO_ALL}")
+    for i, condition in enumerate(_as_list(conditions)):
+        if not isinstance(condition, Mapping):
+            continue
+        selector = condition.get("namespaceSelector")
+        if isinstance(selector, Mapping) and not selector.get("matchLabels") and not selector.get("matchExpressions"):
+            report(f"spec.conditions[{i}].namespaceSelector", f"is empty and selects every namespace, {OPEN_TO_ALL}")
+        for j, pattern in enumerate(_as_list(condition.get("namespaceRegexes"))):
+            if _matches_any_namespace(pattern):
+                report(f"spec.conditions[{i}].namespaceRegexes[{j}]", f"matches any name, {OPEN_TO_ALL}")
+    return report.found
+
+
 # --- the pack -----------------------------------------------------------------------------------
 
 RULES: tuple[Rule, ...] = (
@@ -1179,6 +1221,11 @@ RULES: tuple[Rule, ...] = (
          "server.extraSecretEnvironmentVars), never written into the server config or a ConfigMap: that token "
          "unseals Vault.",
          check_transit_token),
+    Rule("cluster-secret-store-scoped",
+         "A ClusterSecretStore (such as the transition store for AWS Secrets Manager) lists the namespaces it "
+         "serves: without conditions, or with an empty selector or a pattern that matches any name, anyone who may "
+         "create an ExternalSecret in any namespace can copy every secret the store reads.",
+         check_cluster_secret_store_scoped),
 )
 
 

@@ -625,7 +625,8 @@ class AwsSecretsManagerStoreConfig(Section):
     service_account: EsoServiceAccount = setting("The External Secrets Operator's service account.",
                                                  factory=EsoServiceAccount)
     namespaces: Annotated[tuple[Str, ...], rule(each(checks.dns_label))] = setting(
-        "Namespaces whose ExternalSecrets may use the store; empty allows every namespace.", ())
+        "Namespaces whose ExternalSecrets may use the store (required in prod): empty lets an ExternalSecret in any "
+        "namespace copy every secret under namePrefix, which dev accepts with a warning.", ())
     kms_key_arns: Annotated[tuple[Str, ...], rule(each(checks.kms_key_arn))] = setting(
         "Customer-managed KMS keys that encrypt those secrets (kms:Decrypt, only through Secrets Manager); empty "
         "when they use the AWS-managed key.", ())

@@ -648,6 +648,9 @@ def _check_migration(c: PlatformConfig, problems: Problems) -> None:
     if not store.name_prefix:
         problems.add(f"{key}.namePrefix", "is required when the store is enabled: its role may read only the "
                                           "secrets whose names start with it (e.g. 'prod/')")
+    if c.is_prod and not store.namespaces:
+        problems.add(f"{key}.namespaces", OPEN_STORE + "; prod refuses that: list the namespaces whose applications "
+                                                       "still read from AWS while they move")
     _unique(problems, f"{key}.namespaces", "namespace", list(store.namespaces))
     _unique(problems, f"{key}.kmsKeyArns", "key", list(store.kms_key_arns))
     eso, sa = c.external_secrets, store.service_account
@@ -658,6 +661,22 @@ def _check_migration(c: PlatformConfig, problems: Problems) -> None:
                                               f"runs as {eso.namespace}/{eso.service_account} "
                                               "(externalSecrets.namespace, externalSecrets.serviceAccount); make "
                                               "them the same")
+
+
+# The transition store without namespaces: what it would hand out, and to whom.
+OPEN_STORE = ("is empty: the ClusterSecretStore would serve ExternalSecrets in every namespace, so anyone who may "
+              "create an ExternalSecret anywhere could copy every AWS secret under namePrefix")
+
+
+def warnings(c: PlatformConfig) -> list[str]:
+    """What a stack may do but should not, said at every run (prod refuses each of them)."""
+    found = Problems()
+    store = c.migration.aws_secrets_manager
+    if store.enabled and not store.namespaces and not c.is_prod:
+        found.add("migration.awsSecretsManager.namespaces", OPEN_STORE + " (prod refuses this)")
+    return found.items
+
+
 def _check_day2(c: PlatformConfig, problems: Problems) -> None:
     autopilot = c.cluster.raft.autopilot
     if duration_seconds(autopilot.dead_server_last_contact_threshold) < MIN_DEAD_SERVER_SECONDS:

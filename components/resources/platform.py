@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.model import PlatformConfig
+from components.model import PlatformConfig, rules
 from components.model.checks import duration_seconds
 from components.model.names import Names
 from components.providers.destroy_guard import DestroyGuard
@@ -185,6 +185,8 @@ class VaultPlatform(pulumi.ComponentResource):
 
     def __init__(self, name: str, config: PlatformConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:index:VaultPlatform", name, None, opts)
+        for warning in rules.warnings(config):
+            pulumi.log.warn(warning, self)
         self.k8s_provider = k8s.Provider(
             "k8s",
             context=config.kubernetes.context or None,

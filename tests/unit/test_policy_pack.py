@@ -118,7 +118,7 @@ def test_prod_requires_five_replicas_and_no_node_port_while_dev_allows_its_kind_
 
 
 def test_policy_names_and_descriptions_are_unique():
-    assert len(set(NAMES)) == len(NAMES) == 11
+    assert len(set(NAMES)) == len(NAMES) == 12
     assert len({r.description for r in rules.RULES}) == len(NAMES)
 
 
@@ -740,3 +740,43 @@ def test_the_hcl_reader_takes_vaults_json_form_and_reports_errors_without_the_te
     with pytest.raises(rules.HclError) as err:
         rules.parse_hcl(f'seal "transit" {{\n  token = "{CANARY}"\n')
     assert CANARY not in str(err.value)
+
+
+# --- cluster-secret-store-scoped ----------------------------------------------------------------
+
+STORE_TYPE = "kubernetes:external-secrets.io/v1:ClusterSecretStore"
+STORE_NAME = "vault-aws-secret-store-store"
+MIGRATING = {"migration": {"awsSecretsManager": {"enabled": True, "namePrefix": "prod/", "namespaces": ["default"]}}}
+
+
+@pytest.fixture(scope="module")
+def migrating() -> list[rules.Resource]:
+    return stack("prod", MIGRATING)
+
+
+def test_the_transition_store_limited_to_namespaces_passes(migrating):
+    assert any(r.type == STORE_TYPE for r in migrating)
+    assert violations("cluster-secret-store-scoped", migrating) == []
+
+
+@pytest.mark.parametrize(("conditions", "prop"), [
+    (None, "spec.conditions"),
+    ([], "spec.conditions"),
+    ([{"namespaces": ["default"]}, {"namespaceSelector": {}}], "spec.conditions[1].namespaceSelector"),
+    ([{"namespaceRegexes": [".*"]}], "spec.conditions[0].namespaceRegexes"),
+])
+def test_a_cluster_secret_store_open_to_every_namespace_fires(migrating, conditions, prop):
+    """The program refuses a prod store without namespaces; another program may still declare one."""
+    def edit(props: dict) -> None:
+        if conditions is None:
+            del props["spec"]["conditions"]
+        else:
+            props["spec"]["conditions"] = conditions
+    found = violations("cluster-secret-store-scoped", changed(migrating, STORE_TYPE, STORE_NAME, edit))
+    assert "every namespace" in fired(found, STORE_TYPE, STORE_NAME, prop).message
+
+
+def test_a_selector_or_pattern_that_names_namespaces_passes(migrating):
+    edit = lambda p: p["spec"].update(conditions=[  # noqa: E731
+        {"namespaceSelector": {"matchLabels": {"team": "payments"}}}, {"namespaceRegexes": ["^payments-"]}])
+    assert violations("cluster-secret-store-scoped", changed(migrating, STORE_TYPE, STORE_NAME, edit)) == []
