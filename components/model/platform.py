@@ -117,15 +117,24 @@ class ApiClients(Section):
         "Namespaces whose pods may call the API (applications, their injected agents, the External Secrets "
         "Operator, cert-manager). The Vault namespace itself always may.", ())
     cidrs: Annotated[tuple[Str, ...], rule(each(checks.cidr))] = setting(
-        "Address ranges that may call the API: the load balancer's subnets (an NLB with IP targets connects "
-        "from them), your VPN.", ())
+        "Address ranges outside the cluster that may call the API (your VPN; with api.loadBalancer.preserveClientIp, "
+        "the clients behind the load balancer). Never a range that holds pods (cluster.networkPolicy.podCidrs).", ())
+
+
+Cidrs = Annotated[tuple[Str, ...], rule(each(checks.cidr))]
 
 
 class NetworkPolicyConfig(Section):
     enabled: Bool = setting("Put a NetworkPolicy on the Vault pods (it only has effect where the cluster's network "
                             "plugin enforces NetworkPolicies).", True)
-    api_from: ApiClients = setting("Who may call the API port (8200). Both lists empty: everyone. The cluster port "
-                                   "(8201) is always open to the Vault pods only.", factory=lambda: ApiClients())
+    api_from: ApiClients = setting("Who may call the API port (8200). Both lists empty (and no load balancer subnets "
+                                   "in api.loadBalancer.subnetCidrs): everyone. The cluster port (8201) is always "
+                                   "open to the Vault pods only.", factory=lambda: ApiClients())
+    pod_cidrs: Cidrs = setting(
+        "The address ranges pods get their addresses from (EKS with the VPC CNI: the nodes' subnets, or the "
+        "ENIConfig subnets with custom networking). No admitted range (apiFrom.cidrs, api.loadBalancer.subnetCidrs) "
+        "may overlap them: an ipBlock matches pod addresses too, so it would admit every pod there, whatever its "
+        "namespace. Required in prod when a range is admitted.", ())
 
 
 class Autopilot(Section):
@@ -204,6 +213,22 @@ class ApiDns(Section):
     ttl: Between(10, 86400) = setting("TTL of the record, in seconds.", 60)
 
 
+class LoadBalancer(Section):
+    subnets: Annotated[tuple[Str, ...], rule(each(checks.subnet_id))] = setting(
+        "Subnet ids to place the load balancer in (the AWS Load Balancer Controller's aws-load-balancer-subnets): "
+        "subnets of its own, in which no pod gets an address. Empty: the controller picks subnets by their tags.", ())
+    subnet_cidrs: Cidrs = setting(
+        "The address ranges of the load balancer's subnets. Without client IP preservation the load balancer "
+        "connects to the pods (and checks their health) from its addresses there, so the NetworkPolicy admits "
+        "these ranges, which must hold no pod. Required in prod with a NetworkPolicy that names clients, unless "
+        "preserveClientIp.", ())
+    preserve_client_ip: Bool = setting(
+        "Keep each client's address as the source of its connections (the target group attribute "
+        "preserve_client_ip.enabled). false (the default for IP targets): pods see the load balancer's addresses "
+        "and the NetworkPolicy admits subnetCidrs; true: pods see the clients' addresses, so "
+        "cluster.networkPolicy.apiFrom.cidrs must name the clients (CI runners, your VPN).", False)
+
+
 class ApiConfig(Section):
     address: HttpsUrl = setting("HTTPS address at which the machine running `pulumi up` reaches the Vault API "
                                 "(dev: the NodePort on localhost; prod: an internal load balancer or ingress).")
@@ -218,6 +243,9 @@ class ApiConfig(Section):
         "internet; prod refuses an internet-facing load balancer otherwise.", False)
     dns: ApiDns = setting("A DNS record for the address's host name, pointing at the load balancer.",
                           factory=lambda: ApiDns())
+    load_balancer: LoadBalancer = setting("The AWS load balancer in front of the API (api.serviceType LoadBalancer): "
+                                          "where it sits and whose address the pods see.",
+                                          factory=lambda: LoadBalancer())
 
 
 # --- TLS -----------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from components.model import unused
 from components.model.checks import (
+    cidrs_overlap,
     cron_longest_gap_seconds,
     duplicates,
     duration_seconds,
@@ -75,6 +76,7 @@ def check(c: PlatformConfig, problems: Problems, given: set[str] | frozenset[str
     """Every rule across settings. ``given``: the key paths the user wrote (``a.b``, list items
     ``a[].b``), to refuse settings that would be silently ignored."""
     _check_cluster(c, problems)
+    _check_network_ranges(c, problems)
     _check_dev_only(c, problems)
     _check_api_tls_unseal(c, problems)
     _check_init(c, problems)
@@ -117,6 +119,48 @@ def _check_cluster(c: PlatformConfig, problems: Problems) -> None:
             if quantity_cmp(request, limit):
                 problems.add(f"{key}.requests.{amount}", f"{request!r} is more than {key}.limits.{amount} {limit!r}; "
                                                          "Kubernetes refuses a request above its limit")
+
+
+def admitted_ranges(c: PlatformConfig) -> list[tuple[str, str]]:
+    """(config key, range) of every address range the NetworkPolicy admits to the API: the clients'
+    ranges, and the load balancer's subnets when it connects from its own addresses."""
+    np, api = c.cluster.network_policy, c.api
+    found = [("cluster.networkPolicy.apiFrom.cidrs", cidr) for cidr in np.api_from.cidrs]
+    if api.service_type == "LoadBalancer" and not api.load_balancer.preserve_client_ip:
+        found += [("api.loadBalancer.subnetCidrs", cidr) for cidr in api.load_balancer.subnet_cidrs]
+    return found
+
+
+def _check_network_ranges(c: PlatformConfig, problems: Problems) -> None:
+    np, api, lb = c.cluster.network_policy, c.api, c.api.load_balancer
+    if not np.enabled:
+        return
+    admitted = admitted_ranges(c)
+    restricted = bool(np.api_from.namespaces or admitted)
+    if c.is_prod and restricted and api.service_type == "LoadBalancer":
+        if not lb.preserve_client_ip and not lb.subnet_cidrs:
+            problems.add("api.loadBalancer.subnetCidrs",
+                         "is required: the load balancer connects to the pods from its own addresses in its subnets, "
+                         "and the NetworkPolicy admits it only by these ranges (or set api.loadBalancer."
+                         "preserveClientIp: true and name the clients in cluster.networkPolicy.apiFrom.cidrs)")
+        if lb.preserve_client_ip and not np.api_from.cidrs:
+            problems.add("cluster.networkPolicy.apiFrom.cidrs",
+                         "is empty, but api.loadBalancer.preserveClientIp is true: the pods see each client's own "
+                         "address, so the NetworkPolicy admits nobody through the load balancer; name the clients' "
+                         "ranges (CI runners, your VPN)")
+    if c.is_prod and admitted and not np.pod_cidrs:
+        problems.add("cluster.networkPolicy.podCidrs",
+                     "is required in prod when the NetworkPolicy admits address ranges: the ranges pods get their "
+                     "addresses from (on EKS with the VPC CNI, the nodes' subnets), so that no admitted range "
+                     "covers pods of every namespace")
+    for key, cidr in admitted:
+        for pods in np.pod_cidrs:
+            if cidrs_overlap(cidr, pods):
+                problems.add(key, f"{cidr!r} overlaps the pod range {pods!r} (cluster.networkPolicy.podCidrs): an "
+                                  "ipBlock matches pod addresses too, so it would admit every pod there, whatever its "
+                                  "namespace; admit only ranges that hold no pod (the load balancer's own subnets, "
+                                  "your VPN)")
+                break
 
 
 def _check_dev_only(c: PlatformConfig, problems: Problems) -> None:

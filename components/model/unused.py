@@ -87,6 +87,12 @@ def table(c: PlatformConfig, given: set[str] | frozenset[str]) -> list[Unused]:
         # --- api
         Unused(("api.nodePort",), api.service_type != "NodePort", f"api.serviceType is {api.service_type!r}",
                "remove it, or set api.serviceType: NodePort"),
+        Unused(("api.loadBalancer.*",), api.service_type != "LoadBalancer",
+               f"api.serviceType is {api.service_type!r} (they configure the AWS load balancer)", "remove them"),
+        Unused(("api.loadBalancer.subnetCidrs",), api.service_type == "LoadBalancer" and
+               api.load_balancer.preserve_client_ip,
+               "api.loadBalancer.preserveClientIp is true (the pods see the clients' addresses, not the load "
+               "balancer's)", "remove it, and name the clients in cluster.networkPolicy.apiFrom.cidrs"),
         Unused(("api.internalLoadBalancer",), api.service_type != "LoadBalancer",
                f"api.serviceType is {api.service_type!r} (it marks a LoadBalancer internal)", "remove it"),
         Unused(("api.publicExposureIntended",), not public_lb,

@@ -185,8 +185,11 @@ class VaultCluster(pulumi.ComponentResource):
 
         self.network_policy: k8s.networking.v1.NetworkPolicy | None = None
         if c.network_policy.enabled:
+            lb = args.api.load_balancer
+            lb_cidrs = tuple(lb.subnet_cidrs) if args.api.service_type == "LoadBalancer" and \
+                not lb.preserve_client_ip else ()
             manifest = network_policy(names, c.network_policy, args.api_client_namespaces,
-                                      extra_namespaces=args.metrics_from)
+                                      extra_namespaces=args.metrics_from, load_balancer_cidrs=lb_cidrs)
             self.network_policy = k8s.networking.v1.NetworkPolicy(
                 f"{name}-network-policy",
                 metadata={**manifest["metadata"], "namespace": namespace},
