@@ -1162,6 +1162,48 @@ def check_cluster_secret_store_scoped(resource_type: str, name: str, props: Mapp
     return report.found
 
 
+# --- 13. certificates for one namespace's names only -------------------------------------------------
+
+CLUSTER_ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer"
+PKI_ROLE = "vault:pkiSecret/secretBackendRole:SecretBackendRole"
+# Two Services of two namespaces: a role that would sign both signs for more than one namespace.
+_PROBES = (("web.probe-one.svc", "web.probe-two.svc"),
+           ("web.probe-one.svc.cluster.local", "web.probe-two.svc.cluster.local"))
+ANY_NAMESPACE = ("so any namespace that may use it gets a certificate for another namespace's Service and can "
+                 "impersonate it")
+
+
+def _glob(pattern: str, name: str) -> bool:
+    """Vault's glob domains: '*' matches any run of characters, dots included."""
+    return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), name) is not None
+
+
+def _role_signs(props: Mapping[str, Any], domain: str, name: str) -> bool:
+    if truthy(props.get("allowGlobDomains", False)) and "*" in domain and _glob(domain, name):
+        return True
+    if truthy(props.get("allowBareDomains", False)) and name == domain:
+        return True
+    base = domain[2:] if domain.startswith("*.") else domain
+    return truthy(props.get("allowSubdomains", False)) and name.endswith("." + base)
+
+
+def check_certificates_per_namespace(resource_type: str, name: str, props: Mapping[str, Any], options: Options,
+                                     config: Mapping[str, Any]) -> list[Violation]:
+    report = _Reporter(resource_type, name)
+    if resource_type == CLUSTER_ISSUER and get(props, "spec.vault") is not None:
+        report("spec.vault", f"makes a Vault issuer for the whole cluster: a Certificate in any namespace can use it, "
+                             f"{ANY_NAMESPACE}; give each namespace an Issuer of its own with a PKI role bound to it")
+    if resource_type == PKI_ROLE:
+        if truthy(props.get("allowAnyName", False)):
+            report("allowAnyName", f"is true: the role signs any name, {ANY_NAMESPACE}")
+        domains = props.get("allowedDomains")
+        for i, domain in enumerate(_as_list(domains) if not is_unknown(domains) else []):
+            if isinstance(domain, str) and any(all(_role_signs(props, domain, n) for n in pair) for pair in _PROBES):
+                report(f"allowedDomains[{i}]", f"{domain!r} covers the Services of every namespace, {ANY_NAMESPACE}; "
+                                               "bind the role to one namespace (*.<namespace>.svc)")
+    return report.found
+
+
 # --- the pack -----------------------------------------------------------------------------------
 
 RULES: tuple[Rule, ...] = (
@@ -1226,6 +1268,11 @@ RULES: tuple[Rule, ...] = (
          "serves: without conditions, or with an empty selector or a pattern that matches any name, anyone who may "
          "create an ExternalSecret in any namespace can copy every secret the store reads.",
          check_cluster_secret_store_scoped),
+    Rule("certificates-per-namespace",
+         "Certificates from Vault's PKI come through one Issuer per namespace, each with a PKI role that signs that "
+         "namespace's names only: a Vault ClusterIssuer, or a role that allows any name under svc.cluster.local, "
+         "gives any namespace a certificate for another namespace's Service.",
+         check_certificates_per_namespace),
 )
 
 

@@ -399,10 +399,18 @@ class DatabaseConfig(Section):
 
 class PkiRole(Section):
     name: VaultName = setting("Role name.")
+    namespace: Annotated[str, Strict(), rule(lambda v: None if v == "" else checks.dns_label(v))] = setting(
+        "Bind the role to one Kubernetes namespace: it signs only that namespace's Service names "
+        "(*.<namespace>.svc, *.<namespace>.svc.cluster.local) and the names in allowedDomains, which that namespace "
+        "owns (exact names, or *.<domain> for the names below one), never an IP address or localhost. "
+        "Applications (pkiRole) and cert-manager's Issuers (certManager.issuers) may only use a role bound to their "
+        "own namespace. Empty: a role for names of your choosing, which neither may use.", "")
     allowed_domains: Annotated[tuple[Str, ...], rule(each(checks.dns_name))] = setting(
-        "Domains certificates may be issued for.")
-    allow_subdomains: Bool = setting("Allow names below the allowed domains.", True)
-    allow_bare_domains: Bool = setting("Allow the allowed domains themselves.", False)
+        "Domains certificates may be issued for (required unless namespace is set); with namespace, the names "
+        "beyond its Services that the namespace owns.", ())
+    allow_subdomains: Bool = setting("Allow names below the allowed domains (not with namespace, whose names say it "
+                                     "themselves).", True)
+    allow_bare_domains: Bool = setting("Allow the allowed domains themselves (not with namespace).", False)
     max_ttl: Duration = setting("Longest certificate lifetime.", "72h")
     ttl: Duration = setting("Default certificate lifetime.", "24h")
 
@@ -507,7 +515,8 @@ class Application(Section):
         "Its Kubernetes service account; in prod not 'default' (every pod of the namespace runs as it).")
     kv: tuple[KvGrant, ...] = setting("KV paths it may use.", ())
     database_role: Str = setting("Database role it may get credentials from.", "")
-    pki_role: Str = setting("PKI role it may issue certificates from.", "")
+    pki_role: Str = setting("PKI role it may issue certificates from: one bound to its namespace "
+                            "(pki.roles[].namespace), so it gets certificates for its own names only.", "")
     token_ttl: Duration | None = setting("Its Vault token lifetime; empty uses kubernetesAuth.tokenTtl.", None)
     token_max_ttl: Duration | None = setting("Its token's longest renewable lifetime; empty uses "
                                              "kubernetesAuth.tokenMaxTtl.", None)
@@ -566,17 +575,25 @@ class ExternalSecretsConfig(Section):
         "its tokens. Turn it on only for other stores that authenticate as another service account.", False)
 
 
+class CertManagerIssuerConfig(Section):
+    namespace: DnsLabel = setting("Namespace of the Issuer: only Certificates in it can use it.")
+    pki_role: Str = setting("PKI role it signs with: a role bound to this namespace (pki.roles[].namespace), so the "
+                            "Issuer signs this namespace's names only; its policy allows only "
+                            "<issuing mount>/sign/<role>.")
+
+
 class CertManagerConfig(Section):
-    enabled: Bool = setting("Create a ClusterIssuer that signs certificates with the PKI engine (cert-manager must "
-                            "be installed: its CRDs and controller).", False)
+    enabled: Bool = setting("Create an Issuer in each namespace of issuers that signs certificates with the PKI "
+                            "engine (cert-manager must be installed: its CRDs and controller).", False)
     namespace: DnsLabel = setting("Namespace cert-manager runs in (its cluster resource namespace).", "cert-manager")
     controller_service_account: Annotated[str, Strict(), rule(checks.service_account_name)] = setting(
         "cert-manager's controller service account, which requests the issuer's tokens.", "cert-manager")
-    issuer_name: DnsLabel = setting("Name of the ClusterIssuer (and of its service account, Vault role and "
-                                    "policy).", "vault-pki")
-    pki_role: Str = setting("PKI role it signs with (required when enabled); its policy allows only "
-                            "<issuing mount>/sign/<role>. Any namespace may use the ClusterIssuer, so the role may "
-                            "allow only domains of your own (no '*', no public top-level domain with subdomains).", "")
+    issuer_name: DnsLabel = setting("Name of the Issuer in each namespace (and of the service account it logs in "
+                                    "as there).", "vault-pki")
+    issuers: tuple[CertManagerIssuerConfig, ...] = setting(
+        "One Issuer per namespace that requests certificates (required when enabled), each with a Vault role "
+        "and policy of its own (cert-manager-<namespace>). No ClusterIssuer: one would let any namespace get a "
+        "certificate for another's Services.", ())
 
 
 BucketName = Annotated[str, Strict(), rule(checks.s3_bucket_name),

@@ -315,8 +315,11 @@ def _check_pki(c: PlatformConfig, problems: Problems) -> None:
     for i, role in enumerate(pki.roles):
         if duration_seconds(role.max_ttl) < duration_seconds(role.ttl):
             problems.add(f"pki.roles[{i}].maxTtl", f"{role.max_ttl!r} is below ttl {role.ttl!r}")
-        if not role.allowed_domains:
-            problems.add(f"pki.roles[{i}].allowedDomains", "must name at least one domain")
+        if not role.allowed_domains and not role.namespace:
+            problems.add(f"pki.roles[{i}].allowedDomains", "must name at least one domain (or set namespace: the "
+                                                             "role then signs that namespace's Service names)")
+        if role.namespace:
+            _check_namespace_role(problems, i, role.namespace, role.allowed_domains)
     for i, role in enumerate(pki.roles):
         for dup in duplicates(list(role.allowed_domains)):
             problems.add(f"pki.roles[{i}].allowedDomains", f"lists {dup!r} more than once")
@@ -405,6 +408,26 @@ def system_namespaces(c: PlatformConfig) -> dict[str, str]:
 PRIVATE_TLDS = ("internal", "local", "localhost", "test", "example", "invalid", "home.arpa")
 
 
+# Service names of the cluster: each namespace's are its own, and no namespace may name another's.
+CLUSTER_SUFFIXES = ("svc", "cluster.local")
+
+
+def _check_namespace_role(problems: Problems, i: int, namespace: str, owned: tuple[str, ...]) -> None:
+    for domain in owned:
+        bare = domain[2:] if domain.startswith("*.") else domain
+        if (problem := _any_domain(domain, domain.startswith("*."))) is not None:
+            problems.add(f"pki.roles[{i}].allowedDomains", f"{domain!r} {problem}; give only names the namespace owns "
+                                                           "(e.g. myapp.internal.example.com)")
+        elif "*" in bare:
+            problems.add(f"pki.roles[{i}].allowedDomains", f"{domain!r} has a wildcard inside it; with namespace, "
+                                                           "give exact names or *.<domain> for the names below one")
+        elif any(bare == s or bare.endswith("." + s) for s in CLUSTER_SUFFIXES):
+            problems.add(f"pki.roles[{i}].allowedDomains",
+                         f"{domain!r} is a cluster Service name: the role already signs {namespace!r}'s own "
+                         f"(*.{namespace}.svc, *.{namespace}.svc.cluster.local), and another namespace's are not "
+                         "its to sign; remove it")
+
+
 def _any_domain(domain: str, subdomains: bool) -> str | None:
     """Why a PKI role's allowed domain lets it sign for (nearly) any name, or None."""
     if domain.strip("*.") == "":
@@ -413,6 +436,10 @@ def _any_domain(domain: str, subdomains: bool) -> str | None:
     if subdomains and "." not in bare and bare not in PRIVATE_TLDS:
         return "with allowSubdomains covers a whole top-level domain"
     return None
+
+
+def _role_namespace(c: PlatformConfig, role: str) -> str:
+    return next((r.namespace for r in c.pki.roles if r.name == role), "")
 
 
 def _check_applications(c: PlatformConfig, problems: Problems) -> None:
@@ -432,6 +459,12 @@ def _check_applications(c: PlatformConfig, problems: Problems) -> None:
             problems.add(f"{key}.databaseRole", f"{app.database_role!r} is not a role in database.roles")
         if app.pki_role and app.pki_role not in pki_roles:
             problems.add(f"{key}.pkiRole", f"{app.pki_role!r} is not a role in pki.roles")
+        elif app.pki_role and (bound := _role_namespace(c, app.pki_role)) != app.namespace:
+            problems.add(f"{key}.pkiRole", f"{app.pki_role!r} is " + (f"bound to namespace {bound!r}" if bound else
+                                                                   "bound to no namespace") +
+                         f": the application could get certificates for names that are not {app.namespace!r}'s "
+                         "(another namespace's Services); use a role with pki.roles[].namespace "
+                         f"{app.namespace!r}")
         elif app.pki_role and not c.pki.enabled:
             problems.add(f"{key}.pkiRole", f"{app.pki_role!r} needs the PKI engine, and pki.enabled is false")
         if app.database_role and app.database_role in db_roles and not c.database.enabled:
@@ -504,7 +537,7 @@ def _check_delivery(c: PlatformConfig, problems: Problems) -> None:
         reserved.add(c.cert_manager.namespace)  # cert-manager's own
     service_roles = {external_secrets_role(a.namespace) for a in c.applications if a.uses_external_secrets}
     if c.cert_manager.enabled:
-        service_roles.add(cert_manager_role(c.cert_manager.issuer_name))
+        service_roles |= {cert_manager_role(i.namespace) for i in c.cert_manager.issuers}
     fails_closed = injector.enabled and injector.failure_policy == "Fail"
     system = system_namespaces(c)
     for i, app in enumerate(c.applications):
@@ -555,20 +588,26 @@ def _check_delivery(c: PlatformConfig, problems: Problems) -> None:
         pki_roles = {r.name for r in c.pki.roles}
         if not c.pki.enabled:
             problems.add("certManager.enabled", "true needs the PKI engine (pki.enabled)")
-        elif not cm.pki_role:
-            problems.add("certManager.pkiRole", f"is required when certManager.enabled is true; one of: "
-                                                f"{', '.join(sorted(pki_roles)) or 'none defined in pki.roles'}")
-        elif cm.pki_role not in pki_roles:
-            problems.add("certManager.pkiRole", f"{cm.pki_role!r} is not a role in pki.roles")
-        else:
-            i, role = next((i, r) for i, r in enumerate(c.pki.roles) if r.name == cm.pki_role)
-            for domain in role.allowed_domains:
-                problem = _any_domain(domain, role.allow_subdomains)
-                if problem:
-                    problems.add(f"pki.roles[{i}].allowedDomains",
-                                 f"{domain!r} {problem}: certManager.pkiRole {cm.pki_role!r} is the role of a "
-                                 "ClusterIssuer any namespace may use, so it would sign for names nobody here owns; "
-                                 "allow only your own domains (e.g. svc.cluster.local, internal.example.com)")
+        if not cm.issuers:
+            problems.add("certManager.issuers", "is empty: name each namespace that requests certificates and the "
+                                                "PKI role bound to it (certManager.enabled is true)")
+        _unique(problems, "certManager.issuers", "namespace", [i.namespace for i in cm.issuers])
+        for i, issuer in enumerate(cm.issuers):
+            key = f"certManager.issuers[{i}].pkiRole"
+            if not c.pki.enabled:
+                pass
+            elif issuer.pki_role not in pki_roles:
+                problems.add(key, f"{issuer.pki_role!r} is not a role in pki.roles; one of: "
+                                  f"{', '.join(sorted(pki_roles)) or 'none defined'}")
+            elif (bound := _role_namespace(c, issuer.pki_role)) != issuer.namespace:
+                problems.add(key, f"{issuer.pki_role!r} is " + (f"bound to namespace {bound!r}" if bound else
+                                                               "bound to no namespace") +
+                             f": the Issuer in {issuer.namespace!r} would sign names that are not that namespace's "
+                             "(another namespace's Services); use a role with pki.roles[].namespace "
+                             f"{issuer.namespace!r}")
+            if issuer.namespace == c.kubernetes.namespace:
+                problems.add(f"certManager.issuers[{i}].namespace", f"{issuer.namespace!r} is Vault's own "
+                                                                    "namespace; its certificate comes from the stack")
 
 
 def _check_policies(c: PlatformConfig, problems: Problems) -> None:
@@ -577,7 +616,7 @@ def _check_policies(c: PlatformConfig, problems: Problems) -> None:
     reserved = set(PLATFORM_POLICIES) | {f"app-{a.name}" for a in c.applications}
     reserved |= {external_secrets_role(a.namespace) for a in c.applications if a.uses_external_secrets}
     if c.cert_manager.enabled:
-        reserved.add(cert_manager_role(c.cert_manager.issuer_name))
+        reserved |= {cert_manager_role(i.namespace) for i in c.cert_manager.issuers}
     for name in names:
         if name in reserved:
             problems.add("policies", f"policy name {name!r} is reserved by the platform; choose another")

@@ -186,6 +186,11 @@ def table(c: PlatformConfig, given: set[str] | frozenset[str]) -> list[Unused]:
                "there is no ServiceMonitor or PrometheusRule to label (cluster.serviceMonitor and "
                "monitoring.prometheusRule are false)", "remove it"),
     ]
+    for i, role in enumerate(c.pki.roles):
+        found.append(Unused((f"pki.roles[{i}].allowSubdomains", f"pki.roles[{i}].allowBareDomains"),
+                            bool(role.namespace), f"pki.roles[{i}].namespace is set (its names say themselves which "
+                                                  "are exact and which have names below them: *.<domain>)",
+                            "remove it"))
     for i, app in enumerate(c.applications):
         key = f"applications[{i}]"
         found += [

@@ -222,11 +222,11 @@ def external_secrets_policy(config: PlatformConfig, namespace: str) -> Policy:
     return Policy(external_secrets_role(namespace), tuple(Rule(path, ("read",)) for path in paths))
 
 
-def cert_manager_policy(config: PlatformConfig) -> Policy:
-    """Sign a CSR with one PKI role: cert-manager keeps the key; nothing can be issued, revoked or read."""
-    cm = config.cert_manager
-    return Policy(cert_manager_role(cm.issuer_name),
-                  (Rule(f"{issuing_pki_path(config)}/sign/{cm.pki_role}", ("create", "update")),))
+def cert_manager_policy(config: PlatformConfig, namespace: str, pki_role: str) -> Policy:
+    """Sign a CSR with the PKI role of one namespace: cert-manager keeps the key; nothing can be issued,
+    revoked or read."""
+    return Policy(cert_manager_role(namespace),
+                  (Rule(f"{issuing_pki_path(config)}/sign/{pki_role}", ("create", "update")),))
 
 
 def static_policies(config: PlatformConfig) -> list[Policy]:
@@ -240,7 +240,7 @@ def static_policies(config: PlatformConfig) -> list[Policy]:
             policies.append(policy)
     policies += [external_secrets_policy(config, ns) for ns in external_secrets_namespaces(config)]
     if config.cert_manager.enabled:
-        policies.append(cert_manager_policy(config))
+        policies += [cert_manager_policy(config, i.namespace, i.pki_role) for i in config.cert_manager.issuers]
     policies += [from_config(p) for p in config.policies]
     return policies
 

@@ -291,7 +291,8 @@ class VaultPlatform(pulumi.ComponentResource):
         if config.cert_manager.enabled:
             self.cert_manager = CertManagerIssuer(
                 f"{name}-cert-manager", CertManagerIssuerArgs(VaultIssuer.of(config), self.cluster.ca_cert_pem),
-                opts=after_vault)
+                opts=pulumi.ResourceOptions.merge(after_vault, pulumi.ResourceOptions(
+                    depends_on=[self.application_namespaces])))
 
         self.exports = {
             "namespace": self.cluster.namespace,

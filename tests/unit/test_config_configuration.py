@@ -104,7 +104,7 @@ def test_dev_postgres_counts_as_a_defined_connection_only_when_enabled():
 @pytest.mark.parametrize(("section", "role", "key", "text"), [
     ("database", {"name": "myapp-db", "connection": "app-postgres", "defaultTtl": "2h", "maxTtl": "90m"},
      "database.roles[0].maxTtl", "'90m' is below defaultTtl '2h'"),
-    ("pki", {"name": "internal-certs", "allowedDomains": ["internal"], "ttl": "48h", "maxTtl": "24h"},
+    ("pki", {"name": "internal-certs", "namespace": "default", "ttl": "48h", "maxTtl": "24h"},
      "pki.roles[0].maxTtl", "'24h' is below ttl '48h'"),
 ])
 def test_max_ttl_below_default(section, role, key, text):

@@ -118,7 +118,7 @@ def test_prod_requires_five_replicas_and_no_node_port_while_dev_allows_its_kind_
 
 
 def test_policy_names_and_descriptions_are_unique():
-    assert len(set(NAMES)) == len(NAMES) == 12
+    assert len(set(NAMES)) == len(NAMES) == 13
     assert len({r.description for r in rules.RULES}) == len(NAMES)
 
 
@@ -635,7 +635,7 @@ def test_an_application_role_with_a_platform_policy_fires_and_the_backup_role_do
     assert [v.resource_name for v in found] == ["vault-config-app-myapp"]
 
 
-OPERATOR_ROLES = ("vault-config-role-external-secrets-default", "vault-config-role-cert-manager-vault-pki")
+OPERATOR_ROLES = ("vault-config-role-external-secrets-default", "vault-config-role-cert-manager-default")
 
 
 def test_the_delivering_operators_roles_pass_with_their_own_policies():
@@ -650,7 +650,7 @@ def test_the_delivering_operators_roles_pass_with_their_own_policies():
      lambda text: text.replace('capabilities = ["read"]', 'capabilities = ["read", "list"]'), "grants ['list']"),
     ("vault-config-policy-external-secrets-default",
      lambda text: text + '\npath "secret/data/*" {\n  capabilities = ["read"]\n}\n', "'secret/data/*'"),
-    ("vault-config-policy-cert-manager-vault-pki",
+    ("vault-config-policy-cert-manager-default",
      lambda text: text.replace("/sign/", "/issue/"), "not a sign endpoint"),
 ])
 def test_an_operator_policy_that_reaches_further_fires(policy, edit, field):
@@ -780,3 +780,39 @@ def test_a_selector_or_pattern_that_names_namespaces_passes(migrating):
     edit = lambda p: p["spec"].update(conditions=[  # noqa: E731
         {"namespaceSelector": {"matchLabels": {"team": "payments"}}}, {"namespaceRegexes": ["^payments-"]}])
     assert violations("cluster-secret-store-scoped", changed(migrating, STORE_TYPE, STORE_NAME, edit)) == []
+
+
+# --- certificates-per-namespace -----------------------------------------------------------------
+
+PKI_ROLE = "vault:pkiSecret/secretBackendRole:SecretBackendRole"
+PKI_ROLE_NAME = "vault-config-pki-role-internal-certs"
+ISSUER = "kubernetes:cert-manager.io/v1:Issuer"
+
+
+def test_namespace_issuers_and_roles_bound_to_a_namespace_pass():
+    resources = stack("prod")
+    assert any(r.type == ISSUER for r in resources)
+    assert violations("certificates-per-namespace", resources) == []
+
+
+def test_a_vault_cluster_issuer_fires():
+    def cluster_wide(props: dict) -> None:
+        del props["metadata"]["namespace"]
+    resources = [dataclasses.replace(r, type="kubernetes:cert-manager.io/v1:ClusterIssuer") if r.type == ISSUER else r
+                 for r in changed(stack("prod"), ISSUER, "vault-cert-manager-default-issuer", cluster_wide)]
+    violation = fired(violations("certificates-per-namespace", resources),
+                      "kubernetes:cert-manager.io/v1:ClusterIssuer", "vault-cert-manager-default-issuer", "spec.vault")
+    assert "any namespace" in violation.message
+
+
+@pytest.mark.parametrize(("change", "prop"), [
+    (lambda p: p.update(allowedDomains=["internal", "svc.cluster.local"], allowSubdomains=True,
+                        allowGlobDomains=False), "allowedDomains[1]"),
+    (lambda p: p.update(allowedDomains=["*.svc"], allowGlobDomains=True), "allowedDomains[0]"),
+    (lambda p: p.update(allowedDomains=["*.cluster.local"]), "allowedDomains[0]"),
+    (lambda p: p.update(allowAnyName=True), "allowAnyName"),
+])
+def test_a_pki_role_that_signs_every_namespaces_services_fires(change, prop):
+    resources = changed(stack("prod"), PKI_ROLE, PKI_ROLE_NAME, change)
+    violation = fired(violations("certificates-per-namespace", resources), PKI_ROLE, PKI_ROLE_NAME, prop)
+    assert "another namespace's Service" in violation.message

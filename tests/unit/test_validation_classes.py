@@ -238,7 +238,14 @@ NO_EFFECT: list[tuple[str, str, dict, dict | None, str, str]] = [
      {"externalSecrets": {"install": False, "clusterWideTokenRequests": True}}, None,
      "externalSecrets.clusterWideTokenRequests", "externalSecrets.clusterWideTokenRequests"),
     ("cert-manager's role with cert-manager off", "dev",
-     {"certManager": {"enabled": None, "pkiRole": "internal-certs"}}, None, "certManager.pkiRole", "certManager.*"),
+     {"certManager": {"enabled": None, "issuers": [{"namespace": "default", "pkiRole": "internal-certs"}]}}, None,
+     "certManager.issuers", "certManager.*"),
+    ("subdomains for a role bound to a namespace", "prod",
+     {"pki": {"roles": [{"name": "internal-certs", "namespace": "default", "allowSubdomains": True}]}}, None,
+     "pki.roles[0].allowSubdomains", "pki.roles[].allowSubdomains"),
+    ("bare domains for a role bound to a namespace", "dev",
+     {"pki": {"roles": [{"name": "internal-certs", "namespace": "default", "allowBareDomains": False}]}}, None,
+     "pki.roles[0].allowBareDomains", "pki.roles[].allowBareDomains"),
     ("s3 settings with volume backups", "dev", {"backup": {"s3": {"prefix": "snapshots/"}}}, None,
      "backup.s3.prefix", "backup.s3.*"),
     ("replication with volume backups", "dev", {"backup": {"s3": {"replication": {"enabled": True,
@@ -535,20 +542,23 @@ PLACEMENT: list[tuple[str, str, dict, dict | None, str]] = [
 ]
 
 
-# --- class 6: a PKI role for cert-manager that allows any domain -----------------------------------------
+# --- class 6: a namespace's PKI role (cert-manager's Issuer, applications) that allows any domain ----------
 
 def _pki_role(**changes: Any) -> dict:
-    return {"pki": {"roles": [{"name": "internal-certs", "allowedDomains": ["internal"], **changes}]}}
+    return {"pki": {"roles": [{"name": "internal-certs", "namespace": "default", "allowedDomains": ["internal"],
+                               **changes}]}}
 
 
 ISSUER: list[tuple[str, str, dict, dict | None, str]] = [
     ("every name", "prod", _pki_role(allowedDomains=["*"]), None, "pki.roles[0].allowedDomains"),
-    ("a public top-level domain with subdomains", "prod", _pki_role(allowedDomains=["internal", "com"]), None,
+    ("every name below a public top-level domain", "prod", _pki_role(allowedDomains=["internal", "*.com"]), None,
      "pki.roles[0].allowedDomains"),
     ("a wildcard over a top-level domain", "prod", _pki_role(allowedDomains=["*.io"]), None,
      "pki.roles[0].allowedDomains"),
-    ("every name in dev too", "dev", {**_pki_role(allowedDomains=["*"]),
-                                      "certManager": {"enabled": True, "pkiRole": "internal-certs"}}, None,
+    ("another namespace's Services", "prod", _pki_role(allowedDomains=["*.payments.svc"]), None,
+     "pki.roles[0].allowedDomains"),
+    ("every name in dev too", "dev", {**_pki_role(allowedDomains=["*"]), "certManager": {
+        "enabled": True, "issuers": [{"namespace": "default", "pkiRole": "internal-certs"}]}}, None,
      "pki.roles[0].allowedDomains"),
 ]
 
@@ -785,12 +795,12 @@ GOOD: list[tuple[str, str, dict, dict | None]] = [
     ("labels with a DNS prefix", "prod",
      {"monitoring": {"labels": {"app.kubernetes.io/part-of": "observability", "team": ""}}}, None),
     ("a dev application in kube-system with an injector that fails open", "dev",
-     lambda s: _app(s, namespace="kube-system", createServiceAccount=False), None),
+     lambda s: _app(s, namespace="kube-system", createServiceAccount=False, pkiRole=""), None),
     ("a dev application that accepts any audience", "dev", lambda s: _app(s, audience=""), None),
     ("the default service account, not created, in dev", "dev",
      lambda s: _app(s, serviceAccount="default", createServiceAccount=False), None),
-    ("cert-manager on a role of the cluster's own domains", "prod",
-     _pki_role(allowedDomains=["svc.cluster.local", "internal", "example.com"]), None),
+    ("cert-manager on its namespace's role with names the namespace owns", "prod",
+     _pki_role(allowedDomains=["internal", "example.com", "*.myapp.example.com"]), None),
     ("auth methods nested only by name", "prod", {"deploy": {"jwt": {"path": "kubernetes-ci"}}}, None),
     ("an application whose name only starts like the platform's", "prod", lambda s: _app(s, name="raft-backups"),
      None),
