@@ -322,16 +322,22 @@ class AwsConfig(Section):
         "The cluster's OIDC issuer without https:// (oidc.eks.<region>.amazonaws.com/id/<ID>).")
     tags: dict[TagKey, TagValue] = setting("Tags on every AWS resource.", factory=dict)
     key_administrators: Annotated[tuple[Str, ...], rule(each(checks.iam_principal_arn))] = setting(
-        "IAM role (or user) ARNs that administer the stack's KMS keys (change their policy, rotation, "
-        "deletion); nobody else may, and these may not use the keys. Include the role that runs `pulumi up`: "
-        "AWS refuses a key policy that would lock its author out. Required when the stack creates a KMS key.",
+        "IAM role (or user) ARNs that administer the stack's KMS keys (rotation, tags, aliases, deletion); nobody "
+        "else may, and these may neither use the keys, grant them, nor replace their policy. Include the role that "
+        "runs `pulumi up`. Required when the stack creates a KMS key.",
         ())
+    key_policy_administrators: Annotated[tuple[Str, ...], rule(each(checks.iam_principal_arn))] = setting(
+        "IAM role ARNs that may replace the stack's KMS key policies (kms:PutKeyPolicy), and nothing else: "
+        "break-glass roles, never one in keyAdministrators (a new key policy can give its author the key). "
+        "Required when the stack creates a KMS key; a change to a key policy (a new snapshot reader, a new unseal "
+        "role) is then applied by one of them (docs/break-glass.md).", ())
     snapshot_readers: Annotated[tuple[Str, ...], rule(each(checks.iam_principal_arn))] = setting(
         "IAM role ARNs that may decrypt snapshots in the backup bucket, through S3 only (for restores). "
         "Empty: only the backup job's own role.", ())
     permissions_boundary: Annotated[str, Strict(), rule(lambda v: None if v == "" else checks.iam_policy_arn(v))] = \
-        setting("Managed policy ARN set as the permissions boundary of every IAM role the stack creates; empty "
-                "sets none.", "")
+        setting("Managed policy ARN set as the permissions boundary of every IAM role the stack creates, which "
+                "the deploying role may create only with it (scripts/deployer_policy.py prints both); required in "
+                "prod when the stack creates IAM roles.", "")
 
 
 # --- secrets engines -----------------------------------------------------------------------------

@@ -225,6 +225,21 @@ def _check_api_tls_unseal(c: PlatformConfig, problems: Problems) -> None:
     if needs_aws and c.aws is None:
         problems.add("aws", "is required for unseal.type awskms and for backups to s3 (region, oidcProviderArn, "
                             "oidcIssuer, keyAdministrators)")
+    if needs_aws and c.aws is not None and not c.aws.key_policy_administrators:
+        problems.add("aws.keyPolicyAdministrators", "is required: the stack's KMS keys let their administrators "
+                                                    "manage but not replace their key policy; name the break-glass "
+                                                    "role that may (it must not be in aws.keyAdministrators)")
+    if c.aws is not None:
+        for arn in sorted(set(c.aws.key_policy_administrators) & set(c.aws.key_administrators)):
+            problems.add("aws.keyPolicyAdministrators", f"{arn!r} is also in aws.keyAdministrators: whoever may "
+                                                        "replace a key policy can give itself the key; keep the "
+                                                        "deploying role out of it and use a break-glass role")
+    makes_roles = needs_aws or c.migration.aws_secrets_manager.enabled
+    if c.is_prod and makes_roles and c.aws is not None and not c.aws.permissions_boundary:
+        problems.add("aws.permissionsBoundary", "is required in prod: the deploying role rewrites the stack's IAM "
+                                                "roles, and only a boundary it cannot change keeps them from "
+                                                "becoming more; create it from `scripts/deployer_policy.py prod "
+                                                "--boundary` and give its ARN")
     if needs_aws and c.aws is not None and not c.aws.key_administrators:
         problems.add("aws.keyAdministrators", "is required: the stack creates KMS keys (auto-unseal, snapshot bucket) "
                                               "with an explicit key policy, and only these roles may administer them. "

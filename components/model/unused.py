@@ -123,7 +123,7 @@ def table(c: PlatformConfig, given: set[str] | frozenset[str]) -> list[Unused]:
                "nothing in this stack uses AWS (unseal.type awskms, backups to s3, api.dns.record route53 or "
                "migration.awsSecretsManager)", "remove it", switches=("backup.enabled",
                                                                        "migration.awsSecretsManager.enabled")),
-        Unused(("aws.keyAdministrators",), not (awskms or uses_s3),
+        Unused(("aws.keyAdministrators", "aws.keyPolicyAdministrators"), not (awskms or uses_s3),
                "the stack makes no KMS key (it makes one for unseal.type awskms and one for backups to s3)",
                "remove it", switches=("backup.enabled",)),
         Unused(("aws.snapshotReaders",), not uses_s3, "the stack makes no snapshot bucket (backups are off or do "

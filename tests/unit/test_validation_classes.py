@@ -213,6 +213,10 @@ NO_EFFECT: list[tuple[str, str, dict, dict | None, str, str]] = [
      {"aws": {**AWS, "keyAdministrators": ["arn:aws:iam::123456789012:role/admin"]},
       "migration": {"awsSecretsManager": {"enabled": True, "namePrefix": "dev/"}}}, None,
      "aws.keyAdministrators", "aws.keyAdministrators"),
+    ("key policy administrators with no KMS key", "dev",
+     {"aws": {**AWS, "keyPolicyAdministrators": ["arn:aws:iam::123456789012:role/break-glass"]},
+      "migration": {"awsSecretsManager": {"enabled": True, "namePrefix": "dev/"}}}, None,
+     "aws.keyPolicyAdministrators", "aws.keyPolicyAdministrators"),
     ("snapshot readers with no snapshot bucket", "dev",
      {"aws": {**AWS, "snapshotReaders": ["arn:aws:iam::123456789012:role/restore"]},
       "migration": {"awsSecretsManager": {"enabled": True, "namePrefix": "dev/"}}}, None,
@@ -375,7 +379,8 @@ TOGGLE_EXTRAS: dict[str, Any] = {
     "migration.awsSecretsManager": {"migration": {"awsSecretsManager": {"namePrefix": "prod/"}}},
     "backup.s3.replication": lambda s: {"backup": {"s3": {"replication": {"region": "eu-central-1"}}}} if s == "prod"
     else {"backup": {"target": "s3", "volume": None, "s3": {"replication": {"region": "eu-central-1"}}},
-          "aws": {**AWS, "keyAdministrators": ["arn:aws:iam::123456789012:role/admin"]}},
+          "aws": {**AWS, "keyAdministrators": ["arn:aws:iam::123456789012:role/admin"],
+                  "keyPolicyAdministrators": ["arn:aws:iam::123456789012:role/break-glass"]}},
 }
 TOGGLE_SECRETS = {"deploy.operatorOidc": OIDC_SECRET}
 
