@@ -111,11 +111,12 @@ class VaultCluster(pulumi.ComponentResource):
             aws_provider, opts=pulumi.ResourceOptions(parent=self))
 
         self.injector_tls: InjectorTls | None = None
-        if c.injector.enabled:
+        # With a TLS Secret of the operator's, the injector makes its own serving certificate (the
+        # chart's way: no key passes through the stack, and none needs cert-manager).
+        if c.injector.enabled and args.tls.source != "existingSecret":
             self.injector_tls = InjectorTls(
                 f"{name}-injector-tls",
-                InjectorTlsArgs(namespace, names, validity=c.injector.certificate_validity,
-                                ca_validity=args.tls.ca_validity, organization=args.tls.organization),
+                InjectorTlsArgs(namespace, names, args.tls, validity=c.injector.certificate_validity),
                 opts=pulumi.ResourceOptions(parent=self))
         webhook_parts: list[Any] = [] if self.injector_tls is None else [self.injector_tls.secret_name,
                                                                          self.injector_tls.ca_bundle]

@@ -71,6 +71,7 @@ def deploy_identity_args(config: PlatformConfig, objects: vault_objects.VaultObj
         ci_login_path=next((a.path for a in auths if a.type == "jwt"), ""),
         login_audience=config.deploy.jwt.audience,
         client_secrets={a.path: a.client_secret for a in auths if a.client_secret is not None},
+        client_secret_arns={a.path: a.client_secret_arn for a in auths if a.client_secret_arn},
     )
 
 
