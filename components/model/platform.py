@@ -190,8 +190,9 @@ class ClusterConfig(Section):
                                        "prod, false in dev.", None)
     injector: Injector = setting("Vault Agent Injector.", factory=Injector)
     ui: Bool = setting("Serve the web UI.", True)
-    service_monitor: Bool = setting("Create a Prometheus Operator ServiceMonitor (needs its CRDs); only then may "
-                                    "the metrics endpoint be read without a token.", False)
+    service_monitor: Bool = setting("Create a Prometheus Operator ServiceMonitor (needs its CRDs). It scrapes with "
+                                    "the token in monitoring.metricsTokenSecret (required in prod); without one "
+                                    "(dev) the metrics endpoint is read without a token.", False)
     network_policy: NetworkPolicyConfig = setting("NetworkPolicy for the Vault server pods.",
                                                   factory=lambda: NetworkPolicyConfig())
     raft: RaftConfig = setting("Raft storage timing and autopilot.", factory=RaftConfig)
@@ -739,6 +740,11 @@ class MonitoringConfig(Section):
                                JsonSchema(pattern=checks.PROMETHEUS_DURATION)] = setting(
         f"How often Prometheus scrapes each Vault pod, as Prometheus writes durations (e.g. 30s, 1m); at least "
         f"the scrape timeout ({SCRAPE_TIMEOUT}).", "30s")
+    metrics_token_secret: DnsName | None = setting(
+        "A Secret of yours in the Vault namespace holding, under the key 'token', a Vault token with only the "
+        "'metrics' policy (read on sys/metrics): the ServiceMonitor presents it, so the metrics endpoint needs a "
+        "token and the token never passes through the stack or its state. Required in prod with "
+        "cluster.serviceMonitor; without it (dev) the listener serves metrics to anyone who reaches it.", None)
     alerts: AlertThresholds = setting("Alert thresholds.", factory=AlertThresholds)
 
 

@@ -35,7 +35,7 @@ from components.model.problems import Problems
 
 # Policy names the platform writes itself; a stack's own policy must not replace them.
 PLATFORM_POLICIES = ("root", "default", "admin", "raft-backup", "raft-rollout", "app-templated",
-                     "app-templated-write", "deployer", "previewer")
+                     "app-templated-write", "deployer", "previewer", "metrics")
 # Vault refuses a shorter dead-server threshold, and automatic transit rotation more often than hourly.
 MIN_DEAD_SERVER_SECONDS = 60
 # Raft clusters larger than this slow writes down.
@@ -829,6 +829,8 @@ def warnings(c: PlatformConfig) -> list[str]:
     store = c.migration.aws_secrets_manager
     if store.enabled and not store.namespaces and not c.is_prod:
         found.add("migration.awsSecretsManager.namespaces", OPEN_STORE + " (prod refuses this)")
+    if c.cluster.service_monitor and not c.monitoring.metrics_token_secret and not c.is_prod:
+        found.add("monitoring.metricsTokenSecret", OPEN_METRICS + " (prod refuses this)")
     return found.items
 
 
@@ -894,8 +896,17 @@ def _days(seconds: float) -> str:
     return f"{seconds / 86400:g} day(s)" if seconds >= 86400 else f"{seconds / 3600:g} hour(s)"
 
 
+# The ServiceMonitor without a token: what the listener then hands out, and to whom.
+OPEN_METRICS = ("is not set, so Vault serves its metrics without a token (unauthenticated_metrics_access) to anything "
+                "that reaches the API port: request rates, mounts, leadership and audit failures")
+
+
 def _check_monitoring(c: PlatformConfig, problems: Problems) -> None:
     m = c.monitoring
+    if c.is_prod and c.cluster.service_monitor and not m.metrics_token_secret:
+        problems.add("monitoring.metricsTokenSecret", OPEN_METRICS + "; prod refuses that with cluster.serviceMonitor: "
+                                                     "put a token with the 'metrics' policy in a Secret of yours "
+                                                     "(key 'token') and name it here (README \"Metrics\")")
     if c.cluster.service_monitor and duration_seconds(m.scrape_interval) < SCRAPE_TIMEOUT_SECONDS:
         problems.add("monitoring.scrapeInterval", f"{m.scrape_interval!r} is shorter than the scrape timeout "
                                                   f"({SCRAPE_TIMEOUT}), which Prometheus refuses; scrape every "

@@ -179,7 +179,7 @@ def table(c: PlatformConfig, given: set[str] | frozenset[str]) -> list[Unused]:
         Unused(("monitoring.dashboardLabels",), not m.grafana_dashboard,
                "monitoring.grafanaDashboard is false (no dashboard is made)",
                "set monitoring.grafanaDashboard: true to use it, or remove it"),
-        Unused(("monitoring.scrapeInterval",), not c.cluster.service_monitor,
+        Unused(("monitoring.scrapeInterval", "monitoring.metricsTokenSecret"), not c.cluster.service_monitor,
                "cluster.serviceMonitor is false (nothing scrapes the pods)",
                "set cluster.serviceMonitor: true to use it, or remove it"),
         Unused(("monitoring.prometheusNamespace",),

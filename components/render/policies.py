@@ -19,6 +19,7 @@ from components.model.platform import Policy as PolicyConfig
 ADMIN_POLICY = "admin"
 BACKUP_POLICY = "raft-backup"
 ROLLOUT_POLICY = "raft-rollout"
+METRICS_POLICY = "metrics"
 TEMPLATED_POLICY = "app-templated"
 TEMPLATED_WRITE_POLICY = "app-templated-write"
 
@@ -136,6 +137,11 @@ def rollout_policy() -> Policy:
     ))
 
 
+def metrics_policy() -> Policy:
+    """Prometheus' scrape token (monitoring.metricsTokenSecret) may read the metrics, and nothing else."""
+    return Policy(METRICS_POLICY, (Rule("sys/metrics", ("read",)),))
+
+
 def app_policy_name(app: Application) -> str:
     return f"app-{app.name}"
 
@@ -234,6 +240,8 @@ def static_policies(config: PlatformConfig) -> list[Policy]:
     policies = [admin_policy(config), backup_policy()]
     if config.cluster.rollout.enabled:
         policies.append(rollout_policy())
+    if config.cluster.service_monitor:
+        policies.append(metrics_policy())
     for app in config.applications:
         policy = app_policy(config, app)
         if policy is not None:

@@ -50,6 +50,8 @@ class VaultClusterArgs:
     token_audience: str = ""
     # Namespaces beyond apiFrom that reach the API port: where Prometheus runs, with the ServiceMonitor.
     metrics_from: tuple[str, ...] = ()
+    # sys/metrics without a token: only for a ServiceMonitor that has no token to present (dev).
+    unauthenticated_metrics: bool = False
     # The private registry every image is pulled from (images.registry); empty: the public ones.
     image_registry: str = ""
 
@@ -127,7 +129,7 @@ class VaultCluster(pulumi.ComponentResource):
             tls_secret: str = parts[2]
             cert_pem: str | None = parts[3]
             webhook = InjectorWebhook(parts[4], parts[5]) if len(parts) == 6 else None
-            hcl = render_server_hcl(names, seal, ui=c.ui, unauthenticated_metrics=c.service_monitor,
+            hcl = render_server_hcl(names, seal, ui=c.ui, unauthenticated_metrics=args.unauthenticated_metrics,
                                     performance_multiplier=c.raft.performance_multiplier)
             return build_values(c, names, production=args.production, server_hcl=hcl, unseal=wiring,
                                 tls_secret=tls_secret, injector_webhook=webhook, auth_path=args.kubernetes_auth_path,

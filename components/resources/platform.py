@@ -27,7 +27,7 @@ from components.render.backup_job import BackupJob
 from components.render.cert_manager import VaultIssuer
 from components.render.external_secrets import ExternalSecretsDelivery
 from components.render.images import pulled_from
-from components.render.monitoring import Monitoring
+from components.render.monitoring import Monitoring, unauthenticated_metrics
 from components.resources.applications import ApplicationNamespaces, ApplicationNamespacesArgs
 from components.resources.aws_secret_store import AwsSecretsManagerStore, AwsSecretsManagerStoreArgs
 from components.resources.backup import RaftBackup, RaftBackupArgs
@@ -54,6 +54,7 @@ def cluster_args(config: PlatformConfig) -> VaultClusterArgs:
         api_client_namespaces=delivery.api_client_namespaces(config),
         kubernetes_auth_path=config.kubernetes_auth.path, token_audience=config.kubernetes_auth.audience,
         metrics_from=(config.monitoring.prometheus_namespace,) if config.cluster.service_monitor else (),
+        unauthenticated_metrics=unauthenticated_metrics(config),
         image_registry=config.images.registry)
 
 

@@ -10,7 +10,7 @@ from tests.harness import run_stack
 
 # Without the ServiceMonitor and the alert rules, the prod stack's labels, alerts and Prometheus
 # namespace would have no effect: they go too.
-UNMONITORED = {"labels": None, "alerts": None, "prometheusNamespace": None}
+UNMONITORED = {"labels": None, "alerts": None, "prometheusNamespace": None, "metricsTokenSecret": None}
 
 POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 LB_CIDRS = ["10.0.250.0/26", "10.0.250.64/26", "10.0.250.128/26"]
@@ -63,11 +63,20 @@ def test_a_range_with_host_bits_is_refused():
     assert "vault-platform:cluster.networkPolicy.apiFrom.cidrs" in rec.error and "is not a CIDR range" in rec.error
 
 
-@pytest.mark.parametrize(("service_monitor", "open_metrics"), [(False, False), (True, True)])
-def test_metrics_are_open_only_when_scraped(service_monitor, open_metrics):
-    rec = run_stack("prod", {"cluster": {"serviceMonitor": service_monitor},
-                             "monitoring": {"prometheusRule": service_monitor,
-                                            **({} if service_monitor else UNMONITORED)}})
+SCRAPED_WITH_TOKEN = {"cluster": {"serviceMonitor": True}, "monitoring": {"metricsTokenSecret": "vault-metrics-token"}}
+
+
+@pytest.mark.parametrize(("stack", "overrides", "open_metrics"), [
+    ("prod", {"cluster": {"serviceMonitor": False}, "monitoring": {"prometheusRule": False, **UNMONITORED}}, False),
+    # prod's own: the ServiceMonitor presents a token.
+    ("prod", {}, False),
+    ("dev", {}, False),
+    ("dev", SCRAPED_WITH_TOKEN, False),
+    # Only a dev stack that scrapes without a token opens the endpoint (and is warned).
+    ("dev", {"cluster": {"serviceMonitor": True}}, True),
+])
+def test_metrics_need_a_token_unless_a_dev_stack_scrapes_without_one(stack, overrides, open_metrics):
+    rec = run_stack(stack, overrides)
     release = rec.one("kubernetes:helm.sh/v3:Release", "vault-cluster-release")
     listener = hcl.loads(release.get("values.server.ha.raft.config"))["listener"]
     telemetry = listener["tcp"].get("telemetry", {})

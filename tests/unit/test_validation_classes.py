@@ -291,6 +291,8 @@ NO_EFFECT: list[tuple[str, str, dict, dict | None, str, str]] = [
      "monitoring.scrapeInterval", "monitoring.scrapeInterval"),
     ("prometheus' namespace with nothing scraping", "dev", {"monitoring": {"prometheusNamespace": "prometheus"}},
      None, "monitoring.prometheusNamespace", "monitoring.prometheusNamespace"),
+    ("a scrape token with nothing scraping", "dev", {"monitoring": {"metricsTokenSecret": "vault-metrics-token"}},
+     None, "monitoring.metricsTokenSecret", "monitoring.metricsTokenSecret"),
     ("labels with nothing to label", "dev", {"monitoring": {"labels": {"release": "kube-prometheus-stack"}}}, None,
      "monitoring.labels", "monitoring.labels"),
     ("an application's refresh interval with the injector", "prod",
