@@ -1204,6 +1204,35 @@ def check_certificates_per_namespace(resource_type: str, name: str, props: Mappi
     return report.found
 
 
+# --- 14. metrics need a token --------------------------------------------------------------------
+
+
+def _telemetry(listener: Any) -> Iterator[Any]:
+    """A listener's telemetry settings, as a block or as an object attribute."""
+    for _, body in blocks(listener, "telemetry", labeled=False):
+        yield body
+    # (The reader gives an object attribute's body as a list of attributes, like a block's.)
+    yield from (value for value in attrs(listener, "telemetry") if isinstance(value, (Mapping, list)))
+
+
+def check_metrics_need_a_token(resource_type: str, name: str, props: Mapping[str, Any], options: Options,
+                               config: Mapping[str, Any]) -> list[Violation]:
+    values = vault_values(resource_type, props)
+    try:
+        path, parsed = server_config(values) if isinstance(values, Mapping) else ("", None)
+    except HclError:
+        path, parsed = "", None  # vault-tls-everywhere reports it
+    if parsed is None or is_unknown(parsed):
+        return []
+    report = _Reporter(resource_type, name)
+    for label, listener in blocks(parsed, "listener"):
+        if any(not falsy(v) for body in _telemetry(listener) for v in attrs(body, "unauthenticated_metrics_access")):
+            report(f"values.{path} listener \"{label}\" telemetry unauthenticated_metrics_access",
+                   "serves sys/metrics to anyone who reaches the listener; let the scraper present a token with "
+                   "read on sys/metrics only (a ServiceMonitor's authorization from a Secret)")
+    return report.found
+
+
 # --- the pack -----------------------------------------------------------------------------------
 
 RULES: tuple[Rule, ...] = (
@@ -1273,6 +1302,11 @@ RULES: tuple[Rule, ...] = (
          "namespace's names only: a Vault ClusterIssuer, or a role that allows any name under svc.cluster.local, "
          "gives any namespace a certificate for another namespace's Service.",
          check_certificates_per_namespace),
+    Rule("metrics-need-a-token",
+         "No Vault listener serves its metrics without a token (telemetry unauthenticated_metrics_access): they "
+         "tell anyone who reaches the API port the request rates, mounts, leadership and audit failures. The "
+         "scraper presents a token whose policy reads sys/metrics only.",
+         check_metrics_need_a_token),
 )
 
 

@@ -119,7 +119,7 @@ def test_prod_requires_five_replicas_and_no_node_port_while_dev_allows_its_kind_
 
 
 def test_policy_names_and_descriptions_are_unique():
-    assert len(set(NAMES)) == len(NAMES) == 13
+    assert len(set(NAMES)) == len(NAMES) == 14
     assert len({r.description for r in rules.RULES}) == len(NAMES)
 
 
@@ -817,3 +817,38 @@ def test_a_pki_role_that_signs_every_namespaces_services_fires(change, prop):
     resources = changed(stack("prod"), PKI_ROLE, PKI_ROLE_NAME, change)
     violation = fired(violations("certificates-per-namespace", resources), PKI_ROLE, PKI_ROLE_NAME, prop)
     assert "another namespace's Service" in violation.message
+
+
+# --- metrics-need-a-token -----------------------------------------------------------------------
+
+OPEN_METRICS = 'values.server.ha.raft.config listener "tcp" telemetry unauthenticated_metrics_access'
+
+
+def test_a_dev_stack_that_scrapes_without_a_token_fires_which_prod_refuses():
+    """The program serves metrics without a token only in a dev stack that scrapes without one (it
+    refuses that in prod: tests/unit/test_monitoring.py); with a token nothing fires."""
+    found = violations("metrics-need-a-token", stack("dev", {"cluster": {"serviceMonitor": True}}), "dev")
+    assert "sys/metrics" in fired(found, RELEASE, RELEASE_NAME, OPEN_METRICS).message
+    with_token = stack("dev", {"cluster": {"serviceMonitor": True},
+                               "monitoring": {"metricsTokenSecret": "vault-metrics-token"}})
+    assert violations("metrics-need-a-token", with_token, "dev") == []
+
+
+@pytest.mark.parametrize("telemetry", [
+    "  telemetry {\n    unauthenticated_metrics_access = true\n  }\n",
+    '  telemetry = { unauthenticated_metrics_access = "true" }\n',
+])
+def test_a_prod_listener_opened_by_hand_fires(telemetry):
+    edit = hcl(lambda text: text.replace('tls_min_version = "tls12"\n', f'tls_min_version = "tls12"\n{telemetry}'))
+    resources = changed(stack("prod"), RELEASE, RELEASE_NAME, edit)
+    fired(violations("metrics-need-a-token", resources), RELEASE, RELEASE_NAME, OPEN_METRICS)
+
+
+def test_telemetry_that_keeps_the_token_passes():
+    edit = hcl(lambda text: text.replace('tls_min_version = "tls12"\n', 'tls_min_version = "tls12"\n  telemetry {\n'
+                                         '    unauthenticated_metrics_access = false\n  }\n'))
+    assert violations("metrics-need-a-token", changed(stack("prod"), RELEASE, RELEASE_NAME, edit)) == []
+    parsed = json.dumps({"listener": [{"tcp": {"telemetry": [{"unauthenticated_metrics_access": True}]}}]})
+    found = violations("metrics-need-a-token", changed(stack("prod"), RELEASE, RELEASE_NAME,
+                                                       hcl(lambda _: parsed)))
+    fired(found, RELEASE, RELEASE_NAME, OPEN_METRICS)
