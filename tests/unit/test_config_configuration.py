@@ -133,10 +133,11 @@ def test_connection_url_must_be_a_postgres_template():
     assert "{{username}} and {{password}}" in message
 
 
-def test_platform_policy_names_are_reserved():
-    message = only(problems("prod", {"policies": [{"name": "app-templated", "rules": [
+@pytest.mark.parametrize("name", ["app-templated", "metrics"])
+def test_platform_policy_names_are_reserved(name):
+    message = only(problems("prod", {"policies": [{"name": name, "rules": [
         {"path": "secret/data/x", "capabilities": ["read"]}]}]}), "policies")
-    assert "'app-templated' is reserved by the platform" in message
+    assert f"{name!r} is reserved by the platform" in message
 
 
 def test_the_program_stops_with_the_message_before_creating_anything():

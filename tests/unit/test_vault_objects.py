@@ -196,8 +196,8 @@ def test_without_templating_roles_use_only_their_app_policy():
     assert s.kubernetes_roles[0].token_policies == ("app-myapp",)
     assert s.templated(ACCESSOR) == ()
     assert [p.name for p in s.all_policies(ACCESSOR)] == ["deployer", "previewer", "admin", "raft-backup",
-                                                          "raft-rollout", "app-myapp", "external-secrets-default",
-                                                          "cert-manager-default"]
+                                                          "raft-rollout", "metrics", "app-myapp",
+                                                          "external-secrets-default", "cert-manager-default"]
 
 
 @pytest.mark.parametrize(("secondary", "paths"), [("stdout", ["file", "stdout"]), ("none", ["file"])])
