@@ -941,6 +941,119 @@ def check_transit_token(resource_type: str, name: str, props: Mapping[str, Any],
     return report.found
 
 
+# --- 12. cluster-wide secret stores serve named namespaces only ------------------------------------
+
+CLUSTER_SECRET_STORE_TYPES = ("kubernetes:external-secrets.io/v1:ClusterSecretStore",
+                              "kubernetes:external-secrets.io/v1beta1:ClusterSecretStore")
+# Namespaces no sensible pattern names together: a regex that matches all of them matches any.
+_UNRELATED_NAMESPACES = ("kube-system", "default", "zz-unrelated-0")
+OPEN_TO_ALL = ("so the store serves ExternalSecrets in every namespace: anyone who may create one anywhere could "
+               "copy every secret the store reads; name the namespaces that need it")
+
+
+def _matches_any_namespace(pattern: Any) -> bool:
+    if not isinstance(pattern, str):
+        return False
+    try:
+        compiled = re.compile(pattern)
+    except re.error:
+        return False
+    return all(compiled.search(ns) for ns in _UNRELATED_NAMESPACES)
+
+
+def check_cluster_secret_store_scoped(resource_type: str, name: str, props: Mapping[str, Any], options: Options,
+                                      config: Mapping[str, Any]) -> list[Violation]:
+    report = _Reporter(resource_type, name)
+    if resource_type not in CLUSTER_SECRET_STORE_TYPES:
+        return []
+    conditions = get(props, "spec.conditions")
+    if is_unknown(conditions):
+        return []
+    if not _as_list(conditions):
+        report("spec.conditions", f"is missing, {OPEN_TO_ALL}")
+    for i, condition in enumerate(_as_list(conditions)):
+        if not isinstance(condition, Mapping):
+            continue
+        selector = condition.get("namespaceSelector")
+        if isinstance(selector, Mapping) and not selector.get("matchLabels") and not selector.get("matchExpressions"):
+            report(f"spec.conditions[{i}].namespaceSelector", f"is empty and selects every namespace, {OPEN_TO_ALL}")
+        for j, pattern in enumerate(_as_list(condition.get("namespaceRegexes"))):
+            if _matches_any_namespace(pattern):
+                report(f"spec.conditions[{i}].namespaceRegexes[{j}]", f"matches any name, {OPEN_TO_ALL}")
+    return report.found
+
+
+# --- 13. certificates for one namespace's names only -------------------------------------------------
+
+CLUSTER_ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer"
+PKI_ROLE = "vault:pkiSecret/secretBackendRole:SecretBackendRole"
+# Two Services of two namespaces: a role that would sign both signs for more than one namespace.
+_PROBES = (("web.probe-one.svc", "web.probe-two.svc"),
+           ("web.probe-one.svc.cluster.local", "web.probe-two.svc.cluster.local"))
+ANY_NAMESPACE = ("so any namespace that may use it gets a certificate for another namespace's Service and can "
+                 "impersonate it")
+
+
+def _glob(pattern: str, name: str) -> bool:
+    """Vault's glob domains: '*' matches any run of characters, dots included."""
+    return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), name) is not None
+
+
+def _role_signs(props: Mapping[str, Any], domain: str, name: str) -> bool:
+    if truthy(props.get("allowGlobDomains", False)) and "*" in domain and _glob(domain, name):
+        return True
+    if truthy(props.get("allowBareDomains", False)) and name == domain:
+        return True
+    base = domain[2:] if domain.startswith("*.") else domain
+    return truthy(props.get("allowSubdomains", False)) and name.endswith("." + base)
+
+
+def check_certificates_per_namespace(resource_type: str, name: str, props: Mapping[str, Any], options: Options,
+                                     config: Mapping[str, Any]) -> list[Violation]:
+    report = _Reporter(resource_type, name)
+    if resource_type == CLUSTER_ISSUER and get(props, "spec.vault") is not None:
+        report("spec.vault", f"makes a Vault issuer for the whole cluster: a Certificate in any namespace can use it, "
+                             f"{ANY_NAMESPACE}; give each namespace an Issuer of its own with a PKI role bound to it")
+    if resource_type == PKI_ROLE:
+        if truthy(props.get("allowAnyName", False)):
+            report("allowAnyName", f"is true: the role signs any name, {ANY_NAMESPACE}")
+        domains = props.get("allowedDomains")
+        for i, domain in enumerate(_as_list(domains) if not is_unknown(domains) else []):
+            if isinstance(domain, str) and any(all(_role_signs(props, domain, n) for n in pair) for pair in _PROBES):
+                report(f"allowedDomains[{i}]", f"{domain!r} covers the Services of every namespace, {ANY_NAMESPACE}; "
+                                               "bind the role to one namespace (*.<namespace>.svc)")
+    return report.found
+
+
+# --- 14. metrics need a token --------------------------------------------------------------------
+
+
+def _telemetry(listener: Any) -> Iterator[Any]:
+    """A listener's telemetry settings, as a block or as an object attribute."""
+    for _, body in blocks(listener, "telemetry", labeled=False):
+        yield body
+    # (The reader gives an object attribute's body as a list of attributes, like a block's.)
+    yield from (value for value in attrs(listener, "telemetry") if isinstance(value, (Mapping, list)))
+
+
+def check_metrics_need_a_token(resource_type: str, name: str, props: Mapping[str, Any], options: Options,
+                               config: Mapping[str, Any]) -> list[Violation]:
+    values = vault_values(resource_type, props)
+    try:
+        path, parsed = server_config(values) if isinstance(values, Mapping) else ("", None)
+    except HclError:
+        path, parsed = "", None  # vault-tls-everywhere reports it
+    if parsed is None or is_unknown(parsed):
+        return []
+    report = _Reporter(resource_type, name)
+    for label, listener in blocks(parsed, "listener"):
+        if any(not falsy(v) for body in _telemetry(listener) for v in attrs(body, "unauthenticated_metrics_access")):
+            report(f"values.{path} listener \"{label}\" telemetry unauthenticated_metrics_access",
+                   "serves sys/metrics to anyone who reaches the listener; let the scraper present a token with "
+                   "read on sys/metrics only (a ServiceMonitor's authorization from a Secret)")
+    return report.found
+
+
 # --- the pack -----------------------------------------------------------------------------------
 
 RULES: tuple[Rule, ...] = (
@@ -1000,6 +1113,21 @@ RULES: tuple[Rule, ...] = (
          "server.extraSecretEnvironmentVars), never written into the server config or a ConfigMap: that token "
          "unseals Vault.",
          check_transit_token),
+    Rule("cluster-secret-store-scoped",
+         "A ClusterSecretStore (such as the transition store for AWS Secrets Manager) lists the namespaces it "
+         "serves: without conditions, or with an empty selector or a pattern that matches any name, anyone who may "
+         "create an ExternalSecret in any namespace can copy every secret the store reads.",
+         check_cluster_secret_store_scoped),
+    Rule("certificates-per-namespace",
+         "Certificates from Vault's PKI come through one Issuer per namespace, each with a PKI role that signs that "
+         "namespace's names only: a Vault ClusterIssuer, or a role that allows any name under svc.cluster.local, "
+         "gives any namespace a certificate for another namespace's Service.",
+         check_certificates_per_namespace),
+    Rule("metrics-need-a-token",
+         "No Vault listener serves its metrics without a token (telemetry unauthenticated_metrics_access): they "
+         "tell anyone who reaches the API port the request rates, mounts, leadership and audit failures. The "
+         "scraper presents a token whose policy reads sys/metrics only.",
+         check_metrics_need_a_token),
 )
 
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Print the IAM policy the role that runs `pulumi up` needs for a stack, from the AWS resources the
-program declares for it (the program runs under Pulumi's mocks; nothing is deployed).
+program declares for it (the program runs under Pulumi's mocks; nothing is deployed), scoped to the
+stack's own roles, keys, aliases, buckets and zone; or, with --boundary, the permissions boundary
+every role the stack creates carries (create it as the managed policy aws.permissionsBoundary names).
 
     venv/bin/python scripts/deployer_policy.py prod > deployer-policy.json
+    venv/bin/python scripts/deployer_policy.py prod --boundary > boundary-policy.json
 
-Narrow its `Resource: "*"` to your account's ARNs if your organisation requires it; KMS key
-administration is granted separately, by naming the role in aws.keyAdministrators.
+KMS key administration is granted by the key policies, by naming the role in aws.keyAdministrators.
 """
 
 from __future__ import annotations
@@ -17,15 +19,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from components.render.iam import deployer_policy  # noqa: E402
-from tests.harness import run_stack  # noqa: E402
+from components.render.iam import deployer_policy_for, permissions_boundary_policy  # noqa: E402
+from tests.harness import load_stack, run_stack  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
-    stack = argv[0] if argv else "prod"
+    args = [a for a in argv if not a.startswith("--")]
+    stack = args[0] if args else "prod"
+    if "--boundary" in argv:
+        print(json.dumps(permissions_boundary_policy(), indent=2))
+        return 0
     rec = run_stack(stack)
-    types = sorted({r.type for r in rec.resources if r.type.startswith("aws:") and r.custom})
-    print(json.dumps(deployer_policy(types), indent=2))
+    declared = [(r.type, r.name, r.inputs) for r in rec.resources if r.custom]
+    print(json.dumps(deployer_policy_for(load_stack(stack), declared), indent=2))
     return 0
 
 

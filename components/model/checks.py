@@ -366,6 +366,18 @@ def iam_policy_arn(value: str) -> str | None:
         else "is not an IAM managed policy ARN (arn:aws:iam::<account>:policy/<name>)"
 
 
+def subnet_id(value: str) -> str | None:
+    return None if re.match(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$", value) \
+        else "is not a VPC subnet id (subnet-0123456789abcdef0)"
+
+
+def cidrs_overlap(a: str, b: str) -> bool:
+    import ipaddress
+
+    first, second = ipaddress.ip_network(a), ipaddress.ip_network(b)
+    return first.version == second.version and first.overlaps(second)  # type: ignore[arg-type]
+
+
 def ip_address(value: str) -> str | None:
     import ipaddress
 

@@ -37,9 +37,9 @@ def external_secrets_role(namespace: str) -> str:
     return f"external-secrets-{namespace}"
 
 
-def cert_manager_role(issuer: str) -> str:
-    """The Vault role and policy of cert-manager's ClusterIssuer."""
-    return f"cert-manager-{issuer}"
+def cert_manager_role(namespace: str) -> str:
+    """The Vault role and policy of cert-manager's Issuer in one namespace."""
+    return f"cert-manager-{namespace}"
 
 
 @dataclass(frozen=True)

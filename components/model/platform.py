@@ -117,15 +117,24 @@ class ApiClients(Section):
         "Namespaces whose pods may call the API (applications, their injected agents, the External Secrets "
         "Operator, cert-manager). The Vault namespace itself always may.", ())
     cidrs: Annotated[tuple[Str, ...], rule(each(checks.cidr))] = setting(
-        "Address ranges that may call the API: the load balancer's subnets (an NLB with IP targets connects "
-        "from them), your VPN.", ())
+        "Address ranges outside the cluster that may call the API (your VPN; with api.loadBalancer.preserveClientIp, "
+        "the clients behind the load balancer). Never a range that holds pods (cluster.networkPolicy.podCidrs).", ())
+
+
+Cidrs = Annotated[tuple[Str, ...], rule(each(checks.cidr))]
 
 
 class NetworkPolicyConfig(Section):
     enabled: Bool = setting("Put a NetworkPolicy on the Vault pods (it only has effect where the cluster's network "
                             "plugin enforces NetworkPolicies).", True)
-    api_from: ApiClients = setting("Who may call the API port (8200). Both lists empty: everyone. The cluster port "
-                                   "(8201) is always open to the Vault pods only.", factory=lambda: ApiClients())
+    api_from: ApiClients = setting("Who may call the API port (8200). Both lists empty (and no load balancer subnets "
+                                   "in api.loadBalancer.subnetCidrs): everyone. The cluster port (8201) is always "
+                                   "open to the Vault pods only.", factory=lambda: ApiClients())
+    pod_cidrs: Cidrs = setting(
+        "The address ranges pods get their addresses from (EKS with the VPC CNI: the nodes' subnets, or the "
+        "ENIConfig subnets with custom networking). No admitted range (apiFrom.cidrs, api.loadBalancer.subnetCidrs) "
+        "may overlap them: an ipBlock matches pod addresses too, so it would admit every pod there, whatever its "
+        "namespace. Required in prod when a range is admitted.", ())
 
 
 class Autopilot(Section):
@@ -181,8 +190,9 @@ class ClusterConfig(Section):
                                        "prod, false in dev.", None)
     injector: Injector = setting("Vault Agent Injector.", factory=Injector)
     ui: Bool = setting("Serve the web UI.", True)
-    service_monitor: Bool = setting("Create a Prometheus Operator ServiceMonitor (needs its CRDs); only then may "
-                                    "the metrics endpoint be read without a token.", False)
+    service_monitor: Bool = setting("Create a Prometheus Operator ServiceMonitor (needs its CRDs). It scrapes with "
+                                    "the token in monitoring.metricsTokenSecret (required in prod); without one "
+                                    "(dev) the metrics endpoint is read without a token.", False)
     network_policy: NetworkPolicyConfig = setting("NetworkPolicy for the Vault server pods.",
                                                   factory=lambda: NetworkPolicyConfig())
     raft: RaftConfig = setting("Raft storage timing and autopilot.", factory=RaftConfig)
@@ -204,6 +214,22 @@ class ApiDns(Section):
     ttl: Between(10, 86400) = setting("TTL of the record, in seconds.", 60)
 
 
+class LoadBalancer(Section):
+    subnets: Annotated[tuple[Str, ...], rule(each(checks.subnet_id))] = setting(
+        "Subnet ids to place the load balancer in (the AWS Load Balancer Controller's aws-load-balancer-subnets): "
+        "subnets of its own, in which no pod gets an address. Empty: the controller picks subnets by their tags.", ())
+    subnet_cidrs: Cidrs = setting(
+        "The address ranges of the load balancer's subnets. Without client IP preservation the load balancer "
+        "connects to the pods (and checks their health) from its addresses there, so the NetworkPolicy admits "
+        "these ranges, which must hold no pod. Required in prod with a NetworkPolicy that names clients, unless "
+        "preserveClientIp.", ())
+    preserve_client_ip: Bool = setting(
+        "Keep each client's address as the source of its connections (the target group attribute "
+        "preserve_client_ip.enabled). false (the default for IP targets): pods see the load balancer's addresses "
+        "and the NetworkPolicy admits subnetCidrs; true: pods see the clients' addresses, so "
+        "cluster.networkPolicy.apiFrom.cidrs must name the clients (CI runners, your VPN).", False)
+
+
 class ApiConfig(Section):
     address: HttpsUrl = setting("HTTPS address at which the machine running `pulumi up` reaches the Vault API "
                                 "(dev: the NodePort on localhost; prod: an internal load balancer or ingress).")
@@ -218,6 +244,9 @@ class ApiConfig(Section):
         "internet; prod refuses an internet-facing load balancer otherwise.", False)
     dns: ApiDns = setting("A DNS record for the address's host name, pointing at the load balancer.",
                           factory=lambda: ApiDns())
+    load_balancer: LoadBalancer = setting("The AWS load balancer in front of the API (api.serviceType LoadBalancer): "
+                                          "where it sits and whose address the pods see.",
+                                          factory=lambda: LoadBalancer())
 
 
 # --- TLS -----------------------------------------------------------------------------------------
@@ -310,16 +339,22 @@ class AwsConfig(Section):
         "The cluster's OIDC issuer without https:// (oidc.eks.<region>.amazonaws.com/id/<ID>).")
     tags: dict[TagKey, TagValue] = setting("Tags on every AWS resource.", factory=dict)
     key_administrators: Annotated[tuple[Str, ...], rule(each(checks.iam_principal_arn))] = setting(
-        "IAM role (or user) ARNs that administer the stack's KMS keys (change their policy, rotation, "
-        "deletion); nobody else may, and these may not use the keys. Include the role that runs `pulumi up`: "
-        "AWS refuses a key policy that would lock its author out. Required when the stack creates a KMS key.",
+        "IAM role (or user) ARNs that administer the stack's KMS keys (rotation, tags, aliases, deletion); nobody "
+        "else may, and these may neither use the keys, grant them, nor replace their policy. Include the role that "
+        "runs `pulumi up`. Required when the stack creates a KMS key.",
         ())
+    key_policy_administrators: Annotated[tuple[Str, ...], rule(each(checks.iam_principal_arn))] = setting(
+        "IAM role ARNs that may replace the stack's KMS key policies (kms:PutKeyPolicy), and nothing else: "
+        "break-glass roles, never one in keyAdministrators (a new key policy can give its author the key). "
+        "Required when the stack creates a KMS key; a change to a key policy (a new snapshot reader, a new unseal "
+        "role) is then applied by one of them (docs/break-glass.md).", ())
     snapshot_readers: Annotated[tuple[Str, ...], rule(each(checks.iam_principal_arn))] = setting(
         "IAM role ARNs that may decrypt snapshots in the backup bucket, through S3 only (for restores). "
         "Empty: only the backup job's own role.", ())
     permissions_boundary: Annotated[str, Strict(), rule(lambda v: None if v == "" else checks.iam_policy_arn(v))] = \
-        setting("Managed policy ARN set as the permissions boundary of every IAM role the stack creates; empty "
-                "sets none.", "")
+        setting("Managed policy ARN set as the permissions boundary of every IAM role the stack creates, which "
+                "the deploying role may create only with it (scripts/deployer_policy.py prints both); required in "
+                "prod when the stack creates IAM roles.", "")
 
 
 # --- secrets engines -----------------------------------------------------------------------------
@@ -387,10 +422,18 @@ class DatabaseConfig(Section):
 
 class PkiRole(Section):
     name: VaultName = setting("Role name.")
+    namespace: Annotated[str, Strict(), rule(lambda v: None if v == "" else checks.dns_label(v))] = setting(
+        "Bind the role to one Kubernetes namespace: it signs only that namespace's Service names "
+        "(*.<namespace>.svc, *.<namespace>.svc.cluster.local) and the names in allowedDomains, which that namespace "
+        "owns (exact names, or *.<domain> for the names below one), never an IP address or localhost. "
+        "Applications (pkiRole) and cert-manager's Issuers (certManager.issuers) may only use a role bound to their "
+        "own namespace. Empty: a role for names of your choosing, which neither may use.", "")
     allowed_domains: Annotated[tuple[Str, ...], rule(each(checks.dns_name))] = setting(
-        "Domains certificates may be issued for.")
-    allow_subdomains: Bool = setting("Allow names below the allowed domains.", True)
-    allow_bare_domains: Bool = setting("Allow the allowed domains themselves.", False)
+        "Domains certificates may be issued for (required unless namespace is set); with namespace, the names "
+        "beyond its Services that the namespace owns.", ())
+    allow_subdomains: Bool = setting("Allow names below the allowed domains (not with namespace, whose names say it "
+                                     "themselves).", True)
+    allow_bare_domains: Bool = setting("Allow the allowed domains themselves (not with namespace).", False)
     max_ttl: Duration = setting("Longest certificate lifetime.", "72h")
     ttl: Duration = setting("Default certificate lifetime.", "24h")
 
@@ -495,7 +538,8 @@ class Application(Section):
         "Its Kubernetes service account; in prod not 'default' (every pod of the namespace runs as it).")
     kv: tuple[KvGrant, ...] = setting("KV paths it may use.", ())
     database_role: Str = setting("Database role it may get credentials from.", "")
-    pki_role: Str = setting("PKI role it may issue certificates from.", "")
+    pki_role: Str = setting("PKI role it may issue certificates from: one bound to its namespace "
+                            "(pki.roles[].namespace), so it gets certificates for its own names only.", "")
     token_ttl: Duration | None = setting("Its Vault token lifetime; empty uses kubernetesAuth.tokenTtl.", None)
     token_max_ttl: Duration | None = setting("Its token's longest renewable lifetime; empty uses "
                                              "kubernetesAuth.tokenMaxTtl.", None)
@@ -554,17 +598,25 @@ class ExternalSecretsConfig(Section):
         "its tokens. Turn it on only for other stores that authenticate as another service account.", False)
 
 
+class CertManagerIssuerConfig(Section):
+    namespace: DnsLabel = setting("Namespace of the Issuer: only Certificates in it can use it.")
+    pki_role: Str = setting("PKI role it signs with: a role bound to this namespace (pki.roles[].namespace), so the "
+                            "Issuer signs this namespace's names only; its policy allows only "
+                            "<issuing mount>/sign/<role>.")
+
+
 class CertManagerConfig(Section):
-    enabled: Bool = setting("Create a ClusterIssuer that signs certificates with the PKI engine (cert-manager must "
-                            "be installed: its CRDs and controller).", False)
+    enabled: Bool = setting("Create an Issuer in each namespace of issuers that signs certificates with the PKI "
+                            "engine (cert-manager must be installed: its CRDs and controller).", False)
     namespace: DnsLabel = setting("Namespace cert-manager runs in (its cluster resource namespace).", "cert-manager")
     controller_service_account: Annotated[str, Strict(), rule(checks.service_account_name)] = setting(
         "cert-manager's controller service account, which requests the issuer's tokens.", "cert-manager")
-    issuer_name: DnsLabel = setting("Name of the ClusterIssuer (and of its service account, Vault role and "
-                                    "policy).", "vault-pki")
-    pki_role: Str = setting("PKI role it signs with (required when enabled); its policy allows only "
-                            "<issuing mount>/sign/<role>. Any namespace may use the ClusterIssuer, so the role may "
-                            "allow only domains of your own (no '*', no public top-level domain with subdomains).", "")
+    issuer_name: DnsLabel = setting("Name of the Issuer in each namespace (and of the service account it logs in "
+                                    "as there).", "vault-pki")
+    issuers: tuple[CertManagerIssuerConfig, ...] = setting(
+        "One Issuer per namespace that requests certificates (required when enabled), each with a Vault role "
+        "and policy of its own (cert-manager-<namespace>). No ClusterIssuer: one would let any namespace get a "
+        "certificate for another's Services.", ())
 
 
 BucketName = Annotated[str, Strict(), rule(checks.s3_bucket_name),
@@ -641,7 +693,8 @@ class AwsSecretsManagerStoreConfig(Section):
     service_account: EsoServiceAccount = setting("The External Secrets Operator's service account.",
                                                  factory=EsoServiceAccount)
     namespaces: Annotated[tuple[Str, ...], rule(each(checks.dns_label))] = setting(
-        "Namespaces whose ExternalSecrets may use the store; empty allows every namespace.", ())
+        "Namespaces whose ExternalSecrets may use the store (required in prod): empty lets an ExternalSecret in any "
+        "namespace copy every secret under namePrefix, which dev accepts with a warning.", ())
     kms_key_arns: Annotated[tuple[Str, ...], rule(each(checks.kms_key_arn))] = setting(
         "Customer-managed KMS keys that encrypt those secrets (kms:Decrypt, only through Secrets Manager); empty "
         "when they use the AWS-managed key.", ())
@@ -687,6 +740,11 @@ class MonitoringConfig(Section):
                                JsonSchema(pattern=checks.PROMETHEUS_DURATION)] = setting(
         f"How often Prometheus scrapes each Vault pod, as Prometheus writes durations (e.g. 30s, 1m); at least "
         f"the scrape timeout ({SCRAPE_TIMEOUT}).", "30s")
+    metrics_token_secret: DnsName | None = setting(
+        "A Secret of yours in the Vault namespace holding, under the key 'token', a Vault token with only the "
+        "'metrics' policy (read on sys/metrics): the ServiceMonitor presents it, so the metrics endpoint needs a "
+        "token and the token never passes through the stack or its state. Required in prod with "
+        "cluster.serviceMonitor; without it (dev) the listener serves metrics to anyone who reaches it.", None)
     alerts: AlertThresholds = setting("Alert thresholds.", factory=AlertThresholds)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from components.model import unused
 from components.model.checks import (
+    cidrs_overlap,
     cron_longest_gap_seconds,
     duplicates,
     duration_seconds,
@@ -36,7 +37,7 @@ from components.model.problems import Problems
 
 # Policy names the platform writes itself; a stack's own policy must not replace them.
 PLATFORM_POLICIES = ("root", "default", "admin", "raft-backup", "raft-rollout", "app-templated",
-                     "app-templated-write", "deployer", "previewer")
+                     "app-templated-write", "deployer", "previewer", "metrics")
 # Vault refuses a shorter dead-server threshold, and automatic transit rotation more often than hourly.
 MIN_DEAD_SERVER_SECONDS = 60
 # Raft clusters larger than this slow writes down.
@@ -84,6 +85,7 @@ def check(c: PlatformConfig, problems: Problems, given: set[str] | frozenset[str
     ``a[].b``), to refuse settings that would be silently ignored. ``read_chart``: see ChartReader;
     without it a chart path is not opened."""
     _check_cluster(c, problems)
+    _check_network_ranges(c, problems)
     _check_dev_only(c, problems)
     _check_api_tls_unseal(c, problems)
     _check_init(c, problems)
@@ -126,6 +128,48 @@ def _check_cluster(c: PlatformConfig, problems: Problems) -> None:
             if quantity_cmp(request, limit):
                 problems.add(f"{key}.requests.{amount}", f"{request!r} is more than {key}.limits.{amount} {limit!r}; "
                                                          "Kubernetes refuses a request above its limit")
+
+
+def admitted_ranges(c: PlatformConfig) -> list[tuple[str, str]]:
+    """(config key, range) of every address range the NetworkPolicy admits to the API: the clients'
+    ranges, and the load balancer's subnets when it connects from its own addresses."""
+    np, api = c.cluster.network_policy, c.api
+    found = [("cluster.networkPolicy.apiFrom.cidrs", cidr) for cidr in np.api_from.cidrs]
+    if api.service_type == "LoadBalancer" and not api.load_balancer.preserve_client_ip:
+        found += [("api.loadBalancer.subnetCidrs", cidr) for cidr in api.load_balancer.subnet_cidrs]
+    return found
+
+
+def _check_network_ranges(c: PlatformConfig, problems: Problems) -> None:
+    np, api, lb = c.cluster.network_policy, c.api, c.api.load_balancer
+    if not np.enabled:
+        return
+    admitted = admitted_ranges(c)
+    restricted = bool(np.api_from.namespaces or admitted)
+    if c.is_prod and restricted and api.service_type == "LoadBalancer":
+        if not lb.preserve_client_ip and not lb.subnet_cidrs:
+            problems.add("api.loadBalancer.subnetCidrs",
+                         "is required: the load balancer connects to the pods from its own addresses in its subnets, "
+                         "and the NetworkPolicy admits it only by these ranges (or set api.loadBalancer."
+                         "preserveClientIp: true and name the clients in cluster.networkPolicy.apiFrom.cidrs)")
+        if lb.preserve_client_ip and not np.api_from.cidrs:
+            problems.add("cluster.networkPolicy.apiFrom.cidrs",
+                         "is empty, but api.loadBalancer.preserveClientIp is true: the pods see each client's own "
+                         "address, so the NetworkPolicy admits nobody through the load balancer; name the clients' "
+                         "ranges (CI runners, your VPN)")
+    if c.is_prod and admitted and not np.pod_cidrs:
+        problems.add("cluster.networkPolicy.podCidrs",
+                     "is required in prod when the NetworkPolicy admits address ranges: the ranges pods get their "
+                     "addresses from (on EKS with the VPC CNI, the nodes' subnets), so that no admitted range "
+                     "covers pods of every namespace")
+    for key, cidr in admitted:
+        for pods in np.pod_cidrs:
+            if cidrs_overlap(cidr, pods):
+                problems.add(key, f"{cidr!r} overlaps the pod range {pods!r} (cluster.networkPolicy.podCidrs): an "
+                                  "ipBlock matches pod addresses too, so it would admit every pod there, whatever its "
+                                  "namespace; admit only ranges that hold no pod (the load balancer's own subnets, "
+                                  "your VPN)")
+                break
 
 
 def _check_dev_only(c: PlatformConfig, problems: Problems) -> None:
@@ -203,6 +247,21 @@ def _check_api_tls_unseal(c: PlatformConfig, problems: Problems) -> None:
     if needs_aws and c.aws is None:
         problems.add("aws", "is required for unseal.type awskms and for backups to s3 (region, oidcProviderArn, "
                             "oidcIssuer, keyAdministrators)")
+    if needs_aws and c.aws is not None and not c.aws.key_policy_administrators:
+        problems.add("aws.keyPolicyAdministrators", "is required: the stack's KMS keys let their administrators "
+                                                    "manage but not replace their key policy; name the break-glass "
+                                                    "role that may (it must not be in aws.keyAdministrators)")
+    if c.aws is not None:
+        for arn in sorted(set(c.aws.key_policy_administrators) & set(c.aws.key_administrators)):
+            problems.add("aws.keyPolicyAdministrators", f"{arn!r} is also in aws.keyAdministrators: whoever may "
+                                                        "replace a key policy can give itself the key; keep the "
+                                                        "deploying role out of it and use a break-glass role")
+    makes_roles = needs_aws or c.migration.aws_secrets_manager.enabled
+    if c.is_prod and makes_roles and c.aws is not None and not c.aws.permissions_boundary:
+        problems.add("aws.permissionsBoundary", "is required in prod: the deploying role rewrites the stack's IAM "
+                                                "roles, and only a boundary it cannot change keeps them from "
+                                                "becoming more; create it from `scripts/deployer_policy.py prod "
+                                                "--boundary` and give its ARN")
     if needs_aws and c.aws is not None and not c.aws.key_administrators:
         problems.add("aws.keyAdministrators", "is required: the stack creates KMS keys (auto-unseal, snapshot bucket) "
                                               "with an explicit key policy, and only these roles may administer them. "
@@ -293,8 +352,11 @@ def _check_pki(c: PlatformConfig, problems: Problems) -> None:
     for i, role in enumerate(pki.roles):
         if duration_seconds(role.max_ttl) < duration_seconds(role.ttl):
             problems.add(f"pki.roles[{i}].maxTtl", f"{role.max_ttl!r} is below ttl {role.ttl!r}")
-        if not role.allowed_domains:
-            problems.add(f"pki.roles[{i}].allowedDomains", "must name at least one domain")
+        if not role.allowed_domains and not role.namespace:
+            problems.add(f"pki.roles[{i}].allowedDomains", "must name at least one domain (or set namespace: the "
+                                                             "role then signs that namespace's Service names)")
+        if role.namespace:
+            _check_namespace_role(problems, i, role.namespace, role.allowed_domains)
     for i, role in enumerate(pki.roles):
         for dup in duplicates(list(role.allowed_domains)):
             problems.add(f"pki.roles[{i}].allowedDomains", f"lists {dup!r} more than once")
@@ -383,6 +445,26 @@ def system_namespaces(c: PlatformConfig) -> dict[str, str]:
 PRIVATE_TLDS = ("internal", "local", "localhost", "test", "example", "invalid", "home.arpa")
 
 
+# Service names of the cluster: each namespace's are its own, and no namespace may name another's.
+CLUSTER_SUFFIXES = ("svc", "cluster.local")
+
+
+def _check_namespace_role(problems: Problems, i: int, namespace: str, owned: tuple[str, ...]) -> None:
+    for domain in owned:
+        bare = domain[2:] if domain.startswith("*.") else domain
+        if (problem := _any_domain(domain, domain.startswith("*."))) is not None:
+            problems.add(f"pki.roles[{i}].allowedDomains", f"{domain!r} {problem}; give only names the namespace owns "
+                                                           "(e.g. myapp.internal.example.com)")
+        elif "*" in bare:
+            problems.add(f"pki.roles[{i}].allowedDomains", f"{domain!r} has a wildcard inside it; with namespace, "
+                                                           "give exact names or *.<domain> for the names below one")
+        elif any(bare == s or bare.endswith("." + s) for s in CLUSTER_SUFFIXES):
+            problems.add(f"pki.roles[{i}].allowedDomains",
+                         f"{domain!r} is a cluster Service name: the role already signs {namespace!r}'s own "
+                         f"(*.{namespace}.svc, *.{namespace}.svc.cluster.local), and another namespace's are not "
+                         "its to sign; remove it")
+
+
 def _any_domain(domain: str, subdomains: bool) -> str | None:
     """Why a PKI role's allowed domain lets it sign for (nearly) any name, or None."""
     if domain.strip("*.") == "":
@@ -391,6 +473,10 @@ def _any_domain(domain: str, subdomains: bool) -> str | None:
     if subdomains and "." not in bare and bare not in PRIVATE_TLDS:
         return "with allowSubdomains covers a whole top-level domain"
     return None
+
+
+def _role_namespace(c: PlatformConfig, role: str) -> str:
+    return next((r.namespace for r in c.pki.roles if r.name == role), "")
 
 
 def _check_applications(c: PlatformConfig, problems: Problems) -> None:
@@ -410,6 +496,12 @@ def _check_applications(c: PlatformConfig, problems: Problems) -> None:
             problems.add(f"{key}.databaseRole", f"{app.database_role!r} is not a role in database.roles")
         if app.pki_role and app.pki_role not in pki_roles:
             problems.add(f"{key}.pkiRole", f"{app.pki_role!r} is not a role in pki.roles")
+        elif app.pki_role and (bound := _role_namespace(c, app.pki_role)) != app.namespace:
+            problems.add(f"{key}.pkiRole", f"{app.pki_role!r} is " + (f"bound to namespace {bound!r}" if bound else
+                                                                   "bound to no namespace") +
+                         f": the application could get certificates for names that are not {app.namespace!r}'s "
+                         "(another namespace's Services); use a role with pki.roles[].namespace "
+                         f"{app.namespace!r}")
         elif app.pki_role and not c.pki.enabled:
             problems.add(f"{key}.pkiRole", f"{app.pki_role!r} needs the PKI engine, and pki.enabled is false")
         if app.database_role and app.database_role in db_roles and not c.database.enabled:
@@ -482,7 +574,7 @@ def _check_delivery(c: PlatformConfig, problems: Problems) -> None:
         reserved.add(c.cert_manager.namespace)  # cert-manager's own
     service_roles = {external_secrets_role(a.namespace) for a in c.applications if a.uses_external_secrets}
     if c.cert_manager.enabled:
-        service_roles.add(cert_manager_role(c.cert_manager.issuer_name))
+        service_roles |= {cert_manager_role(i.namespace) for i in c.cert_manager.issuers}
     fails_closed = injector.enabled and injector.failure_policy == "Fail"
     system = system_namespaces(c)
     for i, app in enumerate(c.applications):
@@ -533,20 +625,26 @@ def _check_delivery(c: PlatformConfig, problems: Problems) -> None:
         pki_roles = {r.name for r in c.pki.roles}
         if not c.pki.enabled:
             problems.add("certManager.enabled", "true needs the PKI engine (pki.enabled)")
-        elif not cm.pki_role:
-            problems.add("certManager.pkiRole", f"is required when certManager.enabled is true; one of: "
-                                                f"{', '.join(sorted(pki_roles)) or 'none defined in pki.roles'}")
-        elif cm.pki_role not in pki_roles:
-            problems.add("certManager.pkiRole", f"{cm.pki_role!r} is not a role in pki.roles")
-        else:
-            i, role = next((i, r) for i, r in enumerate(c.pki.roles) if r.name == cm.pki_role)
-            for domain in role.allowed_domains:
-                problem = _any_domain(domain, role.allow_subdomains)
-                if problem:
-                    problems.add(f"pki.roles[{i}].allowedDomains",
-                                 f"{domain!r} {problem}: certManager.pkiRole {cm.pki_role!r} is the role of a "
-                                 "ClusterIssuer any namespace may use, so it would sign for names nobody here owns; "
-                                 "allow only your own domains (e.g. svc.cluster.local, internal.example.com)")
+        if not cm.issuers:
+            problems.add("certManager.issuers", "is empty: name each namespace that requests certificates and the "
+                                                "PKI role bound to it (certManager.enabled is true)")
+        _unique(problems, "certManager.issuers", "namespace", [i.namespace for i in cm.issuers])
+        for i, issuer in enumerate(cm.issuers):
+            key = f"certManager.issuers[{i}].pkiRole"
+            if not c.pki.enabled:
+                pass
+            elif issuer.pki_role not in pki_roles:
+                problems.add(key, f"{issuer.pki_role!r} is not a role in pki.roles; one of: "
+                                  f"{', '.join(sorted(pki_roles)) or 'none defined'}")
+            elif (bound := _role_namespace(c, issuer.pki_role)) != issuer.namespace:
+                problems.add(key, f"{issuer.pki_role!r} is " + (f"bound to namespace {bound!r}" if bound else
+                                                               "bound to no namespace") +
+                             f": the Issuer in {issuer.namespace!r} would sign names that are not that namespace's "
+                             "(another namespace's Services); use a role with pki.roles[].namespace "
+                             f"{issuer.namespace!r}")
+            if issuer.namespace == c.kubernetes.namespace:
+                problems.add(f"certManager.issuers[{i}].namespace", f"{issuer.namespace!r} is Vault's own "
+                                                                    "namespace; its certificate comes from the stack")
 
 
 def _check_policies(c: PlatformConfig, problems: Problems) -> None:
@@ -555,7 +653,7 @@ def _check_policies(c: PlatformConfig, problems: Problems) -> None:
     reserved = set(PLATFORM_POLICIES) | {f"app-{a.name}" for a in c.applications}
     reserved |= {external_secrets_role(a.namespace) for a in c.applications if a.uses_external_secrets}
     if c.cert_manager.enabled:
-        reserved.add(cert_manager_role(c.cert_manager.issuer_name))
+        reserved |= {cert_manager_role(i.namespace) for i in c.cert_manager.issuers}
     for name in names:
         if name in reserved:
             problems.add("policies", f"policy name {name!r} is reserved by the platform; choose another")
@@ -714,6 +812,9 @@ def _check_migration(c: PlatformConfig, problems: Problems) -> None:
     if not store.name_prefix:
         problems.add(f"{key}.namePrefix", "is required when the store is enabled: its role may read only the "
                                           "secrets whose names start with it (e.g. 'prod/')")
+    if c.is_prod and not store.namespaces:
+        problems.add(f"{key}.namespaces", OPEN_STORE + "; prod refuses that: list the namespaces whose applications "
+                                                       "still read from AWS while they move")
     _unique(problems, f"{key}.namespaces", "namespace", list(store.namespaces))
     _unique(problems, f"{key}.kmsKeyArns", "key", list(store.kms_key_arns))
     eso, sa = c.external_secrets, store.service_account
@@ -724,6 +825,24 @@ def _check_migration(c: PlatformConfig, problems: Problems) -> None:
                                               f"runs as {eso.namespace}/{eso.service_account} "
                                               "(externalSecrets.namespace, externalSecrets.serviceAccount); make "
                                               "them the same")
+
+
+# The transition store without namespaces: what it would hand out, and to whom.
+OPEN_STORE = ("is empty: the ClusterSecretStore would serve ExternalSecrets in every namespace, so anyone who may "
+              "create an ExternalSecret anywhere could copy every AWS secret under namePrefix")
+
+
+def warnings(c: PlatformConfig) -> list[str]:
+    """What a stack may do but should not, said at every run (prod refuses each of them)."""
+    found = Problems()
+    store = c.migration.aws_secrets_manager
+    if store.enabled and not store.namespaces and not c.is_prod:
+        found.add("migration.awsSecretsManager.namespaces", OPEN_STORE + " (prod refuses this)")
+    if c.cluster.service_monitor and not c.monitoring.metrics_token_secret and not c.is_prod:
+        found.add("monitoring.metricsTokenSecret", OPEN_METRICS + " (prod refuses this)")
+    return found.items
+
+
 def _check_day2(c: PlatformConfig, problems: Problems) -> None:
     autopilot = c.cluster.raft.autopilot
     if duration_seconds(autopilot.dead_server_last_contact_threshold) < MIN_DEAD_SERVER_SECONDS:
@@ -786,8 +905,17 @@ def _days(seconds: float) -> str:
     return f"{seconds / 86400:g} day(s)" if seconds >= 86400 else f"{seconds / 3600:g} hour(s)"
 
 
+# The ServiceMonitor without a token: what the listener then hands out, and to whom.
+OPEN_METRICS = ("is not set, so Vault serves its metrics without a token (unauthenticated_metrics_access) to anything "
+                "that reaches the API port: request rates, mounts, leadership and audit failures")
+
+
 def _check_monitoring(c: PlatformConfig, problems: Problems) -> None:
     m = c.monitoring
+    if c.is_prod and c.cluster.service_monitor and not m.metrics_token_secret:
+        problems.add("monitoring.metricsTokenSecret", OPEN_METRICS + "; prod refuses that with cluster.serviceMonitor: "
+                                                     "put a token with the 'metrics' policy in a Secret of yours "
+                                                     "(key 'token') and name it here (README \"Metrics\")")
     if c.cluster.service_monitor and duration_seconds(m.scrape_interval) < SCRAPE_TIMEOUT_SECONDS:
         problems.add("monitoring.scrapeInterval", f"{m.scrape_interval!r} is shorter than the scrape timeout "
                                                   f"({SCRAPE_TIMEOUT}), which Prometheus refuses; scrape every "

@@ -87,6 +87,12 @@ def table(c: PlatformConfig, given: set[str] | frozenset[str]) -> list[Unused]:
         # --- api
         Unused(("api.nodePort",), api.service_type != "NodePort", f"api.serviceType is {api.service_type!r}",
                "remove it, or set api.serviceType: NodePort"),
+        Unused(("api.loadBalancer.*",), api.service_type != "LoadBalancer",
+               f"api.serviceType is {api.service_type!r} (they configure the AWS load balancer)", "remove them"),
+        Unused(("api.loadBalancer.subnetCidrs",), api.service_type == "LoadBalancer" and
+               api.load_balancer.preserve_client_ip,
+               "api.loadBalancer.preserveClientIp is true (the pods see the clients' addresses, not the load "
+               "balancer's)", "remove it, and name the clients in cluster.networkPolicy.apiFrom.cidrs"),
         Unused(("api.internalLoadBalancer",), api.service_type != "LoadBalancer",
                f"api.serviceType is {api.service_type!r} (it marks a LoadBalancer internal)", "remove it"),
         Unused(("api.publicExposureIntended",), not public_lb,
@@ -121,7 +127,7 @@ def table(c: PlatformConfig, given: set[str] | frozenset[str]) -> list[Unused]:
                "nothing in this stack uses AWS (unseal.type awskms, backups to s3, api.dns.record route53 or "
                "migration.awsSecretsManager)", "remove it", switches=("backup.enabled",
                                                                        "migration.awsSecretsManager.enabled")),
-        Unused(("aws.keyAdministrators",), not (awskms or uses_s3),
+        Unused(("aws.keyAdministrators", "aws.keyPolicyAdministrators"), not (awskms or uses_s3),
                "the stack makes no KMS key (it makes one for unseal.type awskms and one for backups to s3)",
                "remove it", switches=("backup.enabled",)),
         Unused(("aws.snapshotReaders",), not uses_s3, "the stack makes no snapshot bucket (backups are off or do "
@@ -173,7 +179,7 @@ def table(c: PlatformConfig, given: set[str] | frozenset[str]) -> list[Unused]:
         Unused(("monitoring.dashboardLabels",), not m.grafana_dashboard,
                "monitoring.grafanaDashboard is false (no dashboard is made)",
                "set monitoring.grafanaDashboard: true to use it, or remove it"),
-        Unused(("monitoring.scrapeInterval",), not c.cluster.service_monitor,
+        Unused(("monitoring.scrapeInterval", "monitoring.metricsTokenSecret"), not c.cluster.service_monitor,
                "cluster.serviceMonitor is false (nothing scrapes the pods)",
                "set cluster.serviceMonitor: true to use it, or remove it"),
         Unused(("monitoring.prometheusNamespace",),
@@ -184,6 +190,11 @@ def table(c: PlatformConfig, given: set[str] | frozenset[str]) -> list[Unused]:
                "there is no ServiceMonitor or PrometheusRule to label (cluster.serviceMonitor and "
                "monitoring.prometheusRule are false)", "remove it"),
     ]
+    for i, role in enumerate(c.pki.roles):
+        found.append(Unused((f"pki.roles[{i}].allowSubdomains", f"pki.roles[{i}].allowBareDomains"),
+                            bool(role.namespace), f"pki.roles[{i}].namespace is set (its names say themselves which "
+                                                  "are exact and which have names below them: *.<domain>)",
+                            "remove it"))
     for i, app in enumerate(c.applications):
         key = f"applications[{i}]"
         found += [

@@ -33,6 +33,8 @@ from components.render.rollout_job import restart_job_name, scale_down_job_name
 
 GROUP = "vault-platform"
 METRICS_PATH = "/v1/sys/metrics"
+# The key of monitoring.metricsTokenSecret that holds the scrape token.
+METRICS_TOKEN_KEY = "token"  # noqa: S105 - a key name, not a secret
 DASHBOARD_KEY = "vault-platform.json"
 
 
@@ -52,6 +54,8 @@ class Monitoring:
     backup_cron_job: str | None = None
     backup_interval_seconds: int | None = None
     rollout: bool = True
+    # The operator's Secret with the token the scrape presents; None: the listener serves metrics without one.
+    metrics_token_secret: str | None = None
 
     @classmethod
     def of(cls, config: PlatformConfig) -> Monitoring:
@@ -66,7 +70,7 @@ class Monitoring:
                    certificate_expiry_days=m.alerts.certificate_expiry_days,
                    backup_cron_job=BackupNames.of(names.release).cron_job if backup.enabled else None,
                    backup_interval_seconds=cron_longest_gap_seconds(backup.schedule) if backup.enabled else None,
-                   rollout=config.cluster.rollout.enabled)
+                   rollout=config.cluster.rollout.enabled, metrics_token_secret=m.metrics_token_secret)
 
     @property
     def job(self) -> str:
@@ -79,11 +83,34 @@ def _labels(m: Monitoring, extra: dict[str, str]) -> dict[str, str]:
             "app.kubernetes.io/part-of": "vault-platform", "app.kubernetes.io/managed-by": "pulumi", **extra}
 
 
+def unauthenticated_metrics(config: PlatformConfig) -> bool:
+    """Whether the listener serves sys/metrics without a token: only where the stack scrapes it and has no
+    token to scrape with (dev; prod refuses a ServiceMonitor without monitoring.metricsTokenSecret)."""
+    return config.cluster.service_monitor and not config.monitoring.metrics_token_secret
+
+
 def service_monitor(m: Monitoring) -> dict[str, Any]:
     """Every server pod, through the headless Service (which lists pods that are not Ready, so a
-    sealed pod is still scraped), over TLS verified against the stack's CA. No token: the listener
-    allows unauthenticated metrics only when this is deployed (cluster.serviceMonitor)."""
+    sealed pod is still scraped), over TLS verified against the stack's CA, presenting the token of
+    monitoring.metricsTokenSecret (Vault takes it as a bearer token). The Secret stays the operator's:
+    the Prometheus Operator reads it from this namespace, and the token never passes through the stack."""
     n = m.names
+    endpoint: dict[str, Any] = {
+        "port": "https",
+        "scheme": "https",
+        "path": METRICS_PATH,
+        "params": {"format": ["prometheus"]},
+        "interval": m.scrape_interval,
+        "scrapeTimeout": SCRAPE_TIMEOUT,
+        "tlsConfig": {
+            "ca": {"secret": {"name": m.tls_secret, "key": "ca.crt"}},
+            # Every pod's certificate names the Vault Service; the scrape goes to the pod's IP.
+            "serverName": f"{n.release}.{n.namespace}.svc",
+        },
+    }
+    if m.metrics_token_secret:
+        endpoint["authorization"] = {"type": "Bearer",
+                                     "credentials": {"name": m.metrics_token_secret, "key": METRICS_TOKEN_KEY}}
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
@@ -92,19 +119,7 @@ def service_monitor(m: Monitoring) -> dict[str, Any]:
             "selector": {"matchLabels": {"app.kubernetes.io/name": "vault", "app.kubernetes.io/instance": n.release,
                                          "vault-internal": "true"}},
             "namespaceSelector": {"matchNames": [n.namespace]},
-            "endpoints": [{
-                "port": "https",
-                "scheme": "https",
-                "path": METRICS_PATH,
-                "params": {"format": ["prometheus"]},
-                "interval": m.scrape_interval,
-                "scrapeTimeout": SCRAPE_TIMEOUT,
-                "tlsConfig": {
-                    "ca": {"secret": {"name": m.tls_secret, "key": "ca.crt"}},
-                    # Every pod's certificate names the Vault Service; the scrape goes to the pod's IP.
-                    "serverName": f"{n.release}.{n.namespace}.svc",
-                },
-            }],
+            "endpoints": [endpoint],
         },
     }
 

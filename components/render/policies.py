@@ -19,6 +19,7 @@ from components.model.platform import Policy as PolicyConfig
 ADMIN_POLICY = "admin"
 BACKUP_POLICY = "raft-backup"
 ROLLOUT_POLICY = "raft-rollout"
+METRICS_POLICY = "metrics"
 TEMPLATED_POLICY = "app-templated"
 TEMPLATED_WRITE_POLICY = "app-templated-write"
 
@@ -136,6 +137,11 @@ def rollout_policy() -> Policy:
     ))
 
 
+def metrics_policy() -> Policy:
+    """Prometheus' scrape token (monitoring.metricsTokenSecret) may read the metrics, and nothing else."""
+    return Policy(METRICS_POLICY, (Rule("sys/metrics", ("read",)),))
+
+
 def app_policy_name(app: Application) -> str:
     return f"app-{app.name}"
 
@@ -222,11 +228,11 @@ def external_secrets_policy(config: PlatformConfig, namespace: str) -> Policy:
     return Policy(external_secrets_role(namespace), tuple(Rule(path, ("read",)) for path in paths))
 
 
-def cert_manager_policy(config: PlatformConfig) -> Policy:
-    """Sign a CSR with one PKI role: cert-manager keeps the key; nothing can be issued, revoked or read."""
-    cm = config.cert_manager
-    return Policy(cert_manager_role(cm.issuer_name),
-                  (Rule(f"{issuing_pki_path(config)}/sign/{cm.pki_role}", ("create", "update")),))
+def cert_manager_policy(config: PlatformConfig, namespace: str, pki_role: str) -> Policy:
+    """Sign a CSR with the PKI role of one namespace: cert-manager keeps the key; nothing can be issued,
+    revoked or read."""
+    return Policy(cert_manager_role(namespace),
+                  (Rule(f"{issuing_pki_path(config)}/sign/{pki_role}", ("create", "update")),))
 
 
 def static_policies(config: PlatformConfig) -> list[Policy]:
@@ -234,13 +240,15 @@ def static_policies(config: PlatformConfig) -> list[Policy]:
     policies = [admin_policy(config), backup_policy()]
     if config.cluster.rollout.enabled:
         policies.append(rollout_policy())
+    if config.cluster.service_monitor:
+        policies.append(metrics_policy())
     for app in config.applications:
         policy = app_policy(config, app)
         if policy is not None:
             policies.append(policy)
     policies += [external_secrets_policy(config, ns) for ns in external_secrets_namespaces(config)]
     if config.cert_manager.enabled:
-        policies.append(cert_manager_policy(config))
+        policies += [cert_manager_policy(config, i.namespace, i.pki_role) for i in config.cert_manager.issuers]
     policies += [from_config(p) for p in config.policies]
     return policies
 

@@ -93,8 +93,8 @@ def render_server_hcl(names: Names, seal: SealStanza | None, *, paths: ServerPat
         "tls_key_file": paths.tls_key,
         "tls_client_ca_file": paths.ca_cert,
         "tls_min_version": "tls12",
-    # Metrics without a token only where Prometheus is set up to scrape them; otherwise reading
-    # sys/metrics needs a token like any other endpoint.
+    # Metrics without a token only where Prometheus scrapes them and has no token to present (dev);
+    # otherwise reading sys/metrics needs a token like any other endpoint.
     }, [_block("telemetry", {"unauthenticated_metrics_access": True}, indent="  ")] if unauthenticated_metrics else [])
     joins = [
         _block("retry_join", {

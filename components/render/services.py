@@ -23,6 +23,12 @@ def api_service_annotations(api: ApiConfig) -> dict[str, str]:
         })
         if api.internal_load_balancer:
             annotations["service.beta.kubernetes.io/aws-load-balancer-internal"] = "true"
+        lb = api.load_balancer
+        if lb.subnets:
+            annotations["service.beta.kubernetes.io/aws-load-balancer-subnets"] = ",".join(lb.subnets)
+        # Said either way: whose address the pods see decides what the NetworkPolicy must admit.
+        annotations["service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"] = \
+            f"preserve_client_ip.enabled={'true' if lb.preserve_client_ip else 'false'}"
     if api.dns.record == "externalDns":
         annotations["external-dns.alpha.kubernetes.io/hostname"] = url_host(api.address)
         annotations["external-dns.alpha.kubernetes.io/ttl"] = str(api.dns.ttl)

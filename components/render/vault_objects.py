@@ -157,6 +157,16 @@ class PkiRole:
     max_ttl_seconds: int
     key_type: str = LEAF_KEY[0]
     key_bits: int = LEAF_KEY[1]
+    # A role bound to a namespace matches its names as globs (*.<ns>.svc) or exactly, and never
+    # signs an address or localhost, which no namespace owns.
+    allow_glob_domains: bool = False
+    allow_ip_sans: bool = True
+    allow_localhost: bool = True
+
+
+def namespace_domains(namespace: str, owned: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """What a role bound to ``namespace`` signs: its Services' names, and the names it owns."""
+    return (f"*.{namespace}.svc", f"*.{namespace}.svc.cluster.local", *owned)
 
 
 @dataclass(frozen=True)
@@ -454,11 +464,16 @@ def _pki(config: PlatformConfig) -> PkiEngine | None:
         PkiRole(
             backend=issuing,
             name=r.name,
-            allowed_domains=tuple(r.allowed_domains),
-            allow_subdomains=r.allow_subdomains,
-            allow_bare_domains=r.allow_bare_domains,
+            allowed_domains=namespace_domains(r.namespace, tuple(r.allowed_domains)) if r.namespace
+            else tuple(r.allowed_domains),
+            allow_subdomains=r.allow_subdomains and not r.namespace,
+            # Bound: the names it owns are exact (bare) names, or globs for the names below one.
+            allow_bare_domains=r.allow_bare_domains or bool(r.namespace),
             ttl_seconds=seconds(r.ttl),
             max_ttl_seconds=seconds(r.max_ttl),
+            allow_glob_domains=bool(r.namespace),
+            allow_ip_sans=not r.namespace,
+            allow_localhost=not r.namespace,
         )
         for r in pki.roles
     )
@@ -515,7 +530,8 @@ def _kubernetes_roles(config: PlatformConfig) -> tuple[KubernetesRole, ...]:
 
 def _service_roles(config: PlatformConfig) -> tuple[KubernetesRole, ...]:
     """One role per External Secrets namespace, bound to that namespace's store service account, and one
-    for cert-manager's issuer, bound to its service account and the audience cert-manager requests."""
+    per cert-manager Issuer, bound to its service account in its namespace and the audience cert-manager
+    requests for it."""
     roles = [KubernetesRole(
         name=external_secrets_role(namespace),
         service_account=SECRET_STORE,
@@ -527,15 +543,15 @@ def _service_roles(config: PlatformConfig) -> tuple[KubernetesRole, ...]:
     ) for namespace in pol.external_secrets_namespaces(config)]
     cm = config.cert_manager
     if cm.enabled:
-        roles.append(KubernetesRole(
-            name=cert_manager_role(cm.issuer_name),
+        roles += [KubernetesRole(
+            name=cert_manager_role(issuer.namespace),
             service_account=cm.issuer_name,
-            namespace=cm.namespace,
-            token_policies=(cert_manager_role(cm.issuer_name),),
+            namespace=issuer.namespace,
+            token_policies=(cert_manager_role(issuer.namespace),),
             token_ttl_seconds=SERVICE_TOKEN_TTL_SECONDS,
             token_max_ttl_seconds=SERVICE_TOKEN_MAX_TTL_SECONDS,
-            audience=cert_manager_audience(cm.issuer_name),
-        ))
+            audience=cert_manager_audience(issuer.namespace, cm.issuer_name),
+        ) for issuer in cm.issuers]
     return tuple(roles)
 
 
@@ -559,10 +575,10 @@ def _job_roles(config: PlatformConfig) -> tuple[KubernetesRole, ...]:
     return tuple(roles)
 
 
-def cert_manager_audience(issuer: str) -> str:
-    """The audience cert-manager puts on the tokens it requests for a ClusterIssuer (besides the server's
-    address): unique to the issuer, so a token minted for another issuer is refused."""
-    return f"vault://{issuer}"
+def cert_manager_audience(namespace: str, issuer: str) -> str:
+    """The audience cert-manager puts on the tokens it requests for an Issuer (besides the server's
+    address): unique to the Issuer and its namespace, so a token minted for another is refused."""
+    return f"vault://{namespace}/{issuer}"
 
 
 def _audit(config: PlatformConfig) -> tuple[AuditDevice, ...]:

@@ -29,6 +29,10 @@ def protected_kms_key(name: str, *, alias_resource: str, alias: str, description
         customer_master_key_spec="SYMMETRIC_DEFAULT",
         enable_key_rotation=True,
         deletion_window_in_days=deletion_window_days,
+        # The key policy lets its administrators (the deployer among them) manage the key but not
+        # replace the policy, which AWS's lockout check would refuse without this: only
+        # aws.keyPolicyAdministrators (break-glass) may replace it.
+        bypass_policy_lockout_safety_check=True,
         tags=tags,
         region=region,
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=True, retain_on_delete=True)),

@@ -179,7 +179,8 @@ class RaftBackup(pulumi.ComponentResource):
             # Only through S3: nobody decrypts a snapshot object's data key directly.
             policy=pulumi.Output.all(self.irsa_role.arn, *replicator).apply(lambda arns: kms_key_policy(
                 list(aws_config.key_administrators), [*arns, *aws_config.snapshot_readers], SNAPSHOT_KEY_USE,
-                via_service=f"s3.{aws_config.region}.amazonaws.com")),
+                via_service=f"s3.{aws_config.region}.amazonaws.com",
+                policy_administrators=aws_config.key_policy_administrators)),
             tags=tags, opts=aws_opts)
 
         self.bucket = aws.s3.Bucket(
@@ -270,7 +271,7 @@ class RaftBackup(pulumi.ComponentResource):
             description=f"Vault Raft snapshot replica bucket ({pulumi.get_project()}/{stack})", deletion_window_days=30,
             policy=role.arn.apply(lambda arn: kms_key_policy(
                 list(aws_config.key_administrators), [arn, *aws_config.snapshot_readers], SNAPSHOT_KEY_USE,
-                via_service=f"s3.{region}.amazonaws.com")),
+                via_service=f"s3.{region}.amazonaws.com", policy_administrators=aws_config.key_policy_administrators)),
             tags=tags, opts=aws_opts, region=region)
         self.replica_bucket = aws.s3.Bucket(f"{name}-replica-bucket", bucket=rep.bucket_name or None, region=region,
                                             force_destroy=False, tags=tags, opts=keep)

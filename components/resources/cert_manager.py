@@ -1,6 +1,7 @@
-"""CertManagerIssuer: a cert-manager ClusterIssuer that signs with the PKI engine, logging in through
-Kubernetes auth as its own service account. Built by components.render.cert_manager; its Vault role
-and policy are part of VaultConfiguration.
+"""CertManagerIssuer: a cert-manager Issuer in each namespace that requests certificates, signing with the
+PKI role bound to that namespace and logging in through Kubernetes auth as a service account of that
+namespace. Built by components.render.cert_manager; its Vault roles and policies are part of
+VaultConfiguration.
 """
 
 from __future__ import annotations
@@ -22,15 +23,18 @@ class CertManagerIssuerArgs:
 
 
 class CertManagerIssuer(pulumi.ComponentResource):
-    """Outputs: ``issuer_name`` (the ClusterIssuer a Certificate's issuerRef names)."""
+    """Outputs: ``issuer_name`` (the Issuer a Certificate's issuerRef names, in each namespace) and
+    ``namespaces`` (where there is one)."""
 
     def __init__(self, name: str, args: CertManagerIssuerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:delivery:CertManagerIssuer", name, None, opts)
         issuer = args.issuer
-        access = declare(issuer.access(), name, pulumi.ResourceOptions(parent=self))
         ca_bundle = pulumi.Output.from_input(args.ca_cert_pem).apply(
             lambda pem: base64.b64encode(pem.encode()).decode())
-        custom_resource(f"{name}-issuer", issuer.cluster_issuer(ca_bundle),
-                        pulumi.ResourceOptions(parent=self, depends_on=access))
+        for namespace in issuer.namespaces:
+            access = declare(issuer.access(namespace), f"{name}-{namespace}", pulumi.ResourceOptions(parent=self))
+            custom_resource(f"{name}-{namespace}-issuer", issuer.issuer(namespace, ca_bundle),
+                            pulumi.ResourceOptions(parent=self, depends_on=access))
         self.issuer_name = issuer.name
-        self.register_outputs({"issuer_name": self.issuer_name})
+        self.namespaces = list(issuer.namespaces)
+        self.register_outputs({"issuer_name": self.issuer_name, "namespaces": self.namespaces})

@@ -51,6 +51,8 @@ class VaultClusterArgs:
     token_audience: str = ""
     # Namespaces beyond apiFrom that reach the API port: where Prometheus runs, with the ServiceMonitor.
     metrics_from: tuple[str, ...] = ()
+    # sys/metrics without a token: only for a ServiceMonitor that has no token to present (dev).
+    unauthenticated_metrics: bool = False
     # The private registry every image is pulled from (images.registry); empty: the public ones.
     image_registry: str = ""
 
@@ -128,7 +130,7 @@ class VaultCluster(pulumi.ComponentResource):
             wiring: UnsealWiring = inputs["wiring"]
             webhook = (InjectorWebhook(inputs["webhook_secret"], inputs["webhook_ca_bundle"])
                        if webhook_inputs else None)
-            hcl = render_server_hcl(names, seal, ui=c.ui, unauthenticated_metrics=c.service_monitor,
+            hcl = render_server_hcl(names, seal, ui=c.ui, unauthenticated_metrics=args.unauthenticated_metrics,
                                     performance_multiplier=c.raft.performance_multiplier)
             return build_values(c, names, production=args.production, server_hcl=hcl, unseal=wiring,
                                 tls_secret=inputs["tls_secret"], injector_webhook=webhook,
@@ -189,8 +191,11 @@ class VaultCluster(pulumi.ComponentResource):
 
         self.network_policy: k8s.networking.v1.NetworkPolicy | None = None
         if c.network_policy.enabled:
+            lb = args.api.load_balancer
+            lb_cidrs = tuple(lb.subnet_cidrs) if args.api.service_type == "LoadBalancer" and \
+                not lb.preserve_client_ip else ()
             manifest = network_policy(names, c.network_policy, args.api_client_namespaces,
-                                      extra_namespaces=args.metrics_from)
+                                      extra_namespaces=args.metrics_from, load_balancer_cidrs=lb_cidrs)
             self.network_policy = k8s.networking.v1.NetworkPolicy(
                 f"{name}-network-policy",
                 metadata={**manifest["metadata"], "namespace": namespace},

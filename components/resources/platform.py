@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.model import PlatformConfig
+from components.model import PlatformConfig, rules
 from components.model.checks import duration_seconds
 from components.model.names import Names
 from components.providers.destroy_guard import DestroyGuard
@@ -27,7 +27,7 @@ from components.render.backup_job import BackupJob
 from components.render.cert_manager import VaultIssuer
 from components.render.external_secrets import ExternalSecretsDelivery
 from components.render.images import pulled_from
-from components.render.monitoring import Monitoring
+from components.render.monitoring import Monitoring, unauthenticated_metrics
 from components.resources.applications import ApplicationNamespaces, ApplicationNamespacesArgs
 from components.resources.aws_secret_store import AwsSecretsManagerStore, AwsSecretsManagerStoreArgs
 from components.resources.backup import RaftBackup, RaftBackupArgs
@@ -55,6 +55,7 @@ def cluster_args(config: PlatformConfig) -> VaultClusterArgs:
         api_client_namespaces=delivery.api_client_namespaces(config),
         kubernetes_auth_path=config.kubernetes_auth.path, token_audience=config.kubernetes_auth.audience,
         metrics_from=(config.monitoring.prometheus_namespace,) if config.cluster.service_monitor else (),
+        unauthenticated_metrics=unauthenticated_metrics(config),
         image_registry=config.images.registry)
 
 
@@ -187,6 +188,8 @@ class VaultPlatform(pulumi.ComponentResource):
 
     def __init__(self, name: str, config: PlatformConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:index:VaultPlatform", name, None, opts)
+        for warning in rules.warnings(config):
+            pulumi.log.warn(warning, self)
         self.k8s_provider = k8s.Provider(
             "k8s",
             context=config.kubernetes.context or None,
@@ -291,7 +294,8 @@ class VaultPlatform(pulumi.ComponentResource):
         if config.cert_manager.enabled:
             self.cert_manager = CertManagerIssuer(
                 f"{name}-cert-manager", CertManagerIssuerArgs(VaultIssuer.of(config), self.cluster.ca_cert_pem),
-                opts=after_vault)
+                opts=pulumi.ResourceOptions.merge(after_vault, pulumi.ResourceOptions(
+                    depends_on=[self.application_namespaces])))
 
         self.exports = {
             "namespace": self.cluster.namespace,

@@ -66,7 +66,8 @@ class AutoUnseal(pulumi.ComponentResource):
                 description=f"Vault auto-unseal key ({pulumi.get_project()}/{stack})",
                 deletion_window_days=unseal.awskms.deletion_window_days,
                 policy=self.role.arn.apply(lambda arn: kms_key_policy(
-                    list(aws_settings.key_administrators), [arn], UNSEAL_KEY_USE)),
+                    list(aws_settings.key_administrators), [arn], UNSEAL_KEY_USE,
+                    policy_administrators=aws_settings.key_policy_administrators)),
                 tags=tags, opts=aws_opts)
             inline_policy(f"{name}-kms", self.role, self.kms_key.arn.apply(kms_unseal_policy), aws_opts)
             self.seal = self.kms_key.key_id.apply(

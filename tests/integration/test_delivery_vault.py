@@ -2,7 +2,7 @@
 and permissions, and a real Vault Agent configured from the exported pod annotations, over TLS.
 
 Every call is made as the operator (or the injected agent) makes it, from the manifests and annotations
-the stack renders: the store's role, mount path and audiences; the ClusterIssuer's role, path and the
+the stack renders: the store's role, mount path and audiences; each namespace's Issuer's role, path and the
 audiences cert-manager puts on its token; the agent config the injector derives from the annotations.
 Only the Kubernetes API is a stand-in (fake_kube answers TokenReview as the API server would).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import ipaddress
 import pathlib
 from typing import Any
 
@@ -157,12 +158,13 @@ def test_store_roles_accept_only_their_own_service_account_and_audience(dev_vaul
 
 # --- cert-manager -----------------------------------------------------------------------------------
 
-def _csr(common_name: str, dns_names: list[str]) -> str:
+def _csr(common_name: str, dns_names: list[str], ip_addresses: list[str] = ()) -> str:
     # cert-manager's default key (RSA 2048), which the PKI roles require.
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    sans = [x509.DNSName(n) for n in dns_names] + [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
     request = (x509.CertificateSigningRequestBuilder()
                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-               .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False)
+               .add_extension(x509.SubjectAlternativeName(sans), critical=False)
                .sign(key, hashes.SHA256()))
     return request.public_bytes(serialization.Encoding.PEM).decode()
 
@@ -175,51 +177,101 @@ def _sign_as_cert_manager(vault: servers.VaultProcess, issuer: dict[str, Any], t
     return servers.api("POST", vault.api_addr, "/v1/" + issuer["path"], token=token, json=body, expect=expect)
 
 
-def test_cert_manager_signs_allowed_names_only(dev_vault, fake_kube):
-    config = load("prod")
+# A second namespace with an Issuer of its own, beside the stack file's (default).
+PAYMENTS_ISSUER = {
+    "pki": {"roles": [{"name": "internal-certs", "namespace": "default",
+                       "allowedDomains": ["myapp.internal.example.com"], "maxTtl": "72h"},
+                      {"name": "payments-certs", "namespace": "payments", "maxTtl": "72h"}]},
+    "certManager": {"issuers": [{"namespace": "default", "pkiRole": "internal-certs"},
+                                {"namespace": "payments", "pkiRole": "payments-certs"}]},
+}
+
+
+def _cert_manager_login(vault: servers.VaultProcess, fake_kube: FakeKubernetes, config: PlatformConfig,
+                        namespace: str) -> tuple[dict[str, Any], str]:
+    """The Issuer of one namespace, and the Vault token cert-manager gets for it."""
+    issuers = VaultIssuer.of(config)
+    spec = issuers.issuer(namespace, "unused")["spec"]["vault"]
+    auth = spec["auth"]["kubernetes"]
+    # cert-manager (v1.21) requests the token for the Issuer's service account, in the Issuer's
+    # namespace, with the Issuer's own audience and the server's address.
+    jwt = fake_kube.token(namespace, auth["serviceAccountRef"]["name"],
+                          audiences=[f"vault://{namespace}/{issuers.name}", spec["server"]])
+    return spec, login(vault, auth["mountPath"], auth["role"], jwt)["auth"]["client_token"]
+
+
+def test_each_namespaces_issuer_signs_only_that_namespaces_names(dev_vault, fake_kube):
+    config = load("prod", PAYMENTS_ISSUER)
     assert config.cert_manager.enabled and config.pki.intermediate.enabled
     settings = vs.build(config)
     apply(settings, fresh(dev_vault).api, only={"mounts", "pki", "auth", "policies", "roles"},
           kubernetes_config=fake_kube.auth_config())
-    spec = VaultIssuer.of(config).cluster_issuer("unused")["spec"]["vault"]
-    auth = spec["auth"]["kubernetes"]
-    # cert-manager (v1.21) requests the token with the issuer's own audience and the server's address.
-    jwt = fake_kube.token(config.cert_manager.namespace, auth["serviceAccountRef"]["name"],
-                          audiences=[f"vault://{config.cert_manager.issuer_name}", spec["server"]])
-    token = login(dev_vault, auth["mountPath"], auth["role"], jwt)["auth"]["client_token"]
+    spec, token = _cert_manager_login(dev_vault, fake_kube, config, "default")
 
-    signed = _sign_as_cert_manager(dev_vault, spec, token, "web.internal", ["web.internal", "api.svc.cluster.local"])
+    names = ["web.default.svc", "web.default.svc.cluster.local", "myapp.internal.example.com"]
+    signed = _sign_as_cert_manager(dev_vault, spec, token, names[0], names)
     cert = x509.load_pem_x509_certificate(signed["data"]["certificate"].encode())
     sans = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
-    assert sorted(sans.get_values_for_type(x509.DNSName)) == ["api.svc.cluster.local", "web.internal"]
+    assert sorted(sans.get_values_for_type(x509.DNSName)) == sorted(names)
     issuer_cn = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
     assert issuer_cn == config.pki.intermediate.common_name
     # The role's max TTL caps what cert-manager asks for (90 days).
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     assert lifetime <= dt.timedelta(hours=72, minutes=1)
 
-    # Names outside the role's domains are refused; so is everything but signing with that role.
-    _sign_as_cert_manager(dev_vault, spec, token, "web.example.com", ["web.example.com"], expect=(400,))
-    _sign_as_cert_manager(dev_vault, spec, token, "internal", ["internal"], expect=(400,))  # bare domain
+    # Another namespace's Services, names nobody gave this namespace, addresses and localhost are refused.
+    for common_name in ("web.payments.svc", "web.payments.svc.cluster.local", "api.svc.cluster.local",
+                        "svc.cluster.local", "default.svc", "web.example.com", "localhost"):
+        _sign_as_cert_manager(dev_vault, spec, token, common_name, [common_name], expect=(400,))
+    # An address, as cert-manager sends one: in the CSR and in ip_sans.
+    body = {"common_name": names[0], "ip_sans": "10.0.0.1", "csr": _csr(names[0], [names[0]], ["10.0.0.1"])}
+    servers.api("POST", dev_vault.api_addr, "/v1/" + spec["path"], token=token, json=body, expect=(400,))
     issuing = settings.pki.issuing.mount.path
     for method, path in [("POST", f"{issuing}/issue/internal-certs"), ("POST", f"{issuing}/roles/internal-certs"),
+                         ("POST", f"{issuing}/sign/payments-certs"),
                          ("POST", f"{settings.pki.root.mount.path}/root/sign-intermediate"),
                          ("POST", f"{issuing}/revoke"), ("GET", "sys/mounts")]:
-        servers.api(method, dev_vault.api_addr, path, token=token, json={"common_name": "web.internal"},
+        servers.api(method, dev_vault.api_addr, path, token=token, json={"common_name": "web.default.svc"},
                     expect=(403,))
+
+    # The payments Issuer signs its own Services and nothing of default's.
+    spec, token = _cert_manager_login(dev_vault, fake_kube, config, "payments")
+    _sign_as_cert_manager(dev_vault, spec, token, "ledger.payments.svc", ["ledger.payments.svc"])
+    for common_name in ("web.default.svc", "myapp.internal.example.com"):
+        _sign_as_cert_manager(dev_vault, spec, token, common_name, [common_name], expect=(400,))
+
+
+def test_an_application_issues_only_its_own_namespaces_names(dev_vault, fake_kube):
+    """applications[].pkiRole is a role bound to the application's namespace: its issue grant is as
+    narrow as its namespace's Issuer."""
+    config = load("prod")
+    settings = vs.build(config)
+    apply(settings, fresh(dev_vault).api, only={"mounts", "pki", "auth", "policies", "roles"},
+          kubernetes_config=fake_kube.auth_config())
+    (app,) = config.applications
+    role = next(r for r in settings.kubernetes_roles if r.name == app.name)
+    jwt = fake_kube.token(app.namespace, app.service_account, audiences=[role.audience])
+    token = login(dev_vault, settings.kubernetes_auth.path, role.name, jwt)["auth"]["client_token"]
+    issue = f"{settings.pki.issuing.mount.path}/issue/{app.pki_role}"
+    issued = servers.api("POST", dev_vault.api_addr, issue, token=token, json={"common_name": "myapp.default.svc"})
+    assert issued["data"]["certificate"]
+    for common_name in ("myapp.payments.svc", "vault.vault.svc", "api.svc.cluster.local"):
+        servers.api("POST", dev_vault.api_addr, issue, token=token, json={"common_name": common_name},
+                    expect=(400,))
 
 
 def test_cert_manager_role_refuses_tokens_minted_for_anything_else(dev_vault, fake_kube):
     config = load("prod")
     settings = vs.build(config)
     apply(settings, dev_vault.api, only={"auth", "policies", "roles"}, kubernetes_config=fake_kube.auth_config())
-    auth = VaultIssuer.of(config).cluster_issuer("unused")["spec"]["vault"]["auth"]["kubernetes"]
+    auth = VaultIssuer.of(config).issuer("default", "unused")["spec"]["vault"]["auth"]["kubernetes"]
     role, account = auth["role"], auth["serviceAccountRef"]["name"]
-    login(dev_vault, auth["mountPath"], role, fake_kube.token("cert-manager", account, audiences=["vault://vault-pki"]))
-    for jwt in [fake_kube.token("cert-manager", account, audiences=["vault"]),           # an application's audience
-                fake_kube.token("cert-manager", account, audiences=["vault://other-issuer"]),
-                fake_kube.token("cert-manager", "cert-manager", audiences=["vault://vault-pki"]),  # the controller
-                fake_kube.token("default", account, audiences=["vault://vault-pki"])]:
+    login(dev_vault, auth["mountPath"], role, fake_kube.token("default", account, audiences=["vault://default/vault-pki"]))
+    for jwt in [fake_kube.token("default", account, audiences=["vault"]),           # an application's audience
+                fake_kube.token("default", account, audiences=["vault://vault-pki"]),  # a ClusterIssuer's
+                fake_kube.token("default", account, audiences=["vault://payments/vault-pki"]),
+                fake_kube.token("default", "default", audiences=["vault://default/vault-pki"]),
+                fake_kube.token("payments", account, audiences=["vault://default/vault-pki"])]:
         login(dev_vault, auth["mountPath"], role, jwt, expect=(400, 403))
 
 

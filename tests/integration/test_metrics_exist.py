@@ -1,7 +1,7 @@
 """The alert rules and the dashboard read only Vault metrics that a real server publishes, in the
-states the alerts are about: scraped from every node of a 3-node cluster from our HCL, the way the
-ServiceMonitor scrapes them (no token: the listener allows it because the ServiceMonitor exists), and
-from a node that is sealed."""
+states the alerts are about: scraped from every node of a 3-node cluster from our HCL, the way a dev
+stack's ServiceMonitor without a token scrapes them (prod's presents a token that may read them:
+test_metrics_access.py), and from a node that is sealed."""
 
 from __future__ import annotations
 

@@ -108,13 +108,21 @@ def test_a_wildcard_name_in_the_certificate_covers_one_label():
 
 @pytest.mark.parametrize("overrides", [{}, {"api": {"dns": {"record": "route53", "route53ZoneId": "Z0123456789ABC"}}}])
 def test_the_deployer_policy_covers_every_aws_resource_the_stack_declares(overrides):
-    from components.render.iam import DEPLOYER_ACTIONS, deployer_policy
+    from components.render.iam import DEPLOYER_ACTIONS, deployer_policy_for
+    from tests.harness import load_stack
 
     rec = run_stack("prod", overrides)
-    types = sorted({r.type for r in rec.resources if r.type.startswith("aws:") and r.custom})
+    declared = [(r.type, r.name, r.inputs) for r in rec.resources if r.custom]
+    types = sorted({t for t, _, _ in declared if t.startswith("aws:")})
     assert types and set(types) <= set(DEPLOYER_ACTIONS)
-    actions = deployer_policy(types)["Statement"][0]["Action"]
-    assert "eks:DescribeCluster" in actions and "kms:PutKeyPolicy" in actions
-    assert not any(a.endswith(":*") for a in actions)
+    policy = deployer_policy_for(load_stack("prod", overrides), declared)
+    allowed = {a for s in policy["Statement"] if s["Effect"] == "Allow" for a in s["Action"]}
+    assert {"eks:DescribeCluster", "kms:CreateKey", "iam:CreateRole", "iam:PutRolePolicy"} <= allowed
+    assert not any(a.endswith(":*") for a in allowed)
+    # Never the key policy (break-glass), a role's trust, or its boundary.
+    assert not {"kms:PutKeyPolicy", "iam:UpdateAssumeRolePolicy", "iam:DeleteRolePermissionsBoundary"} & allowed
+    # Everything but creating keys, listing aliases and reading the cluster names the stack's own resources.
+    wide = {a for s in policy["Statement"] if s["Effect"] == "Allow" and s["Resource"] == "*" for a in s["Action"]}
+    assert wide == {"eks:DescribeCluster", "kms:CreateKey", "kms:ListAliases"}
     with pytest.raises(ValueError, match="no deployer permissions known"):
-        deployer_policy([*types, "aws:ec2/instance:Instance"])
+        deployer_policy_for(load_stack("prod", overrides), [*declared, ("aws:ec2/instance:Instance", "x", {})])

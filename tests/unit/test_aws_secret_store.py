@@ -19,10 +19,11 @@ STORE = "kubernetes:external-secrets.io/v1:ClusterSecretStore"
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 OIDC = "oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
-ENABLED = {"migration": {"awsSecretsManager": {"enabled": True, "namePrefix": "prod/"}}}
+ENABLED = {"migration": {"awsSecretsManager": {"enabled": True, "namePrefix": "prod/", "namespaces": ["default"]}}}
 
 
 def _store(**settings) -> AwsSecretStore:
+    settings = {"namespaces": ["default"], **settings}
     config = load_stack("prod", {"migration": {"awsSecretsManager": {"enabled": True, "namePrefix": "prod/",
                                                                        **settings}}})
     assert config.aws is not None
@@ -58,6 +59,29 @@ def test_bad_store_settings_stop_the_program_naming_the_key(stack, settings, key
         load_stack(stack, {"migration": {"awsSecretsManager": settings}})
     message = str(err.value)
     assert f"vault-platform:{key}" in message and fragment in message, message
+
+
+def test_prod_refuses_a_store_open_to_every_namespace():
+    """Without namespaces the ClusterSecretStore serves every namespace: whoever may create an
+    ExternalSecret anywhere could copy every AWS secret under the prefix."""
+    with pytest.raises(ConfigError) as err:
+        load_stack("prod", {"migration": {"awsSecretsManager": {"enabled": True, "namePrefix": "prod/"}}})
+    message = str(err.value)
+    assert "vault-platform:migration.awsSecretsManager.namespaces: is empty" in message
+    assert "every namespace" in message
+
+
+def test_dev_accepts_a_store_open_to_every_namespace_with_a_warning():
+    from components.model.rules import warnings
+
+    overrides = {"aws": DEV_AWS, "migration": {"awsSecretsManager": {"enabled": True, "namePrefix": "dev/"}}}
+    config = load_stack("dev", overrides)
+    (warning,) = warnings(config)
+    assert warning.startswith("vault-platform:migration.awsSecretsManager.namespaces: is empty")
+    assert "every namespace" in warning
+    listed = {"migration": {"awsSecretsManager": {"enabled": True, "namePrefix": "dev/", "namespaces": ["default"]}}}
+    assert warnings(load_stack("dev", {"aws": DEV_AWS, **listed})) == []
+    assert warnings(load_stack("prod")) == warnings(load_stack("dev")) == []
 
 
 def test_the_program_refuses_the_store_in_a_stack_without_aws_before_declaring_anything():
@@ -112,7 +136,7 @@ def test_the_cluster_secret_store_is_valid_for_the_operators_crd():
     assert aws["service"] == "SecretsManager" and aws["region"] == "eu-west-1"
     assert aws["auth"] == {"jwt": {"serviceAccountRef": {"name": "external-secrets", "namespace": "external-secrets"}}}
     assert manifest["spec"]["conditions"] == [{"namespaces": ["payments", "orders"]}]
-    assert "conditions" not in store.cluster_secret_store(_store())["spec"]
+    assert store.cluster_secret_store(_store())["spec"]["conditions"] == [{"namespaces": ["default"]}]
 
 
 def test_the_crd_check_would_catch_a_misspelled_field():
@@ -125,6 +149,8 @@ def test_the_crd_check_would_catch_a_misspelled_field():
 
 # --- the program ------------------------------------------------------------------------------------------
 
+DEV_AWS = {"region": "eu-west-1", "oidcProviderArn": f"arn:aws:iam::123456789012:oidc-provider/{OIDC}",
+           "oidcIssuer": OIDC}
 ESO = {"namespace": "eso", "serviceAccount": "eso-controller"}
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -164,11 +190,13 @@ def test_the_store_alone_installs_the_operator():
 def test_the_store_must_log_in_as_the_operator_the_stack_installs():
     with pytest.raises(ConfigError) as err:
         load_stack("prod", {"migration": {"awsSecretsManager": {
-            "enabled": True, "namePrefix": "prod/", "serviceAccount": {"namespace": "eso", "name": "x"}}}})
+            "enabled": True, "namePrefix": "prod/", "namespaces": ["default"],
+            "serviceAccount": {"namespace": "eso", "name": "x"}}}})
     assert "vault-platform:migration.awsSecretsManager.serviceAccount: is eso/x" in str(err.value)
     # With an operator of your own, the store names its service account and nothing is installed for it.
     config = load_stack("prod", {"externalSecrets": {"install": False}, "migration": {"awsSecretsManager": {
-        "enabled": True, "namePrefix": "prod/", "serviceAccount": {"namespace": "eso", "name": "x"}}}})
+        "enabled": True, "namePrefix": "prod/", "namespaces": ["default"],
+        "serviceAccount": {"namespace": "eso", "name": "x"}}}})
     assert config.migration.aws_secrets_manager.service_account.name == "x"
 
 

@@ -171,7 +171,7 @@ def test_dev_values_fit_a_laptop_and_a_one_zone_cluster():
 def test_the_chart_never_makes_its_own_service_monitor_or_rules(service_monitor):
     """The stack declares them (every pod scraped, TLS verified); the chart's would skip verification."""
     # (Without the ServiceMonitor and the rule, the stack's labels, alerts and Prometheus namespace go too.)
-    unmonitored = {"labels": None, "alerts": None, "prometheusNamespace": None}
+    unmonitored = {"labels": None, "alerts": None, "prometheusNamespace": None, "metricsTokenSecret": None}
     _, v = values_for("prod", {"cluster": {"serviceMonitor": service_monitor},
                                "monitoring": {"prometheusRule": service_monitor,
                                               **({} if service_monitor else unmonitored)}})

@@ -337,7 +337,8 @@ def _nest(path, value):
 MINIMAL = {"environment": "dev", "api": {"address": "https://127.0.0.1:8200"}, "unseal": {"type": "shamir"},
            "aws": {"region": "eu-west-1", "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/x",
                    "oidcIssuer": "oidc.eks.eu-west-1.amazonaws.com/id/X",
-                   "keyAdministrators": ["arn:aws:iam::123456789012:role/deployer"]}}
+                   "keyAdministrators": ["arn:aws:iam::123456789012:role/deployer"],
+                   "keyPolicyAdministrators": ["arn:aws:iam::123456789012:role/break-glass"]}}
 SECTIONS = ("cluster", "tls", "init", "kv", "pki", "kubernetesAuth", "audit", "backup", "kubernetes", "database",
             "transit", "api", "unseal")
 

@@ -104,7 +104,7 @@ def test_dev_postgres_counts_as_a_defined_connection_only_when_enabled():
 @pytest.mark.parametrize(("section", "role", "key", "text"), [
     ("database", {"name": "myapp-db", "connection": "app-postgres", "defaultTtl": "2h", "maxTtl": "90m"},
      "database.roles[0].maxTtl", "'90m' is below defaultTtl '2h'"),
-    ("pki", {"name": "internal-certs", "allowedDomains": ["internal"], "ttl": "48h", "maxTtl": "24h"},
+    ("pki", {"name": "internal-certs", "namespace": "default", "ttl": "48h", "maxTtl": "24h"},
      "pki.roles[0].maxTtl", "'24h' is below ttl '48h'"),
 ])
 def test_max_ttl_below_default(section, role, key, text):
@@ -133,10 +133,11 @@ def test_connection_url_must_be_a_postgres_template():
     assert "{{username}} and {{password}}" in message
 
 
-def test_platform_policy_names_are_reserved():
-    message = only(problems("prod", {"policies": [{"name": "app-templated", "rules": [
+@pytest.mark.parametrize("name", ["app-templated", "metrics"])
+def test_platform_policy_names_are_reserved(name):
+    message = only(problems("prod", {"policies": [{"name": name, "rules": [
         {"path": "secret/data/x", "capabilities": ["read"]}]}]}), "policies")
-    assert "'app-templated' is reserved by the platform" in message
+    assert f"{name!r} is reserved by the platform" in message
 
 
 def test_the_program_stops_with_the_message_before_creating_anything():

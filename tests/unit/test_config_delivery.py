@@ -46,7 +46,9 @@ def test_defaults_and_what_the_stack_files_choose():
     prod, dev = load_stack("prod"), load_stack("dev")
     assert (prod.cluster.injector.replicas, prod.cluster.injector.failure_policy) == (2, "Fail")
     assert (dev.cluster.injector.replicas, dev.cluster.injector.failure_policy) == (1, "Ignore")
-    assert prod.cert_manager.enabled and prod.cert_manager.pki_role == "internal-certs"
+    assert prod.cert_manager.enabled
+    assert [(i.namespace, i.pki_role) for i in prod.cert_manager.issuers] == [("default", "internal-certs")]
+    assert [(r.name, r.namespace) for r in prod.pki.roles] == [("internal-certs", "default")]
     assert not dev.cert_manager.enabled
     assert prod.external_secrets.chart.version == "2.9.0" and prod.external_secrets.install is True
     assert prod.external_secrets.cluster_wide_token_requests is False
@@ -164,37 +166,68 @@ def test_an_application_cannot_take_the_stores_service_account_or_an_operators_r
         app(delivery="both"),
         {"name": "other", "namespace": "default", "serviceAccount": "vault-kv"},
         {"name": "external-secrets-default", "namespace": "x", "serviceAccount": "y"},
-        {"name": "cert-manager-vault-pki", "namespace": "x", "serviceAccount": "z"}]})
+        {"name": "cert-manager-default", "namespace": "x", "serviceAccount": "z"}]})
     assert len(found) == 3, found
     assert "applications[1].serviceAccount: 'vault-kv' is the service account of the namespace's External Secrets" \
         in found[0]
     assert "applications[2].name: 'external-secrets-default' is the name of a role the platform makes" in found[1]
-    assert "applications[3].name: 'cert-manager-vault-pki'" in found[2]
+    assert "applications[3].name: 'cert-manager-default'" in found[2]
 
 
 def test_policies_cannot_take_the_operators_names():
     found = problems("prod", {"policies": [{"name": "external-secrets-default", "rules": [
-        {"path": "x", "capabilities": ["read"]}]}, {"name": "cert-manager-vault-pki", "rules": [
+        {"path": "x", "capabilities": ["read"]}]}, {"name": "cert-manager-default", "rules": [
             {"path": "x", "capabilities": ["read"]}]}]})
     assert found == ["vault-platform:policies: policy name 'external-secrets-default' is reserved by the platform; "
                      "choose another",
-                     "vault-platform:policies: policy name 'cert-manager-vault-pki' is reserved by the platform; "
+                     "vault-platform:policies: policy name 'cert-manager-default' is reserved by the platform; "
                      "choose another"]
 
 
 @pytest.mark.parametrize(("cert_manager", "overrides", "key", "needle"), [
-    ({"pkiRole": ""}, {}, "certManager.pkiRole", "is required when certManager.enabled is true; one of: "
-                                                 "internal-certs"),
-    ({"pkiRole": "nope"}, {}, "certManager.pkiRole", "'nope' is not a role in pki.roles"),
+    ({"issuers": None}, {}, "certManager.issuers", "is empty: name each namespace that requests certificates"),
+    ({"issuers": [{"namespace": "default", "pkiRole": "nope"}]}, {}, "certManager.issuers[0].pkiRole",
+     "'nope' is not a role in pki.roles; one of: internal-certs"),
+    ({"issuers": [{"namespace": "payments", "pkiRole": "internal-certs"}]}, {}, "certManager.issuers[0].pkiRole",
+     "'internal-certs' is bound to namespace 'default': the Issuer in 'payments' would sign names"),
+    ({"issuers": [{"namespace": "default", "pkiRole": "open"}]},
+     {"pki": {"roles": [{"name": "internal-certs", "namespace": "default"},
+                        {"name": "open", "allowedDomains": ["svc.cluster.local"]}]}},
+     "certManager.issuers[0].pkiRole", "'open' is bound to no namespace"),
+    ({"issuers": [{"namespace": "default", "pkiRole": "internal-certs"},
+                  {"namespace": "default", "pkiRole": "internal-certs"}]}, {}, "certManager.issuers",
+     "namespace 'default' appears more than once"),
     ({}, {"pki": {"enabled": False, "roles": None, "intermediate": None}}, "certManager.enabled",
      "needs the PKI engine"),
     ({"issuerName": "Vault PKI"}, {}, "certManager.issuerName", "is not a DNS label"),
 ])
 def test_cert_manager_rules(cert_manager, overrides, key, needle):
     overrides = {"certManager": cert_manager, **overrides}
-    if "pki" in overrides:
+    if overrides.get("pki", {}).get("enabled") is False:
         overrides["applications"] = [{**MYAPP}]
     assert needle in only(problems("prod", overrides), key)
+
+
+@pytest.mark.parametrize(("changes", "key", "needle"), [
+    ({"pkiRole": "open"}, "applications[0].pkiRole", "'open' is bound to no namespace: the application could get "
+                                                     "certificates for names that are not 'default''s"),
+    ({"pkiRole": "payments-certs"}, "applications[0].pkiRole", "'payments-certs' is bound to namespace 'payments'"),
+])
+def test_an_application_issues_only_from_its_namespaces_role(changes, key, needle):
+    roles = [{"name": "internal-certs", "namespace": "default"}, {"name": "open", "allowedDomains": ["internal"]},
+             {"name": "payments-certs", "namespace": "payments"}]
+    overrides = {"applications": [{**MYAPP, **changes}], "pki": {"roles": roles}, **NO_OPERATOR}
+    assert needle in only(problems("prod", overrides), key)
+
+
+@pytest.mark.parametrize(("domain", "needle"), [
+    ("web.payments.svc", "is a cluster Service name"), ("*.svc.cluster.local", "is a cluster Service name"),
+    ("*", "is a wildcard for every name"), ("*.com", "covers a whole top-level domain"),
+    ("*x.example.com", "has a wildcard inside it"),
+])
+def test_a_namespace_role_owns_no_other_namespaces_names(domain, needle):
+    roles = [{"name": "internal-certs", "namespace": "default", "allowedDomains": [domain]}]
+    assert needle in only(problems("prod", {"pki": {"roles": roles}}), "pki.roles[0].allowedDomains")
 
 
 def test_external_secrets_settings_are_checked():

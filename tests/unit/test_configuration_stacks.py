@@ -212,7 +212,8 @@ def test_pki_root_and_intermediate_chain_in_prod():
     assert installed.inputs["backend"] == "pki_int" and "fake-vault-intermediate" in installed.inputs["certificate"]
     assert rec.depends_on(signed, csr) and rec.depends_on(installed, signed)
     role = rec.one("vault:pkiSecret/secretBackendRole:SecretBackendRole")
-    assert role.inputs["backend"] == "pki_int" and role.inputs["allowedDomains"] == ["internal", "svc.cluster.local"]
+    assert role.inputs["backend"] == "pki_int" and role.inputs["allowedDomains"] == [
+        "*.default.svc", "*.default.svc.cluster.local", "myapp.internal.example.com"]
     assert role.inputs["maxTtl"] == str(72 * 3600) and rec.depends_on(role, installed)
     urls = by_input(rec, "vault:pkiSecret/secretBackendConfigUrls:SecretBackendConfigUrls", "backend")
     # Under api.address: the internal load balancer every client in the VPC reaches.

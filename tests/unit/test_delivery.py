@@ -6,6 +6,7 @@ list, every built-in object against the Kubernetes schema."""
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
 import re
 
@@ -48,6 +49,11 @@ def delivery_resources(rec):
     return [r for r in custom_resources(rec) if r.parent not in pairs]
 
 
+def vault_issuers(rec):
+    """cert-manager's Issuers that sign through Vault (not those of the stack's own TLS)."""
+    return [r for r in delivery_resources(rec) if r.type == "kubernetes:cert-manager.io/v1:Issuer"]
+
+
 def manifest(r) -> dict:
     return {k: r.inputs[k] for k in ("apiVersion", "kind", "metadata", "spec", "rules", "roleRef", "subjects",
                                      "type", "stringData") if k in r.inputs}
@@ -61,9 +67,10 @@ def b64decode(text: str) -> str:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_custom_resource_passes_its_crd_schema(stack):
-    rec = run_stack(stack, {"certManager": {"enabled": True, "pkiRole": "internal-certs"}})
+    rec = run_stack(stack, {"certManager": {"enabled": True,
+                                            "issuers": [{"namespace": "default", "pkiRole": "internal-certs"}]}})
     assert sorted(r.type for r in delivery_resources(rec)) == [
-        "kubernetes:cert-manager.io/v1:ClusterIssuer", "kubernetes:external-secrets.io/v1:ExternalSecret",
+        "kubernetes:cert-manager.io/v1:Issuer", "kubernetes:external-secrets.io/v1:ExternalSecret",
         "kubernetes:external-secrets.io/v1:SecretStore"]
     # Every one, the TLS objects prod asks cert-manager for included.
     for r in custom_resources(rec):
@@ -244,7 +251,8 @@ def test_the_vault_pods_accept_every_namespace_that_delivers_secrets():
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_nothing_secret_travels_outside_secrets(stack):
-    rec = run_stack(stack, {"applications": APPS, "certManager": {"enabled": True, "pkiRole": "internal-certs"}})
+    rec = run_stack(stack, {"applications": APPS, "certManager": {
+        "enabled": True, "issuers": [{"namespace": "default", "pkiRole": "internal-certs"}]}})
     assert canary_leaks(rec) == []
     assert CANARY not in json.dumps(rec.exports["applications"])
     for r in rec.resources:
@@ -363,36 +371,61 @@ def test_refresh_intervals_are_written_as_go_durations(value, go):
 
 # --- cert-manager --------------------------------------------------------------------------------------
 
-def test_cert_manager_issuer_signs_through_its_own_role():
+def test_each_namespace_gets_an_issuer_that_signs_through_its_own_role():
     rec = run_stack("prod")
-    issuer = rec.one("kubernetes:cert-manager.io/v1:ClusterIssuer")
+    assert rec.of_type("kubernetes:cert-manager.io/v1:ClusterIssuer") == []
+    [issuer] = vault_issuers(rec)
     assert issuer.get("metadata.name") == "vault-pki" == rec.exports["certManagerIssuer"]
+    assert issuer.get("metadata.namespace") == "default"
     vault = issuer.get("spec.vault")
     assert vault["server"] == "https://vault-active.vault.svc:8200"
     assert vault["path"] == "pki_int/sign/internal-certs"
     assert b64decode(vault["caBundle"]) == rec.exports["caCertificate"]
-    assert vault["auth"] == {"kubernetes": {"mountPath": "/v1/auth/kubernetes", "role": "cert-manager-vault-pki",
+    assert vault["auth"] == {"kubernetes": {"mountPath": "/v1/auth/kubernetes", "role": "cert-manager-default",
                                             "serviceAccountRef": {"name": "vault-pki"}}}
-    account = rec.one("kubernetes:core/v1:ServiceAccount", "vault-cert-manager-serviceaccount")
-    assert account.get("metadata") == {"name": "vault-pki", "namespace": "cert-manager",
+    account = rec.one("kubernetes:core/v1:ServiceAccount", "vault-cert-manager-default-serviceaccount")
+    assert account.get("metadata") == {"name": "vault-pki", "namespace": "default",
                                        "labels": account.get("metadata.labels")}
-    role = rec.one("kubernetes:rbac.authorization.k8s.io/v1:Role", "vault-cert-manager-role")
+    role = rec.one("kubernetes:rbac.authorization.k8s.io/v1:Role", "vault-cert-manager-default-role")
+    assert role.get("metadata.namespace") == "default"
     assert role.get("rules")[0]["resourceNames"] == ["vault-pki"]
-    binding = rec.one("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "vault-cert-manager-rolebinding")
+    binding = rec.one("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "vault-cert-manager-default-rolebinding")
     assert binding.get("subjects") == [{"kind": "ServiceAccount", "name": "cert-manager", "namespace": "cert-manager"}]
     assert rec.depends_on(issuer, role) and rec.depends_on(issuer, binding)
-    vault_role = rec.one("vault:kubernetes/authBackendRole:AuthBackendRole", "vault-config-role-cert-manager-vault-pki")
+    vault_role = rec.one("vault:kubernetes/authBackendRole:AuthBackendRole", "vault-config-role-cert-manager-default")
     assert vault_role.get("boundServiceAccountNames") == ["vault-pki"]
-    assert vault_role.get("boundServiceAccountNamespaces") == ["cert-manager"]
-    assert vault_role.get("audience") == "vault://vault-pki"
-    assert vault_role.get("tokenPolicies") == ["cert-manager-vault-pki"]
-    policy = rec.one("vault:index/policy:Policy", "vault-config-policy-cert-manager-vault-pki")
+    assert vault_role.get("boundServiceAccountNamespaces") == ["default"]
+    assert vault_role.get("audience") == "vault://default/vault-pki"
+    assert vault_role.get("tokenPolicies") == ["cert-manager-default"]
+    policy = rec.one("vault:index/policy:Policy", "vault-config-policy-cert-manager-default")
     assert re.findall(r'^path "([^"]+)"', policy.get("policy"), re.M) == ["pki_int/sign/internal-certs"]
+    # The role it signs with knows only that namespace's names.
+    pki_role = rec.one("vault:pkiSecret/secretBackendRole:SecretBackendRole", "vault-config-pki-role-internal-certs")
+    assert pki_role.get("allowedDomains") == ["*.default.svc", "*.default.svc.cluster.local",
+                                              "myapp.internal.example.com"]
+    assert pki_role.get("allowGlobDomains") is True
+    assert pki_role.get("allowSubdomains") is False and pki_role.get("allowBareDomains") is True
+    assert pki_role.get("allowIpSans") is False and pki_role.get("allowLocalhost") is False
+
+
+def test_two_namespaces_get_an_issuer_each_with_nothing_shared():
+    rec = run_stack("prod", {
+        "pki": {"roles": [{"name": "internal-certs", "namespace": "default", "maxTtl": "72h"},
+                          {"name": "payments-certs", "namespace": "payments", "maxTtl": "72h"}]},
+        "certManager": {"issuers": [{"namespace": "default", "pkiRole": "internal-certs"},
+                                    {"namespace": "payments", "pkiRole": "payments-certs"}]}})
+    issuers = {r.get("metadata.namespace"): r for r in vault_issuers(rec)}
+    assert sorted(issuers) == ["default", "payments"]
+    assert issuers["payments"].get("spec.vault.path") == "pki_int/sign/payments-certs"
+    assert issuers["payments"].get("spec.vault.auth.kubernetes.role") == "cert-manager-payments"
+    roles = {r.get("roleName"): r for r in rec.of_type("vault:kubernetes/authBackendRole:AuthBackendRole")}
+    assert roles["cert-manager-payments"].get("boundServiceAccountNamespaces") == ["payments"]
+    assert roles["cert-manager-payments"].get("audience") == "vault://payments/vault-pki"
 
 
 def test_cert_manager_is_off_unless_asked():
     rec = run_stack("dev")
-    assert rec.of_type("kubernetes:cert-manager.io/v1:ClusterIssuer") == []
+    assert vault_issuers(rec) == []
     assert "certManagerIssuer" not in rec.exports
 
 
@@ -415,11 +448,12 @@ def test_every_custom_resource_in_the_docs_passes_its_crd_schema():
     for document in documents:
         assert facts.custom_resource_problems(document) == [], document["kind"]
     certificate = next(d for d in documents if d["kind"] == "Certificate")
-    assert certificate["spec"]["issuerRef"] == {"kind": "ClusterIssuer", "name": "vault-pki",
-                                                "group": "cert-manager.io"}
-    # A name the stack files' PKI role allows, and the key type it requires.
+    assert certificate["spec"]["issuerRef"] == {"kind": "Issuer", "name": "vault-pki", "group": "cert-manager.io"}
+    # Names the stack files' PKI role allows in the Certificate's namespace, and the key type it requires.
     role = load_stack("prod").pki.roles[0]
-    assert all(any(n.endswith("." + d) for d in role.allowed_domains) for n in certificate["spec"]["dnsNames"])
+    assert certificate["metadata"]["namespace"] == role.namespace
+    allowed = vs.namespace_domains(role.namespace, tuple(role.allowed_domains))
+    assert all(any(fnmatch.fnmatchcase(n, d) for d in allowed) for n in certificate["spec"]["dnsNames"])
     assert certificate["spec"]["privateKey"]["algorithm"] == "RSA"
 
 

@@ -35,7 +35,11 @@ def test_each_key_is_administered_by_named_roles_and_used_by_its_own_role(key_na
     admin = _statement(policy, "KeyAdministration")
     assert admin["Principal"] == {"AWS": sorted(config.aws.key_administrators)}
     assert admin["Action"] == KEY_ADMINISTRATION
-    assert not {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:*"} & set(admin["Action"])
+    assert not {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:*", "kms:CreateGrant",
+                "kms:PutKeyPolicy"} & set(admin["Action"])
+    assert not any(a.endswith("*") for a in admin["Action"])
+    policy_admin = _statement(policy, "KeyPolicyAdministration")
+    assert policy_admin["Principal"] == {"AWS": sorted(config.aws.key_policy_administrators)}
     use = _statement(policy, "KeyUse")
     role = rec.one("aws:iam/role:Role", role_name)
     role_arn = f"arn:aws:iam::123456789012:role/{role.get('name')}"
@@ -59,12 +63,13 @@ def test_snapshot_key_is_used_through_s3_only_and_by_the_readers():
     assert not set(config.aws.snapshot_readers) & set(unseal_use["Principal"]["AWS"])
 
 
-def test_roles_get_the_permissions_boundary_when_one_is_set():
+def test_roles_get_the_permissions_boundary():
     boundary = "arn:aws:iam::123456789012:policy/platform-boundary"
     rec = run_stack("prod", {"aws": {"permissionsBoundary": boundary}})
     roles = rec.of_type("aws:iam/role:Role")
     assert len(roles) == 2 and all(r.get("permissionsBoundary") == boundary for r in roles)
-    assert all(r.get("permissionsBoundary", None) is None for r in run_stack("prod").of_type("aws:iam/role:Role"))
+    prod = load_stack("prod").aws.permissions_boundary
+    assert prod and all(r.get("permissionsBoundary") == prod for r in run_stack("prod").of_type("aws:iam/role:Role"))
 
 
 def test_a_stack_that_makes_keys_must_name_their_administrators():

@@ -9,9 +9,11 @@ import re
 import subprocess
 from pathlib import Path
 
+import hcl
 import pytest
 import yaml
 
+from components.model.rules import warnings
 from components.render import monitoring
 from components.render.monitoring import Monitoring, alerts
 from tests import facts
@@ -66,8 +68,54 @@ def test_every_pod_is_scraped_over_tls_verified_against_the_stack_ca():
     assert endpoint["tlsConfig"] == {"ca": {"secret": {"name": "vault-tls", "key": "ca.crt"}},
                                      "serverName": "vault.vault.svc"}
     assert "insecureSkipVerify" not in json.dumps(spec)
-    # No token: the listener lets the scrape in only because the ServiceMonitor exists.
+
+
+def test_prod_scrapes_with_the_token_in_the_operators_secret():
+    (endpoint,) = monitoring.service_monitor(PROD)["spec"]["endpoints"]
+    # Vault takes a bearer token as it takes X-Vault-Token; the Secret is the operator's, in Vault's namespace.
+    assert endpoint["authorization"] == {"type": "Bearer",
+                                         "credentials": {"name": "vault-metrics-token", "key": "token"}}
+    assert not {"bearerTokenSecret", "basicAuth", "oauth2"} & set(endpoint)
+
+
+def test_a_dev_stack_without_a_token_scrapes_without_one_and_is_warned():
+    (endpoint,) = monitoring.service_monitor(DEV)["spec"]["endpoints"]
     assert not {"authorization", "bearerTokenSecret", "basicAuth"} & set(endpoint)
+    config = load_stack("dev", {"cluster": {"serviceMonitor": True}})
+    assert monitoring.unauthenticated_metrics(config)
+    (warning,) = warnings(config)
+    assert warning.startswith("vault-platform:monitoring.metricsTokenSecret: is not set, so Vault serves its "
+                              "metrics without a token") and "(prod refuses this)" in warning
+    with_token = load_stack("dev", {"cluster": {"serviceMonitor": True},
+                                    "monitoring": {"metricsTokenSecret": "vault-metrics-token"}})
+    assert warnings(with_token) == [] and not monitoring.unauthenticated_metrics(with_token)
+    assert warnings(load_stack("prod")) == warnings(load_stack("dev")) == []
+
+
+def test_prod_refuses_a_service_monitor_without_a_token_before_declaring_anything():
+    rec = run_stack("prod", {"monitoring": {"metricsTokenSecret": None}}, expect_error=True)
+    assert rec.resources == []
+    assert "vault-platform:monitoring.metricsTokenSecret: is not set, so Vault serves its metrics without a " \
+           "token" in rec.error
+    assert "prod refuses that with cluster.serviceMonitor" in rec.error
+    bad = run_stack("prod", {"monitoring": {"metricsTokenSecret": "Not_A_Name"}}, expect_error=True)
+    assert "vault-platform:monitoring.metricsTokenSecret" in bad.error
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_scrape_token_policy_reads_the_metrics_and_nothing_else(stack):
+    rec = run_stack(stack, {"cluster": {"serviceMonitor": True},
+                            "monitoring": {"metricsTokenSecret": "vault-metrics-token"}})
+    (policy,) = [r for r in rec.of_type("vault:index/policy:Policy") if r.get("name") == "metrics"]
+    assert hcl_paths(policy.get("policy")) == {"sys/metrics": ["read"]}
+    off = run_stack("prod", {"cluster": {"serviceMonitor": False},
+                             "monitoring": {"prometheusRule": False, "labels": None, "alerts": None,
+                                            "prometheusNamespace": None, "metricsTokenSecret": None}})
+    assert [r for r in off.of_type("vault:index/policy:Policy") if r.get("name") == "metrics"] == []
+
+
+def hcl_paths(text: str) -> dict[str, list[str]]:
+    return {path: rule["capabilities"] for path, rule in hcl.loads(text)["path"].items()}
 
 
 # --- promtool ----------------------------------------------------------------------------------------

@@ -54,8 +54,8 @@ def test_every_rendered_policy_parses_and_matches_its_model(stack):
 
 def test_builtin_policy_names_and_order():
     names = [p.name for p in vs.build(load("prod")).all_policies(ACCESSOR)]
-    assert names == ["deployer", "previewer", "admin", "raft-backup", "raft-rollout", "app-myapp",
-                     "external-secrets-default", "cert-manager-vault-pki", "app-templated"]
+    assert names == ["deployer", "previewer", "admin", "raft-backup", "raft-rollout", "metrics", "app-myapp",
+                     "external-secrets-default", "cert-manager-default", "app-templated"]
     # Without an accessor (before Kubernetes auth exists) the templated policy cannot be rendered.
     assert "app-templated" not in [p.name for p in vs.build(load("prod")).policies]
 
@@ -65,6 +65,14 @@ def test_backup_policy_api_is_stable_and_minimal():
     policy = pol.backup_policy()
     assert policy.name == pol.BACKUP_POLICY
     assert parsed_rules(pol.render(policy)) == {"sys/storage/raft/snapshot": {"capabilities": ["read"]}}
+
+
+def test_the_scrape_token_policy_reads_the_metrics_only():
+    policy = pol.metrics_policy()
+    assert policy.name == pol.METRICS_POLICY == "metrics"
+    assert parsed_rules(pol.render(policy)) == {"sys/metrics": {"capabilities": ["read"]}}
+    # Only a stack that scrapes gets it.
+    assert pol.METRICS_POLICY not in [p.name for p in pol.static_policies(load("dev"))]
 
 
 def test_templated_policy_paths_use_the_kubernetes_alias_metadata():

@@ -119,7 +119,7 @@ def test_prod_requires_five_replicas_and_no_node_port_while_dev_allows_its_kind_
 
 
 def test_policy_names_and_descriptions_are_unique():
-    assert len(set(NAMES)) == len(NAMES) == 11
+    assert len(set(NAMES)) == len(NAMES) == 14
     assert len({r.description for r in rules.RULES}) == len(NAMES)
 
 
@@ -636,7 +636,7 @@ def test_an_application_role_with_a_platform_policy_fires_and_the_backup_role_do
     assert [v.resource_name for v in found] == ["vault-config-app-myapp"]
 
 
-OPERATOR_ROLES = ("vault-config-role-external-secrets-default", "vault-config-role-cert-manager-vault-pki")
+OPERATOR_ROLES = ("vault-config-role-external-secrets-default", "vault-config-role-cert-manager-default")
 
 
 def test_the_delivering_operators_roles_pass_with_their_own_policies():
@@ -651,7 +651,7 @@ def test_the_delivering_operators_roles_pass_with_their_own_policies():
      lambda text: text.replace('capabilities = ["read"]', 'capabilities = ["read", "list"]'), "grants ['list']"),
     ("vault-config-policy-external-secrets-default",
      lambda text: text + '\npath "secret/data/*" {\n  capabilities = ["read"]\n}\n', "'secret/data/*'"),
-    ("vault-config-policy-cert-manager-vault-pki",
+    ("vault-config-policy-cert-manager-default",
      lambda text: text.replace("/sign/", "/issue/"), "not a sign endpoint"),
 ])
 def test_an_operator_policy_that_reaches_further_fires(policy, edit, field):
@@ -741,3 +741,114 @@ def test_the_hcl_reader_takes_vaults_json_form_and_reports_errors_without_the_te
     with pytest.raises(rules.HclError) as err:
         rules.parse_hcl(f'seal "transit" {{\n  token = "{CANARY}"\n')
     assert CANARY not in str(err.value)
+
+
+# --- cluster-secret-store-scoped ----------------------------------------------------------------
+
+STORE_TYPE = "kubernetes:external-secrets.io/v1:ClusterSecretStore"
+STORE_NAME = "vault-aws-secret-store-store"
+MIGRATING = {"migration": {"awsSecretsManager": {"enabled": True, "namePrefix": "prod/", "namespaces": ["default"]}}}
+
+
+@pytest.fixture(scope="module")
+def migrating() -> list[rules.Resource]:
+    return stack("prod", MIGRATING)
+
+
+def test_the_transition_store_limited_to_namespaces_passes(migrating):
+    assert any(r.type == STORE_TYPE for r in migrating)
+    assert violations("cluster-secret-store-scoped", migrating) == []
+
+
+@pytest.mark.parametrize(("conditions", "prop"), [
+    (None, "spec.conditions"),
+    ([], "spec.conditions"),
+    ([{"namespaces": ["default"]}, {"namespaceSelector": {}}], "spec.conditions[1].namespaceSelector"),
+    ([{"namespaceRegexes": [".*"]}], "spec.conditions[0].namespaceRegexes"),
+])
+def test_a_cluster_secret_store_open_to_every_namespace_fires(migrating, conditions, prop):
+    """The program refuses a prod store without namespaces; another program may still declare one."""
+    def edit(props: dict) -> None:
+        if conditions is None:
+            del props["spec"]["conditions"]
+        else:
+            props["spec"]["conditions"] = conditions
+    found = violations("cluster-secret-store-scoped", changed(migrating, STORE_TYPE, STORE_NAME, edit))
+    assert "every namespace" in fired(found, STORE_TYPE, STORE_NAME, prop).message
+
+
+def test_a_selector_or_pattern_that_names_namespaces_passes(migrating):
+    edit = lambda p: p["spec"].update(conditions=[  # noqa: E731
+        {"namespaceSelector": {"matchLabels": {"team": "payments"}}}, {"namespaceRegexes": ["^payments-"]}])
+    assert violations("cluster-secret-store-scoped", changed(migrating, STORE_TYPE, STORE_NAME, edit)) == []
+
+
+# --- certificates-per-namespace -----------------------------------------------------------------
+
+PKI_ROLE = "vault:pkiSecret/secretBackendRole:SecretBackendRole"
+PKI_ROLE_NAME = "vault-config-pki-role-internal-certs"
+ISSUER = "kubernetes:cert-manager.io/v1:Issuer"
+
+
+def test_namespace_issuers_and_roles_bound_to_a_namespace_pass():
+    resources = stack("prod")
+    assert any(r.type == ISSUER for r in resources)
+    assert violations("certificates-per-namespace", resources) == []
+
+
+def test_a_vault_cluster_issuer_fires():
+    def cluster_wide(props: dict) -> None:
+        del props["metadata"]["namespace"]
+    resources = [dataclasses.replace(r, type="kubernetes:cert-manager.io/v1:ClusterIssuer") if r.type == ISSUER else r
+                 for r in changed(stack("prod"), ISSUER, "vault-cert-manager-default-issuer", cluster_wide)]
+    violation = fired(violations("certificates-per-namespace", resources),
+                      "kubernetes:cert-manager.io/v1:ClusterIssuer", "vault-cert-manager-default-issuer", "spec.vault")
+    assert "any namespace" in violation.message
+
+
+@pytest.mark.parametrize(("change", "prop"), [
+    (lambda p: p.update(allowedDomains=["internal", "svc.cluster.local"], allowSubdomains=True,
+                        allowGlobDomains=False), "allowedDomains[1]"),
+    (lambda p: p.update(allowedDomains=["*.svc"], allowGlobDomains=True), "allowedDomains[0]"),
+    (lambda p: p.update(allowedDomains=["*.cluster.local"]), "allowedDomains[0]"),
+    (lambda p: p.update(allowAnyName=True), "allowAnyName"),
+])
+def test_a_pki_role_that_signs_every_namespaces_services_fires(change, prop):
+    resources = changed(stack("prod"), PKI_ROLE, PKI_ROLE_NAME, change)
+    violation = fired(violations("certificates-per-namespace", resources), PKI_ROLE, PKI_ROLE_NAME, prop)
+    assert "another namespace's Service" in violation.message
+
+
+# --- metrics-need-a-token -----------------------------------------------------------------------
+
+OPEN_METRICS = 'values.server.ha.raft.config listener "tcp" telemetry unauthenticated_metrics_access'
+
+
+def test_a_dev_stack_that_scrapes_without_a_token_fires_which_prod_refuses():
+    """The program serves metrics without a token only in a dev stack that scrapes without one (it
+    refuses that in prod: tests/unit/test_monitoring.py); with a token nothing fires."""
+    found = violations("metrics-need-a-token", stack("dev", {"cluster": {"serviceMonitor": True}}), "dev")
+    assert "sys/metrics" in fired(found, RELEASE, RELEASE_NAME, OPEN_METRICS).message
+    with_token = stack("dev", {"cluster": {"serviceMonitor": True},
+                               "monitoring": {"metricsTokenSecret": "vault-metrics-token"}})
+    assert violations("metrics-need-a-token", with_token, "dev") == []
+
+
+@pytest.mark.parametrize("telemetry", [
+    "  telemetry {\n    unauthenticated_metrics_access = true\n  }\n",
+    '  telemetry = { unauthenticated_metrics_access = "true" }\n',
+])
+def test_a_prod_listener_opened_by_hand_fires(telemetry):
+    edit = hcl(lambda text: text.replace('tls_min_version = "tls12"\n', f'tls_min_version = "tls12"\n{telemetry}'))
+    resources = changed(stack("prod"), RELEASE, RELEASE_NAME, edit)
+    fired(violations("metrics-need-a-token", resources), RELEASE, RELEASE_NAME, OPEN_METRICS)
+
+
+def test_telemetry_that_keeps_the_token_passes():
+    edit = hcl(lambda text: text.replace('tls_min_version = "tls12"\n', 'tls_min_version = "tls12"\n  telemetry {\n'
+                                         '    unauthenticated_metrics_access = false\n  }\n'))
+    assert violations("metrics-need-a-token", changed(stack("prod"), RELEASE, RELEASE_NAME, edit)) == []
+    parsed = json.dumps({"listener": [{"tcp": {"telemetry": [{"unauthenticated_metrics_access": True}]}}]})
+    found = violations("metrics-need-a-token", changed(stack("prod"), RELEASE, RELEASE_NAME,
+                                                       hcl(lambda _: parsed)))
+    fired(found, RELEASE, RELEASE_NAME, OPEN_METRICS)

@@ -177,6 +177,12 @@ NO_EFFECT: list[tuple[str, str, dict, dict | None, str, str]] = [
      "tls.caValidity", "tls.caValidity"),
     ("an internal load balancer with no load balancer", "prod", {"api": {"serviceType": "ClusterIP"}}, None,
      "api.internalLoadBalancer", "api.internalLoadBalancer"),
+    ("load balancer settings with no load balancer", "prod", {"api": {"serviceType": "ClusterIP"}}, None,
+     "api.loadBalancer.subnets", "api.loadBalancer.*"),
+    ("load balancer subnets the pods never see", "prod",
+     {"api": {"loadBalancer": {"preserveClientIp": True}},
+      "cluster": {"networkPolicy": {"apiFrom": {"cidrs": ["10.1.0.0/24"]}}}}, None,
+     "api.loadBalancer.subnetCidrs", "api.loadBalancer.subnetCidrs"),
     ("public exposure of an internal load balancer", "prod", {"api": {"publicExposureIntended": True}}, None,
      "api.publicExposureIntended", "api.publicExposureIntended"),
     ("a hosted zone with no route53 record", "prod", {"api": {"dns": {"route53ZoneId": "Z0123456789ABC"}}}, None,
@@ -215,6 +221,10 @@ NO_EFFECT: list[tuple[str, str, dict, dict | None, str, str]] = [
      {"aws": {**AWS, "keyAdministrators": ["arn:aws:iam::123456789012:role/admin"]},
       "migration": {"awsSecretsManager": {"enabled": True, "namePrefix": "dev/"}}}, None,
      "aws.keyAdministrators", "aws.keyAdministrators"),
+    ("key policy administrators with no KMS key", "dev",
+     {"aws": {**AWS, "keyPolicyAdministrators": ["arn:aws:iam::123456789012:role/break-glass"]},
+      "migration": {"awsSecretsManager": {"enabled": True, "namePrefix": "dev/"}}}, None,
+     "aws.keyPolicyAdministrators", "aws.keyPolicyAdministrators"),
     ("snapshot readers with no snapshot bucket", "dev",
      {"aws": {**AWS, "snapshotReaders": ["arn:aws:iam::123456789012:role/restore"]},
       "migration": {"awsSecretsManager": {"enabled": True, "namePrefix": "dev/"}}}, None,
@@ -230,7 +240,8 @@ NO_EFFECT: list[tuple[str, str, dict, dict | None, str, str]] = [
     ("operator settings with no application delivering through it", "prod",
      {"applications": [INJECTED]}, None, "externalSecrets.install", "externalSecrets.*"),
     ("a refresh interval with only the migration store", "prod",
-     {"applications": [INJECTED], "migration": {"awsSecretsManager": {"enabled": True, "namePrefix": "prod/"}}},
+     {"applications": [INJECTED], "migration": {"awsSecretsManager": {"enabled": True, "namePrefix": "prod/",
+                                                                       "namespaces": ["default"]}}},
      None, "externalSecrets.refreshInterval", "externalSecrets.refreshInterval"),
     ("a chart for an operator the stack does not install", "prod",
      {"externalSecrets": {"install": False, "chart": {"version": "2.9.0"}}}, None,
@@ -239,7 +250,14 @@ NO_EFFECT: list[tuple[str, str, dict, dict | None, str, str]] = [
      {"externalSecrets": {"install": False, "clusterWideTokenRequests": True}}, None,
      "externalSecrets.clusterWideTokenRequests", "externalSecrets.clusterWideTokenRequests"),
     ("cert-manager's role with cert-manager off", "dev",
-     {"certManager": {"enabled": None, "pkiRole": "internal-certs"}}, None, "certManager.pkiRole", "certManager.*"),
+     {"certManager": {"enabled": None, "issuers": [{"namespace": "default", "pkiRole": "internal-certs"}]}}, None,
+     "certManager.issuers", "certManager.*"),
+    ("subdomains for a role bound to a namespace", "prod",
+     {"pki": {"roles": [{"name": "internal-certs", "namespace": "default", "allowSubdomains": True}]}}, None,
+     "pki.roles[0].allowSubdomains", "pki.roles[].allowSubdomains"),
+    ("bare domains for a role bound to a namespace", "dev",
+     {"pki": {"roles": [{"name": "internal-certs", "namespace": "default", "allowBareDomains": False}]}}, None,
+     "pki.roles[0].allowBareDomains", "pki.roles[].allowBareDomains"),
     ("s3 settings with volume backups", "dev", {"backup": {"s3": {"prefix": "snapshots/"}}}, None,
      "backup.s3.prefix", "backup.s3.*"),
     ("replication with volume backups", "dev", {"backup": {"s3": {"replication": {"enabled": True,
@@ -274,6 +292,8 @@ NO_EFFECT: list[tuple[str, str, dict, dict | None, str, str]] = [
      "monitoring.scrapeInterval", "monitoring.scrapeInterval"),
     ("prometheus' namespace with nothing scraping", "dev", {"monitoring": {"prometheusNamespace": "prometheus"}},
      None, "monitoring.prometheusNamespace", "monitoring.prometheusNamespace"),
+    ("a scrape token with nothing scraping", "dev", {"monitoring": {"metricsTokenSecret": "vault-metrics-token"}},
+     None, "monitoring.metricsTokenSecret", "monitoring.metricsTokenSecret"),
     ("labels with nothing to label", "dev", {"monitoring": {"labels": {"release": "kube-prometheus-stack"}}}, None,
      "monitoring.labels", "monitoring.labels"),
     ("an application's refresh interval with the injector", "prod",
@@ -372,7 +392,8 @@ TOGGLE_EXTRAS: dict[str, Any] = {
     "migration.awsSecretsManager": {"migration": {"awsSecretsManager": {"namePrefix": "prod/"}}},
     "backup.s3.replication": lambda s: {"backup": {"s3": {"replication": {"region": "eu-central-1"}}}} if s == "prod"
     else {"backup": {"target": "s3", "volume": None, "s3": {"replication": {"region": "eu-central-1"}}},
-          "aws": {**AWS, "keyAdministrators": ["arn:aws:iam::123456789012:role/admin"]}},
+          "aws": {**AWS, "keyAdministrators": ["arn:aws:iam::123456789012:role/admin"],
+                  "keyPolicyAdministrators": ["arn:aws:iam::123456789012:role/break-glass"]}},
 }
 def _toggle_secrets(section: str, stack: str) -> dict | None:
     return OIDC_SECRET if section == "deploy.operatorOidc" and stack == "dev" else None
@@ -540,20 +561,23 @@ PLACEMENT: list[tuple[str, str, dict, dict | None, str]] = [
 ]
 
 
-# --- class 6: a PKI role for cert-manager that allows any domain -----------------------------------------
+# --- class 6: a namespace's PKI role (cert-manager's Issuer, applications) that allows any domain ----------
 
 def _pki_role(**changes: Any) -> dict:
-    return {"pki": {"roles": [{"name": "internal-certs", "allowedDomains": ["internal"], **changes}]}}
+    return {"pki": {"roles": [{"name": "internal-certs", "namespace": "default", "allowedDomains": ["internal"],
+                               **changes}]}}
 
 
 ISSUER: list[tuple[str, str, dict, dict | None, str]] = [
     ("every name", "prod", _pki_role(allowedDomains=["*"]), None, "pki.roles[0].allowedDomains"),
-    ("a public top-level domain with subdomains", "prod", _pki_role(allowedDomains=["internal", "com"]), None,
+    ("every name below a public top-level domain", "prod", _pki_role(allowedDomains=["internal", "*.com"]), None,
      "pki.roles[0].allowedDomains"),
     ("a wildcard over a top-level domain", "prod", _pki_role(allowedDomains=["*.io"]), None,
      "pki.roles[0].allowedDomains"),
-    ("every name in dev too", "dev", {**_pki_role(allowedDomains=["*"]),
-                                      "certManager": {"enabled": True, "pkiRole": "internal-certs"}}, None,
+    ("another namespace's Services", "prod", _pki_role(allowedDomains=["*.payments.svc"]), None,
+     "pki.roles[0].allowedDomains"),
+    ("every name in dev too", "dev", {**_pki_role(allowedDomains=["*"]), "certManager": {
+        "enabled": True, "issuers": [{"namespace": "default", "pkiRole": "internal-certs"}]}}, None,
      "pki.roles[0].allowedDomains"),
 ]
 
@@ -794,12 +818,12 @@ GOOD: list[tuple[str, str, dict, dict | None]] = [
     ("labels with a DNS prefix", "prod",
      {"monitoring": {"labels": {"app.kubernetes.io/part-of": "observability", "team": ""}}}, None),
     ("a dev application in kube-system with an injector that fails open", "dev",
-     lambda s: _app(s, namespace="kube-system", createServiceAccount=False), None),
+     lambda s: _app(s, namespace="kube-system", createServiceAccount=False, pkiRole=""), None),
     ("a dev application that accepts any audience", "dev", lambda s: _app(s, audience=""), None),
     ("the default service account, not created, in dev", "dev",
      lambda s: _app(s, serviceAccount="default", createServiceAccount=False), None),
-    ("cert-manager on a role of the cluster's own domains", "prod",
-     _pki_role(allowedDomains=["svc.cluster.local", "internal", "example.com"]), None),
+    ("cert-manager on its namespace's role with names the namespace owns", "prod",
+     _pki_role(allowedDomains=["internal", "example.com", "*.myapp.example.com"]), None),
     ("auth methods nested only by name", "prod", {"deploy": {"jwt": {"path": "kubernetes-ci"}}}, None),
     ("an application whose name only starts like the platform's", "prod", lambda s: _app(s, name="raft-backups"),
      None),

@@ -136,9 +136,15 @@ def test_pki_roles_live_on_the_issuing_mount():
     assert [r.backend for r in dev.pki.roles] == ["pki"] and dev.pki.issuing is dev.pki.root
     assert [r.backend for r in prod.pki.roles] == ["pki_int"] and prod.pki.issuing is prod.pki.intermediate
     role = prod.pki.roles[0]
-    assert role.allowed_domains == ("internal", "svc.cluster.local")
-    assert role.allow_subdomains and not role.allow_bare_domains
+    # Bound to its namespace: that namespace's Services and the names it owns, as globs; no address.
+    assert role.allowed_domains == ("*.default.svc", "*.default.svc.cluster.local", "myapp.internal.example.com")
+    assert role.allow_glob_domains and role.allow_bare_domains and not role.allow_subdomains
+    assert not role.allow_ip_sans and not role.allow_localhost
     assert (role.ttl_seconds, role.max_ttl_seconds) == (24 * 3600, 72 * 3600)
+    # A role bound to no namespace is what it says, as before.
+    (free,) = settings("prod", {"pki": {"roles": [{"name": "web", "allowedDomains": ["internal"]}]},
+                                "applications": None, "certManager": None, "externalSecrets": None}).pki.roles
+    assert free.allowed_domains == ("internal",) and free.allow_subdomains and not free.allow_glob_domains
 
 
 def test_disabled_engines_are_absent():
@@ -190,8 +196,8 @@ def test_without_templating_roles_use_only_their_app_policy():
     assert s.kubernetes_roles[0].token_policies == ("app-myapp",)
     assert s.templated(ACCESSOR) == ()
     assert [p.name for p in s.all_policies(ACCESSOR)] == ["deployer", "previewer", "admin", "raft-backup",
-                                                          "raft-rollout", "app-myapp", "external-secrets-default",
-                                                          "cert-manager-vault-pki"]
+                                                          "raft-rollout", "metrics", "app-myapp",
+                                                          "external-secrets-default", "cert-manager-default"]
 
 
 @pytest.mark.parametrize(("secondary", "paths"), [("stdout", ["file", "stdout"]), ("none", ["file"])])
