@@ -13,6 +13,7 @@ from typing import Any
 
 from components.model import AwsConfig, AwsSecretsManagerStoreConfig
 from components.render import iam
+from components.render.labels import platform_labels
 
 API_VERSION = "external-secrets.io/v1"
 KIND = "ClusterSecretStore"
@@ -75,12 +76,7 @@ def cluster_secret_store(s: AwsSecretStore) -> dict[str, Any]:
         "kind": KIND,
         "metadata": {
             "name": s.store.store_name,
-            "labels": {
-                "app.kubernetes.io/name": s.store.store_name,
-                "app.kubernetes.io/component": "transition-secret-store",
-                "app.kubernetes.io/part-of": "vault-platform",
-                "app.kubernetes.io/managed-by": "pulumi",
-            },
+            "labels": platform_labels(name=s.store.store_name, component="transition-secret-store"),
         },
         "spec": spec,
     }

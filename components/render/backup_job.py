@@ -24,6 +24,7 @@ from typing import Any
 from components.model import BackupConfig, PlatformConfig
 from components.model.names import Names
 from components.render.images import pulled_from
+from components.render.labels import platform_labels
 from components.render.policies import BACKUP_POLICY
 
 SCRIPT_KEY = "backup.sh"
@@ -112,13 +113,7 @@ class BackupJob:
 
 
 def labels(job: BackupJob) -> dict[str, str]:
-    return {
-        "app.kubernetes.io/name": "vault-backup",
-        "app.kubernetes.io/instance": job.names.release,
-        "app.kubernetes.io/component": "backup",
-        "app.kubernetes.io/part-of": "vault-platform",
-        "app.kubernetes.io/managed-by": "pulumi",
-    }
+    return platform_labels(name="vault-backup", instance=job.names.release, component="backup")
 
 
 def metadata(job: BackupJob, name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:

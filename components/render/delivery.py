@@ -25,12 +25,13 @@ from components.model.names import (
     SECRET_STORE,
     Names,
 )
+from components.render.labels import platform_labels
 
 ANNOTATION = "vault.hashicorp.com"
 SECRETS_MOUNT = "/vault/secrets"
 # A projected token is refreshed by the kubelet at 80% of its life; the agent reads the file at each login.
 TOKEN_EXPIRATION_SECONDS = 3600
-LABELS = {"app.kubernetes.io/part-of": "vault-platform", "app.kubernetes.io/managed-by": "pulumi"}
+LABELS = platform_labels()
 # Inside '...' a shell takes everything literally except the quote itself, written '\'' (a Go raw
 # string in the template, so no escaping there).
 _SHELL_QUOTE = r""" | replaceAll "'" `'\''`"""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.render import vault_objects as vs
+from components.render.labels import platform_labels
 
 # Pinned: the official image, PostgreSQL 16.6 on Alpine. Its `postgres` user is uid/gid 70.
 IMAGE = "postgres:16.6-alpine"
@@ -18,8 +19,7 @@ SECRET_NAME = vs.DEV_POSTGRES_NAME
 
 
 def labels() -> dict[str, str]:
-    return {"app.kubernetes.io/name": vs.DEV_POSTGRES_NAME, "app.kubernetes.io/part-of": "vault-platform",
-            "app.kubernetes.io/component": "dev-database"}
+    return platform_labels(name=vs.DEV_POSTGRES_NAME, component="dev-database", managed=False)
 
 
 def _pg_isready() -> list[str]:

@@ -29,6 +29,7 @@ from components.model.limits import SCRAPE_TIMEOUT
 from components.model.names import Names
 from components.render.backup_job import BackupNames
 from components.render.durations import prometheus_duration
+from components.render.labels import platform_labels
 from components.render.rollout_job import restart_job_name, scale_down_job_name
 
 GROUP = "vault-platform"
@@ -79,8 +80,7 @@ class Monitoring:
 
 
 def _labels(m: Monitoring, extra: dict[str, str]) -> dict[str, str]:
-    return {"app.kubernetes.io/name": "vault", "app.kubernetes.io/instance": m.names.release,
-            "app.kubernetes.io/part-of": "vault-platform", "app.kubernetes.io/managed-by": "pulumi", **extra}
+    return {**platform_labels(name="vault", instance=m.names.release), **extra}
 
 
 def unauthenticated_metrics(config: PlatformConfig) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 from components.model.names import API_PORT, CLUSTER_PORT, Names
 from components.model.platform import NetworkPolicyConfig
 from components.render.helm_values import server_labels
+from components.render.labels import platform_labels
 
 
 def network_policy(names: Names, config: NetworkPolicyConfig, clients_of_vault: tuple[str, ...] = (),
@@ -37,8 +38,7 @@ def network_policy(names: Names, config: NetworkPolicyConfig, clients_of_vault: 
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": {"name": f"{names.release}-server", "namespace": names.namespace,
-                     "labels": {"app.kubernetes.io/part-of": "vault-platform",
-                                "app.kubernetes.io/managed-by": "pulumi"}},
+                     "labels": platform_labels()},
         "spec": {
             "podSelector": {"matchLabels": server_labels(names)},
             "policyTypes": ["Ingress"],

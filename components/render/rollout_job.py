@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.model.names import Names
+from components.render.labels import platform_labels
 from components.render.policies import ROLLOUT_POLICY
 
 SCRIPT_KEY = "vault_rollout.py"
@@ -81,9 +82,7 @@ class RolloutJob:
 
 
 def labels(names: Names) -> dict[str, str]:
-    return {"app.kubernetes.io/name": "vault-rollout", "app.kubernetes.io/instance": names.release,
-            "app.kubernetes.io/component": "rollout", "app.kubernetes.io/part-of": "vault-platform",
-            "app.kubernetes.io/managed-by": "pulumi"}
+    return platform_labels(name="vault-rollout", instance=names.release, component="rollout")
 
 
 def _meta(names: Names, name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:

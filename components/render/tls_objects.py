@@ -19,6 +19,7 @@ from components.model.checks import duration_seconds
 from components.model.limits import early_renewal_hours
 from components.model.names import Names
 from components.render.durations import go_duration
+from components.render.labels import platform_labels
 
 CERT_MANAGER_API = "cert-manager.io/v1"
 # pulumi-kubernetes waits until cert-manager says the certificate is issued before going on.
@@ -94,8 +95,7 @@ def ca_names(release: str, label: str) -> tuple[str, str]:
 def _meta(name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
     """(The namespace is the Vault namespace's, which the component adds.)"""
     meta: dict[str, Any] = {"name": name,
-                            "labels": {"app.kubernetes.io/part-of": "vault-platform",
-                                       "app.kubernetes.io/managed-by": "pulumi"}}
+                            "labels": platform_labels()}
     if annotations:
         meta["annotations"] = dict(annotations)
     return meta
@@ -138,7 +138,8 @@ def leaf_certificate(pair: PairSpec, issuer: IssuerRef) -> dict[str, Any]:
         # A new key with every renewal: a key never outlives its certificate.
         "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
         "usages": usages, "issuerRef": issuer.manifest(),
-        "secretTemplate": {"labels": {"app.kubernetes.io/part-of": "vault-platform"}},
+        # cert-manager writes the Secret from this template: Pulumi does not manage it.
+        "secretTemplate": {"labels": platform_labels(managed=False)},
     }
     if pair.ip_addresses:
         spec["ipAddresses"] = list(pair.ip_addresses)

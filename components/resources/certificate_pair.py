@@ -18,6 +18,7 @@ import pulumi_kubernetes as k8s
 
 from components.providers.local_tls import LocalTls
 from components.render import tls_objects as to
+from components.render.labels import platform_labels
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,7 @@ class CertificatePair(pulumi.ComponentResource):
         secret = k8s.core.v1.Secret(
             f"{name}-secret",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=p.secret_name, namespace=args.namespace,
-                                                labels={"app.kubernetes.io/managed-by": "pulumi",
-                                                        "app.kubernetes.io/part-of": "vault-platform"}),
+                                                labels=platform_labels()),
             type="kubernetes.io/tls",
             string_data={"tls.crt": pulumi.Output.concat(local.cert_pem, local.ca_cert_pem),
                          "tls.key": pulumi.Output.secret(local.key_pem), "ca.crt": local.ca_cert_pem},

@@ -16,6 +16,7 @@ from components.model.names import Names, pod_unseal_ports
 from components.render.charts import chart_source
 from components.render.helm_values import InjectorWebhook, UnsealWiring, build_values
 from components.render.images import pulled_from
+from components.render.labels import platform_labels
 from components.render.network_policy import network_policy
 from components.render.rollout_job import RolloutJob
 from components.render.server_hcl import SealStanza, render_server_hcl
@@ -98,7 +99,7 @@ class VaultCluster(pulumi.ComponentResource):
         self.namespace_resource = k8s.core.v1.Namespace(
             f"{name}-ns",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=names.namespace, labels={
-                "app.kubernetes.io/part-of": "vault-platform",
+                **platform_labels(managed=False),
                 # Refuse privileged pods here: nothing in this namespace needs them (mlock is off).
                 "pod-security.kubernetes.io/enforce": "baseline",
             }),
