@@ -52,3 +52,17 @@ def pytest_collection_modifyitems(config, items):
 
     # Stable: within each group pytest's own order (fixture scopes) stays as it was.
     items.sort(key=order)
+    if any(item.get_closest_marker("integration") is None for item in items):
+        # The unit tests run the program in the harness's worker: it imports the SDKs meanwhile.
+        from tests.harness.worker import WORKER
+
+        WORKER.start()
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.harness.worker import WORKER, run_cache
+
+    if WORKER.runs or run_cache.hits:
+        terminalreporter.write_line(
+            f"program runs: {WORKER.runs} evaluated in the harness worker ({WORKER.seconds:.1f} s), "
+            f"{run_cache.hits} answered from the run cache ({run_cache.folder if run_cache.enabled else 'off'})")

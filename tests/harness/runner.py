@@ -1,15 +1,23 @@
-"""Run the real __main__.py under Pulumi's mocks and write what it registered as JSON.
+"""Run a Pulumi program under Pulumi's mocks and report what it registered as JSON.
 
-Usage: python -m tests.harness.runner <request.json> <result.json>
+    python -m tests.harness.runner <request.json> <result.json>    one run, then exit
+    python -m tests.harness.runner --serve                          one run per request line on stdin
 
-It runs in its own process because the Pulumi runtime keeps global state (the root stack, the
-config): one evaluation per process is exactly how the CLI runs a program.
+Importing the providers' SDKs costs seconds; evaluating the program a fraction of that. The serving
+mode imports them once and runs the program many times, each run as the CLI's language host runs an
+inline program: in a fresh copy of the runtime's context (the root stack, the settings, the config),
+on a fresh event loop, in the program's folder with its own environment. A test compares a served
+run with a one-shot run in a fresh process, so a leak between runs would fail it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import json
 import os
+import pickle
 import runpy
 import sys
 import traceback
@@ -18,10 +26,11 @@ from typing import Any
 
 import pulumi
 from google.protobuf import json_format
+from pulumi.dynamic import dynamic as pulumi_dynamic
+from pulumi.runtime import _serialization, rpc
 from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import rpc
+from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import wait_for_rpcs
-from pulumi.runtime.sync_await import _sync_await
 
 from tests.harness.fakes import fake_call, fake_outputs
 
@@ -98,37 +107,126 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
-def main(request_path: str, result_path: str) -> int:
-    request = json.loads(Path(request_path).read_text())
-    stack = request["stack"]
-    config: dict[str, str] = request["config"]
-    secret_keys: list[str] = request["secret_keys"]
-    program = Path(request.get("program") or ROOT / "__main__.py")
+# Each dynamic resource's provider is serialized by pulumi.dynamic's serialize_provider, which wraps
+# pickle's pure-Python Pickler methods to sort dicts and never unwraps them: one more wrapper per
+# dynamic resource, until a long-lived process hits the recursion limit. Each run starts from the
+# methods as they were before the first one.
+_PICKLER_METHODS = {name: getattr(pickle._Pickler, name) for name in ("_batch_setitems", "save_dict")}
 
+
+# Serializing a dynamic provider (dill, by value) is a third of a run, and its result depends only on
+# the provider's class (its code and the module constants it refers to, which no run changes): each
+# class is serialized once per process. Instances with state of their own are serialized every time.
+_serialize_provider = pulumi_dynamic.serialize_provider
+_SERIALIZED: dict[type, tuple[str, bool]] = {}
+
+
+def _serialize_provider_once(provider: Any) -> str:
+    if vars(provider):
+        return _serialize_provider(provider)
+    cls = type(provider)
+    if cls not in _SERIALIZED:
+        text = _serialize_provider(provider)
+        _SERIALIZED[cls] = (text, _serialization._var_serialization_contained_secrets.get())
+    text, contained_secrets = _SERIALIZED[cls]
+    if contained_secrets:
+        _serialization._var_serialization_contained_secrets.set(True)
+    return text
+
+
+pulumi_dynamic.serialize_provider = _serialize_provider_once
+
+
+def reset_pickler() -> None:
+    for name, method in _PICKLER_METHODS.items():
+        setattr(pickle._Pickler, name, method)
+
+
+def run(request: dict[str, Any]) -> dict[str, Any]:
+    """One evaluation of the program, isolated from every other run in this process."""
+    reset_pickler()
+    return contextvars.copy_context().run(_run, request)
+
+
+def _run(request: dict[str, Any]) -> dict[str, Any]:
+    stack = request["stack"]
+    program = Path(request.get("program") or ROOT / "__main__.py")
+    preview = bool(request.get("preview", False))
     # As the CLI does: the program runs in its project folder, beside its stack file.
     os.chdir(request.get("workdir") or ROOT)
-    sys.path.insert(0, str(ROOT))
-    mocks = Mocks(preview=request.get("preview", False))
+    for key, value in (request.get("env") or {}).items():
+        os.environ[key] = value
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    mocks = Mocks(preview=preview)
     monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_all_config(config, secret_keys)
-    pulumi_mocks.set_mocks(mocks, project=request.get("project") or "vault-platform", stack=stack,
-                           preview=request.get("preview", False), monitor=monitor)
+    # reset_options clears the root stack (set_mocks only makes one when none exists); set_mocks
+    # then installs fresh settings: a new RPC manager, no outputs, this run's project and stack.
+    pulumi_settings.reset_options(project=request.get("project") or "vault-platform", stack=stack, preview=preview)
+    pulumi.runtime.set_all_config(request["config"], request["secret_keys"])
+    pulumi_mocks.set_mocks(mocks, project=request.get("project") or "vault-platform", stack=stack, preview=preview,
+                           monitor=monitor)
     result: dict[str, Any] = {"stack": stack, "error": None, "error_type": None}
     try:
         runpy.run_path(str(program), run_name="__main__")
         # Let every outstanding registration and apply finish, as the CLI does before exiting.
-        _sync_await(wait_for_rpcs())
-        _sync_await(_collect_exports(result))
+        loop.run_until_complete(wait_for_rpcs())
+        loop.run_until_complete(_collect_exports(result))
     except pulumi.RunError as exc:
         result["error"] = str(exc)
         result["error_type"] = type(exc).__name__
     except Exception as exc:  # the program crashed: a test failure, show the traceback
         result["error"] = "".join(traceback.format_exception(exc))
         result["error_type"] = type(exc).__name__
+    finally:
+        _close(loop)
     for record in monitor.records:
         record["outputs"] = monitor.outputs.get(record["urn"], {})
     result["resources"] = monitor.records
+    return result
+
+
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """What a failed run left pending is cancelled, as the language host does, before the next run."""
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            loop.run_until_complete(task)
+    loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+def main(request_path: str, result_path: str) -> int:
+    sys.path.insert(0, str(ROOT))
+    result = run(json.loads(Path(request_path).read_text()))
     Path(result_path).write_text(json.dumps(result, indent=1, default=str))
+    return 0
+
+
+def serve() -> int:
+    """Answer one JSON request line on stdin with one JSON result line, until stdin closes.
+
+    The answers go to the original stdout; anything the program prints goes to stderr instead, so
+    it can never corrupt an answer."""
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.path.insert(0, str(ROOT))
+    # What every run of the platform imports, imported before the first request arrives.
+    import components.resources.platform  # noqa: F401
+    base_env = dict(os.environ)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        os.environ.clear()
+        os.environ.update(base_env)
+        try:
+            result = run(request)
+        except BaseException as exc:  # the runner itself broke: report it, the next run starts clean
+            result = {"stack": request.get("stack"), "runner_error": "".join(traceback.format_exception(exc))}
+        answers.write(json.dumps(result, default=str) + "\n")
+        answers.flush()
     return 0
 
 
@@ -158,4 +256,4 @@ def _plain(value: Any) -> Any:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(serve() if sys.argv[1:] == ["--serve"] else main(sys.argv[1], sys.argv[2]))

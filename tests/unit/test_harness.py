@@ -79,3 +79,86 @@ def test_the_recording_keeps_options_and_parents():
     assert rec.by_urn(key.parent).type == "vault-platform:unseal:AutoUnseal"
     release = rec.one("kubernetes:helm.sh/v3:Release", "vault-cluster-release")
     assert release.depends_on, "depends-on is recorded"
+
+
+# --- the worker and the run cache ------------------------------------------------------------------
+
+def _canonical(result: dict) -> dict:
+    """A run's result with the orders that vary from run to run (registration, dependencies) fixed."""
+    import json
+
+    result = json.loads(json.dumps(result, default=str))
+    for r in result["resources"]:
+        r["depends_on"] = sorted(r["depends_on"])
+    result["resources"] = sorted(result["resources"], key=lambda r: r["urn"])
+    return result
+
+
+def test_a_run_in_the_shared_worker_records_what_a_fresh_process_records():
+    """The worker runs the program many times in one process: whatever one run leaves behind in
+    Pulumi's runtime (the root stack, settings, config, the serializer's state) must not change the
+    next. Another stack runs in between; the prod run must equal a run in a process of its own."""
+    from tests.harness import run_fresh, run_served
+
+    run_served("dev", {"cluster": {"replicas": 1}})
+    served = run_served("prod")
+    fresh = run_fresh("prod")
+    assert served["error"] is None and len(served["resources"]) > 100
+    assert _canonical(served) == _canonical(fresh)
+
+
+def test_the_worker_undoes_what_serializing_a_dynamic_provider_leaves_in_pickle():
+    """pulumi.dynamic wraps pickle's Pickler methods on every provider it serializes and never
+    unwraps them; after a few hundred runs the wrappers overflow the stack. Each run starts clean."""
+    import pickle
+
+    from pulumi.dynamic import ResourceProvider, dynamic
+
+    from tests.harness import runner
+
+    original = pickle._Pickler._batch_setitems
+    runner._serialize_provider(ResourceProvider())
+    assert pickle._Pickler._batch_setitems is not original, "the SDK no longer leaves a wrapper: drop the reset"
+    runner.reset_pickler()
+    assert pickle._Pickler._batch_setitems is original
+    assert dynamic.serialize_provider is runner._serialize_provider_once
+
+
+def test_the_run_cache_key_follows_the_sources_the_request_and_the_environment(tmp_path, monkeypatch):
+    from tests.harness import worker
+
+    root = tmp_path / "checkout"
+    monkeypatch.setattr(worker, "ROOT", root)
+    (root / "components").mkdir(parents=True)
+    source = root / "components" / "x.py"
+    source.write_text("A = 1\n")
+    (root / "docs").mkdir()
+    (root / "docs" / "guide.md").write_text("words\n")
+    cache = worker.RunCache()
+    cache.folder, cache.enabled = tmp_path / "cache", True
+    request = {"stack": "dev", "config": {"vault-platform:x": "1"}, "env": {}}
+    key = cache._key(request)
+    assert cache.get(request) is None
+    cache.put(request, {"resources": [], "error": None})
+    assert cache.get(request) == {"resources": [], "error": None} and cache.hits == 1
+    # What the program never reads does not matter; its sources, its config and its environment do.
+    (root / "docs" / "guide.md").write_text("other words\n")
+    assert cache._key(request) == key
+    source.write_text("A = 2\n")
+    assert cache._key(request) != key and cache.get(request) is None
+    assert cache._key({**request, "config": {"vault-platform:x": "2"}}) != cache._key(request)
+    assert cache._key({**request, "env": {"AWS_REGION": "us-east-1"}}) != cache._key(request)
+
+
+def test_the_program_sees_the_environment_of_the_test_that_runs_it(tmp_path, monkeypatch):
+    """The worker is started once, but each run gets the variables the program reads as they are
+    when the test asks (a test's monkeypatch reaches the program); they are part of the cache key."""
+    from tests.harness import run_program
+
+    program = tmp_path / "__main__.py"
+    program.write_text("import os\nimport pulumi\n"
+                       "pulumi.export('skip', os.environ.get('VAULT_SKIP_VERIFY', 'unset'))\n")
+    monkeypatch.setenv("VAULT_SKIP_VERIFY", "true")
+    assert run_program(program, "dev", {}, [], project="env-probe").exports == {"skip": "true"}
+    monkeypatch.delenv("VAULT_SKIP_VERIFY")
+    assert run_program(program, "dev", {}, [], project="env-probe").exports == {"skip": "unset"}
