@@ -27,7 +27,7 @@ POLICY_CONFIG ?= $(firstword $(wildcard policy/config/$(STACK).json) policy/conf
 POLICY_FLAGS := --policy-pack policy --policy-pack-config $(POLICY_CONFIG)
 
 .PHONY: help test test-unit lint up preview refresh destroy teardown stack ca-file vault-server pulumi-engine \
-	promtool tools system-packages clean bench \
+	promtool helm tools system-packages clean bench \
 	chart-facts crd-facts migrate
 
 help:
@@ -71,6 +71,10 @@ pulumi-engine:
 # Prometheus' promtool for the alert rule tests, built from Go modules once into the same cache.
 promtool:
 	bash tools/promtool/build.sh
+
+# helm and the Vault chart for the chart tests, both from the Go module proxy, once into the same cache.
+helm:
+	bash tools/helm/build.sh
 
 # Everything a fresh clone needs, then the whole suite; the tool builds overlap the first tests.
 test: system-packages $(VENV)/.installed tools

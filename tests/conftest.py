@@ -1,9 +1,10 @@
 """Suite-wide ordering and the server-flavour filter.
 
 Unit tests run first, then the integration tests on OpenBao (installed with the venv), then the
-tests that need promtool, then the integration tests on HashiCorp Vault, and last the engine tests
-(``engine`` marker), on both: `make test` builds promtool, the Vault server and the Pulumi CLI from
-Go modules, in that order, in the background meanwhile. ``FLAVOR=openbao`` (or ``vault``) runs the
+tests that need promtool, then those that render the Vault chart with helm (``chart``), then the
+integration tests on HashiCorp Vault, and last the engine tests (``engine`` marker), on both: `make
+test` builds promtool, helm (and fetches the chart), the Vault server and the Pulumi CLI from Go
+modules, in that order, in the background meanwhile. ``FLAVOR=openbao`` (or ``vault``) runs the
 integration tests on one server only.
 """
 
@@ -46,6 +47,8 @@ def pytest_collection_modifyitems(config, items):
         flavor = _flavor(item)
         if item.get_closest_marker("promtool") is not None:
             return (1, 0, 1.5)  # after the OpenBao half (1, 0, 1), before Vault's (1, 0, 2)
+        if item.get_closest_marker("chart") is not None:
+            return (1, 0, 1.6)  # after promtool's tests: helm builds after promtool
         integration = item.get_closest_marker("integration") is not None
         engine = item.get_closest_marker("engine") is not None
         return (int(integration), int(engine), FLAVORS.index(flavor) + 1 if flavor else 0)
