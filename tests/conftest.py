@@ -17,6 +17,27 @@ import pytest
 from tests.integration.servers import FLAVORS
 
 
+def _share_the_hcl_parser() -> None:
+    """pyhcl's hcl.loads builds its LALR parser tables anew on every call (80 ms); the tests parse
+    HCL hundreds of times. One parser per thread, built once, parses the same."""
+    import threading
+
+    import hcl.api
+    from hcl.parser import HclParser
+
+    local = threading.local()
+
+    def shared() -> HclParser:
+        if not hasattr(local, "parser"):
+            local.parser = HclParser()
+        return local.parser
+
+    hcl.api.HclParser = shared
+
+
+_share_the_hcl_parser()
+
+
 def selected_flavors() -> tuple[str, ...]:
     wanted = os.environ.get("FLAVOR", "").strip()
     if not wanted or wanted == "all":
@@ -60,6 +81,15 @@ def pytest_collection_modifyitems(config, items):
         from tests.harness.worker import WORKER
 
         WORKER.start()
+    if any(item.get_closest_marker("fresh_run") is not None for item in items):
+        # A test compares the worker with a run in a process of its own: that run starts now, on
+        # the core the tests before it leave idle.
+        from tests.harness import start_fresh
+
+        for item in items:
+            marker = item.get_closest_marker("fresh_run")
+            if marker is not None:
+                start_fresh(*marker.args)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -16,6 +16,7 @@ sources, is not evaluated again.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import functools
@@ -285,34 +286,76 @@ def _recording(request_json: str) -> Recording:
                      error=result["error"])
 
 
-def _evaluate(request: dict[str, Any], *, fresh_process: bool = False) -> dict[str, Any]:
-    """Run the program once: in the shared worker, or (fresh_process) in a process of its own."""
+def _prepare(request: dict[str, Any], tmp: str) -> dict[str, Any]:
+    """The request as a runner takes it: the stack file in a project folder of its own under ``tmp``."""
+    workdir = Path(tmp, "project")
+    workdir.mkdir()
+    (workdir / f"Pulumi.{request['stack']}.yaml").write_text(stack_file(request["config"], request["secret_keys"]))
+    env = {**request["env"], "VAULT_PLATFORM_CA_DIR": str(Path(tmp, "ca"))}
+    if request.get("stack_outputs") is not None:
+        outputs = Path(tmp, "stack-outputs.json")
+        outputs.write_text(json.dumps(request["stack_outputs"]))
+        env[STACK_OUTPUTS_ENV] = str(outputs)
+    return {**request, "workdir": str(workdir), "env": env}
+
+
+def _evaluate(request: dict[str, Any]) -> dict[str, Any]:
+    """Run the program once in the shared worker."""
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp, "project")
-        workdir.mkdir()
-        (workdir / f"Pulumi.{request['stack']}.yaml").write_text(
-            stack_file(request["config"], request["secret_keys"]))
-        env = {**request["env"], "VAULT_PLATFORM_CA_DIR": str(Path(tmp, "ca"))}
-        if request.get("stack_outputs") is not None:
-            outputs = Path(tmp, "stack-outputs.json")
-            outputs.write_text(json.dumps(request["stack_outputs"]))
-            env[STACK_OUTPUTS_ENV] = str(outputs)
-        full = {**request, "workdir": str(workdir), "env": env}
-        if not fresh_process:
-            return WORKER.run(full)
-        req, res = Path(tmp, "request.json"), Path(tmp, "result.json")
-        req.write_text(json.dumps(full))
-        proc = subprocess.run([sys.executable, "-m", "tests.harness.runner", str(req), str(res)], cwd=ROOT,
-                              env=worker_env(), capture_output=True, text=True, timeout=600)
-        if proc.returncode != 0 or not res.exists():
-            raise AssertionError(f"harness runner failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-        return json.loads(res.read_text())
+        return WORKER.run(_prepare(request, tmp))
 
 
-def run_fresh(stack: str, overrides: dict[str, Any] | None = None, *, preview: bool = False) -> dict[str, Any]:
-    """The raw result of one run in a process of its own, bypassing the worker and both caches."""
-    config, secret_keys = stack_config(stack, overrides)
-    return _evaluate(json.loads(_request(stack, config, secret_keys, preview)), fresh_process=True)
+class _FreshRun:
+    """One run in a process of its own, started now and collected by ``result()``."""
+
+    def __init__(self, request: dict[str, Any]):
+        self._tmp = tempfile.TemporaryDirectory()
+        self._result = Path(self._tmp.name, "result.json")
+        req = Path(self._tmp.name, "request.json")
+        req.write_text(json.dumps(_prepare(request, self._tmp.name)))
+        self._proc = subprocess.Popen([sys.executable, "-m", "tests.harness.runner", str(req), str(self._result)],
+                                      cwd=ROOT, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True)
+
+    def cancel(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.communicate()
+        self._tmp.cleanup()
+
+    def result(self) -> dict[str, Any]:
+        try:
+            stdout, stderr = self._proc.communicate(timeout=600)
+            if self._proc.returncode != 0 or not self._result.exists():
+                raise AssertionError(f"harness runner failed ({self._proc.returncode}):\n{stdout}\n{stderr}")
+            return json.loads(self._result.read_text())
+        finally:
+            self._tmp.cleanup()
+
+
+_FRESH: dict[str, _FreshRun] = {}
+
+
+@atexit.register
+def _cancel_fresh_runs() -> None:
+    # A test that would have read one did not run (a failure stopped the session first).
+    while _FRESH:
+        _FRESH.popitem()[1].cancel()
+
+
+def start_fresh(stack: str) -> None:
+    """Start run_fresh(stack) now, in the background: on 2 cores it costs the test that reads it
+    nothing while the tests before it run."""
+    if stack not in _FRESH:
+        config, secret_keys = stack_config(stack)
+        _FRESH[stack] = _FreshRun(json.loads(_request(stack, config, secret_keys, False)))
+
+
+def run_fresh(stack: str) -> dict[str, Any]:
+    """The raw result of one run of a stack file in a process of its own, bypassing the worker and
+    both caches (the one start_fresh began, if any)."""
+    start_fresh(stack)
+    return _FRESH.pop(stack).result()
 
 
 def run_served(stack: str, overrides: dict[str, Any] | None = None, *, preview: bool = False) -> dict[str, Any]:

@@ -94,6 +94,7 @@ def _canonical(result: dict) -> dict:
     return result
 
 
+@pytest.mark.fresh_run("prod")
 def test_a_run_in_the_shared_worker_records_what_a_fresh_process_records():
     """The worker runs the program many times in one process: whatever one run leaves behind in
     Pulumi's runtime (the root stack, settings, config, the serializer's state) must not change the
