@@ -11,6 +11,7 @@ integration tests on one server only.
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -55,6 +56,28 @@ def _flavor(item: pytest.Item) -> str | None:
     return callspec.params.get("flavor") if callspec else None
 
 
+def tier(item: pytest.Item) -> str:
+    """The part of the suite a test belongs to, as the cost table in the README names it."""
+    flavor = _flavor(item)
+    for marker in ("promtool", "chart", "engine", "integration"):
+        if item.get_closest_marker(marker) is not None:
+            return f"{marker} [{flavor}]" if flavor else marker
+    return "unit"
+
+
+# Wall time of each tier: from its first test's start to its last test's end (fixtures included).
+# The suite runs each tier in one stretch (the order below), so the spans add up to the session.
+TIER_SPANS: dict[str, list[float]] = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    start = time.monotonic()
+    yield
+    span = TIER_SPANS.setdefault(tier(item), [start, start, 0])
+    span[1], span[2] = time.monotonic(), span[2] + 1
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     wanted = selected_flavors()
@@ -94,6 +117,10 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_terminal_summary(terminalreporter):
     from tests.harness.worker import WORKER, run_cache
+
+    if TIER_SPANS:
+        terminalreporter.write_line("wall time by tier: " + ", ".join(
+            f"{name} {end - start:.0f} s ({count} tests)" for name, (start, end, count) in TIER_SPANS.items()))
 
     if WORKER.runs or run_cache.hits:
         terminalreporter.write_line(
