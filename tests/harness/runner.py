@@ -1,7 +1,7 @@
 """Run a Pulumi program under Pulumi's mocks and report what it registered as JSON.
 
     python -m tests.harness.runner <request.json> <result.json>    one run, then exit
-    python -m tests.harness.runner --serve                          one run per request line on stdin
+    python -m tests.harness.runner --serve [--preload MODULE]       one run per request line on stdin
 
 Importing the providers' SDKs costs seconds; evaluating the program a fraction of that. The serving
 mode imports them once and runs the program many times, each run as the CLI's language host runs an
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import importlib
 import json
 import os
 import pickle
@@ -204,16 +205,17 @@ def main(request_path: str, result_path: str) -> int:
     return 0
 
 
-def serve() -> int:
+def serve(preload: str | None = None) -> int:
     """Answer one JSON request line on stdin with one JSON result line, until stdin closes.
 
     The answers go to the original stdout; anything the program prints goes to stderr instead, so
-    it can never corrupt an answer."""
+    it can never corrupt an answer. ``preload``: a module every run imports (the platform's
+    components), imported before the first request arrives."""
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.path.insert(0, str(ROOT))
-    # What every run of the platform imports, imported before the first request arrives.
-    import components.resources.platform  # noqa: F401
+    if preload:
+        importlib.import_module(preload)
     base_env = dict(os.environ)
     for line in sys.stdin:
         if not line.strip():
@@ -256,4 +258,6 @@ def _plain(value: Any) -> Any:
 
 
 if __name__ == "__main__":
-    sys.exit(serve() if sys.argv[1:] == ["--serve"] else main(sys.argv[1], sys.argv[2]))
+    if sys.argv[1:2] == ["--serve"]:
+        sys.exit(serve(sys.argv[3] if sys.argv[2:3] == ["--preload"] else None))
+    sys.exit(main(sys.argv[1], sys.argv[2]))

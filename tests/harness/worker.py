@@ -49,7 +49,8 @@ def program_env() -> dict[str, str]:
 class Worker:
     """A `runner --serve` process, started on first use, restarted if it dies."""
 
-    def __init__(self) -> None:
+    def __init__(self, preload: str | None = "components.resources.platform") -> None:
+        self._preload = preload
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: Any = None
         self._lock = threading.Lock()
@@ -71,14 +72,19 @@ class Worker:
                 proc.stdin.flush()
                 line = self._read_line(proc)
             except (BrokenPipeError, TimeoutError, EOFError) as exc:
-                self._stop()
+                self._stop(kill=True)
                 raise AssertionError(f"harness worker failed ({exc!r}):\n{self._stderr_tail()}") from None
+            except BaseException:
+                # Interrupted while the worker runs (Ctrl-C, pytest-timeout): its answer would be read
+                # as the next request's. The next run starts in a new process.
+                self._stop(kill=True)
+                raise
             result = json.loads(line)
             self.runs += 1
             self.seconds += time.monotonic() - started
             if "runner_error" in result:
                 # The run's set-up broke, not the program: start the next run in a new process.
-                self._stop()
+                self._stop(kill=True)
                 raise AssertionError(f"harness runner failed:\n{result['runner_error']}")
             return result
 
@@ -86,7 +92,8 @@ class Worker:
         if self._proc is not None and self._proc.poll() is None:
             return self._proc
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
-        self._proc = subprocess.Popen([sys.executable, "-m", "tests.harness.runner", "--serve"], cwd=ROOT,
+        preload = ["--preload", self._preload] if self._preload else []
+        self._proc = subprocess.Popen([sys.executable, "-m", "tests.harness.runner", "--serve", *preload], cwd=ROOT,
                                       env=worker_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=self._stderr)
         return self._proc
@@ -117,10 +124,12 @@ class Worker:
         self._stderr.seek(max(0, self._stderr.tell() - size))
         return self._stderr.read().decode(errors="replace")
 
-    def _stop(self) -> None:
+    def _stop(self, *, kill: bool = False) -> None:
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        if kill:
+            proc.kill()
         with contextlib.suppress(OSError):
             assert proc.stdin is not None
             proc.stdin.close()

@@ -163,3 +163,34 @@ def test_the_program_sees_the_environment_of_the_test_that_runs_it(tmp_path, mon
     assert run_program(program, "dev", {}, [], project="env-probe").exports == {"skip": "true"}
     monkeypatch.delenv("VAULT_SKIP_VERIFY")
     assert run_program(program, "dev", {}, [], project="env-probe").exports == {"skip": "unset"}
+
+
+def test_a_run_cut_short_never_hands_its_answer_to_the_next(tmp_path, monkeypatch):
+    """Interrupted while the worker runs (Ctrl-C, a pytest timeout), the harness must not read that
+    run's answer as the next request's: the next run goes to a new process."""
+    from tests.harness import _prepare, worker
+
+    def request(name: str) -> dict:
+        program = tmp_path / name / "__main__.py"
+        program.parent.mkdir()
+        program.write_text(f"import pulumi\npulumi.export('program', {name!r})\n")
+        folder = tmp_path / f"{name}-run"
+        folder.mkdir()
+        return _prepare({"stack": "dev", "config": {}, "secret_keys": [], "preview": False,
+                         "program": str(program), "project": "probe", "env": {}}, str(folder))
+
+    own = worker.Worker(preload=None)
+    try:
+        assert own.run(request("first"))["exports"] == {"program": "first"}
+        read_line = worker.Worker._read_line
+
+        def interrupted(proc):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(worker.Worker, "_read_line", staticmethod(interrupted))
+        with pytest.raises(KeyboardInterrupt):
+            own.run(request("second"))
+        monkeypatch.setattr(worker.Worker, "_read_line", staticmethod(read_line))
+        assert own.run(request("third"))["exports"] == {"program": "third"}
+    finally:
+        own.close()
