@@ -123,7 +123,7 @@ _SERIALIZED: dict[type, tuple[str, bool]] = {}
 
 
 def _serialize_provider_once(provider: Any) -> str:
-    if vars(provider):
+    if getattr(provider, "__dict__", None) != {}:
         return _serialize_provider(provider)
     cls = type(provider)
     if cls not in _SERIALIZED:
