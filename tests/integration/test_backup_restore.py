@@ -515,7 +515,7 @@ def test_an_interrupted_restore_stops_and_cleans_up(shell, vault_bin, workdir, s
            "AWS_BIN": str(slow_aws), "TMPDIR": str(tmp), "PATH": shell.path}
     proc = subprocess.Popen([*shell.argv, str(RESTORE), "--yes", "s3://bucket/raft-snapshots/"], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_signals)
     try:
         deadline = time.monotonic() + 20
         while not any(tmp.iterdir()) and time.monotonic() < deadline:
@@ -539,6 +539,16 @@ def test_an_interrupted_restore_stops_and_cleans_up(shell, vault_bin, workdir, s
     assert proc.returncode == code, stderr
     assert "nothing more is done" in stderr
     assert list(tmp.iterdir()) == []
+
+
+def _default_signals() -> None:
+    """The script starts with INT and TERM at their defaults, as from a terminal or a job runner.
+    A test run started in the background (`make test &`, nohup, some CI agents) inherits INT
+    ignored, and a shell cannot trap a signal that was ignored when it started."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _group_alive(pgid: int) -> bool:
