@@ -27,7 +27,7 @@ POLICY_CONFIG ?= $(firstword $(wildcard policy/config/$(STACK).json) policy/conf
 POLICY_FLAGS := --policy-pack policy --policy-pack-config $(POLICY_CONFIG)
 
 .PHONY: help test test-unit lint up preview refresh destroy teardown stack ca-file vault-server pulumi-engine \
-	promtool helm tools system-packages clean bench \
+	promtool helm tools system-packages clean bench cluster cluster-down cluster-smoke e2e e2e-teardown \
 	chart-facts crd-facts migrate
 
 help:
@@ -36,8 +36,11 @@ help:
 	@echo "make preview STACK=prod    preview a stack (with the guardrails policy pack)"
 	@echo "make refresh STACK=prod    refresh a stack, logging in to Vault as the program does"
 	@echo "make lint                  ruff and actionlint only"
-	@echo "make teardown              delete a dev stack and its data (unprotects it first; not prod)"
+	@echo "make teardown              delete a dev stack and its data (lifts its destroy guard; not prod)"
 	@echo "make bench                 print the benchmark figures"
+	@echo "make cluster               build (once) and start a one-node Kubernetes here, no Docker (root)"
+	@echo "make cluster-smoke         prove it: a pod, a volume, DNS, a NodePort; make cluster-down stops it"
+	@echo "make e2e                   deploy the dev stack for real to the current kube context and check it"
 	@echo "make migrate ARGS=\"plan --map prod/=imported/\"   copy AWS Secrets Manager secrets into Vault KV"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -75,6 +78,27 @@ promtool:
 # helm and the Vault chart for the chart tests, both from the Go module proxy, once into the same cache.
 helm:
 	bash tools/helm/build.sh
+
+# A one-node Kubernetes 1.34 on this machine without Docker (tools/cluster/README.md): built once
+# into the cache (~25 min cold), started in about a minute; cluster-down leaves nothing behind.
+cluster:
+	bash tools/cluster/packages.sh
+	bash tools/cluster/build.sh >/dev/null
+	bash tools/cluster/up.sh
+
+cluster-down:
+	bash tools/cluster/down.sh
+
+cluster-smoke:
+	bash tools/cluster/smoke.sh
+
+# The dev stack (with tests/e2e/stack.yaml over it) through the real engine and plugins, to the
+# current kube context, checked in the cluster; e2e-teardown destroys it. Not in CI: too slow cold.
+e2e: $(VENV)/.installed
+	$(PY) -m tests.e2e.run up
+
+e2e-teardown: $(VENV)/.installed
+	$(PY) -m tests.e2e.run teardown
 
 # Everything a fresh clone needs, then the whole suite; the tool builds overlap the first tests.
 test: system-packages $(VENV)/.installed tools
@@ -129,15 +153,15 @@ refresh: stack ca-file
 	pulumi refresh --stack $(STACK) --run-program
 
 # Everything that holds data is protected (the namespace and release with the Raft volumes, every
-# secrets engine mount, the KMS keys, the snapshot bucket): `pulumi destroy` stops at them. To throw
-# a dev stack away for real, `make teardown` unprotects it first. Never for prod.
+# secrets engine mount, the KMS keys, the snapshot bucket), and a protected DestroyGuard comes after
+# everything: `pulumi destroy` stops before it deletes anything. To throw a dev stack away for real,
+# `make teardown` runs the program with VAULT_PLATFORM_TEARDOWN=1, which protects nothing. Never prod.
 destroy: stack ca-file
 	pulumi destroy --stack $(STACK) --run-program
 
 teardown: stack ca-file
 	@if [ "$(STACK)" = "prod" ]; then echo "make teardown refuses the prod stack"; exit 2; fi
-	pulumi state unprotect --all --yes --stack $(STACK)
-	pulumi destroy --yes --stack $(STACK) --run-program
+	VAULT_PLATFORM_TEARDOWN=1 pulumi destroy --yes --stack $(STACK) --run-program
 
 # Regenerate the committed chart facts (value paths, types, free-form prefixes) after bumping a
 # chart: from the chart repositories (needs helm and network), or REFERENCE=<folder> holding

@@ -219,7 +219,15 @@ def between(low: int, high: int) -> Check:
 
 
 def https_url(value: str) -> str | None:
-    if re.match(r"^https://[^/\s:]+(:\d{1,5})?(/\S*)?$", value):
+    import ipaddress
+
+    match = re.match(r"^https://([^/\s:\[\]]+|\[([0-9A-Fa-f:.]+)\])(:\d{1,5})?(/\S*)?$", value)
+    if match and match.group(2):
+        try:
+            ipaddress.IPv6Address(match.group(2))
+        except ValueError:
+            match = None
+    if match:
         return None
     return "is not an https:// URL (Vault is only ever reached over TLS)"
 
@@ -398,8 +406,9 @@ def cidr(value: str) -> str | None:
     return None
 
 
-_SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
-                     r"(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$")
+SEMVER_PATTERN = (r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
+                  r"(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$")
+_SEMVER = re.compile(SEMVER_PATTERN)
 
 
 def pinned_chart_version(value: str) -> str | None:
@@ -425,6 +434,30 @@ def image_repository(value: str) -> str | None:
     return "is not an image repository (lower-case path components, optionally after a registry host)"
 
 
+def chart_repository(value: str) -> str | None:
+    """Where Helm finds a chart: a chart repository over https, or an OCI registry (oci://host/path)."""
+    if re.match(r"^oci://[^/\s:]+(:\d{1,5})?(/[a-z0-9][a-z0-9._/-]*)?$", value):
+        return None
+    if re.match(r"^https://[^/\s:]+(:\d{1,5})?(/\S*)?$", value):
+        return None
+    return "is not a chart repository (an https:// URL) or an OCI registry (oci://host[:port]/path)"
+
+
+# A registry as an image reference starts with it: a host the runtimes cannot take for a Docker Hub
+# path (a dot, a port, or localhost), then an optional path inside it (a mirror's project).
+_REGISTRY = re.compile(r"^(?:localhost|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+|[a-zA-Z0-9-]+(?=:))(?::[0-9]{1,5})?"
+                       r"(?:/[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*)*$")
+
+
+def image_registry(value: str) -> str | None:
+    if "://" in value:
+        return "is a URL; name the registry as image references do (registry.example.com[:port][/path])"
+    if _REGISTRY.match(value) and len(value) <= 200:
+        return None
+    return ("is not a registry (a host name with a dot or a port, or localhost, then an optional path, e.g. "
+            "registry.example.com/mirror)")
+
+
 def image_tag(value: str) -> str | None:
     if value in ("", "latest"):
         return "is not a pinned tag; name a release (e.g. 2.0.4), never 'latest'"
@@ -446,12 +479,13 @@ def s3_bucket_name(value: str) -> str | None:
         return rules
     try:
         ipaddress.ip_address(value)
-        return "is not a valid S3 bucket name: it must not look like an IP address"
+        return "is not a valid S3 bucket name: S3 refuses one formatted as an IP address; use a name, e.g. " \
+               "acme-vault-snapshots"
     except ValueError:
         pass
     if value.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or value.endswith(("-s3alias", "--ol-s3", ".mrap",
                                                                                   "--x-s3", "--table-s3")):
-        return "is not a valid S3 bucket name: it uses a prefix or suffix S3 reserves"
+        return "is not a valid S3 bucket name: it uses a prefix or suffix S3 reserves; choose another name"
     return None
 
 
@@ -558,3 +592,115 @@ def secrets_manager_prefix(value: str) -> str | None:
 def kms_key_arn(value: str) -> str | None:
     return None if re.match(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$", value) \
         else "is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"
+
+
+# --- claims a login is bound to, and values the consumers read ------------------------------------------
+
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+
+def git_ref(value: str) -> str | None:
+    """A full ref as the `ref` claim of a GitHub Actions token carries it; Vault compares it exactly."""
+    if any(c in value for c in "*?["):
+        return ("has a wildcard, which Vault compares literally (no workflow ever runs on it); name the one ref "
+                "deploys run on, e.g. refs/heads/main")
+    if not value.startswith(("refs/heads/", "refs/tags/")):
+        return ("is not a full ref: the token's ref claim is refs/heads/<branch> or refs/tags/<tag> (e.g. "
+                "refs/heads/main), and Vault compares it exactly")
+    parts = value.split("/")[2:]
+    if _REF_FORBIDDEN.search(value) or ".." in value or "@{" in value or value.endswith((".", "/")) \
+            or any(not p or p.startswith(".") or p.endswith(".lock") for p in parts):
+        return "is not a valid git ref name (git check-ref-format)"
+    return None
+
+
+def issuer_url(value: str) -> str | None:
+    """An OIDC issuer as Vault's oidc_discovery_url takes it: Vault appends /.well-known/openid-configuration."""
+    problem = https_url(value)
+    if problem:
+        return problem
+    if "/.well-known/" in value or value.rstrip("/").endswith("/.well-known"):
+        return ("is the discovery document, not the issuer: give the URL without /.well-known/... (Vault "
+                "appends /.well-known/openid-configuration itself), e.g. https://token.actions.githubusercontent.com")
+    return None
+
+
+def no_wildcard(value: str) -> str | None:
+    if "*" in value or "?" in value:
+        return "has a wildcard, which Vault compares literally (it would match no one); name the one value"
+    return None
+
+
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+def label_key(value: str) -> str | None:
+    """A Kubernetes label key: an optional DNS subdomain prefix and '/', then a name of at most 63 characters."""
+    prefix, slash, name = value.rpartition("/")
+    if _LABEL_NAME.match(name) and (not slash or (len(prefix) <= 253 and _DNS_NAME.match(prefix)
+                                                   and "*" not in prefix)):
+        return None
+    return ("is not a Kubernetes label key (an optional DNS prefix and '/', then at most 63 letters, digits, '-', "
+            "'_' and '.', starting and ending with a letter or digit)")
+
+
+def label_value(value: str) -> str | None:
+    if value == "" or _LABEL_NAME.match(value):
+        return None
+    return ("is not a Kubernetes label value (at most 63 letters, digits, '-', '_' and '.', starting and ending "
+            "with a letter or digit; or empty)")
+
+
+# The pattern the Prometheus Operator's CRDs put on every duration (ServiceMonitor interval and
+# scrapeTimeout), which is also the syntax Prometheus itself parses.
+PROMETHEUS_DURATION = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+
+
+def prometheus_duration(value: str) -> str | None:
+    if re.match(PROMETHEUS_DURATION, value):
+        return None
+    return ("is not a duration Prometheus reads: whole numbers with units in the order y, w, d, h, m, s, ms (e.g. "
+            "30s, 1m, 1m30s; no fractions)")
+
+
+LOOPBACK = ("localhost", "127.0.0.1", "::1", "0.0.0.0")  # noqa: S104 - names, never bound to
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    host = host.strip("[]").lower()
+    if host in LOOPBACK or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def pki_urls_base(value: str) -> str | None:
+    """The base of the issuer and CRL URLs every issued certificate carries (the stack appends /v1/<mount>/...)."""
+    from urllib.parse import urlsplit
+
+    if value == "":
+        return None
+    problem = https_url(value)
+    if problem:
+        return problem
+    if is_loopback(url_host(value)):
+        return ("is a loopback address: every certificate would tell its clients to fetch the issuer and CRL from "
+                "their own machine; give an address the clients reach (or leave it empty)")
+    if "v1" in urlsplit(value).path.split("/"):
+        return ("already holds /v1: the stack appends /v1/<mount>/ca and /v1/<mount>/crl itself, so every "
+                "certificate would carry a doubled path; give only the scheme, host and port")
+    return None
+
+
+_SECRETS_MANAGER_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
+
+
+def secrets_manager_arn(value: str) -> str | None:
+    if not value or _SECRETS_MANAGER_ARN.match(value):
+        return None
+    return "is not an AWS Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)"

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from components.model import rules
 from components.model.checks import closest
-from components.model.platform import SECRET_KEYS, PlatformConfig
+from components.model.platform import SECRET_KEYS, TOP_LEVEL_KEYS, PlatformConfig
 from components.model.problems import Problems
 from components.model.types import PROJECT, show
 
@@ -30,16 +30,19 @@ def _decode(raw: Any) -> Any:
 
 
 def given_paths(value: Any, prefix: str = "") -> set[str]:
-    """Every dotted key path a user wrote (list items as ``[]``), to tell a set value from a default."""
+    """Every dotted key path a user wrote (list items by index, ``applications[0].name``), to tell a set
+    value from a default. A null, an empty list and an empty map set nothing."""
     found: set[str] = set()
     if isinstance(value, dict):
         for key, child in value.items():
+            if child is None or child == [] or child == {}:
+                continue
             path = f"{prefix}.{key}" if prefix else str(key)
             found.add(path)
             found |= given_paths(child, path)
     elif isinstance(value, list):
-        for child in value:
-            found |= given_paths(child, f"{prefix}[]")
+        for i, child in enumerate(value):
+            found |= given_paths(child, f"{prefix}[{i}]")
     return found
 
 
@@ -87,8 +90,8 @@ def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str] =
         key = full_key[len(prefix):]
         decoded = _decode(value)
         # Pulumi.yaml declares {} or [] as the project default of optional maps and lists: that
-        # means "not set", so the program's own defaults apply.
-        if decoded in ({}, []):
+        # means "not set", so the program's own defaults apply. (An unknown key is refused, empty or not.)
+        if decoded in ({}, []) and key in TOP_LEVEL_KEYS:
             continue
         # Scalars arrive as text; a value meant as text that looks like JSON is still text.
         if key == "environment" and not isinstance(decoded, str):
@@ -240,7 +243,12 @@ def describe(error: Mapping[str, Any]) -> tuple[str, str]:
 # --- reading the stack's config from the Pulumi runtime ------------------------------------------------
 
 def load_from_pulumi() -> PlatformConfig:
-    """Read this stack's config as the CLI hands it to the program, and validate it."""
+    """Read this stack's config as the Pulumi runtime hands it to the program, and validate it.
+
+    Every ``vault-platform:`` key the runtime holds is read, not only the ones the model declares: a
+    misspelled key is refused wherever it came from (the stack file, ``--config-file``, a Pulumi ESC
+    environment, the Automation API).
+    """
     import pulumi
     from pulumi import runtime
 
@@ -249,7 +257,8 @@ def load_from_pulumi() -> PlatformConfig:
     secret_keys: set[str] = set()
     names = set(PlatformConfig.model_fields) | {f.alias for f in PlatformConfig.model_fields.values() if f.alias}
     stack_file = read_stack_file(Path.cwd() / f"Pulumi.{pulumi.get_stack()}.yaml")
-    names |= {k.split(":", 1)[1] for k in (stack_file or {}).get("config", {}) if k.startswith(PROJECT + ":")}
+    names |= project_keys((stack_file or {}).get("config", {}))
+    names |= project_keys(runtime_config())
     for name in names:
         full = f"{PROJECT}:{name}"
         value = runtime.get_config(full)
@@ -259,6 +268,22 @@ def load_from_pulumi() -> PlatformConfig:
         if runtime.is_config_secret(full) or full in env_secret_keys:
             secret_keys.add(full)
     return load_config(raw, secret_keys, stack_file=stack_file)
+
+
+def runtime_config() -> dict[str, Any]:
+    """Every config value the runtime holds: what the language host passes the program in PULUMI_CONFIG
+    (the CLI's merged config: stack file, --config-file, ESC environments), and what is set in-process
+    (the Automation API's inline programs, Pulumi's test mocks)."""
+    from pulumi.runtime import config
+
+    found = dict(config.get_config_env())
+    found.update(config.CONFIG.get())
+    return found
+
+
+def project_keys(config: Mapping[str, Any]) -> set[str]:
+    """The names of this project's keys (``vault-platform:<name>``) in a config map."""
+    return {k.split(":", 1)[1] for k in config if isinstance(k, str) and k.startswith(PROJECT + ":")}
 
 
 def read_stack_file(path: Path) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Strict
 
 from components.model import checks
+from components.model.limits import BOOTSTRAP_MARGIN_SECONDS, BOOTSTRAP_TOKEN_MAX_SECONDS, SCRAPE_TIMEOUT
 from components.model.types import (
     Between,
     Bool,
@@ -21,6 +22,7 @@ from components.model.types import (
     Duration,
     HttpsUrl,
     Int,
+    JsonSchema,
     MountPath,
     Pem,
     Quantity,
@@ -57,10 +59,24 @@ class Storage(Section):
     storage_class: StorageClassName | None = setting("StorageClass; empty uses the cluster default.", None)
 
 
+# One exact chart version, for every chart the stack installs: Helm installs whatever a range or a
+# tag like 'latest' resolves to on the day.
+ChartVersion = Annotated[str, Strict(), rule(checks.pinned_chart_version),
+                         JsonSchema(pattern=checks.SEMVER_PATTERN)]
+ChartRepository = Annotated[str, Strict(), rule(checks.chart_repository)]
+ChartPath = Annotated[str, Strict(), rule(lambda v: None if v.strip() == v else "has spaces around it")]
+
+
 class Chart(Section):
-    version: Annotated[str, Strict(), rule(checks.pinned_chart_version)] = setting(
+    version: ChartVersion = setting(
         "Version of the hashicorp/vault Helm chart (one exact version).", "0.34.1")
-    repository: HttpsUrl = setting("Helm repository holding the chart.", "https://helm.releases.hashicorp.com")
+    repository: ChartRepository = setting(
+        "Where Helm gets the chart: a chart repository (https://) or an OCI registry holding the chart as "
+        "<registry path>/vault (oci://registry.example.com/charts).", "https://helm.releases.hashicorp.com")
+    path: ChartPath = setting(
+        "A copy of the chart on disk, for installs without internet: its folder (holding Chart.yaml) or the "
+        ".tgz `helm pull` writes, relative to the project folder. Set, the chart comes from it and repository "
+        "must be left out; its version must be chart.version.", "")
 
 
 class Image(Section):
@@ -70,13 +86,23 @@ class Image(Section):
         "Vault server image tag; pin it, never 'latest'.", "2.0.4")
 
 
+class InjectorImage(Section):
+    repository: Annotated[str, Strict(), rule(checks.image_repository)] = setting(
+        "Agent Injector image repository (no tag).", "hashicorp/vault-k8s")
+    tag: Annotated[str, Strict(), rule(checks.image_tag)] = setting(
+        "Agent Injector image tag; pin it. The default is the one the chart version above ships with.", "1.7.6")
+
+
 class Injector(Section):
     enabled: Bool = setting("Run the Vault Agent Injector (sidecars that render secrets into pods).", True)
+    image: InjectorImage = setting("Which Agent Injector image to run (the injected agents run cluster.image).",
+                                   factory=InjectorImage)
     resources: Resources = setting("Injector pod resources.", factory=lambda: Resources(
         requests=ResourceAmounts(memory="64Mi", cpu="50m"), limits=ResourceAmounts(memory="128Mi", cpu="100m")))
-    replicas: Int | None = setting(
-        "Injector pods. With failurePolicy Fail no pod starts in an opted-in namespace while none answers, so "
-        "prod runs at least 2 (one per node) with a disruption budget. Defaults to 2 in prod and 1 in dev.", None)
+    replicas: Annotated[int, Strict(), rule(checks.between(1, 10)), JsonSchema(minimum=1, maximum=10)] | None = \
+        setting("Injector pods (1-10; to run none, set enabled: false). With failurePolicy Fail no pod starts in an "
+                "opted-in namespace while none answers, so prod runs at least 2 (one per node) with a disruption "
+                "budget. Defaults to 2 in prod and 1 in dev.", None)
     failure_policy: Literal["Fail", "Ignore"] | None = setting(
         "What the API server does with a new pod in an opted-in namespace when the injector does not answer: "
         "'Fail' refuses the pod (it would start without its secrets otherwise; prod requires it), 'Ignore' admits "
@@ -197,10 +223,22 @@ class ApiConfig(Section):
 # --- TLS -----------------------------------------------------------------------------------------
 
 
+class CertManagerIssuerRef(Section):
+    kind: Literal["Issuer", "ClusterIssuer"] = setting(
+        "Kind of the cert-manager issuer that signs the server certificate (an Issuer in the Vault namespace, "
+        "or a ClusterIssuer).", "ClusterIssuer")
+    name: DnsName | None = setting("Its name.", None)
+
+
 class TlsConfig(Section):
-    source: Literal["generated", "existingSecret"] = setting(
-        "'generated': an internal CA and server certificate made by the stack; 'existingSecret': a "
-        "kubernetes.io/tls Secret you manage (with ca.crt).", "generated")
+    source: Literal["generated", "certManager", "existingSecret"] = setting(
+        "'generated' (dev only): an internal CA and server certificate made by `pulumi up`, their keys kept in "
+        "the stack's state; 'certManager': the same made by cert-manager in the cluster, so no private key is "
+        "ever in the state (cert-manager must be installed); 'existingSecret': a kubernetes.io/tls Secret you "
+        "manage (with ca.crt).", "generated")
+    issuer: CertManagerIssuerRef | None = setting(
+        "With source certManager: an issuer of yours (your organisation's CA) to sign the server certificate. "
+        "Left out, the stack makes its own internal CA with cert-manager, in the Vault namespace.", None)
     existing_secret: DnsName | None = setting("Name of that Secret in the Vault namespace.", None)
     existing_ca_cert: Pem = setting("PEM of the CA that signed the existing Secret's certificate.", "")
     extra_dns_names: Annotated[tuple[Str, ...], rule(each(checks.dns_name))] = setting(
@@ -227,6 +265,10 @@ class TransitUnseal(Section):
     mount_path: MountPath = setting("Transit mount on that Vault.", "transit")
     ca_cert: Pem = setting("PEM of the CA for that Vault's certificate; empty trusts the system roots.", "")
     tls_server_name: Str = setting("Server name to verify on that Vault's certificate.", "")
+    token_secret: DnsName | None = setting(
+        "A Secret of yours in the Vault namespace holding the token that may use the key, under VAULT_TOKEN: the "
+        "token then never passes through the stack or its state (prod's way). Without it, "
+        "secrets.transitUnsealToken (dev).", None)
 
 
 class UnsealConfig(Section):
@@ -336,6 +378,9 @@ class DatabaseConfig(Section):
     path: MountPath = setting("Mount path.", "database")
     dev_postgres: Bool = setting("Run a throwaway PostgreSQL in the Vault namespace and connect to it (dev only).",
                                  False)
+    dev_postgres_image: Annotated[str, Strict(), rule(checks.pinned_image)] = setting(
+        "Image of that PostgreSQL; pin it. Another image must take the official one's POSTGRES_USER, "
+        "POSTGRES_PASSWORD, POSTGRES_DB and PGDATA, run as uid 70 and have pg_isready.", "postgres:16.6-alpine")
     connections: tuple[DatabaseConnection, ...] = setting("PostgreSQL connections.", ())
     roles: tuple[DatabaseRole, ...] = setting("Dynamic credential roles.", ())
 
@@ -369,9 +414,10 @@ class PkiConfig(Section):
     path: MountPath = setting("Root CA mount path.", "pki")
     common_name: Str = setting("Root CA common name.", "vault-platform Root CA")
     ttl: Duration = setting("Root CA lifetime; the mount's max lease is tuned to match.", "87600h")
-    urls_base: Annotated[str, Strict(), rule(checks.url_or_empty)] = setting(
-        "Base URL (https) written into issued certificates for the issuer and CRL: an address every client that "
-        "checks a certificate can reach. Empty: api.address, unless that is a loopback address (dev), then the "
+    urls_base: Annotated[str, Strict(), rule(checks.pki_urls_base)] = setting(
+        "Base URL (https, scheme, host and port only: the stack appends /v1/<mount>/ca and /crl) written into "
+        "issued certificates for the issuer and CRL: an address every client that checks a certificate can reach, "
+        "never a loopback address. Empty: api.address, unless that is a loopback address (dev), then the "
         "in-cluster active Service.", "")
     intermediate: PkiIntermediate = setting("Optional intermediate CA.", factory=PkiIntermediate)
     tidy: PkiTidy = setting("Automatic tidy of every PKI mount.", factory=PkiTidy)
@@ -388,7 +434,7 @@ class TransitEngineConfig(Section):
 
 
 class KubernetesAuthConfig(Section):
-    path: MountPath = setting("Auth mount path.", "kubernetes")
+    path: MountPath = setting("Auth mount path (not 'token', nor one of deploy.*.path).", "kubernetes")
     templated_policy: Bool = setting("One policy giving every application its own folder "
                                      "secret/data/<namespace>/<service account>/* through identity templating "
                                      "(read only, unless the application asks for write).", True)
@@ -440,10 +486,13 @@ class DeliveredSecret(Section):
 
 
 class Application(Section):
-    name: DnsLabel = setting("Application name (its Vault role and policy).")
-    namespace: DnsLabel = setting("Kubernetes namespace it runs in.")
+    name: DnsLabel = setting("Application name (its Vault role, and its policy app-<name>); not one the platform "
+                             "uses (raft-backup, raft-rollout, templated, templated-write).")
+    namespace: DnsLabel = setting("Kubernetes namespace it runs in. With the injector failing closed (prod), not a "
+                                  "system namespace (kube-*) nor the platform's own (Vault's, cert-manager's, the "
+                                  "operator's).")
     service_account: Annotated[str, Strict(), rule(checks.service_account_name)] = setting(
-        "Its Kubernetes service account.")
+        "Its Kubernetes service account; in prod not 'default' (every pod of the namespace runs as it).")
     kv: tuple[KvGrant, ...] = setting("KV paths it may use.", ())
     database_role: Str = setting("Database role it may get credentials from.", "")
     pki_role: Str = setting("PKI role it may issue certificates from.", "")
@@ -453,8 +502,8 @@ class Application(Section):
     own_folder: Literal["read", "write", "none"] = setting(
         "What it may do in its own folder <kv>/data/<namespace>/<service account>/: 'read' (read and list), "
         "'write' (also create and update; never delete versions or metadata) or 'none'.", "read")
-    audience: Str | None = setting("The audience its service account token must have; empty uses "
-                                   "kubernetesAuth.audience.", None)
+    audience: Str | None = setting("The audience its service account token must have; unset uses "
+                                   "kubernetesAuth.audience. An empty string accepts any audience (dev only).", None)
     delivery: Literal["injector", "externalSecrets", "both", "none"] = setting(
         "How its secrets reach its pods: 'injector' (a Vault Agent in the pod renders them into files; nothing "
         "else to install, nothing stored in Kubernetes, database credentials renewed and revoked with the pod), "
@@ -479,8 +528,13 @@ class Application(Section):
 
 
 class ExternalSecretsChart(Section):
-    version: Str = setting("Version of the external-secrets Helm chart.", "2.9.0")
-    repository: HttpsUrl = setting("Helm repository holding the chart.", "https://charts.external-secrets.io")
+    version: ChartVersion = setting("Version of the external-secrets Helm chart (one exact version).", "2.9.0")
+    repository: ChartRepository = setting(
+        "Where Helm gets the chart: a chart repository (https://) or an OCI registry holding the chart as "
+        "<registry path>/external-secrets (oci://registry.example.com/charts).", "https://charts.external-secrets.io")
+    path: ChartPath = setting(
+        "A copy of the chart on disk (its folder or .tgz), relative to the project folder; set, repository must "
+        "be left out and its version must be externalSecrets.chart.version.", "")
 
 
 class ExternalSecretsConfig(Section):
@@ -509,7 +563,12 @@ class CertManagerConfig(Section):
     issuer_name: DnsLabel = setting("Name of the ClusterIssuer (and of its service account, Vault role and "
                                     "policy).", "vault-pki")
     pki_role: Str = setting("PKI role it signs with (required when enabled); its policy allows only "
-                            "<issuing mount>/sign/<role>.", "")
+                            "<issuing mount>/sign/<role>. Any namespace may use the ClusterIssuer, so the role may "
+                            "allow only domains of your own (no '*', no public top-level domain with subdomains).", "")
+
+
+BucketName = Annotated[str, Strict(), rule(checks.s3_bucket_name),
+                       JsonSchema(pattern=r"^$|^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
 
 
 class ObjectLock(Section):
@@ -517,7 +576,8 @@ class ObjectLock(Section):
         "S3 Object Lock on every snapshot: 'governance' (nobody deletes or overwrites a snapshot before it is "
         "days old, except a principal allowed s3:BypassGovernanceRetention), 'compliance' (nobody at all, not "
         "even the account root) or 'none'.", "governance")
-    days: Between(1, 36500) | None = setting("How long each snapshot is locked; empty uses backup.retentionDays.",
+    days: Between(1, 36500) | None = setting("How long each snapshot is locked, at most backup.retentionDays (S3 "
+                                             "cannot delete a locked snapshot); empty uses backup.retentionDays.",
                                              None)
 
 
@@ -526,13 +586,14 @@ class S3Replication(Section):
                             "Replication), encrypted with a key of that region.", False)
     region: Annotated[str, Strict(), rule(lambda v: None if v == "" else checks.aws_region(v))] = setting(
         "Region of the replica bucket; must differ from aws.region.", "")
-    bucket_name: Str = setting("Replica bucket name; empty derives a unique one.", "")
+    bucket_name: BucketName = setting("Replica bucket name (S3's naming rules; not the snapshot bucket's); empty "
+                                      "derives a unique one.", "")
     storage_class: Literal["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR"] = setting(
         "Storage class of the replicas.", "STANDARD_IA")
 
 
 class S3Backup(Section):
-    bucket_name: Annotated[str, Strict(), rule(checks.s3_bucket_name)] = setting(
+    bucket_name: BucketName = setting(
         "Bucket name (S3's naming rules); empty derives a unique one.", "")
     prefix: Annotated[str, Strict(), rule(checks.s3_prefix)] = setting("Key prefix for snapshots.", "raft-snapshots/")
     object_lock: ObjectLock = setting("S3 Object Lock on the snapshots.", factory=ObjectLock)
@@ -548,7 +609,9 @@ class BackupConfig(Section):
     enabled: Bool = setting("Schedule Raft snapshots.", True)
     schedule: Cron = setting("Cron schedule (UTC), as a Kubernetes CronJob takes it.", "0 */6 * * *")
     target: Literal["s3", "volume"] = setting("'s3' (prod) or 'volume' (a PersistentVolumeClaim; dev).", "s3")
-    retention_days: Between(1, 3650) = setting("Snapshots older than this are pruned (and expire in S3).", 14)
+    retention_days: Between(1, 3650) = setting(
+        "Snapshots older than this are pruned (and expire in S3); for s3, longer than the longest gap between two "
+        "runs of the schedule.", 14)
     starting_deadline_seconds: Annotated[int, Strict(), rule(checks.at_least(10))] = setting(
         "How late a missed run may still start.", 600)
     backoff_limit: Between(0, 10) = setting("Retries of a failed run.", 2)
@@ -594,7 +657,15 @@ class AlertThresholds(Section):
     leadership_changes_per_hour: Between(1, 100) = setting(
         "Alert when the active node changes more often than this within an hour.", 3)
     certificate_expiry_days: Between(1, 365) = setting(
-        "Alert when the server certificate expires within this many days.", 14)
+        "Alert when the server certificate expires within this many days. With a generated certificate, at most "
+        "the days before expiry in which `pulumi up` renews it (a third of tls.validity, at most 30).", 14)
+
+
+LabelKey = Annotated[str, Strict(), rule(checks.label_key)]
+LabelValue = Annotated[str, Strict(), rule(checks.label_value)]
+Labels = Annotated[dict[LabelKey, LabelValue], JsonSchema(
+    propertyNames={"pattern": r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},
+    additionalProperties={"type": "string", "pattern": r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"})]
 
 
 class MonitoringConfig(Section):
@@ -604,15 +675,18 @@ class MonitoringConfig(Section):
         "cluster.serviceMonitor and kube-state-metrics.", False)
     grafana_dashboard: Bool = setting("Create a ConfigMap holding a Grafana dashboard, labelled for the Grafana "
                                       "sidecar to load.", False)
-    labels: dict[Str, Str] = setting(
+    labels: Labels = setting(
         "Labels on the ServiceMonitor and PrometheusRule, so your Prometheus selects them (kube-prometheus-stack: "
         "release: <its Helm release name>).", factory=dict)
-    dashboard_labels: dict[Str, Str] = setting("Labels the Grafana sidecar looks for on dashboard ConfigMaps.",
+    dashboard_labels: Labels = setting("Labels the Grafana sidecar looks for on dashboard ConfigMaps.",
                                                factory=lambda: {"grafana_dashboard": "1"})
     prometheus_namespace: DnsLabel = setting(
         "Namespace Prometheus runs in: with cluster.serviceMonitor, the NetworkPolicy lets it reach the metrics "
         "endpoint.", "monitoring")
-    scrape_interval: Duration = setting("How often Prometheus scrapes each Vault pod.", "30s")
+    scrape_interval: Annotated[str, Strict(), rule(checks.duration), rule(checks.prometheus_duration),
+                               JsonSchema(pattern=checks.PROMETHEUS_DURATION)] = setting(
+        f"How often Prometheus scrapes each Vault pod, as Prometheus writes durations (e.g. 30s, 1m); at least "
+        f"the scrape timeout ({SCRAPE_TIMEOUT}).", "30s")
     alerts: AlertThresholds = setting("Alert thresholds.", factory=AlertThresholds)
 
 
@@ -621,23 +695,35 @@ class KubernetesConfig(Section):
     namespace: DnsLabel = setting("Namespace for Vault.", "vault")
 
 
+# A value a login's token must carry, compared exactly: an empty one or a wildcard matches no token.
+Claim = Annotated[str, Strict(), rule(lambda v: "is empty; name the value the token carries" if not v.strip()
+                                      else checks.no_wildcard(v)), JsonSchema(minLength=1)]
+
+
 class GithubActions(Section):
     repository: Annotated[str, Strict(), rule(checks.github_repository)] = setting(
         "The repository whose workflows deploy and preview this stack (owner/name).")
-    deploy_ref: Str = setting("The ref the deploy workflow runs on (the token's `ref` claim).", "refs/heads/main")
-    deploy_environment: Str = setting("The GitHub environment of the deploy job (the token's `environment` claim); "
-                                      "give it required reviewers.", "production")
-    preview_environment: Str = setting("The GitHub environment of the prod preview job; give it required reviewers.",
-                                       "production-preview")
+    deploy_ref: Annotated[str, Strict(), rule(checks.git_ref), JsonSchema(pattern=r"^refs/(heads|tags)/[^*?\[]+$")] = \
+        setting("The one ref the deploy workflow runs on, in full (the token's `ref` claim, compared exactly): "
+                "refs/heads/<branch> or refs/tags/<tag>.", "refs/heads/main")
+    deploy_environment: Claim = setting(
+        "The GitHub environment of the deploy job (the token's `environment` claim); give it required reviewers. "
+        "Never empty: the environment is what makes a deploy wait for a review.", "production")
+    preview_environment: Claim = setting("The GitHub environment of the prod preview job; give it required "
+                                         "reviewers. Never empty.", "production-preview")
+
+
+IssuerUrl = Annotated[str, Strict(), rule(checks.issuer_url)]
 
 
 class CiLogin(Section):
     enabled: Bool = setting("A JWT auth method for CI: workflows log in with their GitHub OIDC token as `deployer` "
                             "(applies the configuration) or `previewer` (reads it), instead of a stored token.", False)
-    path: MountPath = setting("Auth mount path.", "jwt-ci")
-    discovery_url: HttpsUrl = setting("OIDC discovery URL of the token issuer.",
-                                      "https://token.actions.githubusercontent.com")
-    audience: Str = setting("The audience the workflow requests its token for (bound_audiences).", "vault")
+    path: MountPath = setting("Auth mount path (not 'token', nor another auth method's).", "jwt-ci")
+    discovery_url: IssuerUrl = setting("The token issuer's URL, without /.well-known/... (Vault reads its "
+                                       "discovery document from there).", "https://token.actions.githubusercontent.com")
+    audience: Claim = setting("The audience the workflow requests its token for (bound_audiences); never empty (a "
+                              "GitHub token always carries one).", "vault")
     github: GithubActions | None = setting("Which repository, ref and environments may log in.", None)
     token_ttl: Duration = setting("Lifetime of a CI login's Vault token.", "20m")
     token_max_ttl: Duration = setting("Longest a CI login's token may be renewed to.", "45m")
@@ -646,11 +732,21 @@ class CiLogin(Section):
 class OperatorLogin(Section):
     enabled: Bool = setting("An OIDC auth method for people who run `pulumi up` from a laptop (`vault login "
                             "-method=oidc`, then VAULT_TOKEN).", False)
-    path: MountPath = setting("Auth mount path.", "oidc")
-    discovery_url: HttpsUrl | None = setting("Your identity provider's OIDC discovery URL.", None)
-    client_id: Str = setting("The OIDC client id registered for Vault (its secret: secrets.oidcClientSecret).", "")
-    groups_claim: Str = setting("The token claim holding the user's groups.", "groups")
-    admin_group: Str = setting("Members of this group get the `deployer` policy (and nothing else).", "")
+    path: MountPath = setting("Auth mount path (not 'token', nor another auth method's).", "oidc")
+    discovery_url: IssuerUrl | None = setting("Your identity provider's issuer URL, without /.well-known/... "
+                                              "(Vault reads its discovery document from there).", None)
+    client_id: Str = setting("The OIDC client id registered for Vault (its secret: clientSecretArn, or "
+                             "secrets.oidcClientSecret in dev).", "")
+    client_secret_arn: Annotated[str, Strict(), rule(checks.secrets_manager_arn)] = setting(
+        "ARN of an AWS Secrets Manager secret holding the OIDC client secret (its whole SecretString). It is read "
+        "when the deploy identity is written (the first run, or a break-glass run), with the runner's AWS "
+        "credentials, and sent to Vault only: it is never in the stack's state, so the role that previews pull "
+        "requests needs no access to it. prod's way; dev may use secrets.oidcClientSecret.", "")
+    groups_claim: Annotated[str, Strict(), rule(lambda v: None if v.strip() else
+                                                "is empty; name the token claim that holds the groups")] = \
+        setting("The token claim holding the user's groups.", "groups")
+    admin_group: Annotated[str, Strict(), rule(checks.no_wildcard)] = setting(
+        "Members of this group get the `deployer` policy (and nothing else); one group, no wildcard.", "")
     allowed_redirect_uris: tuple[HttpsOrLocalhost, ...] = setting(
         "Where the identity provider may send the browser back (the CLI listens on localhost:8250).",
         ("http://localhost:8250/oidc/callback",))
@@ -666,7 +762,18 @@ class DeployConfig(Section):
         "in dev.", None)
     bootstrap_token_ttl: Duration = setting(
         "When the root token is revoked: lifetime of the `deployer` token that finishes the first run in its place "
-        "(it is not renewable; later runs log in).", "1h")
+        f"(it is not renewable; later runs log in). Longer than {BOOTSTRAP_MARGIN_SECONDS // 60}m (the run stops "
+        f"using it that long before it expires) and at most {BOOTSTRAP_TOKEN_MAX_SECONDS // 3600}h.", "1h")
+
+
+class ImagesConfig(Section):
+    registry: Annotated[str, Strict(), rule(lambda v: None if v == "" else checks.image_registry(v))] = setting(
+        "Pull every image the stack runs from this registry instead of the public ones, for installs without "
+        "internet: a host with an optional port and path (registry.example.com/mirror). Each image keeps its "
+        "path and tag under it: hashicorp/vault:1.21.4 (Docker Hub) becomes <registry>/hashicorp/vault:1.21.4, "
+        "postgres:16.6-alpine <registry>/library/postgres:16.6-alpine, ghcr.io/external-secrets/external-secrets "
+        "<registry>/external-secrets/external-secrets. The nodes must be able to pull from it. Empty: the public "
+        "registries.", "")
 
 
 class SecretsConfig(Section):
@@ -707,6 +814,8 @@ class PlatformConfig(Section):
                                    factory=DeployConfig)
     migration: MigrationConfig = setting("Moving secrets in from AWS Secrets Manager.", factory=MigrationConfig)
     monitoring: MonitoringConfig = setting("Prometheus alerts and a Grafana dashboard.", factory=MonitoringConfig)
+    images: ImagesConfig = setting("Where the pods' images come from (a private registry for installs without "
+                                   "internet).", factory=ImagesConfig)
     secrets: SecretsConfig = setting("Secret values (secure only).", factory=SecretsConfig)
 
     @property

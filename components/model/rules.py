@@ -3,7 +3,9 @@ its type and value rules satisfied, and report every problem at once."""
 
 from __future__ import annotations
 
+from components.model import unused
 from components.model.checks import (
+    cron_longest_gap_seconds,
     duplicates,
     duration_seconds,
     name_covers,
@@ -11,6 +13,13 @@ from components.model.checks import (
     quantity_cmp,
     quantity_value,
     url_host,
+)
+from components.model.limits import (
+    BOOTSTRAP_MARGIN_SECONDS,
+    BOOTSTRAP_TOKEN_MAX_SECONDS,
+    SCRAPE_TIMEOUT,
+    SCRAPE_TIMEOUT_SECONDS,
+    early_renewal_hours,
 )
 from components.model.names import (
     DATABASE_SECRET_FILE,
@@ -28,6 +37,8 @@ PLATFORM_POLICIES = ("root", "default", "admin", "raft-backup", "raft-rollout", 
                      "app-templated-write", "deployer", "previewer")
 # Vault refuses a shorter dead-server threshold, and automatic transit rotation more often than hourly.
 MIN_DEAD_SERVER_SECONDS = 60
+# Raft clusters larger than this slow writes down.
+MAX_REPLICAS = 9
 MIN_TRANSIT_ROTATION_SECONDS = 3600
 
 
@@ -70,13 +81,15 @@ def check(c: PlatformConfig, problems: Problems, given: set[str] | frozenset[str
     _check_database(c, problems)
     _check_pki(c, problems)
     _check_mounts(c, problems)
+    _check_auth_paths(c, problems)
     _check_applications(c, problems)
     _check_delivery(c, problems)
     _check_policies(c, problems)
     _check_deploy(c, problems)
     _check_migration(c, problems)
     _check_day2(c, problems)
-    _check_ignored(c, problems, given)
+    unused.check(c, problems, given)
+    _check_air_gap(c, problems, given)
 
 
 def _check_cluster(c: PlatformConfig, problems: Problems) -> None:
@@ -88,7 +101,7 @@ def _check_cluster(c: PlatformConfig, problems: Problems) -> None:
     if c.is_prod and replicas < 3:
         problems.add("cluster.replicas", f"{replicas} is too few for prod; use 3, 5 or 7 (a quorum must "
                                          "survive one pod down)")
-    if replicas > 9:
+    if replicas > MAX_REPLICAS:
         problems.add("cluster.replicas", f"{replicas} is too many; Raft clusters larger than 9 voters slow writes "
                                          "down; use 3, 5 or 7")
     for key, storage in (("cluster.dataStorage.size", c.cluster.data_storage),
@@ -128,8 +141,6 @@ def _check_api_tls_unseal(c: PlatformConfig, problems: Problems) -> None:
     if c.api.service_type == "NodePort" and c.api.node_port is None:
         problems.add("api.nodePort", "is required when api.serviceType is NodePort (30000-32767, matching the kind "
                                      "cluster's extraPortMappings)")
-    if c.api.service_type != "NodePort" and c.api.node_port is not None:
-        problems.add("api.nodePort", f"{c.api.node_port} is only used with api.serviceType NodePort")
     if c.unseal.type == "shamir" and c.api.service_type == "NodePort" and replicas > 5:
         problems.add("cluster.replicas", f"{replicas} is more pods than kind/dev-cluster.yaml maps unseal ports for "
                                          "(5); a shamir dev stack unseals each pod through its own port")
@@ -137,9 +148,6 @@ def _check_api_tls_unseal(c: PlatformConfig, problems: Problems) -> None:
             and not c.api.public_exposure_intended:
         problems.add("api.internalLoadBalancer", "false would put Vault's API on an internet-facing load balancer; "
                                                  "prod refuses that unless api.publicExposureIntended is true")
-    if c.api.public_exposure_intended and (c.api.internal_load_balancer or c.api.service_type != "LoadBalancer"):
-        problems.add("api.publicExposureIntended", "is only used with api.serviceType LoadBalancer and "
-                                                   "api.internalLoadBalancer false")
     dns = c.api.dns
     if dns.record != "none" and c.api.service_type != "LoadBalancer":
         problems.add("api.dns.record", f"{dns.record!r} points the name at a load balancer; it needs "
@@ -149,10 +157,17 @@ def _check_api_tls_unseal(c: PlatformConfig, problems: Problems) -> None:
             problems.add("api.dns.route53ZoneId", "is required when api.dns.record is route53")
         if c.aws is None:
             problems.add("aws", "is required when api.dns.record is route53")
-    elif dns.route53_zone_id:
-        problems.add("api.dns.route53ZoneId", f"is only used with api.dns.record route53, not {dns.record!r}")
     host = url_host(c.api.address)
-    if c.tls.source == "generated" and not _certificate_covers(c, host):
+    # (With a replica count refused above, the certificate's names are not worth listing.)
+    if c.is_prod and c.tls.source == "generated":
+        problems.add("tls.source", "'generated' keeps the private keys of the CA and of the server certificate in "
+                                   "the stack's state, where whoever can decrypt the state (a pull request's "
+                                   "preview) could read them and impersonate Vault; in prod use certManager (keys "
+                                   "made and kept in the cluster) or existingSecret")
+    if c.tls.source == "certManager" and c.tls.issuer is not None and not c.tls.issuer.name:
+        problems.add("tls.issuer.name", "is required when tls.issuer is set (or leave tls.issuer out for the "
+                                        "stack's own CA)")
+    if c.tls.source in ("generated", "certManager") and replicas <= MAX_REPLICAS and not _certificate_covers(c, host):
         problems.add("api.address", f"{c.api.address!r}: the host {host!r} is not in the server certificate, so "
                                     "`pulumi up` could not verify Vault there; add it to tls.extraDnsNames (or "
                                     "tls.extraIpAddresses)")
@@ -167,11 +182,14 @@ def _check_api_tls_unseal(c: PlatformConfig, problems: Problems) -> None:
     if c.unseal.type == "transit":
         if c.unseal.transit is None:
             problems.add("unseal.transit", "is required when unseal.type is transit (address and keyName)")
-        if c.secrets.transit_unseal_token is None:
-            problems.add("secrets.transitUnsealToken", "is required when unseal.type is transit; set it with "
-                                                       "`pulumi config set --secret --path secrets.transitUnsealToken`")
-    elif c.unseal.transit is not None:
-        problems.add("unseal.transit", f"is only used with unseal.type transit, not {c.unseal.type!r}")
+        token_secret = c.unseal.transit.token_secret if c.unseal.transit else None
+        if c.secrets.transit_unseal_token is None and not token_secret:
+            problems.add("secrets.transitUnsealToken", "is required when unseal.type is transit (or "
+                                                       "unseal.transit.tokenSecret); set it with `pulumi config set "
+                                                       "--secret --path secrets.transitUnsealToken`")
+        if c.secrets.transit_unseal_token is not None and token_secret:
+            problems.add("secrets.transitUnsealToken", "and unseal.transit.tokenSecret both give the transit token; "
+                                                       "keep one")
     needs_aws = c.unseal.type == "awskms" or (c.backup.enabled and c.backup.target == "s3")
     if needs_aws and c.aws is None:
         problems.add("aws", "is required for unseal.type awskms and for backups to s3 (region, oidcProviderArn, "
@@ -245,15 +263,13 @@ def _check_database(c: PlatformConfig, problems: Problems) -> None:
             if role_name != "*" and role_name not in role_names:
                 problems.add(f"database.connections[{i}].allowedRoles",
                              f"{role_name!r} is not a role in database.roles")
-        if conn.name not in c.secrets.database_passwords:
+        if db.enabled and conn.name not in c.secrets.database_passwords:
             problems.add(f"secrets.databasePasswords.{conn.name}",
                          f"is required for database connection {conn.name!r}; set it with `pulumi config set "
                          f"--secret --path 'secrets.databasePasswords.{conn.name}'`")
-    for name in c.secrets.database_passwords:
+    for name in c.secrets.database_passwords if db.enabled else ():
         if name not in names:
             problems.add(f"secrets.databasePasswords.{name}", "names no connection in database.connections")
-    if (db.connections or db.roles or db.dev_postgres) and not db.enabled:
-        problems.add("database.enabled", "is false but database connections or roles are declared")
 
 
 def _check_pki(c: PlatformConfig, problems: Problems) -> None:
@@ -270,8 +286,6 @@ def _check_pki(c: PlatformConfig, problems: Problems) -> None:
             problems.add(f"pki.roles[{i}].maxTtl", f"{role.max_ttl!r} is below ttl {role.ttl!r}")
         if not role.allowed_domains:
             problems.add(f"pki.roles[{i}].allowedDomains", "must name at least one domain")
-    if pki.roles and not pki.enabled:
-        problems.add("pki.enabled", "is false but pki.roles are declared")
     for i, role in enumerate(pki.roles):
         for dup in duplicates(list(role.allowed_domains)):
             problems.add(f"pki.roles[{i}].allowedDomains", f"lists {dup!r} more than once")
@@ -298,15 +312,76 @@ def mounts(c: PlatformConfig) -> list[tuple[str, str]]:
 
 
 def _check_mounts(c: PlatformConfig, problems: Problems) -> None:
+    _check_paths(problems, mounts(c), RESERVED_MOUNTS,
+                 f"is a path Vault reserves for itself ({', '.join(RESERVED_MOUNTS)})", "secrets engines")
+
+
+def _check_paths(problems: Problems, places: list[tuple[str, str]], reserved: tuple[str, ...], reserved_why: str,
+                 what: str) -> None:
+    """Mount paths of one kind: none where Vault itself lives, no two the same or one inside the other."""
     seen: list[tuple[str, str]] = []
-    for key, path in mounts(c):
-        if path.split("/")[0] in RESERVED_MOUNTS:
-            problems.add(key, f"{path!r} is a path Vault reserves for itself ({', '.join(RESERVED_MOUNTS)})")
+    for key, path in places:
+        if path.split("/")[0] in reserved:
+            problems.add(key, f"{path!r} {reserved_why}; choose another path")
         for other_key, other in seen:
             if path == other or path.startswith(other + "/") or other.startswith(path + "/"):
-                problems.add(key, f"{path!r} collides with {other_key} {other!r}: two secrets engines cannot share a "
-                                  "path, nor be mounted one inside the other")
+                problems.add(key, f"{path!r} collides with {other_key} {other!r}: two {what} cannot share a "
+                                  "path, nor be mounted one inside the other; choose another path")
         seen.append((key, path))
+
+
+# Vault's own auth method lives at auth/token; nothing else may be mounted there.
+RESERVED_AUTH_PATHS = ("token",)
+
+
+def auth_mounts(c: PlatformConfig) -> list[tuple[str, str]]:
+    """(config key, path) of every auth method the stack enables."""
+    found = [("kubernetesAuth.path", c.kubernetes_auth.path)]
+    if c.deploy.jwt.enabled:
+        found.append(("deploy.jwt.path", c.deploy.jwt.path))
+    if c.deploy.operator_oidc.enabled:
+        found.append(("deploy.operatorOidc.path", c.deploy.operator_oidc.path))
+    return found
+
+
+def _check_auth_paths(c: PlatformConfig, problems: Problems) -> None:
+    _check_paths(problems, auth_mounts(c), RESERVED_AUTH_PATHS, "is Vault's own token auth method", "auth methods")
+
+
+# Application names whose Vault role (the name) or policy (app-<name>) the platform already uses.
+RESERVED_APPLICATION_NAMES = {
+    "raft-backup": "backup job's role",
+    "raft-rollout": "rolling restart job's role",
+    "templated": "templated policy every application shares (app-templated)",
+    "templated-write": "templated write policy (app-templated-write)",
+}
+
+
+def system_namespaces(c: PlatformConfig) -> dict[str, str]:
+    """Namespaces whose pods keep the cluster or the platform running, and what runs there."""
+    found = {ns: "is a Kubernetes system namespace" for ns in RESERVED_NAMESPACES if ns != "default"}
+    found[c.kubernetes.namespace] = "is Vault's namespace (kubernetes.namespace), where the injector itself runs"
+    if c.cert_manager.enabled:
+        found.setdefault(c.cert_manager.namespace, "is cert-manager's namespace (certManager.namespace)")
+    if c.external_secrets.install and any(a.uses_external_secrets for a in c.applications):
+        found.setdefault(c.external_secrets.namespace,
+                         "is the External Secrets Operator's namespace (externalSecrets.namespace)")
+    return found
+
+
+# Single-label domains reserved for private use (RFC 6761, RFC 6762, ICANN's .internal): anything else
+# with subdomains allowed is a whole top-level domain.
+PRIVATE_TLDS = ("internal", "local", "localhost", "test", "example", "invalid", "home.arpa")
+
+
+def _any_domain(domain: str, subdomains: bool) -> str | None:
+    """Why a PKI role's allowed domain lets it sign for (nearly) any name, or None."""
+    if domain.strip("*.") == "":
+        return "is a wildcard for every name"
+    bare = domain[2:] if domain.startswith("*.") else domain
+    if subdomains and "." not in bare and bare not in PRIVATE_TLDS:
+        return "with allowSubdomains covers a whole top-level domain"
+    return None
 
 
 def _check_applications(c: PlatformConfig, problems: Problems) -> None:
@@ -326,8 +401,26 @@ def _check_applications(c: PlatformConfig, problems: Problems) -> None:
             problems.add(f"{key}.databaseRole", f"{app.database_role!r} is not a role in database.roles")
         if app.pki_role and app.pki_role not in pki_roles:
             problems.add(f"{key}.pkiRole", f"{app.pki_role!r} is not a role in pki.roles")
-        if app.name == "raft-backup":
-            problems.add(f"{key}.name", "'raft-backup' is reserved for the backup job")
+        elif app.pki_role and not c.pki.enabled:
+            problems.add(f"{key}.pkiRole", f"{app.pki_role!r} needs the PKI engine, and pki.enabled is false")
+        if app.database_role and app.database_role in db_roles and not c.database.enabled:
+            problems.add(f"{key}.databaseRole", f"{app.database_role!r} needs the database engine, and "
+                                                "database.enabled is false")
+        if app.name in RESERVED_APPLICATION_NAMES:
+            problems.add(f"{key}.name", f"{app.name!r} is reserved: its Vault role or policy would replace the "
+                                        f"{RESERVED_APPLICATION_NAMES[app.name]}; choose another name")
+        if app.service_account == "default" and app.create_service_account:
+            problems.add(f"{key}.createServiceAccount", "true cannot create the service account 'default': Kubernetes "
+                                                        "makes it in every namespace; give the application a service "
+                                                        "account of its own")
+        elif app.service_account == "default" and c.is_prod:
+            problems.add(f"{key}.serviceAccount", "'default' is what every pod in the namespace runs as unless it "
+                                                  "names another, so all of them could log in as this application; "
+                                                  "give it a service account of its own (prod requires one)")
+        if c.is_prod and app.audience == "":
+            problems.add(f"{key}.audience", "is empty, so its role would accept a token minted for any audience: "
+                                            "prod binds every role to one; remove it to use kubernetesAuth.audience, "
+                                            "or name one")
         for dup in duplicates([g.path for g in app.kv]):
             problems.add(f"{key}.kv", f"grants {dup!r} more than once; give each path one access")
         for j, grant in enumerate(app.kv):
@@ -381,8 +474,16 @@ def _check_delivery(c: PlatformConfig, problems: Problems) -> None:
     service_roles = {external_secrets_role(a.namespace) for a in c.applications if a.uses_external_secrets}
     if c.cert_manager.enabled:
         service_roles.add(cert_manager_role(c.cert_manager.issuer_name))
+    fails_closed = injector.enabled and injector.failure_policy == "Fail"
+    system = system_namespaces(c)
     for i, app in enumerate(c.applications):
         key = f"applications[{i}]"
+        if fails_closed and app.uses_injector and app.namespace in system:
+            problems.add(f"{key}.namespace", f"{app.namespace!r} {system[app.namespace]}: its delivery "
+                                             f"{app.delivery!r} opts the whole namespace in to the injector's webhook, "
+                                             "which fails closed (cluster.injector.failurePolicy Fail), so no pod "
+                                             "could start there while the injector is down, not even the ones that "
+                                             "bring it back; run the application in a namespace of its own")
         if app.uses_injector and not injector.enabled:
             problems.add(f"{key}.delivery", f"{app.delivery!r} needs the injector, but cluster.injector.enabled is "
                                             "false")
@@ -396,15 +497,9 @@ def _check_delivery(c: PlatformConfig, problems: Problems) -> None:
         if app.create_namespace and app.namespace in reserved:
             problems.add(f"{key}.createNamespace", f"true would create namespace {app.namespace!r}, which always "
                                                    "exists or belongs to the platform; set it to false")
-        if app.delivery == "none" and app.secrets:
-            problems.add(f"{key}.secrets", "are delivered by the injector or the External Secrets Operator, and "
-                                           "delivery is 'none'; choose a delivery or remove them")
         if app.uses_external_secrets and not app.secrets:
             problems.add(f"{key}.secrets", f"is empty, so delivery {app.delivery!r} gives the External Secrets "
                                            "Operator nothing to copy; list the KV secrets to deliver")
-        if app.refresh_interval is not None and not app.uses_external_secrets:
-            problems.add(f"{key}.refreshInterval", f"is only used with delivery externalSecrets or both, not "
-                                                   f"{app.delivery!r}")
         for dup in duplicates([s.name for s in app.secrets]):
             problems.add(f"{key}.secrets", f"name {dup!r} appears more than once (each is one file)")
         for dup in duplicates([k for s in app.secrets for k in s.keys]):
@@ -434,6 +529,15 @@ def _check_delivery(c: PlatformConfig, problems: Problems) -> None:
                                                 f"{', '.join(sorted(pki_roles)) or 'none defined in pki.roles'}")
         elif cm.pki_role not in pki_roles:
             problems.add("certManager.pkiRole", f"{cm.pki_role!r} is not a role in pki.roles")
+        else:
+            i, role = next((i, r) for i, r in enumerate(c.pki.roles) if r.name == cm.pki_role)
+            for domain in role.allowed_domains:
+                problem = _any_domain(domain, role.allow_subdomains)
+                if problem:
+                    problems.add(f"pki.roles[{i}].allowedDomains",
+                                 f"{domain!r} {problem}: certManager.pkiRole {cm.pki_role!r} is the role of a "
+                                 "ClusterIssuer any namespace may use, so it would sign for names nobody here owns; "
+                                 "allow only your own domains (e.g. svc.cluster.local, internal.example.com)")
 
 
 def _check_policies(c: PlatformConfig, problems: Problems) -> None:
@@ -476,44 +580,6 @@ def kv_grant_problem(c: PlatformConfig, path: str, *, kv_only: bool) -> str | No
             f"'{mount}/data/{rest}'?")
 
 
-def _check_ignored(c: PlatformConfig, problems: Problems, given: set[str] | frozenset[str]) -> None:
-    """Settings that would have no effect because of another setting: refused, not ignored."""
-
-    def set_under(prefix: str, exclude: tuple[str, ...] = ()) -> list[str]:
-        return sorted(p for p in given if p.startswith(prefix + ".") and p.count(".") == prefix.count(".") + 1
-                      and p.rsplit(".", 1)[1] not in exclude)
-
-    rules_: list[tuple[bool, str, tuple[str, ...], str]] = [
-        (not c.transit.enabled, "transit", ("enabled",), "transit.enabled is false"),
-        (not c.pki.intermediate.enabled, "pki.intermediate", ("enabled",), "pki.intermediate.enabled is false"),
-        (not c.backup.enabled, "backup", ("enabled",), "backup.enabled is false"),
-        (c.backup.target != "s3", "backup.s3", (), f"backup.target is {c.backup.target!r}"),
-        (c.backup.target != "volume", "backup.volume", (), f"backup.target is {c.backup.target!r}"),
-        (c.unseal.type != "awskms", "unseal.awskms", (), f"unseal.type is {c.unseal.type!r}"),
-        (not c.cluster.injector.enabled, "cluster.injector", ("enabled",), "cluster.injector.enabled is false"),
-        (not c.cluster.network_policy.enabled, "cluster.networkPolicy", ("enabled",),
-         "cluster.networkPolicy.enabled is false"),
-        (not c.migration.aws_secrets_manager.enabled, "migration.awsSecretsManager", ("enabled",),
-         "migration.awsSecretsManager.enabled is false"),
-    ]
-    for applies, prefix, exclude, why in rules_:
-        if applies:
-            for path in set_under(prefix, exclude):
-                problems.add(path, f"has no effect: {why}; remove it, or turn the section on")
-    if c.tls.source == "generated":
-        for path in ("tls.existingSecret", "tls.existingCaCert"):
-            if path in given:
-                problems.add(path, "has no effect: tls.source is 'generated'; remove it, or set tls.source to "
-                                   "existingSecret")
-    elif c.tls.source == "existingSecret":
-        for path in set_under("tls", ("source", "existingSecret", "existingCaCert")):
-            problems.add(path, "has no effect: tls.source is 'existingSecret' (your Secret's certificate is used)")
-    if not (c.backup.enabled and c.backup.target == "s3") and "aws.snapshotReaders" in given:
-        problems.add("aws.snapshotReaders", "has no effect: the stack makes no snapshot bucket (backup.target is "
-                                            "not s3)")
-
-
-
 def certificate_names(c: PlatformConfig) -> tuple[list[str], list[str]]:
     """(DNS names, IP addresses) the generated server certificate carries."""
     assert c.cluster.replicas is not None
@@ -538,29 +604,94 @@ def _check_deploy(c: PlatformConfig, problems: Problems) -> None:
     if d.jwt.enabled and d.jwt.github is None:
         problems.add("deploy.jwt.github", "is required when deploy.jwt.enabled is true (repository, and the ref and "
                                           "environments that may log in)")
+    if d.jwt.enabled and duration_seconds(d.jwt.token_ttl) > duration_seconds(d.jwt.token_max_ttl):
+        problems.add("deploy.jwt.tokenTtl", f"{d.jwt.token_ttl!r} is longer than deploy.jwt.tokenMaxTtl "
+                                            f"{d.jwt.token_max_ttl!r}; Vault would cut every CI token to the "
+                                            "maximum: make it at most tokenMaxTtl")
     if d.operator_oidc.enabled:
         for key, value in (("discoveryUrl", d.operator_oidc.discovery_url), ("clientId", d.operator_oidc.client_id),
                            ("adminGroup", d.operator_oidc.admin_group)):
             if not value:
                 problems.add(f"deploy.operatorOidc.{key}", "is required when deploy.operatorOidc.enabled is true")
-        if c.secrets.oidc_client_secret is None:
-            problems.add("secrets.oidcClientSecret",
-                         "is required when deploy.operatorOidc.enabled is true; set it with "
-                         "`pulumi config set --secret --path secrets.oidcClientSecret`")
+        if not d.operator_oidc.allowed_redirect_uris:
+            problems.add("deploy.operatorOidc.allowedRedirectUris",
+                         "is empty: Vault would refuse every login's redirect; keep the CLI's "
+                         "http://localhost:8250/oidc/callback (and add the UI's, if people log in there)")
+        if c.secrets.oidc_client_secret is None and not d.operator_oidc.client_secret_arn:
+            problems.add("deploy.operatorOidc.clientSecretArn",
+                         "is required when deploy.operatorOidc.enabled is true (or, in dev, secrets.oidcClientSecret, "
+                         "set with `pulumi config set --secret --path secrets.oidcClientSecret`)")
+        if c.secrets.oidc_client_secret is not None and d.operator_oidc.client_secret_arn:
+            problems.add("secrets.oidcClientSecret", "and deploy.operatorOidc.clientSecretArn both give the client "
+                                                     "secret; keep one")
+        if d.operator_oidc.client_secret_arn and c.aws is None:
+            problems.add("deploy.operatorOidc.clientSecretArn", "needs the aws section (its region) to read the "
+                                                                "secret")
     if d.revoke_root_token and not (d.jwt.enabled or d.operator_oidc.enabled):
         problems.add("deploy.revokeRootToken", "is true, but no deploy identity replaces the root token: enable "
                                                "deploy.jwt (CI) or deploy.operatorOidc (people), or set it to false")
+    if d.revoke_root_token:
+        ttl = duration_seconds(d.bootstrap_token_ttl)
+        if ttl <= BOOTSTRAP_MARGIN_SECONDS:
+            problems.add("deploy.bootstrapTokenTtl",
+                         f"{d.bootstrap_token_ttl!r} is not longer than {BOOTSTRAP_MARGIN_SECONDS // 60}m: the first "
+                         "run stops using that token when it has "
+                         f"{BOOTSTRAP_MARGIN_SECONDS // 60} minutes left, so right after revoking the root token it "
+                         f"would have no token to finish with; use more than {BOOTSTRAP_MARGIN_SECONDS // 60}m (the "
+                         "default is 1h)")
+        elif ttl > BOOTSTRAP_TOKEN_MAX_SECONDS:
+            problems.add("deploy.bootstrapTokenTtl",
+                         f"{d.bootstrap_token_ttl!r} is longer than {BOOTSTRAP_TOKEN_MAX_SECONDS // 3600}h: the token "
+                         "only finishes the first run, and a deployer token that outlives it is a standing admin "
+                         "credential; use at most "
+                         f"{BOOTSTRAP_TOKEN_MAX_SECONDS // 3600}h (the default is 1h)")
     if d.revoke_root_token and c.init.root_token_pgp_key:
         problems.add("deploy.revokeRootToken", "has nothing to revoke: init.rootTokenPgpKey encrypts the root token "
                                                "for an operator; use one or the other")
-    # Key shares only as PGP ciphertext in prod: whoever reads the state must not hold the keys.
-    if c.is_prod and not c.init.pgp_keys and not c.init.accept_plaintext_shares:
+    _check_prod_state(c, problems)
+
+
+def _check_prod_state(c: PlatformConfig, problems: Problems) -> None:
+    """prod's state holds nothing that logs in to Vault or impersonates it: whoever can decrypt it (the
+    role a pull request's preview runs with) gains nothing. tests/unit/test_state_secrets.py lists what
+    it does hold and why each grants nothing."""
+    if not c.is_prod:
+        return
+    why = "in prod the stack's state must hold nothing that logs in to Vault (whoever decrypts it, a pull " \
+          "request's preview included, could read it)"
+    # Key shares only as PGP ciphertext: whoever reads the state must not hold the keys.
+    if not c.init.pgp_keys:
         problems.add("init.pgpKeys", f"is required in prod: {c.init.shares} PGP public keys, one per share, so the "
                                      "shares exist only encrypted to the people who hold them. Export each with "
-                                     "`gpg --export <key id> | base64 -w0`. (init.acceptPlaintextShares: true "
-                                     "stores them unencrypted in the state on purpose.)")
-    if not c.is_prod and c.init.accept_plaintext_shares:
-        problems.add("init.acceptPlaintextShares", "only matters in prod: other stacks never require PGP keys")
+                                     "`gpg --export <key id> | base64 -w0`")
+    if c.init.accept_plaintext_shares:
+        problems.add("init.acceptPlaintextShares", f"is refused: plaintext shares can make a root token, and {why}")
+    if c.deploy.revoke_root_token is False:
+        problems.add("deploy.revokeRootToken", f"false keeps a working root token in the state; {why}. Leave it "
+                                               "true (prod's default): the deploy identity takes over in the first run")
+    if c.init.root_token_pgp_key:
+        problems.add("init.rootTokenPgpKey", "is refused in prod: the first run hands the root token over to the "
+                                             "deploy identity and revokes it (deploy.revokeRootToken)")
+    s = c.secrets
+    if s.kv:
+        problems.add("secrets.kv", f"values set in the config are in the state; {why}. Put initial secrets in Vault "
+                                   "with `python -m migration` or `vault kv put`")
+    if s.vault_token is not None:
+        problems.add("secrets.vaultToken", f"is refused; {why}. Give an operator's token at run time instead: "
+                                           "`VAULT_TOKEN=<token> make up` (the stack logs in with it, keeps nothing)")
+    if s.transit_unseal_token is not None and c.unseal.type == "transit":
+        problems.add("secrets.transitUnsealToken", f"can unseal Vault; {why}. Put the token in a Secret of your own "
+                                                   "and name it in unseal.transit.tokenSecret")
+    if s.oidc_client_secret is not None and c.deploy.operator_oidc.enabled:
+        problems.add("secrets.oidcClientSecret", f"is refused; {why}. Store it in AWS Secrets Manager and name it "
+                                                 "in deploy.operatorOidc.clientSecretArn (read only when the identity "
+                                                 "is written)")
+    for i, conn in enumerate(c.database.connections):
+        if conn.name in s.database_passwords and not conn.rotate_root:
+            problems.add(f"database.connections[{i}].rotateRoot",
+                         f"must be true in prod while secrets.databasePasswords holds {conn.name!r}'s admin password: "
+                         "Vault then replaces the password right after the first run, so the one in the state "
+                         "opens nothing")
 
 
 def _check_migration(c: PlatformConfig, problems: Problems) -> None:
@@ -604,16 +735,116 @@ def _check_day2(c: PlatformConfig, problems: Problems) -> None:
         problems.add("cluster.rollout.enabled", "true cannot work with PGP-encrypted shamir key shares: a restarted "
                                                 "pod stays sealed until an operator unseals it. Set it to false "
                                                 "and restart pods by hand (docs/day-2.md)")
-    s3 = c.backup.s3
-    uses_s3 = c.backup.enabled and c.backup.target == "s3"
-    if s3.replication.enabled:
-        if not uses_s3:
-            problems.add("backup.s3.replication.enabled", "true is only used with backup.target s3")
-        if not s3.replication.region:
+    _check_backup_bucket(c, problems)
+    _check_monitoring(c, problems)
+
+
+def _check_backup_bucket(c: PlatformConfig, problems: Problems) -> None:
+    b, s3 = c.backup, c.backup.s3
+    if not (b.enabled and b.target == "s3"):
+        return
+    # The bucket's lifecycle expires a snapshot retentionDays after it was written, whether or not a newer
+    # one exists: a schedule with longer gaps leaves stretches with no snapshot at all.
+    gap = cron_longest_gap_seconds(b.schedule)
+    if b.retention_days * 86400 <= gap:
+        problems.add("backup.retentionDays", f"{b.retention_days} day(s) is not longer than the longest gap between "
+                                             f"two runs of backup.schedule {b.schedule!r} ({_days(gap)}): S3 would "
+                                             "expire the last snapshot before the next one is taken; keep snapshots "
+                                             "longer, or back up more often")
+    lock = s3.object_lock
+    if lock.mode != "none" and lock.days is not None and lock.days > b.retention_days:
+        problems.add("backup.s3.objectLock.days", f"{lock.days} is longer than backup.retentionDays "
+                                                  f"{b.retention_days}: S3 cannot delete a locked snapshot, so pruning "
+                                                  f"would keep every snapshot {lock.days} days, not "
+                                                  f"{b.retention_days}" + (" (and a compliance lock can never be "
+                                                                            "shortened)" if lock.mode == "compliance"
+                                                                           else "")
+                                                  + "; lock for at most retentionDays, or raise retentionDays")
+    rep = s3.replication
+    if rep.enabled:
+        if not rep.region:
             problems.add("backup.s3.replication.region", "is required when replication is enabled")
-        elif c.aws is not None and s3.replication.region == c.aws.region:
-            problems.add("backup.s3.replication.region", f"{s3.replication.region!r} is aws.region; replicate to "
+        elif c.aws is not None and rep.region == c.aws.region:
+            problems.add("backup.s3.replication.region", f"{rep.region!r} is aws.region; replicate to "
                                                          "another region")
-    if s3.object_lock.days is not None and s3.object_lock.mode == "none":
-        problems.add("backup.s3.objectLock.days", "is only used when backup.s3.objectLock.mode is governance or "
-                                                  "compliance")
+        if rep.bucket_name and rep.bucket_name == s3.bucket_name:
+            problems.add("backup.s3.replication.bucketName", f"{rep.bucket_name!r} is the snapshot bucket itself "
+                                                             "(backup.s3.bucketName); name another bucket, or leave it "
+                                                             "empty to derive one")
+
+
+def _days(seconds: float) -> str:
+    return f"{seconds / 86400:g} day(s)" if seconds >= 86400 else f"{seconds / 3600:g} hour(s)"
+
+
+def _check_monitoring(c: PlatformConfig, problems: Problems) -> None:
+    m = c.monitoring
+    if c.cluster.service_monitor and duration_seconds(m.scrape_interval) < SCRAPE_TIMEOUT_SECONDS:
+        problems.add("monitoring.scrapeInterval", f"{m.scrape_interval!r} is shorter than the scrape timeout "
+                                                  f"({SCRAPE_TIMEOUT}), which Prometheus refuses; scrape every "
+                                                  f"{SCRAPE_TIMEOUT} or less often")
+    if m.prometheus_rule and c.tls.source in ("generated", "certManager"):
+        days = m.alerts.certificate_expiry_days
+        validity_hours = int(duration_seconds(c.tls.validity) // 3600)
+        renewal_days = early_renewal_hours(validity_hours) / 24
+        key = "monitoring.alerts.certificateExpiryDays"
+        most = int(renewal_days)
+        fix = f"use at most {most}" if most >= 1 else "lengthen tls.validity (the alert counts whole days)"
+        if days * 24 >= validity_hours:
+            problems.add(key, f"{days} is not shorter than the server certificate's whole lifetime (tls.validity "
+                              f"{c.tls.validity!r}): the alert would always fire; {fix}")
+        elif days > renewal_days:
+            problems.add(key, f"{days} is more than the {renewal_days:.3g} day(s) before expiry in which `pulumi up` "
+                              f"renews the server certificate (a third of tls.validity {c.tls.validity!r}, at most "
+                              f"30): the alert would fire while `pulumi up` cannot renew it yet; {fix}"
+                              + (", or lengthen tls.validity" if most >= 1 else ""))
+
+
+# --- installs without internet: charts on disk, images from a private registry -------------------
+
+
+def chart_on_disk(path: str) -> tuple[str, str] | str:
+    """(name, version) from the Chart.yaml of a chart folder or a `helm pull` .tgz, or why not.
+    A relative path is taken from the current folder: the project folder, where Pulumi runs the program."""
+    import tarfile
+    from pathlib import Path
+
+    import yaml
+
+    where = Path(path)
+    try:
+        if where.is_dir():
+            text = (where / "Chart.yaml").read_text()
+        elif where.is_file():
+            with tarfile.open(where) as tgz:
+                member = next((m for m in tgz.getmembers() if m.isfile() and m.name.count("/") == 1
+                               and m.name.endswith("/Chart.yaml")), None)
+                if member is None:
+                    return "is an archive without <chart>/Chart.yaml (give a chart folder or a `helm pull` .tgz)"
+                text = tgz.extractfile(member).read().decode()  # type: ignore[union-attr]
+        else:
+            return f"does not exist (relative paths start at the project folder, {Path.cwd()})"
+        meta = yaml.safe_load(text)
+    except (OSError, tarfile.TarError, UnicodeDecodeError, yaml.YAMLError) as e:
+        return f"cannot be read as a chart: {e}"
+    if not isinstance(meta, dict) or not meta.get("name") or not meta.get("version"):
+        return "has a Chart.yaml without a name and version"
+    return str(meta["name"]), str(meta["version"])
+
+
+def _check_air_gap(c: PlatformConfig, problems: Problems, given: set[str] | frozenset[str]) -> None:
+    charts = (("cluster.chart", c.cluster.chart.path, "vault", c.cluster.chart.version),
+              ("externalSecrets.chart", c.external_secrets.chart.path, "external-secrets",
+               c.external_secrets.chart.version))
+    for key, path, name, version in charts:
+        if not path:
+            continue
+        if f"{key}.repository" in given:
+            problems.add(f"{key}.repository", f"has no effect: {key}.path is set (the chart comes from it); "
+                                              "remove one of the two")
+        found = chart_on_disk(path)
+        if isinstance(found, str):
+            problems.add(f"{key}.path", f"{path!r} {found}")
+        elif found != (name, version):
+            problems.add(f"{key}.path", f"{path!r} holds chart {found[0]} {found[1]}, not {name} {version} "
+                                        f"({key}.version)")

@@ -41,6 +41,19 @@ def rule(check: checks.Check) -> AfterValidator:
     return AfterValidator(validate)
 
 
+class JsonSchema:
+    """JSON Schema keywords for the published stack schema (schema/stack-config.schema.json), beside a
+    rule the program itself runs: an editor flags what the schema can express before a run does."""
+
+    def __init__(self, **keywords: Any) -> None:
+        self.keywords = keywords
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> Any:
+        schema = handler(core_schema)
+        schema.update(self.keywords)
+        return schema
+
+
 def each(check: checks.Check) -> Callable[[Any], str | None]:
     def run(values: Any) -> str | None:
         for value in values:

@@ -25,13 +25,13 @@ class DatabaseLeasesProvider(VaultHttp):
         return CreateResult(id_=f"{props['mount']}/config/{props['connection']}", outs=props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [k for k in ("address", "ca_cert_pem", "mount", "connection", "roles", "token")
-                   if olds.get(k) != news.get(k)]
+        changed = [k for k in ("address", "ca_cert_pem", "mount", "connection", "roles") if olds.get(k) != news.get(k)]
         return DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         gone = [r for r in olds.get("roles") or [] if r not in (news.get("roles") or [])]
-        self._revoke({**olds, "token": news.get("token") or olds.get("token")}, gone)
+        # How Vault is reached now, not how it was at creation.
+        self._revoke({**olds, **{k: news.get(k) for k in ("token_file", "login_path", "login_audience")}}, gone)
         return UpdateResult(outs=news)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
@@ -40,7 +40,7 @@ class DatabaseLeasesProvider(VaultHttp):
     def _revoke(self, props: dict[str, Any], roles: list[str]) -> None:
         if not roles:
             return
-        # The token stored at creation may be gone by now (the first run's, after the root token's revocation).
+        # Whoever deploys now: the state holds no token of its own (VaultHttp's login order).
         token = self._credentials(props)
         for role in roles:
             prefix = f"{props['mount']}/creds/{role}"
@@ -60,10 +60,7 @@ class DatabaseLeases(Resource):
     """Revokes ``<mount>/creds/<role>/`` leases for each of ``roles`` when deleted (or when a role
     leaves ``roles``). Give it ``depends_on`` the connection and its roles."""
 
-    def __init__(self, name: str, *, address: pulumi.Input[str], ca_cert_pem: pulumi.Input[str],
-                 token: pulumi.Input[str], mount: pulumi.Input[str], connection: str, roles: list[str],
-                 login_path: str = "", opts: pulumi.ResourceOptions | None = None):
-        props = {"address": address, "ca_cert_pem": ca_cert_pem, "token": pulumi.Output.secret(token),
-                 "mount": mount, "connection": connection, "roles": roles, "login_path": login_path}
-        super().__init__(_STORED_PROVIDER(), name, props, pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=["token"])))
+    def __init__(self, name: str, *, access: dict[str, pulumi.Input[Any]], mount: pulumi.Input[str],
+                 connection: str, roles: list[str], opts: pulumi.ResourceOptions | None = None):
+        props = {**access, "mount": mount, "connection": connection, "roles": roles}
+        super().__init__(_STORED_PROVIDER(), name, props, opts)

@@ -27,8 +27,7 @@ _REPLACE_ON = ("mount", "connection", "connection_url", "username")
 class DatabaseRootRotationProvider(VaultHttp):
     def create(self, props: dict[str, Any]) -> CreateResult:
         path = f"{props['mount']}/rotate-root/{props['connection']}"
-        # A replacement in a later run: the token stored at the first run may be gone by now (the first
-        # run's, after the root token's revocation); _credentials logs in as whoever deploys now.
+        # Whoever deploys now (VaultHttp's login order): the state holds no token.
         status, payload = self._call(props, "POST", path, {}, token=self._credentials(props), timeout=120)
         if status not in (200, 204):
             raise RuntimeError(
@@ -39,8 +38,7 @@ class DatabaseRootRotationProvider(VaultHttp):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [k for k in _REPLACE_ON if olds.get(k) != news.get(k)]
-        changed = replaces + [k for k in ("address", "ca_cert_pem", "token", "login_path")
-                              if olds.get(k) != news.get(k)]
+        changed = replaces + [k for k in ("address", "ca_cert_pem") if olds.get(k) != news.get(k)]
         return DiffResult(changes=bool(changed), replaces=replaces, stables=[], delete_before_replace=True)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -58,12 +56,9 @@ class DatabaseRootRotation(Resource):
     """Rotates ``<mount>/config/<connection>``'s admin password once, when created. Give it
     ``depends_on`` the connection."""
 
-    def __init__(self, name: str, *, address: pulumi.Input[str], ca_cert_pem: pulumi.Input[str],
-                 token: pulumi.Input[str], mount: pulumi.Input[str], connection: str,
-                 connection_url: pulumi.Input[str], username: str, login_path: str = "",
+    def __init__(self, name: str, *, access: dict[str, pulumi.Input[Any]], mount: pulumi.Input[str],
+                 connection: str, connection_url: pulumi.Input[str], username: str,
                  opts: pulumi.ResourceOptions | None = None):
-        props = {"address": address, "ca_cert_pem": ca_cert_pem, "token": pulumi.Output.secret(token),
-                 "mount": mount, "connection": connection, "connection_url": connection_url, "username": username,
-                 "login_path": login_path}
-        super().__init__(_STORED_PROVIDER(), name, props, pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=["token"])))
+        props = {**access, "mount": mount, "connection": connection, "connection_url": connection_url,
+                 "username": username}
+        super().__init__(_STORED_PROVIDER(), name, props, opts)

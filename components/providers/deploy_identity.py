@@ -24,9 +24,9 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Updat
 from components.providers.stored import by_value
 from components.providers.vault_http import VaultHttp
 
-SECRET_OUTPUTS = ["token", "client_secrets", "bootstrap_token"]
+SECRET_OUTPUTS = ["token", "client_secrets"]
 # What the identity is made of; a change to any of these is an update.
-_WATCHED = ("address", "ca_cert_pem", "policies", "auths", "client_secrets")
+_WATCHED = ("address", "ca_cert_pem", "policies", "auths", "client_secrets", "client_secret_arns")
 
 
 class DeployIdentityProvider(VaultHttp):
@@ -37,11 +37,20 @@ class DeployIdentityProvider(VaultHttp):
         return self._guard(self._update, olds, news)
 
     def _create(self, props: dict[str, Any]) -> CreateResult:
-        token = props.get("token") or ""
-        self._write(props, token, previous=None)
-        outs = {**props, "bootstrap_token": "", "bootstrap_expires_at": 0, "root_token_revoked": False}
-        if props.get("revoke_root_token"):
-            outs.update(self._hand_over(props, token))
+        root = props.get("token") or ""
+        outs = {**props, "bootstrap_expires_at": 0, "root_token_revoked": False}
+        if root and self._call(props, "GET", "auth/token/lookup-self", token=root)[0] == 200:
+            self._write(props, root, previous=None)
+            if props.get("revoke_root_token"):
+                outs.update(self._hand_over(props, root))
+            return CreateResult(id_="deploy-identity", outs=outs)
+        # The stack's root token no longer works: an earlier run revoked it and died before this
+        # resource was recorded, or an operator revoked it. Write the identity as whoever can log in
+        # now (an operator's VAULT_TOKEN, CI, the first run's token) and record what happened.
+        writer = self._credentials({**props, "token": ""})
+        self._write(props, writer, previous=None)
+        outs["root_token_revoked"] = bool(root) and self._call(
+            props, "GET", "auth/token/lookup-self", token=root)[0] == 403
         return CreateResult(id_="deploy-identity", outs=outs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -49,8 +58,8 @@ class DeployIdentityProvider(VaultHttp):
         return DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
 
     def _update(self, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        kept = {k: olds.get(k) for k in ("bootstrap_token", "bootstrap_expires_at", "root_token_revoked")}
-        token = self._credentials({**news, **kept, "token": news.get("token") or olds.get("token")})
+        kept = {k: olds.get(k) for k in ("bootstrap_expires_at", "root_token_revoked")}
+        token = self._credentials({**news, "token": "" if olds.get("root_token_revoked") else news.get("token")})
         self._write(news, token, previous=olds)
         return UpdateResult(outs={**news, **kept})
 
@@ -68,12 +77,19 @@ class DeployIdentityProvider(VaultHttp):
 
     def _ok(self, props: dict[str, Any], method: str, path: str, body: Any, token: str, what: str) -> Any:
         status, payload = self._call(props, method, path, body, token=token, timeout=30)
+        if status == 403:
+            raise RuntimeError(
+                f"{what}: the deploy identity (its policies, the CI and operator logins) changes with this config, "
+                "and a deployer may not change it: an operator applies it with a break-glass token "
+                "(`VAULT_TOKEN=<token> make up`, docs/break-glass.md).")
         if status not in (200, 204):
             raise RuntimeError(f"{what}: HTTP {status} on {path}: {self._errors(payload)}")
         return payload
 
     def _write(self, props: dict[str, Any], token: str, previous: dict[str, Any] | None) -> None:
         for name, hcl in sorted((props.get("policies") or {}).items()):
+            if previous is not None and (previous.get("policies") or {}).get(name) == hcl:
+                continue
             self._ok(props, "PUT", f"sys/policies/acl/{name}", {"policy": hcl}, token, f"writing policy {name!r}")
         enabled = self._ok(props, "GET", "sys/auth", None, token, "listing auth methods")
         enabled = enabled.get("data", enabled) if isinstance(enabled, dict) else {}
@@ -91,12 +107,32 @@ class DeployIdentityProvider(VaultHttp):
             config = dict(auth["config"])
             if secrets.get(path):
                 config["oidc_client_secret"] = secrets[path]
+            if (props.get("client_secret_arns") or {}).get(path):
+                config["oidc_client_secret"] = self._read_client_secret(props["client_secret_arns"][path])
             self._ok(props, "POST", f"auth/{path}/config", config, token, f"configuring auth method {path!r}")
             for role in auth.get("roles") or []:
                 self._ok(props, "POST", f"auth/{path}/role/{role['name']}", role["payload"], token,
                          f"writing role {role['name']!r} of {path!r}")
             for gone in sorted(old_roles.get(path, set()) - {r["name"] for r in auth.get("roles") or []}):
                 self._ok(props, "DELETE", f"auth/{path}/role/{gone}", None, token, f"deleting role {gone!r}")
+
+    @staticmethod
+    def _read_client_secret(arn: str) -> str:
+        """The OIDC client secret, from AWS Secrets Manager with the runner's credentials: sent to Vault,
+        never returned (so never in the state)."""
+        import boto3
+        import botocore.exceptions
+
+        region = arn.split(":")[3]
+        try:
+            value = boto3.client("secretsmanager", region_name=region).get_secret_value(SecretId=arn)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise RuntimeError(f"could not read the OIDC client secret {arn} from AWS Secrets Manager: {exc}. The "
+                               "runner's AWS role needs secretsmanager:GetSecretValue on it.") from None
+        secret = value.get("SecretString") or ""
+        if not secret:
+            raise RuntimeError(f"the AWS Secrets Manager secret {arn} holds no SecretString (the OIDC client secret)")
+        return secret
 
     def _hand_over(self, props: dict[str, Any], root: str) -> dict[str, Any]:
         """A short-lived deployer token for the rest of this run, then the root token revoked."""
@@ -112,35 +148,54 @@ class DeployIdentityProvider(VaultHttp):
         if status != 200 or props["deployer_policy"] not in (payload.get("data") or {}).get("policies", []):
             raise RuntimeError(f"the first run's deployer token does not work (HTTP {status}); the root token was "
                                "kept. Run `pulumi up` again.")
+        # Into a file only this user reads, never into the state: the rest of this run uses it.
+        self._write_private(props["first_run_file"], bootstrap)
         self._ok(props, "POST", "auth/token/revoke-self", None, root, "revoking the root token")
         status, _ = self._call(props, "GET", "auth/token/lookup-self", token=root)
         if status != 403:
             raise RuntimeError(f"the root token still answers after its revocation (HTTP {status})")
-        return {"bootstrap_token": bootstrap, "bootstrap_expires_at": int(time.time()) + ttl,
-                "root_token_revoked": True}
+        return {"bootstrap_expires_at": int(time.time()) + ttl, "root_token_revoked": True}
+
+    @staticmethod
+    def _write_private(path: str, token: str) -> None:
+        import os
+
+        os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+        tmp = f"{path}.tmp"
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token + "\n")
+        os.replace(tmp, path)
 
 
 _STORED_PROVIDER = by_value(DeployIdentityProvider)
 
 
 class DeployIdentity(Resource, module="bootstrap", name="DeployIdentity"):
-    """Outputs: ``bootstrap_token`` (secret; empty unless the root token was revoked) and
-    ``bootstrap_expires_at`` (Unix seconds)."""
+    """Outputs: ``bootstrap_expires_at`` (Unix seconds; 0 unless the root token was revoked) and
+    ``root_token_revoked``. The first run's deployer token goes to ``first_run_file`` (mode 0600,
+    relative to the project folder), never into the state."""
 
-    bootstrap_token: pulumi.Output[str]
     bootstrap_expires_at: pulumi.Output[int]
     root_token_revoked: pulumi.Output[bool]
 
     def __init__(self, name: str, *, address: pulumi.Input[str], ca_cert_pem: pulumi.Input[str],
                  token: pulumi.Input[str], policies: dict[str, str], auths: list[dict[str, Any]],
                  client_secrets: pulumi.Input[dict[str, str]], deployer_policy: str, revoke_root_token: bool,
-                 bootstrap_ttl_seconds: int, login_path: str, opts: pulumi.ResourceOptions | None = None):
+                 bootstrap_ttl_seconds: int, login_path: str, login_audience: str, first_run_file: str,
+                 client_secret_arns: dict[str, str] | None = None, opts: pulumi.ResourceOptions | None = None):
         props = {
             "address": address, "ca_cert_pem": ca_cert_pem, "token": pulumi.Output.secret(token),
             "policies": policies, "auths": auths, "client_secrets": pulumi.Output.secret(client_secrets),
             "deployer_policy": deployer_policy, "revoke_root_token": revoke_root_token,
             "bootstrap_ttl_seconds": bootstrap_ttl_seconds, "login_path": login_path,
-            "bootstrap_token": None, "bootstrap_expires_at": None, "root_token_revoked": None,
+            "login_audience": login_audience, "first_run_file": first_run_file,
+            "client_secret_arns": client_secret_arns or {},
+            # Later runs read the first run's token from here too, while it lives.
+            "token_file": first_run_file,
+            "bootstrap_expires_at": None, "root_token_revoked": None,
         }
         super().__init__(_STORED_PROVIDER(), name, props, pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)))

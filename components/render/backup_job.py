@@ -24,6 +24,7 @@ from typing import Any
 
 from components.model import BackupConfig, PlatformConfig
 from components.model.names import Names
+from components.render.images import pulled_from
 from components.render.policies import BACKUP_POLICY
 
 SCRIPT_PATH = Path(__file__).resolve().parents[2] / "scripts" / "backup.sh"
@@ -89,6 +90,8 @@ class BackupJob:
     aws_region: str | None = None
     # The audience of the job's projected token, which its Vault role requires (empty: none).
     token_audience: str = ""
+    # The uploader's image (prod), from the private registry when the stack names one.
+    aws_cli_image: str = AWS_CLI_IMAGE
 
     @classmethod
     def of(cls, config: PlatformConfig) -> BackupJob:
@@ -96,7 +99,9 @@ class BackupJob:
         tls_secret = config.tls.existing_secret if config.tls.source == "existingSecret" else names.tls_secret
         assert tls_secret
         return cls(backup=config.backup, names=names,
-                   vault_image=f"{config.cluster.image.repository}:{config.cluster.image.tag}",
+                   vault_image=pulled_from(f"{config.cluster.image.repository}:{config.cluster.image.tag}",
+                                           config.images.registry),
+                   aws_cli_image=pulled_from(AWS_CLI_IMAGE, config.images.registry),
                    kubernetes_auth_path=config.kubernetes_auth.path, tls_secret=tls_secret,
                    snapshot_size_limit=config.cluster.data_storage.size,
                    aws_region=config.aws.region if config.aws else None,
@@ -258,7 +263,7 @@ def cron_job(job: BackupJob, script: str, bucket: str | None = None) -> dict[str
             raise ValueError("backup.target is s3 but no AWS region was given")
         finisher = {
             "name": "upload",
-            "image": AWS_CLI_IMAGE,
+            "image": job.aws_cli_image,
             "imagePullPolicy": "IfNotPresent",
             "command": ["/bin/sh", f"{SCRIPTS_MOUNT}/{SCRIPT_KEY}", "upload-s3"],
             "env": _env({

@@ -55,6 +55,8 @@ class JwtAuth:
     roles: tuple[JwtRole, ...]
     client_id: str = ""
     client_secret: Secret | None = None
+    # Where the client secret is read from when the identity is written (AWS Secrets Manager ARN).
+    client_secret_arn: str = ""
     default_role: str = ""
 
 
@@ -63,12 +65,16 @@ class Managed:
     """What the stack manages in Vault, as paths: the deployer policy grants exactly these."""
 
     mounts: tuple[tuple[str, str], ...]  # (path, type)
+    # Auth methods the provider manages (Kubernetes); the deploy identity's own (CI, operators).
     auth_paths: tuple[str, ...]
     policy_names: tuple[str, ...]
     audit_paths: tuple[str, ...]
     kv_secret_paths: tuple[str, ...]  # <mount>/data/<name>
     pki_root: str = ""
     pki_intermediate: str = ""
+    # Where the PKI roles are: the intermediate when there is one.
+    pki_issuing: str = ""
+    identity_auth_paths: tuple[str, ...] = ()
     database_mount: str = ""
     transit_mount: str = ""
     kv_mount: str = ""
@@ -82,24 +88,26 @@ def _seconds(value: str) -> int:
 
 
 def deployer_policy(m: Managed) -> Policy:
+    """What `pulumi up` and a dev `destroy` do as the deployer, path by path as the real provider asks
+    (tests/integration/test_vault_side.py holds every grant against Vault's audit log)."""
     rules: list[Rule] = [
-        Rule("sys/mounts", ("read",)),
-        Rule("sys/auth", ("read",)),
-        Rule("sys/policies/acl", ("list",)),
         Rule("sys/audit", ("read", "sudo")),
-        # Every run checks that the expected Raft voters are there.
+        # A run after one that could not finish checks the Raft voters again (VaultReady).
         Rule("sys/storage/raft/configuration", ("read",)),
     ]
     for path, _ in m.mounts:
+        # Tune: a mount's lease lifetimes changed in the config.
         rules += [Rule(f"sys/mounts/{path}", (*WRITE, "sudo")), Rule(f"sys/mounts/{path}/tune", ("read", "update"))]
     for path in m.auth_paths:
-        rules += [Rule(f"sys/auth/{path}", (*WRITE, "sudo")), Rule(f"sys/auth/{path}/tune", ("read", "update", "sudo")),
-                  Rule(f"auth/{path}/config", ("create", "read", "update")), Rule(f"auth/{path}/role/*", WRITE),
-                  Rule(f"auth/{path}/role", ("list",))]
-    for name in m.policy_names:
-        # Older clients use sys/policy/<name>; both name the same ACL policy.
-        rules += [Rule(f"sys/policies/acl/{name}", ("create", "read", "update", "delete")),
-                  Rule(f"sys/policy/{name}", ("create", "read", "update", "delete"))]
+        # Enabled and disabled at sys/auth/<path>; read and tuned at sys/mounts/auth/<path>, where the
+        # provider reads the accessor and the token lifetimes (a refused tune it ignores, and records
+        # the mount without its accessor).
+        rules += [Rule(f"sys/auth/{path}", (*WRITE, "sudo")),
+                  Rule(f"sys/mounts/auth/{path}", ("read",)), Rule(f"sys/mounts/auth/{path}/tune", ("read", "update")),
+                  Rule(f"auth/{path}/config", ("create", "read", "update")), Rule(f"auth/{path}/role/*", WRITE)]
+    # Every policy, not only today's: a run that drops a policy from the config deletes it after the
+    # deploy identity was rewritten without it (the identity comes first in every run).
+    rules.append(Rule("sys/policies/acl/*", ("create", "read", "update", "delete")))
     rules += [Rule(f"sys/audit/{path}", (*WRITE, "sudo")) for path in m.audit_paths]
     if m.kv_mount:
         rules.append(Rule(f"{m.kv_mount}/config", ("create", "read", "update")))
@@ -108,6 +116,7 @@ def deployer_policy(m: Managed) -> Policy:
     if m.database_mount:
         db = m.database_mount
         rules += [Rule(f"{db}/config/*", WRITE), Rule(f"{db}/roles/*", WRITE),
+                  # A role or connection leaves the config: its credentials are revoked first.
                   Rule(f"sys/leases/revoke-prefix/{db}/creds/*", ("update", "sudo")),
                   # Right after a connection is written, Vault takes over its admin password.
                   Rule(f"{db}/rotate-root/*", ("update",))]
@@ -116,50 +125,52 @@ def deployer_policy(m: Managed) -> Policy:
             continue
         rules += [Rule(f"{pki}/config/urls", ("create", "read", "update")),
                   Rule(f"{pki}/config/auto-tidy", ("create", "read", "update")), Rule(f"{pki}/config/*", ("read",)),
-                  Rule(f"{pki}/roles/*", WRITE), Rule(f"{pki}/roles", ("list",)), Rule(f"{pki}/issuers", ("list",)),
-                  Rule(f"{pki}/issuer/*", ("read",)), Rule(f"{pki}/cert/*", ("read",))]
+                  # A CA that leaves the config (dev; prod protects its keys): its issuer goes.
+                  Rule(f"{pki}/issuer/*", ("delete",))]
         if pki == m.pki_root:
-            rules += [Rule(f"{pki}/root/generate/internal", ("create", "update")),
+            rules += [Rule(f"{pki}/issuers/generate/root/internal", ("create", "update")),
                       Rule(f"{pki}/root/sign-intermediate", ("create", "update")),
                       Rule(f"{pki}/root", ("delete",))]
         else:
-            rules += [Rule(f"{pki}/intermediate/generate/internal", ("create", "update")),
+            rules += [Rule(f"{pki}/issuers/generate/intermediate/internal", ("create", "update")),
                       Rule(f"{pki}/intermediate/set-signed", ("create", "update"))]
+    if m.pki_issuing:
+        rules.append(Rule(f"{m.pki_issuing}/roles/*", WRITE))
     if m.transit_mount:
-        rules += [Rule(f"{m.transit_mount}/keys/*", ("create", "read", "update", "list"))]
+        # Delete: a dev stack's destroy (prod protects its keys, and the keys forbid deletion anyway).
+        rules += [Rule(f"{m.transit_mount}/keys/*", ("create", "read", "update", "delete", "list"))]
     if m.autopilot:
         rules.append(Rule("sys/storage/raft/autopilot/configuration", ("read", "update")))
     rules += list(m.extra)
-    # Said out loud, though nothing above grants them: deny wins over any later grant.
-    rules += [Rule("sys/generate-root/*", ("deny",)), Rule("sys/raw/*", ("deny",)), Rule("sys/seal", ("deny",))]
+    # Said out loud, though nothing above grants them: deny wins over any later grant. The deploy
+    # identity (its policies, the CI and operator logins) is written by DeployIdentity with the root token
+    # on the first run, and after that only with a break-glass token: a deployer cannot widen what it
+    # may do, nor who may deploy.
+    rules += [Rule("sys/generate-root/*", ("deny",)), Rule("sys/raw/*", ("deny",)), Rule("sys/seal", ("deny",)),
+              *(Rule(f"sys/policies/acl/{name}", ("deny",)) for name in (DEPLOYER_POLICY, PREVIEWER_POLICY))]
+    for path in m.identity_auth_paths:
+        rules += [Rule(f"sys/auth/{path}", ("deny",)), Rule(f"auth/{path}/*", ("deny",))]
     return Policy(DEPLOYER_POLICY, tuple(rules))
 
 
 def previewer_policy(m: Managed) -> Policy:
-    rules: list[Rule] = [
-        Rule("sys/mounts", ("read",)),
-        Rule("sys/auth", ("read",)),
-        Rule("sys/policies/acl", ("list",)),
-        Rule("sys/audit", ("read", "sudo")),
-    ]
+    """What `pulumi preview` and `pulumi refresh` read, and nothing else."""
+    rules: list[Rule] = [Rule("sys/audit", ("read", "sudo"))]
     for path, _ in m.mounts:
-        rules += [Rule(f"sys/mounts/{path}", ("read",)), Rule(f"sys/mounts/{path}/tune", ("read",))]
+        rules.append(Rule(f"sys/mounts/{path}", ("read",)))
     for path in m.auth_paths:
-        rules += [Rule(f"sys/auth/{path}", ("read",)), Rule(f"sys/auth/{path}/tune", ("read",)),
-                  Rule(f"auth/{path}/config", ("read",)), Rule(f"auth/{path}/role/*", READ),
-                  Rule(f"auth/{path}/role", ("list",))]
-    for name in m.policy_names:
-        rules += [Rule(f"sys/policies/acl/{name}", ("read",)), Rule(f"sys/policy/{name}", ("read",))]
+        rules += [Rule(f"sys/mounts/auth/{path}", ("read",)), Rule(f"sys/mounts/auth/{path}/tune", ("read",)),
+                  Rule(f"auth/{path}/config", ("read",)), Rule(f"auth/{path}/role/*", READ)]
+    rules.append(Rule("sys/policies/acl/*", ("read",)))
     if m.kv_mount:
         rules.append(Rule(f"{m.kv_mount}/config", ("read",)))
     if m.database_mount:
         rules += [Rule(f"{m.database_mount}/config/*", READ), Rule(f"{m.database_mount}/roles/*", READ)]
     for pki in (m.pki_root, m.pki_intermediate):
         if pki:
-            rules += [Rule(f"{pki}/config/urls", ("read",)), Rule(f"{pki}/config/auto-tidy", ("read",)),
-                      Rule(f"{pki}/roles/*", READ),
-                      Rule(f"{pki}/issuers", ("list",)), Rule(f"{pki}/issuer/*", ("read",)),
-                      Rule(f"{pki}/cert/*", ("read",))]
+            rules += [Rule(f"{pki}/config/urls", ("read",)), Rule(f"{pki}/config/auto-tidy", ("read",))]
+    if m.pki_issuing:
+        rules.append(Rule(f"{m.pki_issuing}/roles/*", READ))
     if m.transit_mount:
         rules.append(Rule(f"{m.transit_mount}/keys/*", READ))
     if m.autopilot:
@@ -191,7 +202,8 @@ def jwt_auths(config: PlatformConfig) -> tuple[JwtAuth, ...]:
         found.append(JwtAuth(
             path=o.path, type="oidc", description="Operator logins (OIDC), managed by vault-platform",
             discovery_url=o.discovery_url, bound_issuer="", client_id=o.client_id,
-            client_secret=config.secrets.oidc_client_secret, default_role="operator",
+            client_secret=config.secrets.oidc_client_secret, client_secret_arn=o.client_secret_arn,
+            default_role="operator",
             roles=(JwtRole(name="operator", role_type="oidc", user_claim="sub", groups_claim=o.groups_claim,
                            bound_claims={o.groups_claim: (o.admin_group,)}, token_policies=(DEPLOYER_POLICY,),
                            token_ttl_seconds=3600, token_max_ttl_seconds=8 * 3600,
@@ -206,8 +218,10 @@ def role_payload(role: JwtRole) -> dict[str, Any]:
         "user_claim": role.user_claim,
         "bound_claims": {k: v if isinstance(v, str) else list(v) for k, v in role.bound_claims.items()},
         "token_policies": list(role.token_policies),
-        "token_ttl": role.token_ttl_seconds,
-        "token_max_ttl": role.token_max_ttl_seconds,
+        # Durations with their unit: a bare number reaches Vault through the engine as "2700.0", which
+        # Vault refuses.
+        "token_ttl": f"{role.token_ttl_seconds}s",
+        "token_max_ttl": f"{role.token_max_ttl_seconds}s",
     }
     if role.bound_audiences:
         payload["bound_audiences"] = list(role.bound_audiences)

@@ -27,11 +27,12 @@ def _pg_isready() -> list[str]:
             "-d", vs.DEV_POSTGRES_DB]
 
 
-def deployment_spec() -> dict[str, Any]:
-    """One non-root PostgreSQL pod with a read-only root filesystem, limits and probes."""
+def deployment_spec(image: str = IMAGE) -> dict[str, Any]:
+    """One non-root PostgreSQL pod with a read-only root filesystem, limits and probes, running ``image``
+    (database.devPostgresImage, from images.registry when the stack names one)."""
     container = {
         "name": "postgres",
-        "image": IMAGE,
+        "image": image,
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "postgres", "containerPort": vs.DEV_POSTGRES_PORT, "protocol": "TCP"}],
         "env": [

@@ -18,26 +18,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.model import Application, PlatformConfig
-from components.model.checks import duration_seconds
 from components.model.names import SECRET_STORE, Names, external_secrets_role
 from components.render import delivery
+from components.render.durations import go_duration
+from components.render.images import pulled_from
 
 API_VERSION = "external-secrets.io/v1"
 CHART = "external-secrets"
 RELEASE = "external-secrets"
+# The image the chart runs (controller, webhook and certificate controller), without its tag.
+OPERATOR_IMAGE = "ghcr.io/external-secrets/external-secrets"
 # The controller caches the Secrets it writes, so it grows with them; the webhook and the certificate
 # controller stay small.
 CONTROLLER_RESOURCES = {"requests": {"memory": "128Mi", "cpu": "50m"}, "limits": {"memory": "512Mi", "cpu": "500m"}}
 SMALL_RESOURCES = {"requests": {"memory": "32Mi", "cpu": "10m"}, "limits": {"memory": "128Mi", "cpu": "100m"}}
-
-
-def go_duration(value: str) -> str:
-    """A duration as Go's time.ParseDuration reads it (the config also allows days, which Go does not)."""
-    seconds = int(duration_seconds(value))
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 @dataclass(frozen=True)
@@ -58,6 +52,8 @@ class ExternalSecretsDelivery:
     audience: str
     # Namespace -> the ExternalSecrets of its applications.
     external_secrets: Mapping[str, tuple[dict[str, Any], ...]]
+    # A copy of the chart on disk (externalSecrets.chart.path), instead of the repository.
+    chart_path: str = ""
 
     @classmethod
     def of(cls, config: PlatformConfig) -> ExternalSecretsDelivery:
@@ -70,7 +66,7 @@ class ExternalSecretsDelivery:
                    chart_version=eso.chart.version, chart_repository=eso.chart.repository,
                    values=chart_values(config), server=Names.of(config).in_cluster_addr, kv_path=config.kv.path,
                    auth_path=config.kubernetes_auth.path, audience=config.kubernetes_auth.audience,
-                   external_secrets={ns: tuple(found[ns]) for ns in sorted(found)})
+                   external_secrets={ns: tuple(found[ns]) for ns in sorted(found)}, chart_path=eso.chart.path)
 
     @property
     def namespaces(self) -> list[str]:
@@ -138,6 +134,12 @@ def chart_values(config: PlatformConfig) -> dict[str, Any]:
     if replicas > 1:
         values["podDisruptionBudget"] = {"enabled": True, "minAvailable": 1}
         values["webhook"]["podDisruptionBudget"] = {"enabled": True, "minAvailable": 1}
+    if config.images.registry:
+        # The controller, webhook and certificate controller are one image; the chart pins its tag.
+        repository = pulled_from(OPERATOR_IMAGE, config.images.registry)
+        values["image"] = {"repository": repository}
+        values["webhook"]["image"] = {"repository": repository}
+        values["certController"]["image"] = {"repository": repository}
     return values
 
 

@@ -20,6 +20,7 @@ from components.model.names import (
     Names,
 )
 from components.model.platform import ResourceAmounts
+from components.render.images import pulled_from
 
 # Ready: the active node and unsealed standbys, and (only so the very first init can reach a pod
 # through the API Service) a node that was never initialized. A sealed, initialized pod answers 503
@@ -76,7 +77,7 @@ def zone_spread(names: Names) -> list[dict[str, Any]]:
 
 
 def injector_values(cluster: ClusterConfig, *, production: bool, webhook: InjectorWebhook | None,
-                    auth_path: str = "kubernetes") -> dict[str, Any]:
+                    auth_path: str = "kubernetes", registry: str = "") -> dict[str, Any]:
     """The Agent Injector: its pods, its webhook (only namespaces labelled for it; in prod a pod it cannot
     serve is refused) and, when the stack made one, its serving certificate."""
     c = cluster
@@ -85,8 +86,9 @@ def injector_values(cluster: ClusterConfig, *, production: bool, webhook: Inject
         "enabled": c.injector.enabled,
         "replicas": replicas,
         "resources": resources(c.injector.resources),
+        "image": {"repository": pulled_from(c.injector.image.repository, registry), "tag": c.injector.image.tag},
         # Injected agents run the same Vault as the servers.
-        "agentImage": {"repository": c.image.repository, "tag": c.image.tag},
+        "agentImage": {"repository": pulled_from(c.image.repository, registry), "tag": c.image.tag},
         "authPath": f"auth/{auth_path}",
         "webhook": {
             "failurePolicy": c.injector.failure_policy or ("Fail" if production else "Ignore"),
@@ -119,10 +121,11 @@ def pod_annotations(tls_cert_pem: str | None) -> dict[str, str]:
 def build_values(cluster: ClusterConfig, names: Names, *, production: bool, server_hcl: str,
                  unseal: UnsealWiring = UnsealWiring(), tls_secret: str | None = None,
                  injector_webhook: InjectorWebhook | None = None, auth_path: str = "kubernetes",
-                 tls_cert_pem: str | None = None) -> dict[str, Any]:
+                 tls_cert_pem: str | None = None, registry: str = "") -> dict[str, Any]:
     """The chart values for ``names.replicas`` server pods. ``production`` makes one pod per node a
     hard rule and runs two injector replicas that refuse pods they cannot serve. ``tls_cert_pem``: the
-    server certificate the pods mount (its hash goes into the pod template)."""
+    server certificate the pods mount (its hash goes into the pod template). ``registry``: the private
+    registry every image is pulled from (images.registry; empty: the public ones)."""
     c = cluster
     replicas = names.replicas
     volumes: list[dict[str, Any]] = [
@@ -136,7 +139,7 @@ def build_values(cluster: ClusterConfig, names: Names, *, production: bool, serv
         mounts.append({"name": "vault-unseal", "mountPath": UNSEAL_MOUNT, "readOnly": True})
 
     server: dict[str, Any] = {
-        "image": {"repository": c.image.repository, "tag": c.image.tag},
+        "image": {"repository": pulled_from(c.image.repository, registry), "tag": c.image.tag},
         "logLevel": c.log_level,
         "resources": resources(c.resources),
         "readinessProbe": {"enabled": True, "path": READINESS_PATH},
@@ -179,7 +182,8 @@ def build_values(cluster: ClusterConfig, names: Names, *, production: bool, serv
         # the chart's would scrape the active node only, skipping TLS verification.
         "global": {"enabled": True, "tlsDisable": False,
                    "serverTelemetry": {"prometheusOperator": False}},
-        "injector": injector_values(c, production=production, webhook=injector_webhook, auth_path=auth_path),
+        "injector": injector_values(c, production=production, webhook=injector_webhook, auth_path=auth_path,
+                                    registry=registry),
         "server": server,
         "ui": {"enabled": c.ui},
         "serverTelemetry": {"serviceMonitor": {"enabled": False}, "prometheusRules": {"enabled": False}},

@@ -25,14 +25,15 @@ from typing import Any
 
 from components.model import PlatformConfig
 from components.model.checks import cron_longest_gap_seconds
+from components.model.limits import SCRAPE_TIMEOUT
 from components.model.names import Names
 from components.render.backup_job import BackupNames
+from components.render.durations import prometheus_duration
 from components.render.rollout_job import restart_job_name, scale_down_job_name
 
 GROUP = "vault-platform"
 METRICS_PATH = "/v1/sys/metrics"
 DASHBOARD_KEY = "vault-platform.json"
-SCRAPE_TIMEOUT = "10s"
 
 
 @dataclass(frozen=True)
@@ -106,14 +107,6 @@ def service_monitor(m: Monitoring) -> dict[str, Any]:
             }],
         },
     }
-
-
-def _duration(seconds: int) -> str:
-    """Prometheus duration text for whole seconds."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 @dataclass(frozen=True)
@@ -201,7 +194,7 @@ def alerts(m: Monitoring) -> list[Alert]:
     if m.backup_cron_job and m.backup_interval_seconds:
         cron = f'namespace="{ns}",cronjob="{m.backup_cron_job}"'
         jobs = f'namespace="{ns}",job_name=~"{m.backup_cron_job}-.+"'
-        limit = _duration(2 * m.backup_interval_seconds)
+        limit = prometheus_duration(2 * m.backup_interval_seconds)
         found.append(Alert(
             "VaultBackupTooOld",
             f"(time() - kube_cronjob_status_last_successful_time{{{cron}}} > {2 * m.backup_interval_seconds}) "

@@ -42,6 +42,7 @@ from components.model.checks import duration_seconds, url_host
 from components.model.names import SECRET_STORE, Names, cert_manager_role, external_secrets_role
 from components.render import deploy_identity as ident
 from components.render import policies as pol
+from components.render.durations import go_duration_string
 
 # Vault runs in the cluster: it reaches the API server by its in-cluster Service name, and (with the
 # chart's authDelegator ClusterRoleBinding) reviews tokens with its own service account's token and CA.
@@ -226,6 +227,8 @@ class KubernetesRole:
     token_max_ttl_seconds: int
     # The audience the service account token must have; empty accepts any.
     audience: str = ""
+    # Jobs get their one policy and not even ``default``: they need no token lookups or cubbyhole.
+    no_default_policy: bool = False
 
     @property
     def bound_service_account_names(self) -> tuple[str, ...]:
@@ -240,6 +243,9 @@ class KubernetesRole:
 # not outlive one reconcile.
 SERVICE_TOKEN_TTL_SECONDS = 600
 SERVICE_TOKEN_MAX_TTL_SECONDS = 1200
+# The backup token lives for one run; the restart token for a roll (a long roll logs in again).
+BACKUP_TOKEN_TTL_SECONDS, BACKUP_TOKEN_MAX_TTL_SECONDS = 900, 1800
+ROLLOUT_TOKEN_TTL_SECONDS, ROLLOUT_TOKEN_MAX_TTL_SECONDS = 3600, 4 * 3600
 
 
 @dataclass(frozen=True)
@@ -301,11 +307,13 @@ class VaultObjects:
     deploy_auths: tuple[ident.JwtAuth, ...] = ()
     # Roles of the operators that deliver secrets for applications (External Secrets, cert-manager).
     service_roles: tuple[KubernetesRole, ...] = ()
+    # Roles of the stack's own Jobs in the Vault namespace (Raft snapshots, rolling restarts).
+    job_roles: tuple[KubernetesRole, ...] = ()
+    autopilot: RaftAutopilot | None = None
 
     @property
     def all_roles(self) -> tuple[KubernetesRole, ...]:
-        return self.kubernetes_roles + self.service_roles
-    autopilot: RaftAutopilot | None = None
+        return self.kubernetes_roles + self.service_roles + self.job_roles
 
     @property
     def mounts(self) -> tuple[Mount, ...]:
@@ -475,10 +483,11 @@ def raft_autopilot(config: PlatformConfig) -> RaftAutopilot:
     replicas = config.cluster.replicas or 1
     # Vault refuses cleanup below a minimum quorum of 3; a smaller cluster keeps every server.
     cleanup = a.cleanup_dead_servers and replicas >= 3
+    # In the form Vault answers with, so that reading them back shows no change.
     return RaftAutopilot(cleanup_dead_servers=cleanup,
-                         dead_server_last_contact_threshold=a.dead_server_last_contact_threshold,
-                         last_contact_threshold=a.last_contact_threshold,
-                         server_stabilization_time=a.server_stabilization_time,
+                         dead_server_last_contact_threshold=go_duration_string(a.dead_server_last_contact_threshold),
+                         last_contact_threshold=go_duration_string(a.last_contact_threshold),
+                         server_stabilization_time=go_duration_string(a.server_stabilization_time),
                          max_trailing_logs=a.max_trailing_logs,
                          min_quorum=max(3, replicas) if cleanup else 0)
 
@@ -530,6 +539,26 @@ def _service_roles(config: PlatformConfig) -> tuple[KubernetesRole, ...]:
     return tuple(roles)
 
 
+def _job_roles(config: PlatformConfig) -> tuple[KubernetesRole, ...]:
+    """The backup and rolling-restart Jobs' roles: each bound to its Job's service account in the Vault
+    namespace, with exactly its one policy."""
+    release = config.cluster.release_name
+    roles = []
+    if config.backup.enabled:
+        roles.append(KubernetesRole(
+            name=pol.BACKUP_POLICY, service_account=f"{release}-backup", namespace=config.kubernetes.namespace,
+            token_policies=(pol.BACKUP_POLICY,), token_ttl_seconds=BACKUP_TOKEN_TTL_SECONDS,
+            token_max_ttl_seconds=BACKUP_TOKEN_MAX_TTL_SECONDS, audience=config.kubernetes_auth.audience,
+            no_default_policy=True))
+    if config.cluster.rollout.enabled:
+        roles.append(KubernetesRole(
+            name=pol.ROLLOUT_POLICY, service_account=f"{release}-rollout", namespace=config.kubernetes.namespace,
+            token_policies=(pol.ROLLOUT_POLICY,), token_ttl_seconds=ROLLOUT_TOKEN_TTL_SECONDS,
+            token_max_ttl_seconds=ROLLOUT_TOKEN_MAX_TTL_SECONDS, audience=config.kubernetes_auth.audience,
+            no_default_policy=True))
+    return tuple(roles)
+
+
 def cert_manager_audience(issuer: str) -> str:
     """The audience cert-manager puts on the tokens it requests for a ClusterIssuer (besides the server's
     address): unique to the issuer, so a token minted for another issuer is refused."""
@@ -563,7 +592,8 @@ def managed(objects: VaultObjects) -> ident.Managed:
     pki = objects.pki
     return ident.Managed(
         mounts=tuple((m.path, m.type) for m in objects.mounts),
-        auth_paths=(objects.kubernetes_auth.path, *(a.path for a in objects.deploy_auths)),
+        auth_paths=(objects.kubernetes_auth.path,),
+        identity_auth_paths=tuple(a.path for a in objects.deploy_auths),
         policy_names=tuple(sorted({*(p.name for p in objects.policies), *templated_policy_names(objects),
                                    ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY})),
         audit_paths=tuple(d.path for d in objects.audit_devices),
@@ -572,6 +602,7 @@ def managed(objects: VaultObjects) -> ident.Managed:
         database_mount=objects.database.mount.path if objects.database else "",
         pki_root=pki.root.mount.path if pki else "",
         pki_intermediate=pki.intermediate.mount.path if pki and pki.intermediate else "",
+        pki_issuing=pki.issuing.mount.path if pki else "",
         transit_mount=objects.transit.mount.path if objects.transit else "",
         autopilot=objects.autopilot is not None,
     )
@@ -599,6 +630,7 @@ def _build(config: PlatformConfig) -> VaultObjects:
                                        default_lease_ttl_seconds=seconds(config.kubernetes_auth.token_ttl)),
         kubernetes_roles=_kubernetes_roles(config),
         service_roles=_service_roles(config),
+        job_roles=_job_roles(config),
         policies=tuple(pol.static_policies(config)),
         templated_policy=config.kubernetes_auth.templated_policy,
         templated_write=config.kubernetes_auth.templated_policy and any(

@@ -1,7 +1,7 @@
 """RaftBackup: scheduled Raft snapshots to S3 (prod) or a volume (dev), with retention.
 
 Vault's automatic snapshots are Enterprise-only and the chart ships no backups, so this component
-declares them: a Vault policy and Kubernetes auth role for exactly one service account, the
+declares them: the service account that VaultConfiguration's ``raft-backup`` role is bound to, the
 CronJob that runs scripts/backup.sh (built by components.render.backup_job), and where snapshots go: a
 PersistentVolumeClaim, or an encrypted, versioned, TLS-only S3 bucket with its own KMS key and an
 IRSA role that may touch only the snapshot prefix. The bucket and its key hold the only copy of
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
-import pulumi_vault as vault
 
 from components.model import AwsConfig
 from components.render import backup_job
@@ -29,12 +28,7 @@ from components.render.iam import (
     replication_trust_policy,
     s3_backup_policy,
 )
-from components.render.policies import BACKUP_POLICY
 from components.resources.aws import inline_policy, irsa_role, protected_kms_key
-
-# The backup token lives for one run.
-TOKEN_TTL_SECONDS = 900
-TOKEN_MAX_TTL_SECONDS = 1800
 
 
 def _body(manifest: dict) -> dict:
@@ -47,7 +41,6 @@ class RaftBackupArgs:
     job: BackupJob
     # The Vault namespace (the resource, so the job's objects wait for it).
     namespace: pulumi.Input[str]
-    kubernetes_auth_path: pulumi.Input[str]
     # S3 target: the cluster's OIDC provider the job's IRSA role trusts, and tags.
     aws: AwsConfig | None = None
 
@@ -57,8 +50,8 @@ class RaftBackup(pulumi.ComponentResource):
 
     exports: dict[str, pulumi.Input]
 
-    def __init__(self, name: str, args: RaftBackupArgs, vault_provider: pulumi.ProviderResource,
-                 aws_provider: aws.Provider | None = None, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: RaftBackupArgs, aws_provider: aws.Provider | None = None,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:backup:RaftBackup", name, None, opts)
         job = args.job
         b = job.backup
@@ -66,26 +59,6 @@ class RaftBackup(pulumi.ComponentResource):
         namespace = args.namespace
         script = backup_job.read_script()
         k8s_opts = pulumi.ResourceOptions(parent=self)
-        vault_opts = pulumi.ResourceOptions(parent=self, provider=vault_provider)
-
-        # --- Vault: the job may take a snapshot, and nothing else ----------------------------------
-        # One owner per Vault object: VaultConfiguration writes raft-backup with the other platform
-        # policies (this component waits for it), so the role refers to it by name.
-        policy_name = BACKUP_POLICY
-        self.role = vault.kubernetes.AuthBackendRole(
-            f"{name}-role",
-            backend=args.kubernetes_auth_path,
-            role_name=bn.vault_role,
-            bound_service_account_names=[bn.service_account],
-            bound_service_account_namespaces=[namespace],
-            token_policies=[policy_name],
-            token_no_default_policy=True,
-            token_ttl=TOKEN_TTL_SECONDS,
-            token_max_ttl=TOKEN_MAX_TTL_SECONDS,
-            # The job's projected token is minted for this audience only.
-            audience=job.token_audience or None,
-            opts=vault_opts,
-        )
 
         # --- where snapshots go --------------------------------------------------------------------
         self.bucket: aws.s3.Bucket | None = None
@@ -127,7 +100,7 @@ class RaftBackup(pulumi.ComponentResource):
             f"{name}-script", **_body(_in_namespace(backup_job.config_map(job, script), namespace)),
             opts=k8s_opts)
         cron_job = pulumi.Output.from_input(bucket_name).apply(lambda bucket: backup_job.cron_job(job, script, bucket))
-        waits_for = [self.role, self.service_account, self.config_map]
+        waits_for = [self.service_account, self.config_map]
         for claim in (self.volume_claim, self.spool_claim):
             if claim is not None:
                 waits_for.append(claim)

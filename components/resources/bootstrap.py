@@ -10,6 +10,7 @@ for an initialized, unsealed Vault.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -22,37 +23,131 @@ import pulumi_vault as vault
 
 from components.model import InitConfig, Secret
 from components.model.checks import duration_seconds
+from components.model.limits import BOOTSTRAP_MARGIN_SECONDS
 from components.providers.deploy_identity import DeployIdentity
+from components.providers.vault_http import VaultHttp
 from components.providers.vault_init import VaultInit, VaultReady
 
-# Vault's CI login in the deploy workflows: the GitHub OIDC token, read by the Vault provider itself
-# (it never enters the state), and which role it logs in as (deployer, or previewer for previews).
+# Vault's CI login in the deploy workflows: the job's GitHub OIDC token (minted when needed, never in
+# the state) and the role it logs in as (deployer, or previewer for previews).
 JWT_ENV = "TERRAFORM_VAULT_AUTH_JWT"
 ROLE_ENV = "VAULT_PLATFORM_VAULT_ROLE"
-# The first run's deployer token is used only while it has this long left.
-BOOTSTRAP_MARGIN_SECONDS = 600
 
-# The Vault provider reads its CA from this folder of the project (git-ignored). Pulumi runs the
-# program and its providers in the project folder, so the path is relative: the provider's state
-# names no checkout, and `pulumi refresh`/`destroy` work on any runner once the file is there.
+# Files the program writes for the Vault provider, relative to the project folder, where Pulumi runs
+# the program and its providers: the provider's state names no checkout, and `pulumi refresh` or
+# `destroy` work on any runner once they are there. Both folders are git-ignored.
+#   .vault-ca/<stack>-ca.pem         the stack's CA (public)
+#   .vault-login/<stack>.token       the token this run logs in with (mode 0600)
+#   .vault-login/<stack>.first-run   the first run's deployer token, written by DeployIdentity
 CA_DIR_NAME = ".vault-ca"
+LOGIN_DIR_NAME = ".vault-login"
+# Where those folders are when the program does not run in the project folder (the engine tests).
+WORKDIR_ENV = "VAULT_PLATFORM_WORKDIR"
 
 
 def ca_file_path(stack: str) -> str:
     return f"{CA_DIR_NAME}/{stack}-ca.pem"
 
 
+def token_file_path(stack: str) -> str:
+    return f"{LOGIN_DIR_NAME}/{stack}.token"
+
+
+def first_run_file_path(stack: str) -> str:
+    return f"{LOGIN_DIR_NAME}/{stack}.first-run"
+
+
+def local_path(relative: str) -> Path:
+    return Path(os.environ.get(WORKDIR_ENV) or Path.cwd()) / relative
+
+
 def write_ca_file(stack: str, pem: str, directory: Path | None = None) -> str:
-    """Write the stack's CA where the provider reads it (VAULT_PLATFORM_CA_DIR moves it; the tests use a
-    temporary one). The CA certificate is public, so writing it to disk exposes nothing."""
-    directory = directory or Path(os.environ.get("VAULT_PLATFORM_CA_DIR") or Path.cwd() / CA_DIR_NAME)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{stack}-ca.pem"
+    """Write the stack's CA where the provider reads it. The CA certificate is public, so writing it to
+    disk exposes nothing."""
+    path = (directory / f"{stack}-ca.pem") if directory else local_path(ca_file_path(stack))
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text() != pem:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(pem)
         os.replace(tmp, path)
     return str(path)
+
+
+def write_token_file(path: Path, token: str) -> None:
+    """Only this user may read it (the Vault provider refuses a token file others can read)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class LoginState:
+    """What the stack knows when the Vault provider needs a token: its own token (the root token, or
+    secrets.vaultToken), whether the root token was revoked, and until when the first run's deployer
+    token lives."""
+
+    address: str
+    ca_cert_pem: str
+    stack_token: str | None
+    root_token_revoked: bool
+    first_run_expires_at: int
+    login_path: str
+    login_audience: str
+
+
+def provider_token(stack: str, state: LoginState, now: float) -> str:
+    """Choose the Vault provider's token in the one login order (VaultHttp), write it to the run's token
+    file and return the file's path (relative to the project folder, as the provider reads it).
+
+    Candidates are checked with Vault only when there is a choice to make: a token Vault refuses is
+    passed over; when Vault cannot be asked, the first is used and the provider reports what it says.
+    """
+    first_run = local_path(first_run_file_path(stack))
+    props: dict[str, Any] = {"address": state.address, "ca_cert_pem": state.ca_cert_pem,
+                             "login_path": state.login_path, "login_audience": state.login_audience}
+    if state.first_run_expires_at - now > BOOTSTRAP_MARGIN_SECONDS and first_run.exists():
+        props["token_file"] = str(first_run)
+    if state.stack_token and not state.root_token_revoked:
+        props["token"] = state.stack_token
+    client = VaultHttp()
+    candidates = client._login_candidates(props)
+    if not candidates:
+        raise RuntimeError(NO_LOGIN)
+    tried: list[str] = []
+    chosen = ""
+    for what, get in candidates:
+        client._login_problem = ""
+        token = get()
+        if not token:
+            tried.append(f"{what} ({client._login_problem or 'empty'})")
+            continue
+        if len(candidates) == 1 or what.startswith("a CI login"):
+            chosen = token
+            break
+        try:
+            status, _ = client._call(props, "GET", "auth/token/lookup-self", token=token, timeout=10)
+        except OSError:
+            chosen = token  # Vault cannot be asked now: the provider will say what it answers
+            break
+        if status == 200:
+            chosen = token
+            break
+        tried.append(f"{what} (refused: HTTP {status})")
+    if not chosen:
+        raise RuntimeError(f"{NO_LOGIN} Tried: {', '.join(tried)}.")
+    write_token_file(local_path(token_file_path(stack)), chosen)
+    return token_file_path(stack)
+
+
+NO_LOGIN = (
+    "the root token was revoked after the first deploy, and nothing here can log in to Vault: in CI the deploy "
+    "workflow logs in with its GitHub OIDC token (permissions: id-token: write); from a laptop run `vault login "
+    "-method=oidc` and export VAULT_TOKEN. Emergencies: docs/break-glass.md.")
 
 
 @dataclass(frozen=True)
@@ -85,30 +180,12 @@ class DeployIdentityArgs:
     deployer_policy: str
     revoke_root_token: bool
     bootstrap_ttl_seconds: int
-    # The CI (jwt) login's path, "" without one.
+    # The CI (jwt) login's path, "" without one, and the audience its tokens are minted for.
     ci_login_path: str = ""
+    login_audience: str = ""
     client_secrets: Mapping[str, Secret] = field(default_factory=dict)
-
-
-def provider_login(bootstrap_token: str | None, expires_at: int | None, ci_login_path: str, now: float,
-                   env: Mapping[str, str]) -> dict[str, Any]:
-    """How the Vault provider logs in once the root token is revoked: ``{"token", "jwt"}``.
-
-    The first run finishes with its short-lived deployer token. Later runs: in CI, the workflow's
-    OIDC token (JWT_ENV) through the CI login; elsewhere VAULT_TOKEN, which the provider reads by
-    itself (`vault login -method=oidc`). Neither in the state: refresh and destroy re-run the
-    program (`--run-program`) to log in the same way.
-    """
-    if bootstrap_token and (expires_at or 0) - now > BOOTSTRAP_MARGIN_SECONDS:
-        return {"token": bootstrap_token, "jwt": None}
-    if env.get(JWT_ENV) and ci_login_path:
-        return {"token": None, "jwt": {"mount": ci_login_path, "role": env.get(ROLE_ENV) or "deployer"}}
-    if env.get("VAULT_TOKEN"):
-        return {"token": None, "jwt": None}
-    raise RuntimeError(
-        "the root token was revoked after the first deploy, and nothing here can log in to Vault: in CI the "
-        f"deploy workflow sets {JWT_ENV} (its GitHub OIDC token); from a laptop run `vault login -method=oidc` "
-        "and export VAULT_TOKEN. Emergencies: docs/break-glass.md.")
+    # OIDC client secrets read when the identity is written, never held: auth path -> Secrets Manager ARN.
+    client_secret_arns: Mapping[str, str] = field(default_factory=dict)
 
 
 class VaultBootstrap(pulumi.ComponentResource):
@@ -128,53 +205,59 @@ class VaultBootstrap(pulumi.ComponentResource):
 
         # Teams that revoked the root token themselves configure Vault with their own token instead.
         token = existing.output() if existing else self.root_token
-        self.token = pulumi.Output.secret(token)
         # A root token encrypted to an operator's PGP key is ciphertext, not a token: without a token of
         # the stack's own there is nothing to configure Vault with, so there is no provider either.
         self.provider: vault.Provider | None = None
         self.identity: DeployIdentity | None = None
         self.revokes_root_token = False
+        self.login_path = ""
+        self.login_audience = ""
+        self.token_file: pulumi.Output[str] | None = None
         if not existing and args.init.root_token_pgp_key:
             self.register_outputs({"root_token": self.root_token, "unseal_keys": self.unseal_keys,
                                    "status": self.status})
             return
+        stack = pulumi.get_stack()
         identity = args.identity
         ready: list[pulumi.Resource] = [self.ready]
-        login: dict[str, Any] = {"token": token, "jwt": None, "skip_child_token": False}
+        revoked: pulumi.Input[bool] = False
+        expires_at: pulumi.Input[int] = 0
         if identity is not None:
             self.revokes_root_token = identity.revoke_root_token and existing is None
+            self.login_path, self.login_audience = identity.ci_login_path, identity.login_audience
             self.identity = DeployIdentity(
                 f"{name}-identity", address=args.address, ca_cert_pem=args.ca_cert_pem, token=token,
                 policies=dict(identity.policies), auths=list(identity.auths),
                 client_secrets={path: secret.output() for path, secret in identity.client_secrets.items()},
+                client_secret_arns=dict(identity.client_secret_arns),
                 deployer_policy=identity.deployer_policy, revoke_root_token=self.revokes_root_token,
                 bootstrap_ttl_seconds=identity.bootstrap_ttl_seconds, login_path=identity.ci_login_path,
+                login_audience=identity.login_audience, first_run_file=first_run_file_path(stack),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ready]))
             ready.append(self.identity)
-            if self.revokes_root_token:
-                path = identity.ci_login_path
-                choice = pulumi.Output.all(self.identity.bootstrap_token, self.identity.bootstrap_expires_at).apply(
-                    lambda v: provider_login(v[0], v[1], path, time.time(), os.environ))
-                # Short-lived tokens of their own: no child token (the deployer may not create one).
-                login = {"token": pulumi.Output.secret(choice.apply(lambda c: c["token"])),
-                         "jwt": choice.apply(lambda c: c["jwt"]), "skip_child_token": True}
-                # What the stack's own dynamic resources (database leases) reach Vault with.
-                self.token = pulumi.Output.secret(self.identity.bootstrap_token)
-        stack = pulumi.get_stack()
-        # The file is written before the provider starts: the provider waits for this output.
+            revoked, expires_at = self.identity.root_token_revoked, self.identity.bootstrap_expires_at
+        # The files are written before the provider starts: the provider waits for these outputs.
         ca_file = pulumi.Output.from_input(args.ca_cert_pem).apply(
             lambda pem: (write_ca_file(stack, pem), ca_file_path(stack))[1])
+        login_path, audience = self.login_path, self.login_audience
+        # A file name: not secret, though it is made from the token (which makes Pulumi mark it).
+        self.token_file = pulumi.Output.unsecret(pulumi.Output.all(
+            args.address, args.ca_cert_pem, token, revoked, expires_at).apply(
+            lambda v: provider_token(stack, LoginState(
+                address=v[0], ca_cert_pem=v[1], stack_token=v[2], root_token_revoked=bool(v[3]),
+                first_run_expires_at=int(v[4] or 0), login_path=login_path, login_audience=audience),
+                time.time())))
         self.provider = vault.Provider(
             f"{name}-vault",
             address=args.address,
-            token=login["token"],
-            auth_login_jwt=login["jwt"],
-            skip_child_token=login["skip_child_token"],
+            # A file, not a token: whichever way this run logged in (CI, VAULT_TOKEN, the first run's
+            # token), the provider's inputs and the state stay the same and hold no credential.
+            auth_login_token_file=vault.ProviderAuthLoginTokenFileArgs(filename=self.token_file),
+            # The deployer may not create child tokens, and the tokens used here are short-lived anyway.
+            skip_child_token=True,
             # Relative to the project folder, where Pulumi runs the provider: the same on every
             # checkout and runner (`make ca-file` writes it from the stack output before a refresh).
             ca_cert_file=ca_file,
-            # Each run works with a short-lived child token, not the stored one itself.
-            max_lease_ttl_seconds=1800,
             opts=pulumi.ResourceOptions(parent=self, depends_on=ready),
         )
         self.register_outputs({"root_token": self.root_token, "unseal_keys": self.unseal_keys,

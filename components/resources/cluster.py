@@ -13,7 +13,9 @@ import pulumi_kubernetes as k8s
 from components.model import ApiConfig, AwsConfig, ClusterConfig, Secret, TlsConfig, UnsealConfig
 from components.model.checks import duration_seconds, url_host
 from components.model.names import Names, pod_unseal_ports
+from components.render.charts import chart_source
 from components.render.helm_values import InjectorWebhook, UnsealWiring, build_values
+from components.render.images import pulled_from
 from components.render.network_policy import network_policy
 from components.render.rollout_job import RolloutJob
 from components.render.server_hcl import SealStanza, render_server_hcl
@@ -48,6 +50,8 @@ class VaultClusterArgs:
     token_audience: str = ""
     # Namespaces beyond apiFrom that reach the API port: where Prometheus runs, with the ServiceMonitor.
     metrics_from: tuple[str, ...] = ()
+    # The private registry every image is pulled from (images.registry); empty: the public ones.
+    image_registry: str = ""
 
     def __post_init__(self) -> None:
         if self.cluster.replicas is None or self.cluster.replicas < 1 or self.cluster.replicas % 2 == 0:
@@ -64,7 +68,8 @@ class VaultClusterArgs:
 
     def rollout_job(self) -> RolloutJob:
         """What the scale-down and restart Jobs run with."""
-        return RolloutJob(names=self.names, image=self.cluster.rollout.image, tls_secret=self.tls_secret,
+        return RolloutJob(names=self.names, image=pulled_from(self.cluster.rollout.image, self.image_registry),
+                          tls_secret=self.tls_secret,
                           kubernetes_auth_path=self.kubernetes_auth_path,
                           pod_timeout_seconds=int(duration_seconds(self.cluster.rollout.pod_timeout)),
                           token_audience=self.token_audience,
@@ -106,11 +111,12 @@ class VaultCluster(pulumi.ComponentResource):
             aws_provider, opts=pulumi.ResourceOptions(parent=self))
 
         self.injector_tls: InjectorTls | None = None
-        if c.injector.enabled:
+        # With a TLS Secret of the operator's, the injector makes its own serving certificate (the
+        # chart's way: no key passes through the stack, and none needs cert-manager).
+        if c.injector.enabled and args.tls.source != "existingSecret":
             self.injector_tls = InjectorTls(
                 f"{name}-injector-tls",
-                InjectorTlsArgs(namespace, names, validity=c.injector.certificate_validity,
-                                ca_validity=args.tls.ca_validity, organization=args.tls.organization),
+                InjectorTlsArgs(namespace, names, args.tls, validity=c.injector.certificate_validity),
                 opts=pulumi.ResourceOptions(parent=self))
         webhook_parts: list[Any] = [] if self.injector_tls is None else [self.injector_tls.secret_name,
                                                                          self.injector_tls.ca_bundle]
@@ -125,7 +131,7 @@ class VaultCluster(pulumi.ComponentResource):
                                     performance_multiplier=c.raft.performance_multiplier)
             return build_values(c, names, production=args.production, server_hcl=hcl, unseal=wiring,
                                 tls_secret=tls_secret, injector_webhook=webhook, auth_path=args.kubernetes_auth_path,
-                                tls_cert_pem=cert_pem)
+                                tls_cert_pem=cert_pem, registry=args.image_registry)
 
         chart_values = pulumi.Output.all(self.unseal.seal, self.unseal.wiring, self.tls.secret_name,
                                          self.tls.cert_pem, *webhook_parts).apply(values)
@@ -141,12 +147,13 @@ class VaultCluster(pulumi.ComponentResource):
                 f"{name}-rollout", RolloutAccessArgs(args.rollout_job(), namespace, wait_for=(self.tls,)),
                 opts=pulumi.ResourceOptions(parent=self))
             release_waits.append(self.rollout_access.scale_down)
+        source = chart_source(CHART, c.chart.repository, c.chart.path)
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             name=names.release,
-            chart=CHART,
+            chart=source.chart,
             version=c.chart.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=c.chart.repository),
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=source.repository) if source.repository else None,
             namespace=namespace,
             values=chart_values,
             timeout=int(duration_seconds(c.await_timeout)),

@@ -9,15 +9,17 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 
+from components.providers.generated_password import GeneratedPassword
 from components.render import vault_objects as vs
-from components.render.dev_postgres import SECRET_NAME, deployment_spec, labels, service_spec
+from components.render.dev_postgres import IMAGE, SECRET_NAME, deployment_spec, labels, service_spec
 
 
 @dataclass(frozen=True)
 class DevPostgresArgs:
     namespace: pulumi.Input[str]
+    # The image as the pod pulls it (database.devPostgresImage under images.registry).
+    image: str = IMAGE
 
 
 class DevPostgres(pulumi.ComponentResource):
@@ -32,11 +34,8 @@ class DevPostgres(pulumi.ComponentResource):
         super().__init__("vault-platform:devpostgres:DevPostgres", name, None, opts)
         namespace = args.namespace
         child = pulumi.ResourceOptions(parent=self)
-        generated = random.RandomPassword(
-            f"{name}-password", length=32,
-            # Letters and digits only: the password is substituted into a connection URL.
-            special=False, min_lower=4, min_upper=4, min_numeric=4,
-            opts=child)
+        # Letters and digits only: the password is substituted into a connection URL.
+        generated = GeneratedPassword(f"{name}-password", length=32, opts=child)
         self.password = pulumi.Output.secret(generated.result)
         metadata = {"namespace": namespace, "labels": labels()}
         self.secret = k8s.core.v1.Secret(
@@ -49,7 +48,7 @@ class DevPostgres(pulumi.ComponentResource):
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata={**metadata, "name": vs.DEV_POSTGRES_NAME},
-            spec=deployment_spec(),
+            spec=deployment_spec(args.image),
             # The pod reads the password from the Secret at start: create it first.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.secret]),
         )

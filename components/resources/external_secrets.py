@@ -13,6 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.model.checks import duration_seconds
+from components.render.charts import chart_source
 from components.render.external_secrets import CHART, RELEASE, ExternalSecretsDelivery
 from components.resources.manifests import custom_resource, declare
 
@@ -40,12 +41,13 @@ class ExternalSecrets(pulumi.ComponentResource):
         if d.install and args.aws_role_arn is not None:
             values = pulumi.Output.from_input(args.aws_role_arn).apply(lambda arn: d.values_with_aws_role(arn))
         if d.install:
+            source = chart_source(CHART, d.chart_repository, d.chart_path)
             self.release = k8s.helm.v3.Release(
                 f"{name}-release",
                 name=RELEASE,
-                chart=CHART,
+                chart=source.chart,
                 version=d.chart_version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=d.chart_repository),
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=source.repository) if source.repository else None,
                 namespace=d.operator_namespace,
                 create_namespace=True,
                 values=values,

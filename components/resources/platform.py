@@ -8,12 +8,17 @@ namespaces, the External Secrets Operator and its stores, cert-manager's issuer)
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.model import PlatformConfig
 from components.model.checks import duration_seconds
+from components.model.names import Names
+from components.providers.destroy_guard import DestroyGuard
 from components.render import delivery, vault_objects
 from components.render import deploy_identity as ident
 from components.render import policies as pol
@@ -21,6 +26,7 @@ from components.render.aws_secret_store import AwsSecretStore
 from components.render.backup_job import BackupJob
 from components.render.cert_manager import VaultIssuer
 from components.render.external_secrets import ExternalSecretsDelivery
+from components.render.images import pulled_from
 from components.render.monitoring import Monitoring
 from components.resources.applications import ApplicationNamespaces, ApplicationNamespacesArgs
 from components.resources.aws_secret_store import AwsSecretsManagerStore, AwsSecretsManagerStoreArgs
@@ -47,7 +53,8 @@ def cluster_args(config: PlatformConfig) -> VaultClusterArgs:
         transit_unseal_token=config.secrets.transit_unseal_token,
         api_client_namespaces=delivery.api_client_namespaces(config),
         kubernetes_auth_path=config.kubernetes_auth.path, token_audience=config.kubernetes_auth.audience,
-        metrics_from=(config.monitoring.prometheus_namespace,) if config.cluster.service_monitor else ())
+        metrics_from=(config.monitoring.prometheus_namespace,) if config.cluster.service_monitor else (),
+        image_registry=config.images.registry)
 
 
 def deploy_identity_args(config: PlatformConfig, objects: vault_objects.VaultObjects) -> DeployIdentityArgs | None:
@@ -62,8 +69,114 @@ def deploy_identity_args(config: PlatformConfig, objects: vault_objects.VaultObj
         revoke_root_token=bool(config.deploy.revoke_root_token),
         bootstrap_ttl_seconds=int(duration_seconds(config.deploy.bootstrap_token_ttl)),
         ci_login_path=next((a.path for a in auths if a.type == "jwt"), ""),
+        login_audience=config.deploy.jwt.audience,
         client_secrets={a.path: a.client_secret for a in auths if a.client_secret is not None},
+        client_secret_arns={a.path: a.client_secret_arn for a in auths if a.client_secret_arn},
     )
+
+
+@dataclass(frozen=True)
+class VaultEndpoint:
+    """Where the program reaches Vault: the API address, the CA its certificate chains to, each pod's own
+    address for unsealing (dev, Shamir), and what must exist before Vault answers there."""
+
+    address: pulumi.Input[str]
+    ca_cert_pem: pulumi.Input[str]
+    unseal_addresses: Sequence[str] = ()
+    wait_for: Sequence[pulumi.Resource] = ()
+
+
+@dataclass(frozen=True)
+class VaultSide:
+    """What ``declare_vault_side`` declared. ``configuration`` is None while Vault cannot be configured
+    (a PGP-encrypted root token and no token of the stack's own); ``child_options`` are the options
+    of resources that use the in-stack Vault provider after the configuration."""
+
+    bootstrap: VaultBootstrap
+    configuration: VaultConfiguration | None
+    child_options: pulumi.ResourceOptions | None
+
+
+def moved_role_aliases(name: str, parent: pulumi.Resource) -> dict[str, list[pulumi.Alias]]:
+    """The Jobs' Vault roles were children of RaftBackup and VaultRollout before VaultConfiguration
+    owned every Vault object: without these aliases the move would delete the role just written."""
+    return {pol.BACKUP_POLICY: [pulumi.Alias(name=f"{name}-backup-role", parent=pulumi.create_urn(
+                f"{name}-backup", "vault-platform:backup:RaftBackup", parent=parent))],
+            pol.ROLLOUT_POLICY: [pulumi.Alias(name=f"{name}-rollout-role", parent=pulumi.create_urn(
+                f"{name}-rollout", "vault-platform:rollout:VaultRollout", parent=parent))]}
+
+
+def declare_vault_bootstrap(name: str, config: PlatformConfig, endpoint: VaultEndpoint, *,
+                            parent: pulumi.Resource, providers: Sequence[pulumi.ProviderResource] = (),
+                            objects: vault_objects.VaultObjects | None = None) -> VaultBootstrap:
+    """VaultBootstrap as declare_vault_side declares it: init, readiness, the deploy identity, the provider."""
+    objects = objects or vault_objects.build(config)
+    return VaultBootstrap(f"{name}-bootstrap", VaultBootstrapArgs(
+        address=endpoint.address, ca_cert_pem=endpoint.ca_cert_pem,
+        mode="shamir" if config.unseal.type == "shamir" else "auto",
+        expected_peers=Names.of(config).replicas, init=config.init,
+        unseal_addresses=endpoint.unseal_addresses, existing_token=config.secrets.vault_token,
+        wait_for=endpoint.wait_for, identity=deploy_identity_args(config, objects)),
+        opts=pulumi.ResourceOptions(parent=parent, providers=list(providers)))
+
+
+def declare_vault_side(name: str, config: PlatformConfig, endpoint: VaultEndpoint, *, parent: pulumi.Resource,
+                       providers: Sequence[pulumi.ProviderResource] = (),
+                       dev_postgres: DevPostgresConnection | None = None) -> VaultSide:
+    """Everything the stack declares in Vault, as children of ``parent``: initialization, the deploy
+    identity and the in-stack provider (VaultBootstrap), then every secrets engine, auth method, role,
+    policy and audit device (VaultConfiguration).
+
+    VaultPlatform calls it after the cluster; the engine tests call it with a parent of the same
+    type and name against real servers, so both declare the same resources under the same URNs.
+    """
+    objects = vault_objects.build(config)
+    bootstrap = declare_vault_bootstrap(name, config, endpoint, parent=parent, providers=providers, objects=objects)
+    # A PGP-encrypted root token cannot configure anything: stop after init until the team
+    # gives the stack a token of its own (docs/bootstrap-and-recovery.md).
+    if bootstrap.provider is None:
+        pulumi.log.warn("init.rootTokenPgpKey is set and secrets.vaultToken is not: Vault is initialized but "
+                        "not configured. Decrypt the root token, create an admin token, set it with `pulumi "
+                        "config set --secret --path secrets.vaultToken` and run `pulumi up` again.", parent)
+        return VaultSide(bootstrap, None, None)
+    # Every Vault resource goes through the in-stack provider, and only after init.
+    vault_child = pulumi.ResourceOptions(parent=parent, providers=[*providers, bootstrap.provider],
+                                         depends_on=[bootstrap])
+    assert bootstrap.token_file is not None
+    access = VaultAccess(endpoint.address, endpoint.ca_cert_pem, bootstrap.token_file,
+                         login_path=bootstrap.login_path, login_audience=bootstrap.login_audience)
+    configuration = VaultConfiguration(
+        f"{name}-config", VaultConfigurationArgs(objects, protect_keys=config.is_prod, dev_postgres=dev_postgres,
+                                                 vault_access=access,
+                                                 role_aliases=moved_role_aliases(name, parent)),
+        bootstrap.provider, opts=vault_child)
+    return VaultSide(bootstrap, configuration, vault_child)
+
+
+# `make teardown` sets this to throw a dev stack away: the program then protects nothing.
+TEARDOWN_ENV = "VAULT_PLATFORM_TEARDOWN"
+
+
+def teardown_options(config: PlatformConfig, env: Mapping[str, str]) -> pulumi.ResourceOptions | None:
+    """Options for the platform when a tear-down was asked for (``TEARDOWN_ENV=1``): no resource of it
+    is protected. Refused for prod, where a destroy must stop at the DestroyGuard."""
+    if env.get(TEARDOWN_ENV, "") in ("", "0"):
+        return None
+    if config.is_prod:
+        raise pulumi.RunError(f"{TEARDOWN_ENV} is set, but this is a prod stack: the program never tears prod down. "
+                              "Retiring prod is a deliberate procedure (docs/bootstrap-and-recovery.md).")
+
+    def unprotect(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult:
+        return pulumi.ResourceTransformationResult(
+            args.props, pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(protect=False)))
+
+    return pulumi.ResourceOptions(transformations=[unprotect])
+
+
+def guard_against_destroy(name: str, parent: pulumi.Resource, everything: Sequence[pulumi.Resource]) -> DestroyGuard:
+    """The DestroyGuard (components/providers/destroy_guard.py): after ``everything``, protected."""
+    return DestroyGuard(f"{name}-destroy-guard", stack_description=f"{pulumi.get_project()}/{pulumi.get_stack()}",
+                        opts=pulumi.ResourceOptions(parent=parent, protect=True, depends_on=list(everything)))
 
 
 class VaultPlatform(pulumi.ComponentResource):
@@ -89,16 +202,7 @@ class VaultPlatform(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, providers=providers)
 
         clustering = cluster_args(config)
-        objects = vault_objects.build(config)
-        identity = deploy_identity_args(config, objects)
         self.cluster = VaultCluster(f"{name}-cluster", clustering, self.aws_provider, opts=child)
-        self.bootstrap = VaultBootstrap(f"{name}-bootstrap", VaultBootstrapArgs(
-            address=config.api.address, ca_cert_pem=self.cluster.ca_cert_pem,
-            mode="shamir" if config.unseal.type == "shamir" else "auto",
-            expected_peers=clustering.names.replicas, init=config.init,
-            unseal_addresses=clustering.pod_unseal_addresses, existing_token=config.secrets.vault_token,
-            # The cluster, and with it the API Service and (route53) the record for its name.
-            wait_for=[self.cluster], identity=identity), opts=child)
 
         self.monitoring: VaultMonitoring | None = None
         m = config.monitoring
@@ -109,44 +213,36 @@ class VaultPlatform(pulumi.ComponentResource):
                 wait_for=(self.cluster.release,)), opts=child)
 
         self.dev_postgres: DevPostgres | None = None
-        if config.database.dev_postgres:
-            self.dev_postgres = DevPostgres(f"{name}-dev-postgres", DevPostgresArgs(self.cluster.namespace),
+        dev_connection = None
+        # database.enabled: false switches the engine off with its settings kept, the dev database included.
+        if config.database.enabled and config.database.dev_postgres:
+            postgres_image = pulled_from(config.database.dev_postgres_image, config.images.registry)
+            self.dev_postgres = DevPostgres(f"{name}-dev-postgres", DevPostgresArgs(self.cluster.namespace,
+                                                                                    image=postgres_image),
                                             opts=pulumi.ResourceOptions.merge(
                                                 child, pulumi.ResourceOptions(depends_on=[self.cluster])))
+            dev_connection = DevPostgresConnection(self.dev_postgres.connection_url, self.dev_postgres.password,
+                                                   wait_for=(self.dev_postgres,))
 
-        self.configuration: VaultConfiguration | None = None
+        # The cluster, and with it the API Service and (route53) the record for its name, comes first.
+        vault_side = declare_vault_side(
+            name, config, VaultEndpoint(config.api.address, self.cluster.ca_cert_pem,
+                                        clustering.pod_unseal_addresses, wait_for=(self.cluster,)),
+            parent=self, providers=providers, dev_postgres=dev_connection)
+        self.bootstrap = vault_side.bootstrap
+        self.configuration = vault_side.configuration
+        self.configure_vault = self.configuration is not None
+        vault_child = vault_side.child_options
+
         self.backup: RaftBackup | None = None
         self.rollout: VaultRollout | None = None
-        # A PGP-encrypted root token cannot configure anything: stop after init until the team
-        # gives the stack a token of its own (docs/bootstrap-and-recovery.md).
-        self.configure_vault = self.bootstrap.provider is not None
-        if self.bootstrap.provider is None:
-            pulumi.log.warn("init.rootTokenPgpKey is set and secrets.vaultToken is not: Vault is initialized but "
-                            "not configured. Decrypt the root token, create an admin token, set it with `pulumi "
-                            "config set --secret --path secrets.vaultToken` and run `pulumi up` again.", self)
-        else:
-            # Every Vault resource goes through the in-stack provider, and only after init.
-            vault_provider = self.bootstrap.provider
-            vault_child = pulumi.ResourceOptions(parent=self, providers=[*providers, vault_provider],
-                                                 depends_on=[self.bootstrap])
-            dev_connection = None
-            if self.dev_postgres is not None:
-                dev_connection = DevPostgresConnection(self.dev_postgres.connection_url, self.dev_postgres.password,
-                                                       wait_for=(self.dev_postgres,))
-            access = VaultAccess(config.api.address, self.cluster.ca_cert_pem, self.bootstrap.token,
-                                 login_path=identity.ci_login_path if identity else "")
-            self.configuration = VaultConfiguration(
-                f"{name}-config", VaultConfigurationArgs(objects, protect_keys=config.is_prod,
-                                                         dev_postgres=dev_connection, vault_access=access),
-                vault_provider, opts=vault_child)
+        if self.configuration is not None and vault_child is not None:
+            after_configuration = pulumi.ResourceOptions.merge(
+                vault_child, pulumi.ResourceOptions(depends_on=[self.configuration]))
             if config.backup.enabled:
                 self.backup = RaftBackup(
-                    f"{name}-backup",
-                    RaftBackupArgs(BackupJob.of(config), self.cluster.namespace,
-                                   self.configuration.kubernetes_auth_path, aws=config.aws),
-                    vault_provider, self.aws_provider,
-                    opts=pulumi.ResourceOptions.merge(vault_child,
-                                                      pulumi.ResourceOptions(depends_on=[self.configuration])))
+                    f"{name}-backup", RaftBackupArgs(BackupJob.of(config), self.cluster.namespace, aws=config.aws),
+                    self.aws_provider, opts=after_configuration)
             if config.cluster.rollout.enabled and self.cluster.rollout_access is not None:
                 # Last: after the release changed the pod template and Vault is configured (its role
                 # and policy), restart the pods that still run the old one.
@@ -156,12 +252,9 @@ class VaultPlatform(pulumi.ComponentResource):
                 self.rollout = VaultRollout(
                     f"{name}-rollout",
                     VaultRolloutArgs(clustering.rollout_job(), self.cluster.namespace,
-                                     self.configuration.kubernetes_auth_path, self.cluster.pod_template_trigger,
-                                     unseal_keys=keys,
+                                     self.cluster.pod_template_trigger, unseal_keys=keys,
                                      wait_for=(self.cluster, self.configuration, self.cluster.rollout_access)),
-                    self.bootstrap.provider,
-                    opts=pulumi.ResourceOptions.merge(vault_child,
-                                                      pulumi.ResourceOptions(depends_on=[self.configuration])))
+                    opts=after_configuration)
 
         # Secrets to workloads: namespaces ready for the injector, the External Secrets Operator and its
         # stores, cert-manager's issuer. Their Vault roles come with the configuration above.
@@ -225,4 +318,8 @@ class VaultPlatform(pulumi.ComponentResource):
             self.exports.update(self.aws_secret_store.exports)
         if self.rollout is not None:
             self.exports["rolloutJob"] = self.rollout.job.metadata.name
+        components = [c for c in (self.cluster, self.bootstrap, self.configuration, self.monitoring, self.dev_postgres,
+                                  self.backup, self.rollout, self.application_namespaces, self.external_secrets,
+                                  self.aws_secret_store, self.cert_manager) if c is not None]
+        self.destroy_guard = guard_against_destroy(name, self, components)
         self.register_outputs(dict(self.exports))

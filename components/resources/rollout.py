@@ -6,7 +6,7 @@ Two components, because they sit on either side of the release in the order `pul
 - ``RolloutAccess`` (in VaultCluster, before the release): the Job's service account and its Role
   (read the StatefulSet, read and delete its pods by name, nothing else), the script, and the
   scale-down Job, which removes departing servers from Raft before the StatefulSet shrinks.
-- ``VaultRollout`` (after Vault is configured): the Vault role the Job logs in with, and the restart
+- ``VaultRollout`` (after Vault is configured, with the Job's ``raft-rollout`` role): the restart
   Job, named after the chart values so every change that may touch the pod template runs it.
 """
 
@@ -17,14 +17,9 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_vault as vault
 
 from components.render import rollout_job
 from components.render.rollout_job import RolloutJob
-
-# The restart token lives for a roll; a long roll logs in again.
-TOKEN_TTL_SECONDS = 3600
-TOKEN_MAX_TTL_SECONDS = 4 * 3600
 
 
 def _meta(manifest: dict, namespace: pulumi.Input[str]) -> dict:
@@ -85,7 +80,6 @@ class RolloutAccess(pulumi.ComponentResource):
 class VaultRolloutArgs:
     job: RolloutJob
     namespace: pulumi.Input[str]
-    kubernetes_auth_path: pulumi.Input[str]
     # A hash of what the pod template is made from (VaultCluster.pod_template_trigger).
     trigger: pulumi.Input[str]
     # shamir (dev): the key shares the Job unseals restarted pods with (a secret Output).
@@ -97,27 +91,12 @@ class VaultRolloutArgs:
 class VaultRollout(pulumi.ComponentResource):
     """Outputs: ``job`` (the restart Job's name)."""
 
-    def __init__(self, name: str, args: VaultRolloutArgs, vault_provider: pulumi.ProviderResource,
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: VaultRolloutArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:rollout:VaultRollout", name, None, opts)
         spec = args.job
-        rn = spec.object_names
         ns = args.namespace
         script = rollout_job.read_script()
-        self.role = vault.kubernetes.AuthBackendRole(
-            f"{name}-role",
-            backend=args.kubernetes_auth_path,
-            role_name=rn.vault_role,
-            bound_service_account_names=[rn.service_account],
-            bound_service_account_namespaces=[ns],
-            token_policies=[rn.vault_role],
-            token_no_default_policy=True,
-            token_ttl=TOKEN_TTL_SECONDS,
-            token_max_ttl=TOKEN_MAX_TTL_SECONDS,
-            audience=spec.token_audience or None,
-            opts=pulumi.ResourceOptions(parent=self, provider=vault_provider),
-        )
-        waits: list[pulumi.Resource] = [self.role, *args.wait_for]
+        waits: list[pulumi.Resource] = list(args.wait_for)
         self.unseal_secret: k8s.core.v1.Secret | None = None
         if spec.unseal_keys:
             if args.unseal_keys is None:

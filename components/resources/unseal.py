@@ -74,18 +74,26 @@ class AutoUnseal(pulumi.ComponentResource):
                             "role_arn": self.role.arn})
         elif unseal.type == "transit":
             transit = unseal.transit
-            if transit is None or args.transit_token is None:
+            if transit is None or (args.transit_token is None and not transit.token_secret):
                 raise ValueError("AutoUnseal: unseal type transit needs its settings and a token")
+            # The token from the operator's own Secret (it never passes through the stack), or from the
+            # config into the stack's Secret (dev).
+            data: dict[str, pulumi.Input[str]] = {"transit-ca.crt": transit.ca_cert}
+            if not transit.token_secret:
+                assert args.transit_token is not None
+                data["VAULT_TOKEN"] = args.transit_token.output()
             secret = k8s.core.v1.Secret(
                 f"{name}-transit",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=names.unseal_secret, namespace=args.namespace),
                 type="Opaque",
-                string_data={"VAULT_TOKEN": args.transit_token.output(), "transit-ca.crt": transit.ca_cert},
+                string_data=data,
                 opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stringData", "data"]),
             )
             self.seal = pulumi.Output.from_input(seal_for(unseal))
+            token_secret = transit.token_secret
             self.wiring = secret.metadata.name.apply(lambda secret_name: UnsealWiring(
-                secret_env=[{"envName": "VAULT_TOKEN", "secretName": secret_name, "secretKey": "VAULT_TOKEN"}],
+                secret_env=[{"envName": "VAULT_TOKEN", "secretName": token_secret or secret_name,
+                             "secretKey": "VAULT_TOKEN"}],
                 secret_volume=secret_name if transit.ca_cert else None))
         else:
             self.seal = pulumi.Output.from_input(None)

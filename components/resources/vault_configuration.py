@@ -16,7 +16,8 @@ password, and the same shape as the other engines (mount + children).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -49,13 +50,18 @@ class DevPostgresConnection:
 
 @dataclass(frozen=True)
 class VaultAccess:
-    """How the stack's own dynamic resources reach Vault (the Vault provider's address, CA and token)."""
+    """How the stack's own dynamic resources reach Vault: the Vault provider's address and CA, the run's
+    token file (VaultBootstrap.token_file) and the CI login (see VaultHttp's login order)."""
 
     address: pulumi.Input[str]
     ca_cert_pem: pulumi.Input[str]
-    token: pulumi.Input[str]
-    # The CI login's path: once the stack's token has expired, CI logs in there (see VaultHttp._credentials).
+    token_file: pulumi.Input[str]
     login_path: str = ""
+    login_audience: str = ""
+
+    def props(self) -> dict[str, pulumi.Input[Any]]:
+        return {"address": self.address, "ca_cert_pem": self.ca_cert_pem, "token_file": self.token_file,
+                "login_path": self.login_path, "login_audience": self.login_audience}
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,9 @@ class VaultConfigurationArgs:
     dev_postgres: DevPostgresConnection | None = None
     # Lets the stack revoke a database connection's credentials before the connection is deleted.
     vault_access: VaultAccess | None = None
+    # Where a role was declared before it moved here (role name -> aliases), so that moving it is not a
+    # delete of the Vault role the new resource has just written.
+    role_aliases: Mapping[str, Sequence[pulumi.Alias]] = field(default_factory=dict)
 
 
 class VaultConfiguration(pulumi.ComponentResource):
@@ -103,6 +112,9 @@ class VaultConfiguration(pulumi.ComponentResource):
         self.roles = [self._role(role, auth) for role in settings.kubernetes_roles]
         self.service_roles = [self._role(role, auth, f"{self._name}-role-{role.name}")
                               for role in settings.service_roles]
+        self.job_roles = [self._role(role, auth, f"{self._name}-role-{role.name}",
+                                     aliases=list(args.role_aliases.get(role.name, ())))
+                          for role in settings.job_roles]
         self.kv_secrets = [self._kv_secret(secret, kv_mount) for secret in settings.kv_secrets]
 
         self.kubernetes_auth_path = auth.path
@@ -214,16 +226,14 @@ class VaultConfiguration(pulumi.ComponentResource):
                 # Deleted before the connection and its roles (it depends on them): revokes the
                 # credentials they issued while the connection can still drop the users.
                 DatabaseLeases(
-                    f"{self._name}-db-leases-{conn.name}",
-                    address=access.address, ca_cert_pem=access.ca_cert_pem, token=access.token,
-                    login_path=access.login_path, mount=mount.path, connection=conn.name,
+                    f"{self._name}-db-leases-{conn.name}", access=access.props(), mount=mount.path,
+                    connection=conn.name,
                     roles=[r.name for r in db.roles if r.db_name == conn.name],
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[connections[conn.name], *roles[conn.name]]))
                 if conn.rotate_root:
                     DatabaseRootRotation(
-                        f"{self._name}-db-rotate-root-{conn.name}",
-                        address=access.address, ca_cert_pem=access.ca_cert_pem, token=access.token,
-                        login_path=access.login_path, mount=mount.path, connection=conn.name,
+                        f"{self._name}-db-rotate-root-{conn.name}", access=access.props(), mount=mount.path,
+                        connection=conn.name,
                         connection_url=conn.connection_url, username=conn.username,
                         opts=pulumi.ResourceOptions(parent=self, depends_on=[connections[conn.name]]))
 
@@ -385,8 +395,8 @@ class VaultConfiguration(pulumi.ComponentResource):
                 opts=self._opts(),
             )
 
-    def _role(self, role: vs.KubernetesRole, auth: vault.AuthBackend,
-              resource_name: str | None = None) -> vault.kubernetes.AuthBackendRole:
+    def _role(self, role: vs.KubernetesRole, auth: vault.AuthBackend, resource_name: str | None = None,
+              aliases: list[pulumi.Alias] | None = None) -> vault.kubernetes.AuthBackendRole:
         return vault.kubernetes.AuthBackendRole(
             resource_name or f"{self._name}-app-{role.name}",
             backend=auth.path,
@@ -397,7 +407,8 @@ class VaultConfiguration(pulumi.ComponentResource):
             token_ttl=role.token_ttl_seconds,
             token_max_ttl=role.token_max_ttl_seconds,
             audience=role.audience or None,
-            opts=self._opts(),
+            token_no_default_policy=role.no_default_policy or None,
+            opts=self._opts(aliases=aliases or None),
         )
 
     def _kv_secret(self, secret: vs.KvSecret, kv_mount: vault.Mount) -> vault.kv.SecretV2:

@@ -43,10 +43,9 @@ TEST_SECRETS: dict[str, dict[str, Any]] = {
         "kv": {"myapp/config": {"database_url": f"{CANARY}-dev-database-url",
                                 "api_key": f"{CANARY}-dev-api-key"}},
     },
+    # prod seeds no KV values from its config (the config refuses it: they would sit in the state).
     "prod": {
         "databasePasswords": {"app-postgres": f"{CANARY}-prod-db-password"},
-        "kv": {"myapp/config": {"database_url": f"{CANARY}-prod-database-url",
-                                "api_key": f"{CANARY}-prod-api-key"}},
     },
 }
 
@@ -70,6 +69,26 @@ class Resource:
     replace_on_changes: list[str] = field(default_factory=list)
     # A component's registered outputs (register_outputs), resolved.
     outputs: dict[str, Any] = field(default_factory=dict)
+    # The aliases it was registered with, as the engine gets them (a URN, or a spec of name and parent).
+    aliases: list[dict[str, Any]] = field(default_factory=list)
+
+    def alias_urns(self) -> list[str]:
+        """This resource's earlier URNs, as its aliases name them, in the mocks' URN form (the parent's
+        own type only; tests/integration/test_vault_side.py checks an alias through the real engine)."""
+        found = []
+        for alias in self.aliases:
+            if "urn" in alias:
+                found.append(alias["urn"])
+                continue
+            spec = alias.get("spec") or {}
+            head, _, name = self.urn.rpartition("::")
+            prefix, _, qualified = head.rpartition("::")
+            own_type = qualified.rsplit("$", 1)[-1]
+            if spec.get("parentUrn"):
+                parent_type = spec["parentUrn"].split("::")[2].rsplit("$", 1)[-1]
+                qualified = f"{parent_type}${spec.get('type') or own_type}"
+            found.append(f"{prefix}::{qualified}::{spec.get('name') or name}")
+        return found
 
     def get(self, path: str, default: Any = KeyError) -> Any:
         """Input at a dotted path (``values.server.ha.enabled``; ``[i]`` for list items)."""
@@ -110,6 +129,8 @@ class Recording:
     exports: dict[str, Any]
     export_secret_paths: list[str]
     error: str | None
+    # Files the program wrote for its providers, relative to the project folder (path -> text).
+    local_files: dict[str, str] = field(default_factory=dict)
 
     def of_type(self, typ: str) -> list[Resource]:
         return [r for r in self.resources if r.type == typ]
@@ -283,7 +304,7 @@ def _recording(request_json: str) -> Recording:
         run_cache.put(request, result)
     return Recording(stack=request["stack"], resources=[Resource(**r) for r in result["resources"]],
                      exports=result.get("exports") or {}, export_secret_paths=result.get("export_secret_paths") or [],
-                     error=result["error"])
+                     error=result["error"], local_files=result.get("local_files") or {})
 
 
 def _prepare(request: dict[str, Any], tmp: str) -> dict[str, Any]:
@@ -291,7 +312,7 @@ def _prepare(request: dict[str, Any], tmp: str) -> dict[str, Any]:
     workdir = Path(tmp, "project")
     workdir.mkdir()
     (workdir / f"Pulumi.{request['stack']}.yaml").write_text(stack_file(request["config"], request["secret_keys"]))
-    env = {**request["env"], "VAULT_PLATFORM_CA_DIR": str(Path(tmp, "ca"))}
+    env = dict(request["env"])
     if request.get("stack_outputs") is not None:
         outputs = Path(tmp, "stack-outputs.json")
         outputs.write_text(json.dumps(request["stack_outputs"]))

@@ -27,6 +27,24 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         return {"certRequestPem": _pem("CERTIFICATE REQUEST", f"fake-csr-{name}")}
     if typ == "random:index/randomPassword:RandomPassword":
         return {"result": f"FAKE-{CANARY}-PASSWORD-{name}", "bcryptHash": f"FAKE-{CANARY}-HASH-{name}"}
+    if typ == "kubernetes:cert-manager.io/v1:Certificate":
+        # As cert-manager reports an issued certificate (read back by CertificatePair).
+        return {"status": {"revision": 1, "conditions": [{"type": "Ready", "status": "True"}]}}
+    if typ == "kubernetes:cert-manager.io/v1:CertificateRequest":
+        import base64
+
+        def b64(text: str) -> str:
+            return base64.b64encode(text.encode()).decode()
+
+        return {"status": {"ca": b64(_pem("CERTIFICATE", f"fake-cert-manager-ca-{name}")),
+                           "certificate": b64(_pem("CERTIFICATE", f"fake-cert-manager-cert-{name}"))}}
+    if typ == "pulumi-python:dynamic/random:GeneratedPassword":
+        return {"result": f"FAKE-{CANARY}-PASSWORD-{name}"}
+    if typ == "pulumi-python:dynamic/tls:LocalTls":
+        return {"ca_cert_pem": _pem("CERTIFICATE", f"fake-ca-{name}"),
+                "ca_key_pem": _pem("PRIVATE KEY", f"FAKE-{CANARY}-CA-KEY-{name}"),
+                "cert_pem": _pem("CERTIFICATE", f"fake-cert-{name}"),
+                "key_pem": _pem("PRIVATE KEY", f"FAKE-{CANARY}-KEY-{name}"), "not_after": 4102444800}
     if typ == "aws:kms/key:Key":
         return {"arn": f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/{name}-key-id", "keyId": f"{name}-key-id"}
     if typ == "aws:kms/alias:Alias":
@@ -51,12 +69,18 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     if typ == "pulumi-python:dynamic/bootstrap:VaultReady":
         return {"status": "ready"}
     if typ == "pulumi-python:dynamic/bootstrap:DeployIdentity":
-        # As a first run's create answers: a deployer token for the next hour, the root token revoked.
+        # As a first run's create does: a deployer token for the next hour in the first-run file (the
+        # program runs in the project folder), the root token revoked.
+        import os
         import time
 
         revoked = bool(inputs.get("revoke_root_token"))
-        return {"bootstrap_token": f"FAKE-{CANARY}-FIRST-RUN-TOKEN" if revoked else "",
-                "bootstrap_expires_at": int(time.time()) + 3600 if revoked else 0, "root_token_revoked": revoked}
+        if revoked:
+            path = inputs["first_run_file"]
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+                handle.write(f"FAKE-{CANARY}-FIRST-RUN-TOKEN\n")
+        return {"bootstrap_expires_at": int(time.time()) + 3600 if revoked else 0, "root_token_revoked": revoked}
     return {}
 
 

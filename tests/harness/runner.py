@@ -18,7 +18,6 @@ import contextvars
 import importlib
 import json
 import os
-import pickle
 import runpy
 import sys
 import traceback
@@ -34,6 +33,7 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import wait_for_rpcs
 
 from tests.harness.fakes import fake_call, fake_outputs
+from tests.pulumi_pickling import undo_dynamic_provider_pickling_patch
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_SIG = rpc._special_secret_sig
@@ -104,15 +104,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "ignore_changes": list(request.ignoreChanges),
             "delete_before_replace": bool(request.deleteBeforeReplace),
             "replace_on_changes": list(request.replaceOnChanges),
+            "aliases": [json_format.MessageToDict(a, preserving_proto_field_name=True) for a in request.aliases],
         })
         return response
-
-
-# Each dynamic resource's provider is serialized by pulumi.dynamic's serialize_provider, which wraps
-# pickle's pure-Python Pickler methods to sort dicts and never unwraps them: one more wrapper per
-# dynamic resource, until a long-lived process hits the recursion limit. Each run starts from the
-# methods as they were before the first one.
-_PICKLER_METHODS = {name: getattr(pickle._Pickler, name) for name in ("_batch_setitems", "save_dict")}
 
 
 # Serializing a dynamic provider (dill, by value) is a third of a run, and its result depends only on
@@ -138,14 +132,10 @@ def _serialize_provider_once(provider: Any) -> str:
 pulumi_dynamic.serialize_provider = _serialize_provider_once
 
 
-def reset_pickler() -> None:
-    for name, method in _PICKLER_METHODS.items():
-        setattr(pickle._Pickler, name, method)
-
-
 def run(request: dict[str, Any]) -> dict[str, Any]:
     """One evaluation of the program, isolated from every other run in this process."""
-    reset_pickler()
+    # Each run starts from the Pickler as it was before the first one (tests/pulumi_pickling.py).
+    undo_dynamic_provider_pickling_patch()
     return contextvars.copy_context().run(_run, request)
 
 
@@ -184,6 +174,10 @@ def _run(request: dict[str, Any]) -> dict[str, Any]:
     for record in monitor.records:
         record["outputs"] = monitor.outputs.get(record["urn"], {})
     result["resources"] = monitor.records
+    # What the program left for the providers in its project folder (the CA, the run's token file).
+    result["local_files"] = {str(path): path.read_text()
+                             for folder in (".vault-ca", ".vault-login") for path in sorted(Path(folder).glob("*"))
+                             if path.is_file()}
     return result
 
 

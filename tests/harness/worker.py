@@ -33,17 +33,21 @@ RUN_TIMEOUT = 600
 PROGRAM_ENV_PREFIXES = ("AWS_", "VAULT_", "TERRAFORM_", "KUBECONFIG", "KUBERNETES_")
 # Folders whose files the program never reads: the tests (but their harness), the docs, the venvs.
 SOURCE_SKIP = {"docs", "benchmarks", "venv", "node_modules", "__pycache__"}
+# Nothing of the caller's Vault or CI login reaches the program: it logs in as a fresh checkout would.
+LOGIN_ENV = {"VAULT_TOKEN", "VAULT_ADDR", "VAULT_CACERT", "VAULT_PLATFORM_WORKDIR", "VAULT_PLATFORM_VAULT_ROLE",
+             "TERRAFORM_VAULT_AUTH_JWT", "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"}
 
 
 def worker_env() -> dict[str, str]:
-    """The worker's environment: the test process's, without the Pulumi CLI's settings and without
-    what the program reads, which each request brings (program_env)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", *PROGRAM_ENV_PREFIXES))}
+    """The worker's environment: the test process's, without the Pulumi CLI's settings, without any
+    login, and without what the program reads, which each request brings (program_env)."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("PULUMI_", *PROGRAM_ENV_PREFIXES)) and k not in LOGIN_ENV}
 
 
 def program_env() -> dict[str, str]:
     """The part of the current environment a run's result can depend on (it is part of the key)."""
-    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(PROGRAM_ENV_PREFIXES)}
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(PROGRAM_ENV_PREFIXES) and k not in LOGIN_ENV}
 
 
 class Worker:

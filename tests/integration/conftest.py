@@ -242,3 +242,25 @@ def engine(engine_bin, workdir) -> Iterator[pulumi_engine.Engine]:
     test that failed half-way) is stopped."""
     yield pulumi_engine.Engine(engine_bin, workdir / "engine")
     pulumi_engine.stop_leftovers(engine_bin)
+
+
+@pytest.fixture
+def operators(workdir):
+    """Three operators, each with a throwaway PGP key in one GNUPGHOME: (gpg, [base64 public keys])."""
+    import base64
+    import subprocess
+
+    import gnupg
+
+    home = workdir / "gnupg"
+    home.mkdir(mode=0o700)
+    gpg = gnupg.GPG(gnupghome=str(home))
+    keys = []
+    for i in range(3):
+        key = gpg.gen_key(gpg.gen_key_input(key_type="RSA", key_length=2048, name_real=f"Operator {i}",
+                                            name_email=f"operator{i}@example.invalid", no_protection=True))
+        assert key.fingerprint, f"gpg could not make a key: {key.stderr}"
+        public = subprocess.run(["gpg", "--homedir", str(home), "--export", key.fingerprint], check=True,
+                                capture_output=True, timeout=60).stdout
+        keys.append(base64.b64encode(public).decode())
+    return gpg, keys

@@ -27,6 +27,7 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource, ResourceProvider
 
 from tests.build_tools import built_tool
 from tests.integration.servers import REPO_ROOT
+from tests.pulumi_pickling import undo_dynamic_provider_pickling_patch
 
 BUILD_SCRIPT = REPO_ROOT / "tools" / "pulumi-engine" / "build.sh"
 PROJECT = "vault-platform"
@@ -44,6 +45,60 @@ def build_engine(timeout: float = 3600.0) -> pathlib.Path:
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise RuntimeError(f"{BUILD_SCRIPT} left no executable {path}")
     return cli.parent
+
+
+# The real pulumi-vault provider plugin: built from its public sources once, outside this project, and
+# shipped beside it (the Go module proxy refuses its module); its README says how and what it is.
+VAULT_PLUGIN_DIR = REPO_ROOT.parent / "shared" / "tools" / "pulumi-resource-vault"
+VAULT_PLUGIN_XZ = "pulumi-resource-vault-v7.11.0-linux-amd64.xz"
+
+
+def vault_plugin_binary(cache: pathlib.Path) -> pathlib.Path:
+    """The plugin, unpacked once into ``cache`` and checked against the SHA256SUMS shipped with it
+    (VAULT_PLATFORM_VAULT_PLUGIN names an unpacked binary instead)."""
+    import hashlib
+    import lzma
+
+    explicit = os.environ.get("VAULT_PLATFORM_VAULT_PLUGIN")
+    if explicit:
+        return pathlib.Path(explicit)
+    source = VAULT_PLUGIN_DIR / VAULT_PLUGIN_XZ
+    sums = VAULT_PLUGIN_DIR / "SHA256SUMS"
+    if not source.is_file() or not sums.is_file():
+        raise RuntimeError(f"no Vault provider plugin at {source} (with its SHA256SUMS): the engine tests need "
+                           "the real plugin; set VAULT_PLATFORM_VAULT_PLUGIN to an unpacked one")
+    expected = {}
+    for line in sums.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        expected[name.strip()] = digest.strip()
+    target = cache / "plugins" / "pulumi-resource-vault-7.11.0"
+    unpacked_name = next((n for n in expected if n.startswith("pulumi-resource-vault ")), "pulumi-resource-vault")
+
+    def digest(path: pathlib.Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    if target.is_file() and digest(target) == expected.get(unpacked_name):
+        return target
+    if digest(source) != expected.get(VAULT_PLUGIN_XZ):
+        raise RuntimeError(f"{source} does not match its SHA256SUMS")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_bytes(lzma.decompress(source.read_bytes()))
+    if unpacked_name in expected and digest(tmp) != expected[unpacked_name]:
+        tmp.unlink()
+        raise RuntimeError(f"{source} unpacks to a binary that does not match its SHA256SUMS")
+    tmp.chmod(0o755)
+    os.replace(tmp, target)
+    return target
+
+
+def install_vault_plugin(engine: Engine, binary: pathlib.Path) -> str:
+    """Install the plugin for ``engine`` under the version the pulumi_vault SDK asks for; returns it."""
+    from importlib.metadata import version
+
+    wanted = version("pulumi_vault")
+    engine.cli("plugin", "install", "resource", "vault", wanted, "--file", str(binary), timeout=300)
+    return wanted
 
 
 @dataclass
@@ -68,6 +123,7 @@ def bootstrap_program(settings: Bootstrap) -> Callable[[], None]:
     def program() -> None:
         import pulumi
 
+        undo_dynamic_provider_pickling_patch()
         from components.model import InitConfig, Secret
         from components.resources.bootstrap import VaultBootstrapArgs, initialize
 
@@ -137,7 +193,8 @@ class Engine:
             "PYTHONPATH": "",
         }
 
-    def stack(self, program: Callable[[], None], folder: str = "project", main: pathlib.Path | None = None):
+    def stack(self, program: Callable[[], None], folder: str = "project", main: pathlib.Path | None = None,
+              stack_name: str = STACK):
         """Create or select the test stack in the workspace ``root/<folder>``.
 
         ``main`` is the program's folder (the workspace's by default): the engine starts the
@@ -152,13 +209,14 @@ class Engine:
             work_dir=str(work_dir), pulumi_home=str(self.root / "pulumi-home"), env_vars=self.env(),
             pulumi_command=auto.PulumiCommand(root=str(self.bindir.parent)),
             project_settings=auto.ProjectSettings(name=PROJECT, runtime="python", main=str(main or work_dir)))
-        return auto.create_or_select_stack(STACK, project_name=PROJECT, program=program, opts=opts)
+        return auto.create_or_select_stack(stack_name, project_name=PROJECT, program=program, opts=opts)
 
-    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, timeout: float = 120,
+            cwd: pathlib.Path | None = None) -> subprocess.CompletedProcess[str]:
         """The CLI itself, for what the Automation API does not offer (an export with secrets shown)."""
         env = {**os.environ, **self.env()}
         self.root.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([str(self.bindir / "pulumi"), "--non-interactive", *args], cwd=self.root,
+        proc = subprocess.run([str(self.bindir / "pulumi"), "--non-interactive", *args], cwd=cwd or self.root,
                               env=env, capture_output=True, text=True, timeout=timeout, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"pulumi {' '.join(args)} exited {proc.returncode}: {proc.stderr[-3000:]}")

@@ -32,6 +32,10 @@ class RaftCluster:
     unauthenticated_metrics: bool = False
     performance_multiplier: int | None = PROD_PERFORMANCE_MULTIPLIER
     workdir: pathlib.Path = field(default_factory=pathlib.Path)
+    # More environment for every node (e.g. SSL_CERT_FILE, so a node trusts a test OIDC issuer).
+    node_env: dict[str, str] = field(default_factory=dict)
+    # What each node finds as its pod's service account (VaultProcess.service_account); None: nothing.
+    service_account: pathlib.Path | None = None
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -77,16 +81,16 @@ class RaftCluster:
         api_port, cluster_port = self.ports[i]
         node_id = node_id or self.names.pod(i)
         node_dir = self.workdir / node_id
-        hcl = self.render(i, node_id=node_id)
+        hcl = servers.flavor_hcl(binary, self.render(i, node_id=node_id))
         (node_dir / "data").mkdir(parents=True, exist_ok=True)
         node = servers.VaultProcess(
             binary, node_dir, api_addr=f"https://127.0.0.1:{api_port}", config_hcl=hcl, ca_cert=self.tls.ca_cert,
-            data_dir=node_dir / "data", name=node_id,
+            data_dir=node_dir / "data", name=node_id, service_account=self.service_account,
             # What the chart sets as environment in each pod; the transit token comes from a Secret.
             env={"VAULT_API_ADDR": f"https://127.0.0.1:{api_port}",
                  "VAULT_CLUSTER_ADDR": f"https://127.0.0.1:{cluster_port}",
                  "VAULT_RAFT_NODE_ID": node_id,
-                 **({"VAULT_TOKEN": self.transit_token} if self.transit else {})},
+                 **({"VAULT_TOKEN": self.transit_token} if self.transit else {}), **self.node_env},
         )
         node.start()
         return node
@@ -109,7 +113,8 @@ def start_transit_server(binary, workdir: pathlib.Path) -> tuple[servers.VaultPr
 def start_cluster(binary, workdir: pathlib.Path, replicas: int = 3, auto_unseal: bool = True,
                   unauthenticated_metrics: bool = False,
                   performance_multiplier: int | None = PROD_PERFORMANCE_MULTIPLIER,
-                  spare_ports: int = 0) -> RaftCluster:
+                  spare_ports: int = 0, node_env: dict[str, str] | None = None,
+                  service_account: pathlib.Path | None = None) -> RaftCluster:
     """``auto_unseal=False`` gives the dev stack's shape: Shamir, no seal stanza, unsealed by VaultInit.
     ``spare_ports``: ports allotted for nodes started later (a replacement) beyond ``replicas``."""
     names = Names("vault", "vault", replicas)
@@ -119,7 +124,8 @@ def start_cluster(binary, workdir: pathlib.Path, replicas: int = 3, auto_unseal:
                                   "mount_path": "transit/"}) if transit else None
     cluster = RaftCluster(transit, transit_token, [], tls, names, seal=seal,
                           unauthenticated_metrics=unauthenticated_metrics,
-                          performance_multiplier=performance_multiplier, workdir=workdir)
+                          performance_multiplier=performance_multiplier, workdir=workdir,
+                          node_env=dict(node_env or {}), service_account=service_account)
     cluster.ports = [(servers.free_port(), servers.free_port()) for _ in range(replicas + spare_ports)]
     try:
         for i in range(replicas):

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import serialization
 
 from components.render import policies as pol
 from components.render.rollout_job import RolloutNames
-from components.resources.rollout import TOKEN_MAX_TTL_SECONDS, TOKEN_TTL_SECONDS
+from components.render.vault_objects import ROLLOUT_TOKEN_MAX_TTL_SECONDS as TOKEN_MAX_TTL_SECONDS
+from components.render.vault_objects import ROLLOUT_TOKEN_TTL_SECONDS as TOKEN_TTL_SECONDS
 from tests.integration import servers
 from tests.integration.bootstrap_steps import init_and_wait
 from tests.integration.fake_kubernetes import FakeKubernetes

@@ -123,6 +123,16 @@ def flavor_server_hcl(binary: str | os.PathLike[str]) -> str:
     return _FLAVOR_HCL[flavor_of(binary)]
 
 
+def flavor_hcl(binary: str | os.PathLike[str], hcl: str) -> str:
+    """A server config rendered for Vault, with what the other flavour needs to behave alike (in the
+    listener block and at the top level)."""
+    flavor = flavor_of(binary)
+    listener = 'listener "tcp" {\n'
+    if _FLAVOR_LISTENER_HCL[flavor] and listener in hcl:
+        hcl = hcl.replace(listener, listener + _FLAVOR_LISTENER_HCL[flavor], 1)
+    return hcl + _FLAVOR_HCL[flavor]
+
+
 def _explicit(var: str) -> pathlib.Path | None:
     env = os.environ.get(var)
     if not env:
@@ -436,8 +446,13 @@ class VaultProcess:
         root_token: str | None = None,
         name: str = "vault",
         cluster_port: int | None = None,
+        service_account: str | os.PathLike[str] | None = None,
     ):
         self.binary = pathlib.Path(binary)
+        # A folder that the server finds at /var/run/secrets/kubernetes.io/serviceaccount, as in a pod
+        # (the Kubernetes auth method reads its CA and token there): the server then runs in a mount
+        # namespace of its own with a private /run (needs root, as the integration tests do anyway).
+        self.service_account = pathlib.Path(service_account) if service_account else None
         self.workdir = pathlib.Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.api_addr = api_addr.rstrip("/")
@@ -464,7 +479,13 @@ class VaultProcess:
         args = [str(self.binary), "server"]
         if self.config_path is not None:
             args.append(f"-config={self.config_path}")
-        return args + self.server_args
+        args += self.server_args
+        if self.service_account is None:
+            return args
+        # unshare and sh exec in turn: the process started is the server itself (its pid, its signals).
+        pod = ('mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -p /run/secrets/kubernetes.io && '
+               'cp -r "$0" /run/secrets/kubernetes.io/serviceaccount && exec "$@"')
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", pod, str(self.service_account), *args]
 
     @property
     def pid(self) -> int | None:

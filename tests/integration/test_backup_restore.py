@@ -22,7 +22,8 @@ import pytest
 from components.model import load_config
 from components.render.backup_job import BackupJob
 from components.render.policies import BACKUP_POLICY, backup_policy, render
-from components.resources.backup import TOKEN_MAX_TTL_SECONDS, TOKEN_TTL_SECONDS
+from components.render.vault_objects import BACKUP_TOKEN_MAX_TTL_SECONDS as TOKEN_MAX_TTL_SECONDS
+from components.render.vault_objects import BACKUP_TOKEN_TTL_SECONDS as TOKEN_TTL_SECONDS
 from tests.harness import stack_config
 from tests.integration import servers
 

@@ -176,7 +176,7 @@ def test_roles_accept_exactly_their_namespace_and_service_account(dev_vault, fak
 def test_kv_engine_settings_are_applied(dev_vault):
     # (Without the applications: their grants and delivered secrets name the secret/ mount.)
     settings = vs.build(load("dev", {"kv": {"path": "apps", "maxVersions": 3, "casRequired": True},
-                                     "applications": None}))
+                                     "applications": None, "externalSecrets": None}))
     apply(settings, fresh(dev_vault).api, only={"mounts", "kv", "kv_secrets"})
     mount = dev_vault.api("GET", "sys/mounts")["data"]["apps/"]
     assert mount["type"] == "kv" and mount["options"]["version"] == "2"

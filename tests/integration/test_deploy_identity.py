@@ -8,19 +8,21 @@ the first run does; everything else is written with the deployer's own token.
 from __future__ import annotations
 
 import dataclasses
-import functools
+import pathlib
 
 import pytest
 
 from components.model import PlatformConfig, load_config
+from components.providers.deploy_identity import DeployIdentityProvider
 from components.providers.vault_http import VaultHttp
+from components.render import deploy_identity as ident
 from components.render import policies as pol
 from components.render import vault_objects as vs
 from components.render.deploy_identity import DEPLOYER_POLICY, PREVIEWER_POLICY
 from tests.harness import stack_config
 from tests.integration import servers
 from tests.integration.github_oidc import GithubIssuer
-from tests.integration.vault_apply import SECTIONS, apply, retarget_connection
+from tests.integration.vault_apply import retarget_connection
 
 REPO = "example-org/vault-platform"
 
@@ -68,10 +70,30 @@ def issuer() -> GithubIssuer:
     return GithubIssuer()
 
 
+def identity_props(node: servers.VaultProcess, objects: vs.VaultObjects, issuer: GithubIssuer, root: str,
+                   ttl: int = 660, first_run_file: str = "") -> dict:
+    """DeployIdentity's inputs as the program builds them, with the issuer's key in place of the
+    discovery URL that a test cannot reach."""
+    auths = [ident.auth_payload(a) for a in objects.deploy_auths]
+    for auth in auths:
+        auth["config"] = {k: v for k, v in auth["config"].items() if k != "oidc_discovery_url"}
+        auth["config"].update(issuer.jwt_config())
+    return {
+        "address": node.api_addr, "ca_cert_pem": "", "token": root,
+        "policies": {p.name: pol.render(p) for p in objects.policies
+                     if p.name in (ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY)},
+        "auths": auths, "client_secrets": {}, "deployer_policy": ident.DEPLOYER_POLICY, "revoke_root_token": True,
+        "bootstrap_ttl_seconds": ttl, "login_path": "jwt-ci", "login_audience": "vault",
+        "first_run_file": first_run_file, "token_file": first_run_file,
+    }
+
+
+
 @pytest.fixture
 def with_ci_login(dev_vault, issuer) -> servers.VaultProcess:
-    """What root writes on the first run, and nothing else."""
-    apply(prod_objects(), fresh(dev_vault).api, only={"deploy"}, jwt_config=issuer.jwt_config())
+    """What the first run writes with the root token (DeployIdentity), and nothing else."""
+    props = identity_props(fresh(dev_vault), prod_objects(), issuer, dev_vault.root_token)
+    DeployIdentityProvider().create({**props, "revoke_root_token": False})
     return dev_vault
 
 
@@ -112,8 +134,8 @@ def test_a_refused_ci_login_says_why_without_the_token(with_ci_login, issuer, mo
     with pytest.raises(RuntimeError) as err:
         VaultHttp()._credentials(props)
     message = str(err.value)
-    assert "a login to auth/jwt-ci as deployer (HTTP 400" in message or \
-        "a login to auth/jwt-ci as deployer (HTTP 403" in message, message
+    assert "a CI login to auth/jwt-ci as deployer (HTTP 400" in message or \
+        "a CI login to auth/jwt-ci as deployer (HTTP 403" in message, message
     assert wrong not in message
     # The right environment logs in through the same path.
     monkeypatch.setenv("TERRAFORM_VAULT_AUTH_JWT", issuer.token(repository=REPO, environment="production"))
@@ -125,78 +147,39 @@ def test_a_token_signed_by_another_key_is_refused(with_ci_login):
     login(with_ci_login, DEPLOYER_POLICY, forged, expect=(400, 403))
 
 
-def test_the_deployer_applies_the_whole_configuration_and_reads_no_secret(
-        flavor, dev_vault, issuer, postgres, fake_kube, workdir):
-    objects = prod_objects(postgres, workdir)
-    apply(objects, fresh(dev_vault).api, only={"deploy"}, jwt_config=issuer.jwt_config())
-    token = login(dev_vault, DEPLOYER_POLICY, issuer.token(repository=REPO, environment="production"))["auth"][
-        "client_token"]
-    as_deployer = functools.partial(dev_vault.api, token=token)
-
-    # A dev server has no Raft to configure, and rotating the shared PostgreSQL's admin password would
-    # break the tests after this one: for these two the grant itself is checked (autopilot is applied
-    # by the deployer on a Raft node in test_root_token_handover).
-    rest = [s for s in SECTIONS if s not in ("deploy", "autopilot", "rotate_root")]
-    granted = as_deployer("POST", "sys/capabilities-self", json={"paths": [
-        "sys/storage/raft/autopilot/configuration", "database/rotate-root/app-postgres"]})
-    assert set(granted["sys/storage/raft/autopilot/configuration"]) == {"read", "update"}
-    assert granted["database/rotate-root/app-postgres"] == ["update"]
-    made = apply(objects, as_deployer, only=rest, passwords={"app-postgres": postgres.password},
-                 kubernetes_config=fake_kube.auth_config(), jwt_config=issuer.jwt_config())
-    written = {step.path for step, _ in made}
-    for expected in ("sys/audit/file", "sys/mounts/secret", "sys/mounts/database", "sys/mounts/pki",
-                     "sys/auth/kubernetes", "sys/policies/acl/admin", "secret/data/myapp/config"):
-        assert expected in written
-    # A later `pulumi up` changes what exists: update rights, not only create.
-    apply(objects, as_deployer, only={"kv", "database", "transit"}, passwords={"app-postgres": postgres.password})
-    accessor = as_deployer("GET", "sys/auth")["data"]["kubernetes/"]["accessor"]
-    for policy in objects.all_policies(accessor):
-        as_deployer("PUT", f"sys/policies/acl/{policy.name}", json={"policy": pol.render(policy)})
-    as_deployer("POST", "auth/kubernetes/config", json=fake_kube.auth_config())
-    as_deployer("POST", "sys/mounts/secret/tune", json={"max_lease_ttl": "768h"})
-    # An initial secret is written once: the deployer may create it, never overwrite it (the ACL
-    # refuses), and even root's write with check-and-set 0 is refused once it exists.
-    overwrite = {"data": {"x": "y"}, "options": {"cas": 0}}
-    assert status_of(dev_vault, "POST", "secret/data/myapp/config", token, overwrite) == 403
-    assert status_of(dev_vault, "POST", "secret/data/myapp/config", dev_vault.root_token, overwrite) == 400
-
-    root = dev_vault.root_token
-    denied = {
-        ("GET", "secret/data/myapp/config"), ("GET", "secret/metadata/myapp/config"), ("LIST", "secret/metadata"),
-        ("POST", "secret/data/another"), ("DELETE", "secret/data/myapp/config"),
-        ("POST", "transit/decrypt/myapp"), ("GET", "database/creds/myapp-db"),
-        ("POST", "pki_int/issue/internal-certs"),
-        ("GET", "sys/raw/core/keyring"), ("POST", "sys/seal"),
-        ("PUT", "sys/policies/acl/not-managed"), ("POST", "sys/mounts/not-managed"),
-        ("POST", "sys/auth/not-managed"), ("POST", "auth/token/create"),
-    }
-    for method, path in sorted(denied):
-        assert status_of(dev_vault, method, path, token, {"type": "kv"} if "mounts" in path else {}) == 403, \
-            (method, path)
-    # The same requests are not denied to root: the 403s come from the policy, not from bad requests.
-    assert status_of(dev_vault, "GET", "secret/data/myapp/config", root) == 200
-    caps = dev_vault.api("POST", "sys/capabilities", json={"token": token, "paths": [
-        "sys/generate-root/attempt", "sys/generate-root/update", "sys/raw/core", "sys/rekey/init"]})
-    assert all(caps[p] == ["deny"] for p in ("sys/generate-root/attempt", "sys/generate-root/update",
-                                             "sys/raw/core", "sys/rekey/init")), caps
 
 
-def test_the_previewer_reads_the_configuration_and_changes_nothing(dev_vault, issuer, postgres, fake_kube, workdir):
-    objects = prod_objects(postgres, workdir)
-    fresh(dev_vault)
-    # As in the deployer's test: no Raft here, and the shared PostgreSQL keeps its admin password.
-    apply(objects, dev_vault.api, only=[s for s in SECTIONS if s not in ("autopilot", "rotate_root")],
-          passwords={"app-postgres": postgres.password}, kubernetes_config=fake_kube.auth_config(),
-          jwt_config=issuer.jwt_config())
-    token = login(dev_vault, PREVIEWER_POLICY,
-                  issuer.token(repository=REPO, ref="refs/pull/3/merge", environment="production-preview"))["auth"][
-        "client_token"]
-    for path in ("sys/mounts", "sys/auth", "sys/policies/acl/admin", "secret/config", "database/config/app-postgres",
-                 "database/roles/myapp-db", "auth/kubernetes/role/myapp", "auth/jwt-ci/role/deployer",
-                 "pki_int/roles/internal-certs", "transit/keys/myapp"):
-        assert status_of(dev_vault, "GET", path, token) == 200, path
-    for method, path, body in (("PUT", "sys/policies/acl/admin", {"policy": "path \"*\" {capabilities=[\"sudo\"]}"}),
-                               ("POST", "auth/jwt-ci/role/deployer", {"token_policies": ["admin"]}),
-                               ("GET", "secret/data/myapp/config", None), ("DELETE", "sys/mounts/transit", None),
-                               ("POST", "database/config/app-postgres", {"allowed_roles": ["*"]})):
-        assert status_of(dev_vault, method, path, token, body) == 403, path
+def test_the_operators_oidc_client_secret_is_read_from_aws_when_written_and_kept_nowhere(
+        dev_vault, secretsmanager_endpoint, monkeypatch, workdir):
+    """prod's deploy.operatorOidc.clientSecretArn: DeployIdentity reads the secret with the runner's AWS
+    credentials when it writes the OIDC method, sends it to Vault only, and returns nothing of it."""
+    from tests.integration.github_oidc import GithubActions
+
+    for key, value in secretsmanager_endpoint.env().items():
+        monkeypatch.setenv(key, value)
+    client_secret = "CANARY-oidc-client-secret"
+    arn = secretsmanager_endpoint.client().create_secret(Name="vault-oidc", SecretString=client_secret)["ARN"]
+    idp = GithubActions(workdir, REPO)
+    try:
+        config = load("prod", {"deploy": {"operatorOidc": {
+            "enabled": True, "discoveryUrl": idp.url, "clientId": "vault", "adminGroup": "vault-admins",
+            "clientSecretArn": arn}}})
+        objects = vs.build(config)
+        props = identity_props(fresh(dev_vault), objects, GithubIssuer(), dev_vault.root_token)
+        oidc = next(a for a in props["auths"] if a["type"] == "oidc")
+        # The identity provider's certificate is from a test CA: Vault is given it, as a team would
+        # for an internal identity provider.
+        oidc["config"] = {"oidc_discovery_url": idp.url, "oidc_client_id": "vault", "default_role": "operator",
+                          "oidc_discovery_ca_pem": pathlib.Path(idp.tls.ca_cert).read_text()}
+        props = {**props, "revoke_root_token": False, "client_secret_arns": {"oidc": arn}}
+        outs = DeployIdentityProvider().create(props).outs
+        assert client_secret not in str(outs)
+        stored = dev_vault.api("GET", "auth/oidc/config")["data"]
+        assert stored["oidc_client_id"] == "vault" and client_secret not in str(stored)
+        # A secret the runner cannot read stops the write, naming what to grant.
+        missing = {**props, "client_secret_arns": {"oidc": arn.replace("vault-oidc", "absent")}}
+        with pytest.raises(RuntimeError, match="secretsmanager:GetSecretValue") as raised:
+            DeployIdentityProvider().create(missing)
+        assert client_secret not in str(raised.value)
+    finally:
+        idp.close()

@@ -39,8 +39,11 @@ def load(stack: str, overrides: dict | None = None):
 def test_issuing_and_crl_urls_are_reachable_and_auto_tidy_is_on(tls_raft_node):
     node, tls = tls_raft_node
     node.init_and_unseal()
-    # The node's own address stands for api.address: what clients reach.
-    settings = vs.build(load("prod", {"pki": {"urlsBase": node.api_addr}}))
+    # A name clients resolve to this node (the config refuses loopback addresses: a certificate would
+    # send every client to itself); the fetches below resolve it to the node, as DNS would.
+    port = node.api_addr.rsplit(":", 1)[1]
+    base = f"https://vault.internal.example.com:{port}"
+    settings = vs.build(load("prod", {"pki": {"urlsBase": base}}))
     assert settings.pki is not None and settings.pki.tidy is not None
     apply(settings, node.api, only={"mounts", "pki"})
     for mount in {settings.pki.root.mount.path, settings.pki.issuing.mount.path}:
@@ -57,7 +60,8 @@ def test_issuing_and_crl_urls_are_reachable_and_auto_tidy_is_on(tls_raft_node):
     (ca_url,) = [d.access_location.value for d in aia]
     points = leaf.extensions.get_extension_for_oid(ExtensionOID.CRL_DISTRIBUTION_POINTS).value
     (crl_url,) = [n.value for p in points for n in p.full_name]
-    assert ca_url.startswith(node.api_addr) and crl_url.startswith(node.api_addr)
+    assert ca_url.startswith(base) and crl_url.startswith(base)
+    ca_url, crl_url = (u.replace(base, node.api_addr) for u in (ca_url, crl_url))
 
     # Fetched as a client would: no token, TLS verified.
     fetched = requests.get(ca_url, verify=tls.ca_cert, timeout=10)

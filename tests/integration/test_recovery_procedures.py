@@ -9,7 +9,7 @@ import dataclasses
 from components.render import policies as pol
 from components.render import vault_objects as vs
 from components.render.imports import NOT_IMPORTABLE, import_id
-from tests.harness import load_stack, run_stack
+from tests.harness import load_stack, load_stack_file, run_stack
 from tests.integration import servers
 from tests.integration.vault_apply import SECTIONS, apply, kubernetes_role_payload, retarget_connection
 
@@ -78,9 +78,7 @@ def test_after_a_restore_what_came_since_the_snapshot_is_gone_until_applied_agai
     raft_node.init_and_unseal()
     base = vs.build(load_stack("prod"))
     later = vs.build(load_stack("prod", {"applications": [
-        *[{"name": a.name, "namespace": a.namespace, "serviceAccount": a.service_account,
-           "kv": [{"path": g.path, "access": g.access} for g in a.kv], "databaseRole": a.database_role,
-           "pkiRole": a.pki_role} for a in load_stack("prod").applications], EXTRA_APP]}))
+        *load_stack_file("prod")[0]["vault-platform:applications"], EXTRA_APP]}))
     sections = {"mounts", "kv", "auth", "policies", "roles"}
     no_db = dataclasses.replace(base, database=None)
     apply(no_db, raft_node.api, only=sections, kubernetes_config=fake_kube.auth_config())

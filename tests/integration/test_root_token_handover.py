@@ -10,43 +10,18 @@ shares and make a new root token with `generate-root`.
 from __future__ import annotations
 
 import base64
-import dataclasses
-import functools
-import subprocess
 
 import pytest
 
 from components.providers.deploy_identity import DeployIdentityProvider
 from components.providers.vault_init import VaultInitProvider
 from components.render import deploy_identity as ident
-from components.render import policies as pol
 from components.render import vault_objects as vs
-from components.render.imports import import_id
 from tests.integration import servers
 from tests.integration.github_oidc import GithubIssuer
-from tests.integration.test_deploy_identity import REPO, load, login, status_of
-from tests.integration.vault_apply import apply
+from tests.integration.test_deploy_identity import REPO, identity_props, load, login, status_of
 
 SHARES, THRESHOLD = 3, 2
-
-
-@pytest.fixture
-def operators(workdir):
-    """Three operators, each with a throwaway PGP key in one GNUPGHOME: (gpg, [base64 public keys])."""
-    import gnupg
-
-    home = workdir / "gnupg"
-    home.mkdir(mode=0o700)
-    gpg = gnupg.GPG(gnupghome=str(home))
-    keys = []
-    for i in range(SHARES):
-        key = gpg.gen_key(gpg.gen_key_input(key_type="RSA", key_length=2048, name_real=f"Operator {i}",
-                                            name_email=f"operator{i}@example.invalid", no_protection=True))
-        assert key.fingerprint, f"gpg could not make a key: {key.stderr}"
-        public = subprocess.run(["gpg", "--homedir", str(home), "--export", key.fingerprint], check=True,
-                                capture_output=True, timeout=60).stdout
-        keys.append(base64.b64encode(public).decode())
-    return gpg, keys
 
 
 def decrypt_shares(gpg, encrypted: list[str]) -> list[str]:
@@ -57,23 +32,6 @@ def decrypt_shares(gpg, encrypted: list[str]) -> list[str]:
         assert plain.ok, plain.status
         shares.append(str(plain))
     return shares
-
-
-def identity_props(node: servers.VaultProcess, objects: vs.VaultObjects, issuer: GithubIssuer, root: str,
-                   ttl: int = 600) -> dict:
-    """DeployIdentity's inputs as the program builds them, with the issuer's key in place of the
-    discovery URL that a test cannot reach."""
-    auths = [ident.auth_payload(a) for a in objects.deploy_auths]
-    for auth in auths:
-        auth["config"] = {k: v for k, v in auth["config"].items() if k != "oidc_discovery_url"}
-        auth["config"].update(issuer.jwt_config())
-    return {
-        "address": node.api_addr, "ca_cert_pem": "", "token": root,
-        "policies": {p.name: pol.render(p) for p in objects.policies
-                     if p.name in (ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY)},
-        "auths": auths, "client_secrets": {}, "deployer_policy": ident.DEPLOYER_POLICY, "revoke_root_token": True,
-        "bootstrap_ttl_seconds": ttl, "login_path": "jwt-ci",
-    }
 
 
 def generate_root(node: servers.VaultProcess, shares: list[str]) -> str:
@@ -111,45 +69,43 @@ def test_the_first_run_revokes_the_root_token_and_break_glass_brings_one_back(
     servers.wait_for_health(raft_node.api_addr, lambda h: not h.get("sealed") and not h.get("standby"), timeout=60)
     root = init["root_token"]
 
-    created = DeployIdentityProvider().create(identity_props(raft_node, objects, issuer, root)).outs
+    first_run_file = workdir / ".vault-login" / "prod.first-run"
+    created = DeployIdentityProvider().create(identity_props(raft_node, objects, issuer, root,
+                                                             first_run_file=str(first_run_file))).outs
     assert created["root_token_revoked"] is True
     assert status_of(raft_node, "GET", "auth/token/lookup-self", root) == 403  # the old root token is gone
-    first_run = created["bootstrap_token"]
+    # The first run's token is in a file only this user reads, and nowhere in what the engine stores.
+    first_run = first_run_file.read_text().strip()
+    assert oct(first_run_file.stat().st_mode & 0o777) == "0o600"
+    assert first_run not in str(created)
     looked_up = servers.api("GET", raft_node.api_addr, "auth/token/lookup-self", token=first_run)["data"]
     assert looked_up["policies"] == ["default", ident.DEPLOYER_POLICY]
-    assert 0 < looked_up["ttl"] <= 600 and looked_up["renewable"] is False
+    assert 0 < looked_up["ttl"] <= 660 and looked_up["renewable"] is False
+    # (The rest of the first run, with that token only, is the engine tier's: test_vault_side.py.)
 
-    # The rest of the first run, with that token only.
-    as_first_run = functools.partial(servers.api, addr=raft_node.api_addr, token=first_run)
-    rest = ["audit", "mounts", "kv", "pki", "transit", "auth", "policies", "roles", "kv_secrets", "autopilot"]
-    no_db = dataclasses.replace(objects, database=None, audit_devices=tuple(
-        dataclasses.replace(d, options={"file_path": str(workdir / "audit.log")}) if d.path == "file" else d
-        for d in objects.audit_devices))
-    apply(no_db, lambda method, path, json=None: as_first_run(method=method, path=path, json=json), only=rest,
-          kubernetes_config=fake_kube.auth_config())
-    assert "pki_int/" in as_first_run(method="GET", path="sys/mounts")["data"]
-    assert objects.autopilot is not None  # and the deployer configured it on this Raft node
-    # Read at the id `pulumi import` adopts it with after a lost state.
-    autopilot = as_first_run(method="GET", path=import_id("vault:index/raftAutopilot:RaftAutopilot", {}))["data"]
-    assert autopilot["cleanup_dead_servers"] is True and autopilot["min_quorum"] == objects.autopilot.min_quorum
-
-    # A later run, in CI: the first run's token has expired; the workflow's OIDC token logs in.
+    # A later run, in CI, with the deploy identity changed in the config: the deployer may not change
+    # who may deploy, nor its own policy. The run says so, and changes nothing.
     later = identity_props(raft_node, objects, issuer, root)
-    later["auths"][0]["roles"][0]["payload"]["token_ttl"] = 600  # a changed setting to apply
-    olds = {**later, **{k: created[k] for k in ("bootstrap_token", "root_token_revoked")},
+    later["auths"][0]["roles"][0]["payload"]["token_ttl"] = "600s"  # a changed setting to apply
+    olds = {**identity_props(raft_node, objects, issuer, root), "root_token_revoked": True,
             "bootstrap_expires_at": 0}
     monkeypatch.setenv("TERRAFORM_VAULT_AUTH_JWT", issuer.token(repository=REPO, environment="production"))
-    DeployIdentityProvider().update("deploy-identity", olds, later)
-    deployer_role = servers.api("GET", raft_node.api_addr, "auth/jwt-ci/role/deployer",
-                                token=login(raft_node, "deployer", issuer.token(repository=REPO,
-                                                                                 environment="production"))[
-                                    "auth"]["client_token"])["data"]
-    assert deployer_role["token_ttl"] == 600
+    with pytest.raises(RuntimeError, match="break-glass"):
+        DeployIdentityProvider().update("deploy-identity", olds, later)
+    ci_token = login(raft_node, "deployer", issuer.token(repository=REPO, environment="production"))["auth"][
+        "client_token"]
+    assert status_of(raft_node, "GET", "auth/jwt-ci/role/deployer", ci_token) == 403
 
     # Break glass: nobody can log in any more, so a threshold of operators makes a root token.
     new_root = generate_root(raft_node, decrypt_shares(gpg, init["keys_base64"]))
     assert servers.api("GET", raft_node.api_addr, "auth/token/lookup-self", token=new_root)["data"]["policies"] == [
         "root"]
+    # ... applies the identity change with it ...
+    monkeypatch.delenv("TERRAFORM_VAULT_AUTH_JWT")
+    monkeypatch.setenv("VAULT_TOKEN", new_root)
+    DeployIdentityProvider().update("deploy-identity", olds, later)
+    assert servers.api("GET", raft_node.api_addr, "auth/jwt-ci/role/deployer", token=new_root)["data"][
+        "token_ttl"] == 600
     # ... and revokes it when the emergency is over.
     servers.api("POST", raft_node.api_addr, "auth/token/revoke-self", token=new_root)
     assert status_of(raft_node, "GET", "auth/token/lookup-self", new_root) == 403

@@ -51,7 +51,7 @@ def test_prod_refuses_an_internet_facing_api_unless_it_is_intended():
 
 def test_public_exposure_is_only_a_setting_of_a_public_load_balancer():
     rec = run_stack("prod", {"api": {"publicExposureIntended": True}}, expect_error=True)
-    assert "vault-platform:api.publicExposureIntended: is only used with" in rec.error
+    assert "vault-platform:api.publicExposureIntended: has no effect: it only confirms an internet-facing" in rec.error
 
 
 def test_external_dns_annotates_the_api_service():
@@ -76,7 +76,7 @@ def test_route53_record_points_the_address_at_the_load_balancer_before_init():
     ({"dns": {"record": "route53"}}, "api.dns.route53ZoneId", "is required when api.dns.record is route53"),
     ({"dns": {"record": "route53", "route53ZoneId": "zone-1"}}, "api.dns.route53ZoneId",
      "is not a Route 53 hosted zone id"),
-    ({"dns": {"route53ZoneId": "Z0123456789ABC"}}, "api.dns.route53ZoneId", "is only used with api.dns.record"),
+    ({"dns": {"route53ZoneId": "Z0123456789ABC"}}, "api.dns.route53ZoneId", "has no effect: api.dns.record is"),
     ({"serviceType": "ClusterIP", "dns": {"record": "externalDns"}}, "api.dns.record", "needs api.serviceType"),
     ({"address": "https://vault.elsewhere.example.com:8200"}, "api.address", "is not in the server certificate"),
 ])
@@ -89,8 +89,8 @@ def test_reachability_mistakes_are_refused_before_any_resource(api, key, needle)
 def test_an_ip_address_in_the_certificate_makes_an_ip_api_address_valid():
     overrides = {"api": {"address": "https://10.0.12.7:8200"}, "tls": {"extraIpAddresses": ["10.0.12.7"]}}
     rec = run_stack("prod", overrides)
-    csr = rec.one("tls:index/certRequest:CertRequest", "vault-cluster-tls-server-csr")
-    assert csr.get("ipAddresses") == ["127.0.0.1", "10.0.12.7"]
+    cert = rec.one("kubernetes:cert-manager.io/v1:Certificate", "vault-cluster-tls-pair-certificate")
+    assert cert.get("spec.ipAddresses") == ["127.0.0.1", "10.0.12.7"]
     rec = run_stack("prod", {"api": {"address": "https://10.0.12.7:8200"}}, expect_error=True)
     assert "'10.0.12.7' is not in the server certificate" in rec.error
     rec = run_stack("prod", {"tls": {"extraIpAddresses": ["10.0.12"]}}, expect_error=True)

@@ -153,7 +153,9 @@ def test_the_installed_operator_carries_the_role_and_may_request_only_its_own_to
 
 
 def test_the_store_alone_installs_the_operator():
-    rec = run_stack("prod", {"applications": [], "certManager": None, **ENABLED})
+    # (No application delivers through the operator: its refresh interval would have no effect.)
+    rec = run_stack("prod", {"applications": [], "certManager": None, "externalSecrets": {"refreshInterval": None},
+                             **ENABLED})
     release = rec.one(RELEASE, "vault-external-secrets-release")
     assert "eks.amazonaws.com/role-arn" in release.get("values.serviceAccount.annotations")
     assert rec.depends_on(rec.one(STORE), release)

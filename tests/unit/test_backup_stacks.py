@@ -42,6 +42,12 @@ def _child(rec: Recording, typ: str) -> Resource:
     return found[0]
 
 
+def _backup_role(rec: Recording) -> Resource:
+    role = rec.one("vault:kubernetes/authBackendRole:AuthBackendRole", "vault-config-role-raft-backup")
+    assert rec.by_urn(role.parent).type == "vault-platform:configuration:VaultConfiguration"
+    return role
+
+
 def _pod(job: Resource) -> dict:
     return job.get("spec.jobTemplate.spec.template.spec")
 
@@ -62,8 +68,9 @@ def test_one_backup_component_parents_everything_it_declares(stack, request):
     component = _component(rec)
     assert any(a.type == "vault-platform:index:VaultPlatform" for a in rec.ancestors(component))
     kinds = {r.type for r in _children(rec)}
-    assert {CRON_JOB, "kubernetes:core/v1:ServiceAccount", "kubernetes:core/v1:ConfigMap",
-            "vault:kubernetes/authBackendRole:AuthBackendRole"} <= kinds
+    assert {CRON_JOB, "kubernetes:core/v1:ServiceAccount", "kubernetes:core/v1:ConfigMap"} <= kinds
+    # Its Vault role belongs to the configuration, which owns every Vault object.
+    assert "vault:kubernetes/authBackendRole:AuthBackendRole" not in kinds
     # Nothing of the backup's lives outside the component.
     for r in rec.resources:
         if r.name.startswith("vault-backup-"):
@@ -73,7 +80,7 @@ def test_one_backup_component_parents_everything_it_declares(stack, request):
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_vault_role_binds_exactly_the_backup_service_account_to_only_the_backup_policy(stack, request):
     rec: Recording = request.getfixturevalue(stack)
-    role = _child(rec, "vault:kubernetes/authBackendRole:AuthBackendRole")
+    role = _backup_role(rec)
     assert role.get("roleName") == BACKUP_POLICY
     assert role.get("boundServiceAccountNames") == [BACKUP_SA]
     assert role.get("boundServiceAccountNamespaces") == [NAMESPACE]
@@ -98,13 +105,14 @@ def test_cron_job_runs_the_configured_schedule_after_vault_is_configured(stack, 
     assert job.get("spec.concurrencyPolicy") == "Forbid"
     assert job.get("metadata.namespace") == NAMESPACE
     assert _pod(job)["serviceAccountName"] == BACKUP_SA
-    role = _child(rec, "vault:kubernetes/authBackendRole:AuthBackendRole")
+    role = _backup_role(rec)
     assert rec.depends_on(job, role)
-    # ... and the role can only be written once the Kubernetes auth method is configured.
-    configuration = rec.one("vault-platform:configuration:VaultConfiguration")
-    [auth_config] = [r for r in rec.of_type("vault:kubernetes/authBackendConfig:AuthBackendConfig")
-                     if r.parent == configuration.urn]
-    assert rec.depends_on(role, auth_config)
+    # ... the role is written into the Kubernetes auth method, and the CronJob waits for all of
+    # Vault's configuration (its policy, the auth method's config).
+    assert rec.depends_on(role, rec.one("vault:index/authBackend:AuthBackend", "vault-config-auth-kubernetes"))
+    assert rec.depends_on(job, rec.one("vault:kubernetes/authBackendConfig:AuthBackendConfig",
+                                       "vault-config-auth-kubernetes-config"))
+    assert rec.depends_on(job, rec.one("vault:index/policy:Policy", "vault-config-policy-raft-backup"))
     assert rec.exports["backupCronJob"] == "vault-backup"
     assert rec.exports["backupSchedule"] == "0 */6 * * *"
 
@@ -194,7 +202,8 @@ def test_prod_bucket_refuses_plain_http(prod):
 
 @pytest.mark.parametrize("days", [30, 7])
 def test_prod_lifecycle_expires_snapshots_after_the_retention(days):
-    rec = run_stack("prod", overrides={"backup": {"retentionDays": days}})
+    # The lock follows the retention (a lock longer than it would keep snapshots past it).
+    rec = run_stack("prod", overrides={"backup": {"retentionDays": days, "s3": {"objectLock": {"days": None}}}})
     lifecycle = _child(rec, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
     rules = {r["id"]: r for r in lifecycle.get("rules")}
     expire = rules["expire-snapshots"]
@@ -263,12 +272,13 @@ def test_a_named_bucket_is_used_as_given():
 
 
 def test_backups_can_be_turned_off():
-    # The rest of the section would have no effect: it goes too (the program refuses it otherwise).
-    rec = run_stack("dev", overrides={"backup": {"enabled": False, "schedule": None, "target": None,
-                                                 "retentionDays": None, "volume": None}})
+    # `enabled: false` is a switch: the rest of the section stays as it was, ready to switch back on.
+    rec = run_stack("dev", overrides={"backup": {"enabled": False}})
     assert rec.of_type(COMPONENT) == []
     assert rec.of_type(CRON_JOB) == []
     assert not any(k.startswith("backup") for k in rec.exports)
+    assert not [r for r in rec.of_type("vault:kubernetes/authBackendRole:AuthBackendRole")
+                if r.get("roleName") == BACKUP_POLICY]
 
 
 EXISTING_CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"

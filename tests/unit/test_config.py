@@ -354,7 +354,8 @@ def test_setting_one_nested_key_keeps_every_sibling_default():
     checked = 0
     # Sections that are off in this config: a key set there is refused as having no effect.
     inactive = (("transit",), ("pki", "intermediate"), ("backup", "volume"), ("tls", "existingSecret"),
-                ("tls", "existingCaCert"))
+                ("tls", "existingCaCert"), ("init", "acceptPlaintextShares"), ("backup", "s3", "replication"),
+                ("database", "devPostgresImage"))
     for path, value in _section_defaults():
         if value is None or path[0] in ("api", "unseal") or path[1:] in (("replicas",), ("zoneSpread",)):
             continue

@@ -10,6 +10,8 @@ from tests.harness import run_stack, stack_config
 MYAPP = {"name": "myapp", "namespace": "default", "serviceAccount": "myapp"}
 PG_URL = "postgresql://{{username}}:{{password}}@db.example.com:5432/app?sslmode=verify-full"
 DB_CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+# The stack files' externalSecrets section has no effect once no application delivers through the operator.
+NO_OPERATOR = {"externalSecrets": None}
 
 
 def problems(stack: str, overrides: dict, secrets: dict | None = None) -> list[str]:
@@ -68,7 +70,7 @@ def test_service_account_must_be_one_name_not_a_wildcard():
 
 
 def test_duplicate_application_names():
-    message = only(problems("prod", {"applications": [MYAPP, {**MYAPP, "namespace": "other"}]}),
+    message = only(problems("prod", {"applications": [MYAPP, {**MYAPP, "namespace": "other"}], **NO_OPERATOR}),
                    "applications[1].name")
     assert "'myapp' is already the name of applications[0]; application names must be unique" in message
 
@@ -78,13 +80,14 @@ def test_application_token_ttl_falls_back_to_the_kubernetes_auth_default():
     from tests.harness import load_stack
 
     app = {k: v for k, v in MYAPP.items() if k != "tokenTtl"}
-    config = load_stack("prod", {"applications": [app], "kubernetesAuth": {"tokenTtl": "20m"}})
+    config = load_stack("prod", {"applications": [app], "kubernetesAuth": {"tokenTtl": "20m"}, **NO_OPERATOR})
     (role,) = vs.build(config).kubernetes_roles
     assert role.token_ttl_seconds == 1200
 
 
 def test_one_service_account_cannot_be_two_applications():
-    message = only(problems("prod", {"applications": [MYAPP, {**MYAPP, "name": "other"}]}), "applications")
+    message = only(problems("prod", {"applications": [MYAPP, {**MYAPP, "name": "other"}], **NO_OPERATOR}),
+                   "applications")
     assert "service account default/myapp is bound to more than one application" in message
 
 
@@ -109,7 +112,7 @@ def test_max_ttl_below_default(section, role, key, text):
 
 
 def test_application_database_role_must_exist():
-    message = only(problems("prod", {"applications": [{**MYAPP, "databaseRole": "nope"}]}),
+    message = only(problems("prod", {"applications": [{**MYAPP, "databaseRole": "nope"}], **NO_OPERATOR}),
                    "applications[0].databaseRole")
     assert "'nope' is not a role in database.roles" in message
 

@@ -12,10 +12,12 @@ from tests.harness import load_stack, run_stack, stack_config
 MYAPP = {"name": "myapp", "namespace": "default", "serviceAccount": "myapp",
          "kv": [{"path": "secret/data/myapp/*", "access": "read"}]}
 CONFIG = {"name": "config", "path": "myapp/config", "keys": {"API_KEY": "api_key"}}
+# The stack files' externalSecrets section has no effect once no application delivers through the operator.
+NO_OPERATOR = {"externalSecrets": None}
 
 
 def problems(stack: str, overrides: dict) -> list[str]:
-    config, secret_keys = stack_config(stack, overrides)
+    config, secret_keys = stack_config(stack, {**NO_OPERATOR, **overrides})
     with pytest.raises(ConfigError) as err:
         load_config(config, set(secret_keys))
     return err.value.problems
@@ -32,7 +34,7 @@ def app(**changes) -> dict:
 
 
 def test_defaults_and_what_the_stack_files_choose():
-    bare = load_stack("prod", {"applications": [MYAPP]}).applications[0]
+    bare = load_stack("prod", {"applications": [MYAPP], **NO_OPERATOR}).applications[0]
     # The injector by default: the chart runs it already, and secrets stay out of Kubernetes.
     assert bare.delivery == "injector" and bare.uses_injector and not bare.uses_external_secrets
     assert (bare.create_namespace, bare.create_service_account, bare.secrets, bare.refresh_interval) == \
@@ -114,7 +116,8 @@ def test_a_secret_the_application_may_not_read_is_refused():
                    "applications[0].secrets[0].path")
     assert "may not read secret/data/billing/config" in message and "default/myapp/" in message
     # Its own folder needs no grant (unless it gave it up); a list grant does not allow reading.
-    load_stack("prod", {"applications": [app(kv=[], secrets=[{**CONFIG, "path": "default/myapp/config"}])]})
+    load_stack("prod", {"applications": [app(kv=[], secrets=[{**CONFIG, "path": "default/myapp/config"}])],
+                        **NO_OPERATOR})
     assert only(problems("prod", {"applications": [app(kv=[], ownFolder="none", secrets=[
         {**CONFIG, "path": "default/myapp/config"}])]}), "applications[0].secrets[0].path")
     assert only(problems("prod", {"applications": [app(kv=[{"path": "secret/data/myapp/*", "access": "list"}])]}),
@@ -138,14 +141,16 @@ def test_repeated_names_and_variables_and_the_database_file():
 
 @pytest.mark.parametrize(("changes", "key", "needle"), [
     ({"delivery": "externalSecrets", "secrets": []}, "applications[0].secrets", "nothing to copy"),
-    ({"delivery": "none"}, "applications[0].secrets", "delivery is 'none'"),
-    ({"refreshInterval": "5m"}, "applications[0].refreshInterval", "only used with delivery externalSecrets"),
+    ({"delivery": "none"}, "applications[0].secrets", "has no effect: its delivery is 'none'"),
+    ({"refreshInterval": "5m"}, "applications[0].refreshInterval", "has no effect: its delivery is 'injector'"),
     ({"createNamespace": True}, "applications[0].createNamespace", "'default', which always exists"),
-    ({"namespace": "vault", "createNamespace": True, "secrets": []}, "applications[0].createNamespace",
+    ({"namespace": "vault", "createNamespace": True, "delivery": "none", "secrets": []},
+     "applications[0].createNamespace",
      "'vault', which always exists or belongs to the platform"),
-    ({"namespace": "cert-manager", "createNamespace": True, "secrets": []}, "applications[0].createNamespace",
+    ({"namespace": "cert-manager", "createNamespace": True, "delivery": "none", "secrets": []},
+     "applications[0].createNamespace",
      "'cert-manager', which always exists or belongs to the platform"),
-    ({"namespace": "external-secrets", "createNamespace": True, "delivery": "both",
+    ({"namespace": "external-secrets", "createNamespace": True, "delivery": "externalSecrets",
       "kv": [{"path": "secret/data/myapp/*", "access": "read"}]}, "applications[0].createNamespace",
      "'external-secrets', which always exists or belongs to the platform"),
     ({"refreshInterval": "soon", "delivery": "both"}, "applications[0].refreshInterval", "is not a positive duration"),

@@ -21,7 +21,7 @@ def test_autopilot_is_configured_through_the_stack_provider(stack, min_quorum):
     rec = run_stack(stack)
     autopilot = rec.one("vault:index/raftAutopilot:RaftAutopilot")
     assert autopilot.get("cleanupDeadServers") is True and autopilot.get("minQuorum") == min_quorum
-    assert autopilot.get("deadServerLastContactThreshold") == "10m"
+    assert autopilot.get("deadServerLastContactThreshold") == "10m0s"  # as Vault reads it back
     assert rec.provider_of(autopilot).type == "pulumi:providers:vault"
 
 
@@ -45,7 +45,8 @@ def test_the_admin_password_is_rotated_after_the_connection_and_never_sent_again
     rotation = rec.one("pulumi-python:dynamic:Resource", "vault-config-db-rotate-root-app-postgres")
     assert rec.depends_on(rotation, connection)
     assert rotation.get("mount") == "database" and rotation.get("connection") == "app-postgres"
-    assert rotation.get("username") == "vault_admin" and rotation.is_secret("token")
+    assert rotation.get("username") == "vault_admin" and rotation.get("token", None) is None
+    assert rotation.get("token_file") == ".vault-login/prod.token"
     # The provider sends the password only when it changes: ignoring changes to it means never again.
     assert connection.ignore_changes == ["postgresql.password"]
     # The dev database is re-initialized from its Secret whenever its pod restarts: never rotated.
@@ -55,13 +56,15 @@ def test_the_admin_password_is_rotated_after_the_connection_and_never_sent_again
     assert canary_leaks(rec) == []
 
 
-def test_the_rotation_replaces_itself_for_another_database_but_not_for_another_token():
+def test_the_rotation_replaces_itself_for_another_database_but_not_for_another_address():
     provider = DatabaseRootRotationProvider()
-    olds = {"address": "https://a", "ca_cert_pem": "", "token": "t1", "mount": "database", "connection": "c",
+    olds = {"address": "https://a", "ca_cert_pem": "", "token_file": "t", "mount": "database", "connection": "c",
             "connection_url": "postgresql://{{username}}:{{password}}@db1/app", "username": "admin"}
-    same_db = provider.diff("id", olds, {**olds, "token": "t2"})
+    same_db = provider.diff("id", olds, {**olds, "address": "https://b"})
     assert same_db.changes and same_db.replaces == []
-    assert provider.update("id", olds, {**olds, "token": "t2"}).outs["token"] == "t2"
+    assert provider.update("id", olds, {**olds, "address": "https://b"}).outs["address"] == "https://b"
+    # How this checkout logs in is no change at all.
+    assert not provider.diff("id", olds, {**olds, "token_file": "elsewhere", "login_path": "jwt-ci"}).changes
     other_db = provider.diff("id", olds, {**olds, "connection_url": "postgresql://{{username}}:{{password}}@db2/app"})
     assert other_db.replaces == ["connection_url"]
     assert not provider.diff("id", olds, dict(olds)).changes
@@ -77,7 +80,7 @@ def test_prod_snapshots_wait_on_a_retained_spool_volume():
     assert rec.depends_on(cron, spool)
 
 
-@pytest.mark.parametrize(("mode", "days"), [("governance", 30), ("compliance", 45)])
+@pytest.mark.parametrize(("mode", "days"), [("governance", 30), ("compliance", 21)])
 def test_prod_snapshots_are_locked(mode, days):
     rec = run_stack("prod", {"backup": {"s3": {"objectLock": {"mode": mode, "days": days}}}})
     lock = rec.one("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")

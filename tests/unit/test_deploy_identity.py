@@ -53,14 +53,17 @@ def test_prod_declares_a_github_login_with_a_deployer_and_a_previewer(prod):
                                                   "environment": "production-preview"}
     for role in roles.values():
         assert role["bound_audiences"] == ["vault"] and role["user_claim"] == "sub"
-        assert role["token_ttl"] == 20 * 60 and role["token_max_ttl"] == 45 * 60
+        assert role["token_ttl"] == f"{20 * 60}s" and role["token_max_ttl"] == f"{45 * 60}s"
     assert roles["deployer"]["token_policies"] == ["deployer"]
     assert roles["previewer"]["token_policies"] == ["previewer"]
     assert set(identity.get("policies")) == {"deployer", "previewer"}
     assert identity.get("revoke_root_token") is True and identity.get("bootstrap_ttl_seconds") == 3600
     # It starts from the root token the stack just received, and keeps it secret.
     assert identity.get("token") == "FAKE-CANARY-ROOT-TOKEN" and identity.is_secret("token")
-    assert {"token", "bootstrap_token"} <= set(identity.additional_secret_outputs)
+    assert "token" in identity.additional_secret_outputs
+    # The first run's deployer token goes to a file of the checkout, never into the state.
+    assert "bootstrap_token" not in identity.inputs
+    assert identity.get("first_run_file") == ".vault-login/prod.first-run"
 
 
 def test_the_login_exists_before_anything_is_configured_and_after_vault_is_ready(prod):
@@ -78,20 +81,29 @@ def test_dev_has_no_deploy_identity_unless_asked():
     assert vs.build(load("dev")).deploy_auths == ()
     ci = {"deploy": {"jwt": {"enabled": True, "github": {"repository": "example-org/vault-platform"}}}}
     with_ci = run_stack("dev", ci)
-    # Asked for, without revoking: the root token stays (dev), and the provider keeps using it.
+    # Asked for, without revoking: the root token stays (dev), so the identity never hands one over.
     assert with_ci.one(IDENTITY).get("revoke_root_token") is False
-    assert with_ci.one("pulumi:providers:vault").get("token") == "FAKE-CANARY-ROOT-TOKEN"
+    provider = with_ci.one("pulumi:providers:vault")
+    assert json.loads(provider.get("authLoginTokenFile")) == {"filename": ".vault-login/dev.token"}
+
+
+ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:vault-oidc"
 
 
 def test_operators_log_in_with_oidc_and_get_the_deployer_policy_only():
-    overrides = {"deploy": {"operatorOidc": {"enabled": True, "discoveryUrl": "https://login.example.com/",
-                                             "clientId": "vault", "adminGroup": "vault-admins"}}}
-    rec = run_stack("prod", overrides, secrets={"oidcClientSecret": "CANARY-client-secret"})
+    oidc_settings = {"enabled": True, "discoveryUrl": "https://login.example.com/", "clientId": "vault",
+                     "adminGroup": "vault-admins"}
+    # prod: the client secret is read from AWS when the identity is written; the state holds its ARN only.
+    rec = run_stack("prod", {"deploy": {"operatorOidc": {**oidc_settings, "clientSecretArn": ARN}}})
     identity = rec.one(IDENTITY)
     oidc = next(a for a in identity.get("auths") if a["path"] == "oidc")
     assert oidc["type"] == "oidc" and oidc["config"]["oidc_client_id"] == "vault"
     assert "oidc_client_secret" not in oidc["config"]
-    assert identity.get("client_secrets") == {"oidc": "CANARY-client-secret"} and identity.is_secret("client_secrets")
+    assert identity.get("client_secrets") == {} and identity.get("client_secret_arns") == {"oidc": ARN}
+    # dev may give it in the config: a secret input, then.
+    dev = run_stack("dev", {"deploy": {"operatorOidc": oidc_settings, "revokeRootToken": True}},
+                    secrets={"oidcClientSecret": "CANARY-client-secret"}).one(IDENTITY)
+    assert dev.get("client_secrets") == {"oidc": "CANARY-client-secret"} and dev.is_secret("client_secrets")
     (role,) = oidc["roles"]
     assert role["payload"]["bound_claims"] == {"groups": ["vault-admins"]}
     assert role["payload"]["token_policies"] == ["deployer"]
@@ -107,27 +119,38 @@ def test_the_deployer_can_write_everything_the_stack_manages():
     deployer = next(p for p in objects.policies if p.name == ident.DEPLOYER_POLICY)
     manage = {"create", "update"}
     needs = [f"sys/mounts/{m.path}" for m in objects.mounts]
-    needs += [f"sys/auth/{a}" for a in (objects.kubernetes_auth.path, "jwt-ci")]
+    needs += [f"sys/auth/{objects.kubernetes_auth.path}"]
     needs += [f"sys/audit/{d.path}" for d in objects.audit_devices]
-    needs += [f"sys/policies/acl/{p.name}" for p in objects.all_policies("accessor")]
+    # Every policy but the deploy identity's own, which only root and break-glass tokens change.
+    needs += [f"sys/policies/acl/{p.name}" for p in objects.all_policies("accessor")
+              if p.name not in (ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY)]
     needs += [f"auth/kubernetes/role/{r.name}" for r in objects.kubernetes_roles]
-    needs += ["auth/jwt-ci/role/deployer", "auth/jwt-ci/config", "auth/kubernetes/config", "secret/config"]
+    needs += ["auth/kubernetes/config", "secret/config"]
     needs += [f"database/config/{c.name}" for c in objects.database.connections]
     needs += [f"database/roles/{r.name}" for r in objects.database.roles]
-    needs += ["pki/root/generate/internal", "pki/root/sign-intermediate", "pki_int/intermediate/set-signed",
+    # The paths the real provider uses (the engine tier, tests/integration/test_vault_side.py, runs it).
+    needs += ["pki/issuers/generate/root/internal", "pki/root/sign-intermediate", "pki_int/intermediate/set-signed",
+              "pki_int/issuers/generate/intermediate/internal",
               "pki_int/config/urls", "transit/keys/myapp"]
     needs += [f"pki_int/roles/{r.name}" for r in objects.pki.roles]
     missing = {path: granted(deployer, path) for path in needs if not manage <= granted(deployer, path)
                and not (path.startswith("sys/audit/") and {"sudo"} <= granted(deployer, path))}
     assert not missing
-    assert granted(deployer, "secret/data/myapp/config") == {"create"}  # an initial secret: written once
+    # Auth mounts are tuned where the provider tunes them (it ignores a refused tune).
+    assert "update" in granted(deployer, "sys/mounts/auth/kubernetes/tune")
+    # prod seeds no KV value; dev's initial secret is created once and never read or overwritten.
+    assert granted(deployer, "secret/data/myapp/config") == set()
+    dev = vs.build(load("dev", {"deploy": {"jwt": {"enabled": True, "github": {"repository": "example-org/x"}}}}))
+    dev_deployer = next(p for p in dev.policies if p.name == ident.DEPLOYER_POLICY)
+    assert granted(dev_deployer, "secret/data/myapp/config") == {"create"}
 
 
 @pytest.mark.parametrize("path", [
     "secret/data/myapp/config", "secret/data/other", "secret/metadata/myapp/config", "database/creds/myapp-db",
     "pki_int/issue/internal-certs", "transit/decrypt/myapp", "transit/export/encryption-key/myapp",
     "sys/generate-root/attempt", "sys/raw/core/keyring", "sys/seal", "sys/rekey/init",
-    "sys/policies/acl/not-managed", "sys/mounts/not-managed", "auth/token/create", "sys/storage/raft/snapshot",
+    "sys/policies/acl/deployer", "sys/policies/acl/previewer", "sys/auth/jwt-ci", "auth/jwt-ci/role/deployer",
+    "auth/jwt-ci/config", "sys/mounts/not-managed", "auth/token/create", "sys/storage/raft/snapshot",
     "identity/entity/name/x",
 ])
 def test_the_deployer_cannot_read_secrets_or_become_root(path):
@@ -175,8 +198,10 @@ def test_prod_without_pgp_keys_says_how_to_export_one():
     with pytest.raises(ConfigError) as raised:
         load("prod", {"init": {"pgpKeys": []}})
     message = str(raised.value)
-    assert "gpg --export" in message and "init.acceptPlaintextShares" in message
-    assert load("prod", {"init": {"pgpKeys": [], "acceptPlaintextShares": True}}).init.pgp_keys == ()
+    assert "gpg --export" in message
+    # No way around it in prod: plaintext shares in the state could make a root token.
+    with pytest.raises(ConfigError, match=r"init\.acceptPlaintextShares"):
+        load("prod", {"init": {"pgpKeys": [], "acceptPlaintextShares": True}})
 
 
 def test_revoking_is_the_prod_default_and_dev_keeps_its_root_token():
@@ -184,28 +209,67 @@ def test_revoking_is_the_prod_default_and_dev_keeps_its_root_token():
     assert load("dev").deploy.revoke_root_token is False
 
 
-@pytest.mark.parametrize(("token", "left", "env", "expected"), [
-    # The first run: the deployer token it received in place of the root token.
-    ("first", 3600, {}, {"token": "first", "jwt": None}),
-    # Later, in CI: the workflow's OIDC token, read by the provider itself (never in the state).
-    ("first", 30, {"TERRAFORM_VAULT_AUTH_JWT": "x"}, {"token": None, "jwt": {"mount": "jwt-ci", "role": "deployer"}}),
-    ("first", -5, {"TERRAFORM_VAULT_AUTH_JWT": "x", "VAULT_PLATFORM_VAULT_ROLE": "previewer"},
-     {"token": None, "jwt": {"mount": "jwt-ci", "role": "previewer"}}),
-    # From a laptop: `vault login -method=oidc`, VAULT_TOKEN read by the provider.
-    ("", 0, {"VAULT_TOKEN": "hvs.x"}, {"token": None, "jwt": None}),
+CLOSED = "https://127.0.0.1:9"  # nothing listens there: Vault cannot be asked
+
+
+def _login_state(**changes):
+    from components.resources.bootstrap import LoginState
+
+    state = {"address": CLOSED, "ca_cert_pem": "", "stack_token": "root", "root_token_revoked": True,
+             "first_run_expires_at": 1_000_000 + 3600, "login_path": "jwt-ci", "login_audience": "vault"}
+    return LoginState(**{**state, **changes})
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A project folder of its own, and no login of the caller's."""
+    for name in ("VAULT_TOKEN", "TERRAFORM_VAULT_AUTH_JWT", "ACTIONS_ID_TOKEN_REQUEST_URL",
+                 "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "VAULT_PLATFORM_VAULT_ROLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("VAULT_PLATFORM_WORKDIR", str(tmp_path))
+    return tmp_path
+
+
+def _first_run_token(checkout, token="first"):  # noqa: S107 - a stand-in
+    from components.resources.bootstrap import first_run_file_path, write_token_file
+
+    write_token_file(checkout / first_run_file_path("prod"), token)
+
+
+@pytest.mark.parametrize(("state", "first_run", "vault_token", "expected"), [
+    # The first run: the deployer token DeployIdentity put in the first-run file.
+    ({}, True, None, "first"),
+    # dev: the root token, never revoked.
+    ({"root_token_revoked": False, "first_run_expires_at": 0}, False, None, "root"),
+    # An operator's VAULT_TOKEN comes first; Vault cannot be asked here, so the first is taken.
+    ({}, True, "hvs.operator", "hvs.operator"),
+    ({"root_token_revoked": False}, False, "hvs.operator", "hvs.operator"),
 ])
-def test_how_the_provider_logs_in_once_the_root_token_is_gone(token, left, env, expected):
-    from components.resources.bootstrap import provider_login
+def test_the_provider_logs_in_with_a_token_file_in_the_one_login_order(checkout, monkeypatch, state, first_run,
+                                                                      vault_token, expected):
+    from components.resources.bootstrap import provider_token
 
-    assert provider_login(token, 1_000_000 + left, "jwt-ci", 1_000_000, env) == expected
+    if first_run:
+        _first_run_token(checkout)
+    if vault_token:
+        monkeypatch.setenv("VAULT_TOKEN", vault_token)
+    path = provider_token("prod", _login_state(**state), now=1_000_000)
+    assert path == ".vault-login/prod.token"
+    written = checkout / path
+    assert written.read_text() == f"{expected}\n"
+    # The Vault provider refuses a token file anyone else may read.
+    assert oct(written.stat().st_mode & 0o777) == "0o600" and oct(written.parent.stat().st_mode & 0o777) == "0o700"
 
 
-def test_without_any_login_the_error_says_how_to_get_one():
-    from components.resources.bootstrap import provider_login
+def test_a_first_run_token_near_its_end_and_a_revoked_root_token_are_never_chosen(checkout):
+    from components.resources.bootstrap import BOOTSTRAP_MARGIN_SECONDS, provider_token
 
+    _first_run_token(checkout)
     with pytest.raises(RuntimeError, match="vault login -method=oidc") as raised:
-        provider_login("expired", 10, "jwt-ci", 1_000_000, {})
-    assert "TERRAFORM_VAULT_AUTH_JWT" in str(raised.value) and "break-glass" in str(raised.value)
+        provider_token("prod", _login_state(first_run_expires_at=1_000_000 + BOOTSTRAP_MARGIN_SECONDS),
+                       now=1_000_000)
+    assert "deploy workflow" in str(raised.value) and "break-glass" in str(raised.value)
+    assert not (checkout / ".vault-login/prod.token").exists()
 
 
 def test_no_export_or_plain_input_holds_a_token(prod):
@@ -217,7 +281,11 @@ def test_no_export_or_plain_input_holds_a_token(prod):
             if isinstance(value, str) and any(t in value for t in tokens):
                 holders += 1
                 assert resource.is_secret(path), f"{resource.name}: {path}"
-    assert holders >= 3  # the identity, the wait for voters and the provider hold one, as secrets
+    assert holders == 2  # the identity and the wait for voters start from the root token, as secrets
+    # The provider holds the name of a file, whichever way the run logs in.
+    provider = prod.one("pulumi:providers:vault")
+    assert json.loads(provider.get("authLoginTokenFile")) == {"filename": ".vault-login/prod.token"}
+    assert "token" not in provider.inputs and "authLoginJwt" not in provider.inputs
 
 
 def _leaves(value, path=""):

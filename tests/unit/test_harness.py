@@ -64,12 +64,16 @@ def test_secure_values_in_stack_files_become_canaries(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_the_stacks_leak_no_secret_with_every_secret_setting_in_use(stack):
-    secrets = {"vaultToken": "CANARY-vault-token", "kv": {"myapp/config": {"api_key": "CANARY-k"}}}
+    # (prod refuses the secrets that would sit in its state: tests/unit/test_state_secrets.py.)
+    secrets = {"vaultToken": "CANARY-vault-token", "kv": {"myapp/config": {"api_key": "CANARY-k"}}} \
+        if stack == "dev" else {"databasePasswords": {"app-postgres": "CANARY-db"}}
     rec = run_stack(stack, secrets=secrets)
     assert canary_leaks(rec) == []
     seen = {r.type for r in rec.resources}
     # the scan looked at real objects: secrets, the release, and Vault resources
-    assert {"kubernetes:core/v1:Secret", "kubernetes:helm.sh/v3:Release", "vault:kv/secretV2:SecretV2"} <= seen
+    assert {"kubernetes:core/v1:Secret", "kubernetes:helm.sh/v3:Release"} <= seen
+    assert ("vault:kv/secretV2:SecretV2" if stack == "dev" else
+            "vault:database/secretBackendConnection:SecretBackendConnection") in seen
 
 
 def test_the_recording_keeps_options_and_parents():
@@ -108,21 +112,80 @@ def test_a_run_in_the_shared_worker_records_what_a_fresh_process_records():
     assert _canonical(served) == _canonical(fresh)
 
 
-def test_the_worker_undoes_what_serializing_a_dynamic_provider_leaves_in_pickle():
-    """pulumi.dynamic wraps pickle's Pickler methods on every provider it serializes and never
-    unwraps them; after a few hundred runs the wrappers overflow the stack. Each run starts clean."""
+def _stateful_provider():
+    from pulumi.dynamic import ResourceProvider
+
+    # State of its own: serialized on every call, even by the worker (which serializes a stateless
+    # provider's class once).
+    provider = ResourceProvider()
+    provider.state = 1
+    return provider
+
+
+def test_undoing_the_pickling_patch_unwraps_every_layer_serializing_a_provider_left():
     import pickle
 
-    from pulumi.dynamic import ResourceProvider, dynamic
+    from pulumi.dynamic import dynamic
 
-    from tests.harness import runner
+    from tests.pulumi_pickling import undo_dynamic_provider_pickling_patch
 
+    undo_dynamic_provider_pickling_patch()
     original = pickle._Pickler._batch_setitems
-    runner._serialize_provider(ResourceProvider())
-    assert pickle._Pickler._batch_setitems is not original, "the SDK no longer leaves a wrapper: drop the reset"
-    runner.reset_pickler()
+    for _ in range(3):
+        dynamic.serialize_provider(_stateful_provider())
+    assert pickle._Pickler._batch_setitems is not original, "the SDK no longer leaves a wrapper: drop the undo"
+    assert undo_dynamic_provider_pickling_patch() == 3
     assert pickle._Pickler._batch_setitems is original
-    assert dynamic.serialize_provider is runner._serialize_provider_once
+    assert undo_dynamic_provider_pickling_patch() == 0
+
+
+# The wrappers the SDK left on the Pickler in this process, counted without undoing them.
+_PICKLER_DEPTH = """import pickle
+
+import pulumi
+
+
+def depth():
+    function, layers = pickle._Pickler._batch_setitems, 0
+    while "batch_set_items_sorted" in function.__qualname__:
+        (function,) = [c.cell_contents for c in function.__closure__ if callable(c.cell_contents)]
+        layers += 1
+    return layers
+
+
+pulumi.export("at_start", depth())
+"""
+
+
+def test_each_run_in_the_worker_starts_without_the_pickling_wrappers_earlier_runs_left(tmp_path):
+    """pulumi.dynamic wraps pickle's Pickler on every provider it serializes and never unwraps it;
+    after some hundreds of runs in one process the wrappers overflow the stack. A run that leaves
+    five must not hand them to the next."""
+    from tests.harness import _prepare, worker
+
+    def request(name: str, body: str) -> dict:
+        program = tmp_path / name / "__main__.py"
+        program.parent.mkdir()
+        program.write_text(_PICKLER_DEPTH + body)
+        folder = tmp_path / f"{name}-run"
+        folder.mkdir()
+        return _prepare({"stack": "dev", "config": {}, "secret_keys": [], "preview": False,
+                         "program": str(program), "project": "probe", "env": {}}, str(folder))
+
+    leave_five = ("from pulumi.dynamic import ResourceProvider, dynamic\n"
+                  "provider = ResourceProvider()\n"
+                  "provider.state = 1\n"
+                  "for _ in range(5):\n"
+                  "    dynamic.serialize_provider(provider)\n"
+                  "pulumi.export('at_end', depth())\n")
+    own = worker.Worker(preload=None)
+    try:
+        first = own.run(request("first", leave_five))
+        assert first["error"] is None, first["error"]
+        assert first["exports"] == {"at_start": 0, "at_end": 5}
+        assert own.run(request("second", ""))["exports"] == {"at_start": 0}
+    finally:
+        own.close()
 
 
 def test_the_run_cache_key_follows_the_sources_the_request_and_the_environment(tmp_path, monkeypatch):

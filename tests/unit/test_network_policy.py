@@ -8,6 +8,10 @@ import pytest
 
 from tests.harness import run_stack
 
+# Without the ServiceMonitor and the alert rules, the prod stack's labels, alerts and Prometheus
+# namespace would have no effect: they go too.
+UNMONITORED = {"labels": None, "alerts": None, "prometheusNamespace": None}
+
 POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 
 
@@ -36,8 +40,8 @@ def test_prod_lets_only_named_namespaces_and_ranges_reach_the_api():
     # The Vault namespace (the backup and restart Jobs) always reaches the API; with the ServiceMonitor
     # so does Prometheus' namespace, for the metrics.
     assert namespaces["values"] == ["cert-manager", "default", "external-secrets", "monitoring", "vault"]
-    without = _manifest(run_stack("prod", {"cluster": {"serviceMonitor": False},
-                                           "monitoring": {"prometheusRule": False}}))["spec"]["ingress"][0]
+    without = _manifest(run_stack("prod", {"cluster": {"serviceMonitor": False}, "monitoring": {
+        "prometheusRule": False, **UNMONITORED}}))["spec"]["ingress"][0]
     assert without["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == [
         "cert-manager", "default", "external-secrets", "vault"]
     assert api["from"][1:] == [{"ipBlock": {"cidr": "10.0.0.0/16"}}]
@@ -58,7 +62,8 @@ def test_a_range_with_host_bits_is_refused():
 @pytest.mark.parametrize(("service_monitor", "open_metrics"), [(False, False), (True, True)])
 def test_metrics_are_open_only_when_scraped(service_monitor, open_metrics):
     rec = run_stack("prod", {"cluster": {"serviceMonitor": service_monitor},
-                             "monitoring": {"prometheusRule": service_monitor}})
+                             "monitoring": {"prometheusRule": service_monitor,
+                                            **({} if service_monitor else UNMONITORED)}})
     release = rec.one("kubernetes:helm.sh/v3:Release", "vault-cluster-release")
     listener = hcl.loads(release.get("values.server.ha.raft.config"))["listener"]
     telemetry = listener["tcp"].get("telemetry", {})

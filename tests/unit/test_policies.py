@@ -14,6 +14,10 @@ ACCESSOR = "auth_kubernetes_0a1b2c3d"
 
 
 def load(stack: str, overrides: dict | None = None):
+    # Applications given here replace the stack's: the stack's settings for the External Secrets Operator
+    # go too (they have no effect unless an application delivers through it; the defaults apply).
+    if overrides and "applications" in overrides:
+        overrides = {"externalSecrets": None, **overrides}
     config, secret_keys = stack_config(stack, overrides)
     return load_config(config, set(secret_keys))
 

@@ -28,7 +28,7 @@ def test_a_preview_really_runs_on_unknowns(stack):
     for rec, expected in ((preview, True), (up, False)):
         provider = rec.one("pulumi:providers:vault")
         ready = rec.one(READY)
-        assert (provider.get("token") == UNKNOWN) is expected
+        assert (provider.get("authLoginTokenFile") == UNKNOWN) is expected
         assert (provider.get("caCertFile") == UNKNOWN) is expected
         assert (ready.get("token") == UNKNOWN) is expected
         assert (rec.exports["caCertificate"] == UNKNOWN) is expected

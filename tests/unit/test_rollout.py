@@ -161,7 +161,8 @@ def test_the_scale_down_runs_before_the_release_and_the_restart_after_vault_is_c
     assert rec.depends_on(restart, release)
     # Its Vault policy is part of the configuration, written first.
     assert rec.depends_on(restart, rec.one("vault:index/policy:Policy", "vault-config-policy-raft-rollout"))
-    role = rec.one("vault:kubernetes/authBackendRole:AuthBackendRole", "vault-rollout-role")
+    role = rec.one("vault:kubernetes/authBackendRole:AuthBackendRole", "vault-config-role-raft-rollout")
+    assert rec.by_urn(role.parent).type == "vault-platform:configuration:VaultConfiguration"
     assert role.get("roleName") == ROLLOUT_POLICY and role.get("boundServiceAccountNames") == ["vault-rollout"]
     assert role.get("tokenPolicies") == [ROLLOUT_POLICY] and role.get("tokenNoDefaultPolicy") is True
     assert rec.depends_on(restart, role)
@@ -190,3 +191,5 @@ def test_the_rollout_can_be_turned_off():
     rec = run_stack("prod", {"cluster": {"rollout": {"enabled": False}}})
     assert rec.of_type(JOB) == []
     assert not [p for p in rec.of_type("vault:index/policy:Policy") if p.get("name") == ROLLOUT_POLICY]
+    assert not [r for r in rec.of_type("vault:kubernetes/authBackendRole:AuthBackendRole")
+                if r.get("roleName") == ROLLOUT_POLICY]

@@ -48,12 +48,14 @@ def test_prod_mounts():
 
 def test_kv_settings_follow_config():
     # (Without the applications: their grants name the secret/ mount.)
-    s = settings("prod", {"kv": {"path": "kv-apps", "maxVersions": 3, "casRequired": True}, "applications": None})
+    s = settings("dev", {"kv": {"path": "kv-apps", "maxVersions": 3, "casRequired": True}, "applications": None,
+                         "externalSecrets": None})
     assert s.kv.mount.path == "kv-apps" and s.kv.max_versions == 3 and s.kv.cas_required is True
     assert all(secret.mount == "kv-apps" for secret in s.kv_secrets)
     # Initial secrets are created only if absent (cas=0), with or without check-and-set required.
     assert [secret.cas for secret in s.kv_secrets] == [0]
-    assert [secret.cas for secret in settings("prod").kv_secrets] == [0]
+    assert [secret.cas for secret in settings("dev").kv_secrets] == [0]
+    assert settings("prod").kv_secrets == ()  # prod seeds none from its config
 
 
 def test_prod_database_connection_and_role():
@@ -144,7 +146,8 @@ def test_disabled_engines_are_absent():
                           "pki": {"enabled": False, "roles": None, "intermediate": None},
                           "transit": {"enabled": False, "keys": None, "autoRotatePeriod": None},
                           "certManager": {"enabled": False},
-                          "applications": [{"name": "myapp", "namespace": "default", "serviceAccount": "myapp"}]},
+                          "applications": [{"name": "myapp", "namespace": "default", "serviceAccount": "myapp"}],
+                          "externalSecrets": None},
                   secrets={"databasePasswords": None})
     assert s.database is None and s.pki is None and s.transit is None
     assert [m.path for m in s.mounts] == ["secret"]
@@ -172,7 +175,8 @@ def test_roles_only_name_the_app_policy_when_it_exists():
     s = settings("prod", {"applications": [
         {"name": "own-only", "namespace": "team-a", "serviceAccount": "web",
          "kv": [{"path": "secret/data/team-a/web/*", "access": "read"}], "tokenTtl": "15m"},
-        {"name": "needs-db", "namespace": "team-b", "serviceAccount": "api", "databaseRole": "myapp-db"}]})
+        {"name": "needs-db", "namespace": "team-b", "serviceAccount": "api", "databaseRole": "myapp-db"}],
+        "externalSecrets": None})
     roles = {r.name: r for r in s.kubernetes_roles}
     assert roles["own-only"].token_policies == ("app-templated",)
     assert roles["own-only"].token_ttl_seconds == 900
@@ -201,12 +205,12 @@ def test_audit_devices(secondary, paths):
 
 
 def test_initial_kv_secrets_stay_secret():
-    s = settings("prod")
+    s = settings("dev")
     (secret,) = s.kv_secrets
     assert (secret.mount, secret.name) == ("secret", "myapp/config")
     assert sorted(secret.data) == ["api_key", "database_url"]
     assert all(isinstance(v, Secret) for v in secret.data.values())
-    assert secret.data["api_key"].reveal() == TEST_SECRETS["prod"]["kv"]["myapp/config"]["api_key"]
+    assert secret.data["api_key"].reveal() == TEST_SECRETS["dev"]["kv"]["myapp/config"]["api_key"]
     # Nothing in the model's text form shows a secret value.
     assert CANARY not in repr(s) and CANARY not in str(s.kv_secrets)
 
