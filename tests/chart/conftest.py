@@ -26,14 +26,18 @@ from tests.helm import chart_version, helm_and_chart
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 TRANSIT_CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-# Each stack file, and prod auto-unsealed through another Vault's transit engine (the seal whose
-# token and CA reach the pods through a Secret of their own).
+TRANSIT = {"address": "https://vault-unseal.example.com:8200", "keyName": "autounseal", "mountPath": "transit",
+           "caCert": TRANSIT_CA}
+# Each stack file, and each auto-unsealed through another Vault's transit engine (the seal whose CA
+# reaches the pods through a Secret of the stack's, and its token through the operator's own Secret
+# in prod, the stack's from its config in dev).
 VARIANTS: dict[str, tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = {
     "dev": ("dev", None, None),
     "prod": ("prod", None, None),
-    "prod-transit": ("prod", {"unseal": {"type": "transit", "awskms": None, "transit": {
-        "address": "https://vault-unseal.example.com:8200", "keyName": "autounseal", "mountPath": "transit",
-        "caCert": TRANSIT_CA}}}, {"transitUnsealToken": "CANARY-transit-token"}),
+    "dev-transit": ("dev", {"unseal": {"type": "transit", "transit": TRANSIT}},
+                    {"transitUnsealToken": "CANARY-transit-token"}),
+    "prod-transit": ("prod", {"unseal": {"type": "transit", "awskms": None,
+                                         "transit": {**TRANSIT, "tokenSecret": "vault-transit-token"}}}, None),
 }
 # The oldest Kubernetes the stacks' own objects are validated for, and the newest the schemas know.
 KUBE_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
@@ -113,7 +117,7 @@ def _render(helm: Path, chart: Path, variant: str, kube_version: str) -> Rendere
 
 @pytest.fixture(params=list(VARIANTS))
 def rendered(request, helm_tools) -> Rendered:
-    """The chart of each stack (and prod with a transit seal) as the newest Kubernetes gets it."""
+    """The chart of each stack (and each with a transit seal) as the newest Kubernetes gets it."""
     return _render(*helm_tools, request.param, KUBE_VERSIONS[-1])
 
 

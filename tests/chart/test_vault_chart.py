@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +23,7 @@ import yaml
 from components.model.checks import name_covers
 from components.model.names import API_PORT, CLUSTER_PORT, INJECTION_LABEL, INJECTION_LABEL_VALUE
 from components.render.helm_values import LIVENESS_PATH, READINESS_PATH
+from components.render.tls_objects import CERT_MANAGER_API
 from tests.chart.conftest import KUBE_VERSIONS, VARIANTS, Rendered
 from tests.harness.fakes import fake_outputs
 from tests.helm import chart_version
@@ -34,6 +36,13 @@ CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfigura
 RUNTIME_LABELS = {"vault-active", "vault-initialized", "vault-perf-standby", "vault-sealed", "vault-version"}
 # The label the StatefulSet controller gives each pod (dev's per-pod unseal Services select on it).
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
+SECRET = "kubernetes:core/v1:Secret"
+CERTIFICATE_PAIR = "vault-platform:tls:CertificatePair"
+LOCAL_TLS = "pulumi-python:dynamic/tls:LocalTls"
+# What cert-manager writes into a Certificate's Secret (type kubernetes.io/tls): the chain and the key,
+# and ca.crt when the issuer is a CA Issuer (an issuer of the operator's may not say its CA).
+CERT_MANAGER_KEYS = {"tls.crt", "tls.key"}
+CERT_MANAGER_CA_KEY = "ca.crt"
 
 
 def _server(r: Rendered) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -52,11 +61,51 @@ def _hcl(r: Rendered) -> dict[str, Any]:
     return hcl.loads(data["extraconfig-from-values.hcl"])
 
 
-def _recorded_secret(r: Rendered, name: str) -> dict[str, Any]:
-    found = [s for s in r.rec.of_type("kubernetes:core/v1:Secret")
+def _recorded_secret(r: Rendered, name: str) -> Any:
+    """The Secret the stack declares under ``name`` in the Vault namespace, or None."""
+    found = [s for s in r.rec.of_type(SECRET)
              if s.get("metadata.name") == name and s.get("metadata.namespace") == r.names.namespace]
-    assert len(found) == 1, f"the stack declares no Secret {name!r} in {r.names.namespace!r} for the chart to mount"
-    return found[0].inputs
+    assert len(found) <= 1, f"the stack declares {len(found)} Secrets {name!r} in {r.names.namespace!r}"
+    return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A certificate pair as the chart's pods get it: the files of its Secret, what the certificate
+    names, and the CA the stack reads back (for clients and the webhook's caBundle)."""
+
+    secret_type: str
+    secret_keys: frozenset[str]
+    dns_names: list[str]
+    ip_addresses: list[str]
+    ca_cert_pem: str
+
+
+def _pair(r: Rendered, secret_name: str) -> Pair:
+    """The stack's certificate pair whose Secret is ``secret_name``: LocalTls's keys in a Secret the
+    stack declares (generated), or a Certificate cert-manager issues into that Secret (certManager)."""
+    pairs = [p for p in r.rec.of_type(CERTIFICATE_PAIR) if p.outputs.get("secret_name") == secret_name]
+    assert len(pairs) == 1, f"no certificate pair of the stack fills the Secret {secret_name!r} the chart mounts"
+    [pair] = pairs
+    children = [c for c in r.rec.resources if c.parent == pair.urn]
+    ca = pair.outputs.get("ca_cert_pem") or ""
+    local = [c for c in children if c.type == LOCAL_TLS]
+    if local:
+        [keys] = local
+        secret = _recorded_secret(r, secret_name)
+        assert secret is not None and secret.parent == pair.urn, (
+            f"the stack declares no Secret {secret_name!r} in {r.names.namespace!r} for the chart to mount")
+        files = set(secret.get("stringData", None) or {}) | set(secret.get("data", None) or {})
+        return Pair(secret.get("type"), frozenset(files), keys.get("dns_names"), keys.get("ip_addresses", []), ca)
+    [certificate] = [c for c in children if c.type == f"kubernetes:{CERT_MANAGER_API}:Certificate"
+                     and c.get("spec.secretName") == secret_name]
+    assert certificate.get("metadata.namespace") == r.names.namespace, "cert-manager writes the Secret beside it"
+    issuer = certificate.get("spec.issuerRef")
+    own_ca = [c for c in children if c.type == f"kubernetes:{CERT_MANAGER_API}:Issuer" and issuer["kind"] == "Issuer"
+              and c.get("metadata.name") == issuer["name"] and "ca" in c.get("spec")]
+    files = CERT_MANAGER_KEYS | ({CERT_MANAGER_CA_KEY} if own_ca else set())
+    return Pair("kubernetes.io/tls", frozenset(files), certificate.get("spec.dnsNames"),
+                certificate.get("spec.ipAddresses", []), ca)
 
 
 def _files_of_volume(r: Rendered, volume: dict[str, Any]) -> set[str]:
@@ -64,8 +113,13 @@ def _files_of_volume(r: Rendered, volume: dict[str, Any]) -> set[str]:
     secret = volume["secret"]
     if secret.get("items"):
         return {item["path"] for item in secret["items"]}
-    inputs = _recorded_secret(r, secret["secretName"])
-    return set(inputs.get("stringData") or {}) | set(inputs.get("data") or {})
+    name = secret["secretName"]
+    if any(p.outputs.get("secret_name") == name for p in r.rec.of_type(CERTIFICATE_PAIR)):
+        return set(_pair(r, name).secret_keys)
+    declared = _recorded_secret(r, name)
+    assert declared is not None, (
+        f"the stack declares no Secret {name!r} in {r.names.namespace!r} for the chart to mount")
+    return set(declared.get("stringData", None) or {}) | set(declared.get("data", None) or {})
 
 
 def _mounted_file(r: Rendered, pod: dict[str, Any], container: dict[str, Any], path: str) -> tuple[str, str]:
@@ -82,9 +136,9 @@ def _mounted_file(r: Rendered, pod: dict[str, Any], container: dict[str, Any], p
 
 
 def _certificate(r: Rendered) -> tuple[list[str], list[str]]:
-    """(DNS names, IP addresses) of the server certificate the stack generates."""
-    [csr] = [c for c in r.rec.of_type("tls:index/certRequest:CertRequest") if c.name.endswith("-tls-server-csr")]
-    return csr.get("dnsNames"), csr.get("ipAddresses", [])
+    """(DNS names, IP addresses) of the server certificate the stack has made."""
+    pair = _pair(r, r.names.tls_secret)
+    return pair.dns_names, pair.ip_addresses
 
 
 def _covered(r: Rendered, host: str) -> bool:
@@ -170,10 +224,10 @@ def test_every_file_the_server_config_names_is_mounted_from_the_stacks_secrets(r
     if "transit" in seal:
         files.append(seal["transit"]["tls_ca_cert"])
     mounted = {path: _mounted_file(rendered, pod, container, path) for path in files}
-    # The certificate, its key and the CA come from the Secret the stack's TLS component declares.
+    # The certificate, its key and the CA come from the Secret the stack's certificate pair fills.
     tls_volume = next(v for v in pod["volumes"] if v["name"] == mounted[listener["tls_cert_file"]][0])
     assert tls_volume["secret"]["secretName"] == rendered.names.tls_secret
-    assert _recorded_secret(rendered, rendered.names.tls_secret)["type"] == "kubernetes.io/tls"
+    assert _pair(rendered, rendered.names.tls_secret).secret_type == "kubernetes.io/tls"
     assert "transit" in seal or "vault-unseal" not in {v["name"] for v in pod["volumes"]}
 
 
@@ -339,11 +393,15 @@ def test_the_server_pods_run_as_the_service_account_the_unseal_setup_expects(ren
         seal = _hcl(rendered)["seal"]["awskms"]
         assert seal["region"] == rendered.config.aws.region
     if rendered.config.unseal.type == "transit":
-        # The token reaches the server only as an environment variable from the unseal Secret.
-        token = _env(container)["VAULT_TOKEN"]
-        ref = token["secretKeyRef"]
-        assert ref["name"] == rendered.names.unseal_secret and ref["key"] in _recorded_secret(
-            rendered, ref["name"])["stringData"]
+        # The token reaches the server only as an environment variable from a Secret: the operator's
+        # own where one is named (prod: the stack never holds it), else the stack's unseal Secret.
+        ref = _env(container)["VAULT_TOKEN"]["secretKeyRef"]
+        stacks = _recorded_secret(rendered, rendered.names.unseal_secret).get("stringData")
+        if rendered.config.unseal.transit.token_secret:
+            assert ref == {"name": rendered.config.unseal.transit.token_secret, "key": "VAULT_TOKEN"}
+            assert "VAULT_TOKEN" not in stacks
+        else:
+            assert ref["name"] == rendered.names.unseal_secret and ref["key"] in stacks
         assert "token" not in _hcl(rendered)["seal"]["transit"]
 
 
@@ -360,24 +418,24 @@ def test_the_injector_serves_with_the_stacks_certificate_and_settings(rendered):
     [container] = pod["containers"]
     env = _env(container)
     assert deployment["spec"]["replicas"] == (injector.replicas or (2 if rendered.config.is_prod else 1))
-    # Its serving certificate: the Secret the stack's InjectorTls declares, by file name.
+    # Its serving certificate: the Secret the stack's InjectorTls fills, by file name.
     [volume] = [v for v in pod["volumes"] if "secret" in v]
     assert volume["secret"]["secretName"] == rendered.names.injector_tls_secret
-    assert _recorded_secret(rendered, rendered.names.injector_tls_secret)["type"] == "kubernetes.io/tls"
+    pair = _pair(rendered, rendered.names.injector_tls_secret)
+    assert pair.secret_type == "kubernetes.io/tls"
     for key in ("AGENT_INJECT_TLS_CERT_FILE", "AGENT_INJECT_TLS_KEY_FILE"):
         _mounted_file(rendered, pod, container, env[key])
     assert "AGENT_INJECT_TLS_AUTO" not in env, "the injector would make certificates of its own"
-    [csr] = [c for c in rendered.rec.of_type("tls:index/certRequest:CertRequest") if "injector" in c.name]
     webhook_config = rendered.one("MutatingWebhookConfiguration")
     [webhook] = webhook_config["webhooks"]
     service = webhook["clientConfig"]["service"]
     assert rendered.one("Service", service["name"])["spec"]["selector"].items() <= (
         pod_labels := deployment["spec"]["template"]["metadata"]["labels"]).items()
     assert pod_labels
-    assert f"{service['name']}.{service['namespace']}.svc" in csr.get("dnsNames")
-    [ca] = [c for c in rendered.rec.of_type("tls:index/selfSignedCert:SelfSignedCert") if "injector" in c.name]
-    assert base64.b64decode(webhook["clientConfig"]["caBundle"]).decode() == fake_outputs(
-        ca.type, ca.name, ca.inputs)["certPem"]
+    assert f"{service['name']}.{service['namespace']}.svc" in pair.dns_names
+    # The API server trusts the CA of the injector's own pair, as the stack read it back.
+    assert pair.ca_cert_pem.startswith("-----BEGIN CERTIFICATE-----")
+    assert base64.b64decode(webhook["clientConfig"]["caBundle"]).decode() == pair.ca_cert_pem
     # Only namespaces the stack labels for it; what happens to a pod it cannot serve.
     assert webhook["namespaceSelector"] == {"matchLabels": {INJECTION_LABEL: INJECTION_LABEL_VALUE}}
     assert webhook["failurePolicy"] == (injector.failure_policy or ("Fail" if rendered.config.is_prod else "Ignore"))
