@@ -1,7 +1,7 @@
 """The stack config model: every setting the program reads, typed, described and defaulted.
 
 Each top-level field of ``PlatformConfig`` is one ``vault-platform:<key>`` in a stack file. The
-descriptions are the documentation: the README's config reference and the published JSON Schema
+descriptions are the documentation: docs/config-reference.md and the published JSON Schema
 (schema/stack-config.schema.json) are generated from them.
 """
 
@@ -790,7 +790,7 @@ class SecretsConfig(Section):
 
 class PlatformConfig(Section):
     environment: Literal["dev", "prod"] = setting(
-        "'dev' (local cluster, dev-only settings allowed) or 'prod' (strict rules).")
+        "dev (a local cluster; dev-only settings allowed) or prod (strict rules).")
     api: ApiConfig = setting("How `pulumi up` reaches the Vault API.")
     unseal: UnsealConfig = setting("How Vault unseals.")
     kubernetes: KubernetesConfig = setting("Where to deploy.", factory=KubernetesConfig)

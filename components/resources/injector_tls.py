@@ -18,6 +18,7 @@ from components.model import TlsConfig
 from components.model.names import Names
 from components.render import tls_objects as to
 from components.resources.certificate_pair import CertificatePair, CertificatePairArgs
+from components.resources.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class InjectorTls(pulumi.ComponentResource):
         super().__init__("vault-platform:tls:InjectorTls", name, None, opts)
         names, t = args.names, args.tls
         if t.source not in ("generated", "certManager"):
-            raise ValueError(f"InjectorTls: tls.source {t.source!r} leaves the webhook's certificate to the injector")
+            raise InvalidInput(
+                "tls.source", f"InjectorTls: {t.source!r} leaves the webhook's certificate to the injector")
         pair = CertificatePair(f"{name}-pair", CertificatePairArgs(
             to.injector_pair(names, t, args.validity), args.namespace, names.release, source=t.source,
             secret_aliases=(pulumi.Alias(name=f"{name}-secret", parent=self),)),

@@ -10,6 +10,7 @@ from components.model import TlsConfig
 from components.model.names import Names
 from components.render import tls_objects as to
 from components.resources.certificate_pair import CertificatePair, CertificatePairArgs
+from components.resources.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class VaultTls(pulumi.ComponentResource):
 
         if t.source == "existingSecret":
             if not t.existing_secret:
-                raise ValueError("VaultTls: tls.source existingSecret needs tls.existingSecret")
+                raise InvalidInput("tls.existingSecret", "VaultTls: tls.source existingSecret needs it")
             self.ca_cert_pem = pulumi.Output.from_input(t.existing_ca_cert)
             self.secret_name = pulumi.Output.from_input(t.existing_secret)
             self.register_outputs({"ca_cert_pem": self.ca_cert_pem, "secret_name": self.secret_name})

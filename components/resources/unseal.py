@@ -14,6 +14,7 @@ from components.render.helm_values import UnsealWiring
 from components.render.iam import UNSEAL_KEY_USE, kms_key_policy, kms_unseal_policy
 from components.render.server_hcl import SealStanza, seal_for
 from components.resources.aws import inline_policy, irsa_role, protected_kms_key
+from components.resources.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class AutoUnseal(pulumi.ComponentResource):
 
         if unseal.type == "awskms":
             if args.aws is None or aws_provider is None:
-                raise ValueError("AutoUnseal: unseal type awskms needs aws settings and an AWS provider")
+                raise InvalidInput("unseal.type", "AutoUnseal: awskms needs aws settings and an "
+                                                                "AWS provider")
             aws_settings = args.aws
             aws_opts = pulumi.ResourceOptions(parent=self, provider=aws_provider)
             stack = pulumi.get_stack()
@@ -75,7 +77,7 @@ class AutoUnseal(pulumi.ComponentResource):
         elif unseal.type == "transit":
             transit = unseal.transit
             if transit is None or (args.transit_token is None and not transit.token_secret):
-                raise ValueError("AutoUnseal: unseal type transit needs its settings and a token")
+                raise InvalidInput("unseal.transit", "AutoUnseal: transit needs its settings and a token")
             # The token from the operator's own Secret (it never passes through the stack), or from the
             # config into the stack's Secret (dev).
             data: dict[str, pulumi.Input[str]] = {"transit-ca.crt": transit.ca_cert}

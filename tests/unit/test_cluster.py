@@ -343,3 +343,18 @@ def test_components_parent_their_children(stack):
             continue
         assert r.parent, f"{r.type}::{r.name} has no parent"
         assert any(a.type.startswith("vault-platform:") for a in rec.ancestors(r)), r.name
+
+
+def test_a_component_misused_in_code_names_the_input_without_a_traceback():
+    import pulumi
+
+    from components.model import ApiConfig, ClusterConfig, UnsealConfig
+    from components.resources.cluster import VaultClusterArgs
+
+    with pytest.raises(pulumi.InputPropertyError) as err:
+        VaultClusterArgs(namespace="vault", api=ApiConfig(address="https://127.0.0.1:8200"),
+                         unseal=UnsealConfig(type="shamir"), cluster=ClusterConfig(replicas=2))
+    assert err.value.property_path == "cluster.replicas" and "odd number, not 2" in err.value.reason
+    # A RunError is what the Python language host prints as its message alone.
+    assert isinstance(err.value, pulumi.RunError)
+    assert str(err.value) == "cluster.replicas: VaultClusterArgs: must be an odd number, not 2"
