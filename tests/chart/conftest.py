@@ -48,12 +48,17 @@ def _tools() -> tuple[Path, Path]:
     return helm_and_chart()
 
 
-@pytest.fixture(scope="session")
-def helm_tools() -> tuple[Path, Path]:
+def helm_tools_or_fail() -> tuple[Path, Path]:
+    """(helm, the chart); the test fails, never skips, with the build's last lines when they cannot be had."""
     try:
         return _tools()
     except RuntimeError as exc:
         pytest.fail(f"helm and the vault chart are needed for the chart tests (tools/helm/build.sh):\n{exc}")
+
+
+@pytest.fixture(scope="session")
+def helm_tools() -> tuple[Path, Path]:
+    return helm_tools_or_fail()
 
 
 @dataclass
