@@ -27,7 +27,7 @@ POLICY_CONFIG ?= $(firstword $(wildcard policy/config/$(STACK).json) policy/conf
 POLICY_FLAGS := --policy-pack policy --policy-pack-config $(POLICY_CONFIG)
 
 .PHONY: help test test-unit lint up preview refresh destroy teardown stack ca-file vault-server pulumi-engine \
-	promtool tools system-packages clean bench cluster cluster-down cluster-smoke e2e e2e-teardown \
+	promtool helm tools system-packages clean bench cluster cluster-down cluster-smoke e2e e2e-teardown \
 	chart-facts crd-facts migrate
 
 help:
@@ -76,6 +76,10 @@ pulumi-engine:
 # Prometheus' promtool for the alert rule tests, built from Go modules once into the same cache.
 promtool:
 	bash tools/promtool/build.sh
+
+# helm and the Vault chart for the chart tests, both from the Go module proxy, once into the same cache.
+helm:
+	bash tools/helm/build.sh
 
 # A one-node Kubernetes 1.34 on this machine without Docker (tools/cluster/README.md): built once
 # into the cache (~25 min cold), started in about a minute; cluster-down leaves nothing behind.

@@ -81,15 +81,67 @@ if [ -z "$verify_only" ] && [ -z "$source" ]; then usage; exit 2; fi
 [ -n "${VAULT_ADDR:-}" ] || die "VAULT_ADDR is not set (the active node, e.g. https://127.0.0.1:8200 through a port-forward)"
 command -v "$VAULT_BIN" >/dev/null 2>&1 || die "the vault CLI ($VAULT_BIN) is not on PATH"
 
-# 0 unsealed and active (or not HA), 4 unsealed standby, 2 sealed, 1 unreachable or error.
-status_code() {
+# --- interrupts -----------------------------------------------------------------------------------
+# Ctrl-C (INT) or a job runner's TERM stops the script where it is: it must not go on to the next
+# step with a half-downloaded snapshot. A shell runs a trap only once its foreground command has
+# ended, so every command that can take long (the aws and vault CLIs) runs through run_child: in
+# the background, with the script waiting for it; `wait` returns as soon as a trapped signal
+# arrives, and the trap stops the command too, whether or not the signal reached it. The traps are
+# in place before the temporary folder exists, so there is no moment when a signal leaves it behind.
+workdir=
+child=
+before=
+
+# KILL, not TERM: a TERM that reaches the command between its fork and its exec is caught by the
+# forked shell's handler and lost, and the command would run on; what it wrote goes with $workdir.
+stop_child() {
+  case $child in
+    '') ;;
+    # Between starting the command and noting its process ID: if $! moved, it is that command.
+    starting) [ "${!:-none}" = "$before" ] || kill -KILL "$!" 2>/dev/null || true ;;
+    *) kill -KILL "$child" 2>/dev/null || true ;;
+  esac
+}
+
+on_signal() {
+  trap '' INT TERM
+  stop_child
+  log "$1; nothing more is done"
+  exit "$2"
+}
+
+trap 'stop_child; [ -z "$workdir" ] || rm -rf "$workdir"' EXIT
+trap 'on_signal interrupted 130' INT
+trap 'on_signal terminated 143' TERM
+# mktemp ignores the signals (the trap runs once it is done), so it never leaves a folder the
+# script does not know the name of.
+workdir=$(trap '' INT TERM; mktemp -d) || die "cannot create a temporary directory"
+
+# run_child CMD [ARG...]: run it, its status as ours, what it printed (stdout and stderr) in $out.
+run_child() {
+  before=${!:-none}
+  child=starting
+  "$@" >"$workdir/out" 2>&1 </dev/null &
+  child=$!
   rc=0
-  out=$("$VAULT_BIN" status 2>&1) || rc=$?
-  if [ "$rc" = 0 ]; then
+  wait "$child" || rc=$?
+  child=
+  out=$(cat "$workdir/out")
+  return "$rc"
+}
+
+# What run_child runs in its own subshell, with their own environment.
+read_verify_kv() { export VAULT_TOKEN="$token"; exec "$VAULT_BIN" kv get "$verify_kv"; }
+check_snapshot() { export VAULT_BIN; exec sh "$HERE/backup.sh" check "$file"; }
+
+# Sets code: 0 unsealed and active (or not HA), 4 unsealed standby, 2 sealed, 1 unreachable or error.
+check_status() {
+  code=0
+  run_child "$VAULT_BIN" status || code=$?
+  if [ "$code" = 0 ]; then
     mode=$(printf '%s\n' "$out" | awk '$1 == "HA" && $2 == "Mode" { print $3 }')
-    case $mode in ''|active) ;; *) rc=4 ;; esac
+    case $mode in ''|active) ;; *) code=4 ;; esac
   fi
-  printf '%s\n' "$rc"
 }
 
 verify() {
@@ -101,7 +153,7 @@ verify() {
   # Vault stops answering for a few seconds while it installs a snapshot. Sealed for 10s in a row
   # means it stays sealed (a forced restore under another seal); anything else, wait.
   while [ "$attempts" -le "$wait_seconds" ]; do
-    code=$(status_code)
+    check_status
     now=$(date +%s)
     case $code in
       0) break ;;
@@ -121,13 +173,13 @@ verify() {
       printf 'restore: or let the pods use THAT cluster'"'"'s KMS key; then run: restore.sh --verify-only\n' >&2
       exit 3 ;;
     4) die "Vault at $VAULT_ADDR is unsealed but not the active node after ${wait_seconds}s (is VAULT_ADDR the active Service?)" ;;
-    *) die "Vault at $VAULT_ADDR did not come back within ${wait_seconds}s: $(last_line "$("$VAULT_BIN" status 2>&1 || true)")" ;;
+    *) die "Vault at $VAULT_ADDR did not come back within ${wait_seconds}s: $(last_line "$out")" ;;
   esac
   log "Vault at $VAULT_ADDR is unsealed and active"
   if [ -n "$verify_kv" ]; then
     token=${RESTORE_VERIFY_TOKEN:-${VAULT_TOKEN:-}}
     [ -n "$token" ] || die "--verify-kv needs RESTORE_VERIFY_TOKEN or VAULT_TOKEN"
-    if ! out=$(VAULT_TOKEN=$token "$VAULT_BIN" kv get "$verify_kv" 2>&1); then
+    if ! run_child read_verify_kv; then
       die "restored, but reading $verify_kv failed: $(last_line "$out")"
     fi
     log "read $verify_kv from the restored data"
@@ -142,13 +194,6 @@ fi
 
 [ -n "${VAULT_TOKEN:-}" ] || die "VAULT_TOKEN is not set (root, or a token with the admin policy)"
 
-workdir=$(mktemp -d) || die "cannot create a temporary directory"
-trap 'rm -rf "$workdir"' EXIT
-# An interrupted restore stops here (the EXIT trap still cleans up): it must not go on to the next
-# step with a half-downloaded snapshot.
-trap 'log "interrupted; nothing more is done"; exit 130' INT
-trap 'log "terminated; nothing more is done"; exit 143' TERM
-
 # --- fetch the snapshot ----------------------------------------------------------------------------
 case $source in
   s3://*)
@@ -161,17 +206,18 @@ case $source in
     case $key in
       ''|*/)
         log "finding the newest snapshot under s3://$bucket/$key"
-        if ! keys=$("$AWS_BIN" s3api list-objects-v2 --bucket "$bucket" --prefix "${key}vault-" \
-            --query 'Contents[].Key' --output text 2>&1); then
-          die "listing s3://$bucket/$key failed: $(last_line "$keys")"
+        if ! run_child "$AWS_BIN" s3api list-objects-v2 --bucket "$bucket" --prefix "${key}vault-" \
+            --query 'Contents[].Key' --output text; then
+          die "listing s3://$bucket/$key failed: $(last_line "$out")"
         fi
+        keys=$out
         newest=$(printf '%s\n' "$keys" | tr '\t' '\n' | grep -E '/?vault-[0-9]{8}T[0-9]{6}Z\.snap$' | sort | tail -n 1 || true)
         [ -n "$newest" ] || die "no vault-*.snap under s3://$bucket/$key"
         key=$newest ;;
     esac
     file=$workdir/$(basename "$key")
     log "downloading s3://$bucket/$key"
-    if ! out=$("$AWS_BIN" s3 cp "s3://$bucket/$key" "$file" --only-show-errors --no-progress 2>&1); then
+    if ! run_child "$AWS_BIN" s3 cp "s3://$bucket/$key" "$file" --only-show-errors --no-progress; then
       die "download of s3://$bucket/$key failed: $(last_line "$out")"
     fi ;;
   *)
@@ -181,21 +227,21 @@ esac
 
 # --- check it --------------------------------------------------------------------------------------
 if [ -f "$HERE/backup.sh" ]; then
-  rc=0
-  out=$(VAULT_BIN=$VAULT_BIN sh "$HERE/backup.sh" check "$file" 2>&1) || rc=$?
+  checked=0
+  run_child check_snapshot || checked=$?
   printf '%s\n' "$out" | sed 's/^backup: /restore: /' >&2
-  [ "$rc" = 0 ] || die "$file is not a usable snapshot; nothing changed"
+  [ "$checked" = 0 ] || die "$file is not a usable snapshot; nothing changed"
 else
   [ -s "$file" ] || die "$file is empty; nothing changed"
 fi
 
 # --- preflight -------------------------------------------------------------------------------------
-code=$(status_code)
+check_status
 case $code in
   0) ;;
   2) die "Vault at $VAULT_ADDR is sealed: unseal it (or initialize a fresh cluster) before restoring" ;;
   4) die "Vault at $VAULT_ADDR is a standby: restore on the active node (e.g. port-forward svc/<release>-active)" ;;
-  *) die "cannot reach Vault at $VAULT_ADDR: $(last_line "$("$VAULT_BIN" status 2>&1 || true)")" ;;
+  *) die "cannot reach Vault at $VAULT_ADDR: $(last_line "$out")" ;;
 esac
 
 if [ -z "$yes" ]; then
@@ -213,7 +259,7 @@ if [ -n "$force" ]; then
 else
   set -- "$file"
 fi
-if ! out=$("$VAULT_BIN" operator raft snapshot restore "$@" 2>&1); then
+if ! run_child "$VAULT_BIN" operator raft snapshot restore "$@"; then
   case $out in
     *"unseal keys"*|*"recovery keys"*|*"unable to decrypt"*|*"keyring"*)
       die "Vault refused the snapshot: it was taken by a cluster with another seal. If you are restoring into a fresh cluster, re-run with --force ($(last_line "$out"))" ;;

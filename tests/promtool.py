@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 import pathlib
-import subprocess
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from tests.build_tools import ROOT, built_tool
+
 BUILD_SCRIPT = ROOT / "tools" / "promtool" / "build.sh"
 
 
@@ -20,16 +20,4 @@ def promtool_binary(timeout: float = 3600.0) -> pathlib.Path:
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise RuntimeError(f"VAULT_PLATFORM_PROMTOOL_BIN={explicit!r} is not an executable file")
         return path
-    try:
-        proc = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=timeout,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"{BUILD_SCRIPT} did not finish within {timeout:.0f}s") from None
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        tail = "\n".join(proc.stderr.splitlines()[-30:])
-        raise RuntimeError(f"{BUILD_SCRIPT} failed (exit {proc.returncode}):\n{tail}")
-    path = pathlib.Path(lines[-1])
-    if not os.access(path, os.X_OK):
-        raise RuntimeError(f"{BUILD_SCRIPT} printed {path}, which is not executable")
-    return path
+    return built_tool(BUILD_SCRIPT, timeout)

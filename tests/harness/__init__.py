@@ -7,15 +7,20 @@
 Stack files are read as the CLI would: `secure:` values are replaced by stand-ins that carry the
 marker CANARY, and their keys are marked secret. Extra test secrets and config overrides can be
 layered on top.
+
+Every run happens in one long-lived worker process that imports the SDKs once (tests/harness/worker.py),
+and a run's recording is kept on disk under the hash of its request and of every source file it can
+read, so a configuration that was already evaluated, by this test run or an earlier one with the same
+sources, is not evaluated again.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import functools
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,7 +31,8 @@ from typing import Any
 
 import yaml
 
-from tests.harness.fakes import CANARY
+from tests.harness.fakes import CANARY, STACK_OUTPUTS_ENV
+from tests.harness.worker import WORKER, program_env, run_cache, worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "vault-platform"
@@ -185,7 +191,15 @@ class Recording:
 
 def load_stack_file(stack: str) -> tuple[dict[str, Any], set[str]]:
     """The stack file's config as Python values, with `secure:` leaves replaced by canaries."""
-    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
+    path = ROOT / f"Pulumi.{stack}.yaml"
+    stat = path.stat()
+    return copy.deepcopy(_parse_stack_file(path, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_stack_file(path: Path, _mtime_ns: int, _size: int) -> tuple[dict[str, Any], set[str]]:
+    # Parsed once per version of the file (its modification time and size are the key).
+    data = yaml.safe_load(path.read_text()) or {}
     secret_keys: set[str] = set()
     config: dict[str, Any] = {}
     for key, value in (data.get("config") or {}).items():
@@ -268,46 +282,128 @@ def _secure(value: Any) -> Any:
 
 
 def run_program(program: Path, stack: str, config: dict[str, str], secret_keys: list[str], *, project: str = PROJECT,
-                preview: bool = False, import_path: Path | None = None) -> Recording:
+                preview: bool = False, stack_outputs: dict[str, Any] | None = None,
+                import_path: Path | None = None) -> Recording:
     """Run any Pulumi Python program under the mocks, from a folder holding its stack file.
+
+    ``stack_outputs``: what a StackReference in the program reads (the mocks answer with it).
     ``import_path``: a folder the package was installed into; the program then imports the components
-    from there and cannot import them from this checkout."""
-    return _run_cached(stack, json.dumps(config, sort_keys=True), json.dumps(sorted(secret_keys)), preview,
-                       str(program), project, str(import_path) if import_path else None)
+    from there, in a process of its own, and cannot import them from this checkout."""
+    request = _request(stack, config, secret_keys, preview, str(program), project, stack_outputs)
+    if import_path is not None:
+        fresh = {**json.loads(request), "import_path": str(import_path)}
+        return _as_recording(fresh, _FreshRun(fresh).result())
+    return _recording(request)
 
 
-@functools.lru_cache(maxsize=64)
-def _run_cached(stack: str, config_json: str, secret_keys_json: str, preview: bool,
-                program: str = str(ROOT / "__main__.py"), project: str = PROJECT,
-                import_path: str | None = None) -> Recording:
-    config, secret_keys = json.loads(config_json), json.loads(secret_keys_json)
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp, "project")
-        workdir.mkdir()
-        (workdir / f"Pulumi.{stack}.yaml").write_text(stack_file(config, secret_keys))
-        request = {"stack": stack, "config": config, "secret_keys": secret_keys, "preview": preview,
-                   "program": program, "project": project, "workdir": str(workdir), "import_path": import_path}
-        req, res = Path(tmp, "request.json"), Path(tmp, "result.json")
-        req.write_text(json.dumps(request))
-        # Nothing of the caller's Vault or CI login reaches the program: it logs in as a fresh checkout would.
-        login = {"VAULT_TOKEN", "VAULT_ADDR", "VAULT_CACERT", "VAULT_PLATFORM_WORKDIR", "VAULT_PLATFORM_VAULT_ROLE",
-                 "TERRAFORM_VAULT_AUTH_JWT", "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"}
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_") and k not in login}
-        proc = subprocess.run([sys.executable, "-m", "tests.harness.runner", str(req), str(res)], cwd=ROOT,
-                              env=env, capture_output=True, text=True, timeout=600)
-        if proc.returncode != 0 or not res.exists():
-            raise AssertionError(f"harness runner failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-        result = json.loads(res.read_text())
-    return Recording(stack=stack, resources=[Resource(**r) for r in result["resources"]],
+def _request(stack: str, config: dict[str, str], secret_keys: list[str], preview: bool,
+             program: str = str(ROOT / "__main__.py"), project: str = PROJECT,
+             stack_outputs: dict[str, Any] | None = None) -> str:
+    """Everything a run's result depends on besides the source tree, as canonical JSON."""
+    return json.dumps({"stack": stack, "config": config, "secret_keys": sorted(secret_keys), "preview": preview,
+                       "program": program, "project": project, "env": program_env(),
+                       "stack_outputs": stack_outputs}, sort_keys=True, default=str)
+
+
+@functools.lru_cache(maxsize=256)
+def _recording(request_json: str) -> Recording:
+    request = json.loads(request_json)
+    result = run_cache.get(request)
+    if result is None:
+        result = _evaluate(request)
+        run_cache.put(request, result)
+    return _as_recording(request, result)
+
+
+def _as_recording(request: dict[str, Any], result: dict[str, Any]) -> Recording:
+    return Recording(stack=request["stack"], resources=[Resource(**r) for r in result["resources"]],
                      exports=result.get("exports") or {}, export_secret_paths=result.get("export_secret_paths") or [],
                      error=result["error"], local_files=result.get("local_files") or {},
                      components_from=result.get("components_from"))
 
 
+def _prepare(request: dict[str, Any], tmp: str) -> dict[str, Any]:
+    """The request as a runner takes it: the stack file in a project folder of its own under ``tmp``."""
+    workdir = Path(tmp, "project")
+    workdir.mkdir()
+    (workdir / f"Pulumi.{request['stack']}.yaml").write_text(stack_file(request["config"], request["secret_keys"]))
+    env = dict(request["env"])
+    if request.get("stack_outputs") is not None:
+        outputs = Path(tmp, "stack-outputs.json")
+        outputs.write_text(json.dumps(request["stack_outputs"]))
+        env[STACK_OUTPUTS_ENV] = str(outputs)
+    return {**request, "workdir": str(workdir), "env": env}
+
+
+def _evaluate(request: dict[str, Any]) -> dict[str, Any]:
+    """Run the program once in the shared worker."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return WORKER.run(_prepare(request, tmp))
+
+
+class _FreshRun:
+    """One run in a process of its own, started now and collected by ``result()``."""
+
+    def __init__(self, request: dict[str, Any]):
+        self._tmp = tempfile.TemporaryDirectory()
+        self._result = Path(self._tmp.name, "result.json")
+        req = Path(self._tmp.name, "request.json")
+        req.write_text(json.dumps(_prepare(request, self._tmp.name)))
+        self._proc = subprocess.Popen([sys.executable, "-m", "tests.harness.runner", str(req), str(self._result)],
+                                      cwd=ROOT, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True)
+
+    def cancel(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.communicate()
+        self._tmp.cleanup()
+
+    def result(self) -> dict[str, Any]:
+        try:
+            stdout, stderr = self._proc.communicate(timeout=600)
+            if self._proc.returncode != 0 or not self._result.exists():
+                raise AssertionError(f"harness runner failed ({self._proc.returncode}):\n{stdout}\n{stderr}")
+            return json.loads(self._result.read_text())
+        finally:
+            self._tmp.cleanup()
+
+
+_FRESH: dict[str, _FreshRun] = {}
+
+
+@atexit.register
+def _cancel_fresh_runs() -> None:
+    # A test that would have read one did not run (a failure stopped the session first).
+    while _FRESH:
+        _FRESH.popitem()[1].cancel()
+
+
+def start_fresh(stack: str) -> None:
+    """Start run_fresh(stack) now, in the background: on 2 cores it costs the test that reads it
+    nothing while the tests before it run."""
+    if stack not in _FRESH:
+        config, secret_keys = stack_config(stack)
+        _FRESH[stack] = _FreshRun(json.loads(_request(stack, config, secret_keys, False)))
+
+
+def run_fresh(stack: str) -> dict[str, Any]:
+    """The raw result of one run of a stack file in a process of its own, bypassing the worker and
+    both caches (the one start_fresh began, if any)."""
+    start_fresh(stack)
+    return _FRESH.pop(stack).result()
+
+
+def run_served(stack: str, overrides: dict[str, Any] | None = None, *, preview: bool = False) -> dict[str, Any]:
+    """The raw result of one run in the shared worker, bypassing both caches."""
+    config, secret_keys = stack_config(stack, overrides)
+    return _evaluate(json.loads(_request(stack, config, secret_keys, preview)))
+
+
 def run_stack(stack: str, overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None, *,
               preview: bool = False, expect_error: bool = False, with_test_secrets: bool = True) -> Recording:
     config, secret_keys = stack_config(stack, overrides, secrets, with_test_secrets)
-    rec = _run_cached(stack, json.dumps(config, sort_keys=True), json.dumps(secret_keys), preview)
+    rec = _recording(_request(stack, config, secret_keys, preview))
     if rec.error and not expect_error:
         raise AssertionError(f"stack {stack} failed under mocks:\n{rec.error}")
     if expect_error and not rec.error:

@@ -128,7 +128,8 @@ def fake_pgp_key(n: int = 0) -> str:
 
 # --- another stack's outputs, for programs that read the platform with a StackReference -------------
 
-# A JSON file of the outputs every StackReference answers with (a test writes the platform's exports).
+# A JSON file of the outputs every StackReference answers with (the harness writes what a test passes
+# as run_program(stack_outputs=...)).
 STACK_OUTPUTS_ENV = "VAULT_PLATFORM_FAKE_STACK_OUTPUTS"
 
 

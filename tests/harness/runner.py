@@ -1,13 +1,21 @@
-"""Run the real __main__.py under Pulumi's mocks and write what it registered as JSON.
+"""Run a Pulumi program under Pulumi's mocks and report what it registered as JSON.
 
-Usage: python -m tests.harness.runner <request.json> <result.json>
+    python -m tests.harness.runner <request.json> <result.json>    one run, then exit
+    python -m tests.harness.runner --serve [--preload MODULE]       one run per request line on stdin
 
-It runs in its own process because the Pulumi runtime keeps global state (the root stack, the
-config): one evaluation per process is exactly how the CLI runs a program.
+Importing the providers' SDKs costs seconds; evaluating the program a fraction of that. The serving
+mode imports them once and runs the program many times, each run as the CLI's language host runs an
+inline program: in a fresh copy of the runtime's context (the root stack, the settings, the config),
+on a fresh event loop, in the program's folder with its own environment. A test compares a served
+run with a one-shot run in a fresh process, so a leak between runs would fail it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
+import importlib
 import json
 import os
 import runpy
@@ -18,12 +26,14 @@ from typing import Any
 
 import pulumi
 from google.protobuf import json_format
+from pulumi.dynamic import dynamic as pulumi_dynamic
+from pulumi.runtime import _serialization, rpc
 from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import rpc
+from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import wait_for_rpcs
-from pulumi.runtime.sync_await import _sync_await
 
 from tests.harness.fakes import fake_call, fake_outputs
+from tests.pulumi_pickling import undo_dynamic_provider_pickling_patch
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_SIG = rpc._special_secret_sig
@@ -99,37 +109,74 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
-def main(request_path: str, result_path: str) -> int:
-    request = json.loads(Path(request_path).read_text())
-    stack = request["stack"]
-    config: dict[str, str] = request["config"]
-    secret_keys: list[str] = request["secret_keys"]
-    program = Path(request.get("program") or ROOT / "__main__.py")
+# Serializing a dynamic provider (dill, by value) is a third of a run, and its result depends only on
+# the provider's class (its code and the module constants it refers to, which no run changes): each
+# class is serialized once per process. Instances with state of their own are serialized every time.
+_serialize_provider = pulumi_dynamic.serialize_provider
+_SERIALIZED: dict[type, tuple[str, bool]] = {}
 
+
+def _serialize_provider_once(provider: Any) -> str:
+    if getattr(provider, "__dict__", None) != {}:
+        return _serialize_provider(provider)
+    cls = type(provider)
+    if cls not in _SERIALIZED:
+        text = _serialize_provider(provider)
+        _SERIALIZED[cls] = (text, _serialization._var_serialization_contained_secrets.get())
+    text, contained_secrets = _SERIALIZED[cls]
+    if contained_secrets:
+        _serialization._var_serialization_contained_secrets.set(True)
+    return text
+
+
+pulumi_dynamic.serialize_provider = _serialize_provider_once
+
+
+def run(request: dict[str, Any]) -> dict[str, Any]:
+    """One evaluation of the program, isolated from every other run in this process."""
+    # Each run starts from the Pickler as it was before the first one (tests/pulumi_pickling.py).
+    undo_dynamic_provider_pickling_patch()
+    return contextvars.copy_context().run(_run, request)
+
+
+def _run(request: dict[str, Any]) -> dict[str, Any]:
+    stack = request["stack"]
+    program = Path(request.get("program") or ROOT / "__main__.py")
+    preview = bool(request.get("preview", False))
     # As the CLI does: the program runs in its project folder, beside its stack file.
     os.chdir(request.get("workdir") or ROOT)
-    sys.path.insert(0, str(ROOT))
+    for key, value in (request.get("env") or {}).items():
+        os.environ[key] = value
     if request.get("import_path"):
-        # As another team's program runs: the components come from where they were installed,
-        # never from this checkout (the harness itself is already imported).
+        # As another team's program runs: the components come from where they were installed, never
+        # from this checkout. Only a run in a process of its own gets here (the harness sends it
+        # there), since the shared worker has imported them from the checkout already.
+        assert "components" not in sys.modules, "an installed-package run needs a process of its own"
         sys.path[:] = [request["import_path"], *(p for p in sys.path if Path(p or ".").resolve() != ROOT)]
-    mocks = Mocks(preview=request.get("preview", False))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    mocks = Mocks(preview=preview)
     monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_all_config(config, secret_keys)
-    pulumi_mocks.set_mocks(mocks, project=request.get("project") or "vault-platform", stack=stack,
-                           preview=request.get("preview", False), monitor=monitor)
+    # reset_options clears the root stack (set_mocks only makes one when none exists); set_mocks
+    # then installs fresh settings: a new RPC manager, no outputs, this run's project and stack.
+    pulumi_settings.reset_options(project=request.get("project") or "vault-platform", stack=stack, preview=preview)
+    pulumi.runtime.set_all_config(request["config"], request["secret_keys"])
+    pulumi_mocks.set_mocks(mocks, project=request.get("project") or "vault-platform", stack=stack, preview=preview,
+                           monitor=monitor)
     result: dict[str, Any] = {"stack": stack, "error": None, "error_type": None}
     try:
         runpy.run_path(str(program), run_name="__main__")
         # Let every outstanding registration and apply finish, as the CLI does before exiting.
-        _sync_await(wait_for_rpcs())
-        _sync_await(_collect_exports(result))
+        loop.run_until_complete(wait_for_rpcs())
+        loop.run_until_complete(_collect_exports(result))
     except pulumi.RunError as exc:
         result["error"] = str(exc)
         result["error_type"] = type(exc).__name__
     except Exception as exc:  # the program crashed: a test failure, show the traceback
         result["error"] = "".join(traceback.format_exception(exc))
         result["error_type"] = type(exc).__name__
+    finally:
+        _close(loop)
     for record in monitor.records:
         record["outputs"] = monitor.outputs.get(record["urn"], {})
     loaded = sys.modules.get("components")
@@ -139,7 +186,51 @@ def main(request_path: str, result_path: str) -> int:
     result["local_files"] = {str(path): path.read_text()
                              for folder in (".vault-ca", ".vault-login") for path in sorted(Path(folder).glob("*"))
                              if path.is_file()}
+    return result
+
+
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """What a failed run left pending is cancelled, as the language host does, before the next run."""
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            loop.run_until_complete(task)
+    loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+def main(request_path: str, result_path: str) -> int:
+    sys.path.insert(0, str(ROOT))
+    result = run(json.loads(Path(request_path).read_text()))
     Path(result_path).write_text(json.dumps(result, indent=1, default=str))
+    return 0
+
+
+def serve(preload: str | None = None) -> int:
+    """Answer one JSON request line on stdin with one JSON result line, until stdin closes.
+
+    The answers go to the original stdout; anything the program prints goes to stderr instead, so
+    it can never corrupt an answer. ``preload``: a module every run imports (the platform's
+    components), imported before the first request arrives."""
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.path.insert(0, str(ROOT))
+    if preload:
+        importlib.import_module(preload)
+    base_env = dict(os.environ)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        os.environ.clear()
+        os.environ.update(base_env)
+        try:
+            result = run(request)
+        except BaseException as exc:  # the runner itself broke: report it, the next run starts clean
+            result = {"stack": request.get("stack"), "runner_error": "".join(traceback.format_exception(exc))}
+        answers.write(json.dumps(result, default=str) + "\n")
+        answers.flush()
     return 0
 
 
@@ -169,4 +260,6 @@ def _plain(value: Any) -> Any:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve"]:
+        sys.exit(serve(sys.argv[3] if sys.argv[2:3] == ["--preload"] else None))
     sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -25,7 +25,9 @@ from typing import Any
 
 from pulumi.dynamic import CreateResult, ReadResult, Resource, ResourceProvider
 
-from tests.integration.servers import LOG_TAIL_LINES, REPO_ROOT
+from tests.build_tools import built_tool
+from tests.integration.servers import REPO_ROOT
+from tests.pulumi_pickling import undo_dynamic_provider_pickling_patch
 
 BUILD_SCRIPT = REPO_ROOT / "tools" / "pulumi-engine" / "build.sh"
 PROJECT = "vault-platform"
@@ -37,16 +39,7 @@ SIG_KEY, SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d7
 def build_engine(timeout: float = 3600.0) -> pathlib.Path:
     """Run tools/pulumi-engine/build.sh (a no-op when current; it waits for a build already running,
     e.g. the one `make test` starts in the background) and return the folder holding the CLI."""
-    try:
-        proc = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=timeout,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"{BUILD_SCRIPT} did not finish within {timeout:.0f}s") from None
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        tail = "\n".join(proc.stderr.splitlines()[-LOG_TAIL_LINES:])
-        raise RuntimeError(f"{BUILD_SCRIPT} failed (exit {proc.returncode}):\n{tail}")
-    cli = pathlib.Path(lines[-1])
+    cli = built_tool(BUILD_SCRIPT, timeout)
     shim = cli.parent / "pulumi-resource-pulumi-python"
     for path in (cli, shim):
         if not (path.is_file() and os.access(path, os.X_OK)):
@@ -106,26 +99,6 @@ def install_vault_plugin(engine: Engine, binary: pathlib.Path) -> str:
     wanted = version("pulumi_vault")
     engine.cli("plugin", "install", "resource", "vault", wanted, "--file", str(binary), timeout=300)
     return wanted
-
-
-def undo_dynamic_provider_pickling_patch() -> int:
-    """Undo what pulumi.dynamic's serialize_provider leaves behind, and return how many layers it found.
-
-    Each call wraps ``pickle._Pickler._batch_setitems`` in one more sorting wrapper and never restores
-    it: a program run once per process (as `pulumi up` runs one) never notices, but a test process that
-    runs inline programs one after the other reaches Python's recursion limit after some hundreds of
-    dynamic resources. Called before each inline program."""
-    import pickle
-
-    layers = 0
-    function = pickle._Pickler._batch_setitems
-    for _ in range(100_000):
-        if "batch_set_items_sorted" not in getattr(function, "__qualname__", ""):
-            break
-        (function,) = [c.cell_contents for c in function.__closure__ or () if callable(c.cell_contents)]
-        layers += 1
-    pickle._Pickler._batch_setitems = function
-    return layers
 
 
 @dataclass

@@ -42,6 +42,8 @@ from typing import Any
 
 import requests
 
+from tests.build_tools import built_tool
+
 __all__ = [
     "BUILD_SCRIPT",
     "DEV_ROOT_TOKEN",
@@ -178,24 +180,7 @@ def build_server_binary(timeout: float = 3600.0) -> pathlib.Path:
     """Run tools/vault-server/build.sh (a no-op when the cached binary is
     current; it waits for a build already in progress) and return the binary
     path it prints on its last stdout line."""
-    try:
-        proc = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"{BUILD_SCRIPT} did not finish within {timeout:.0f}s") from None
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        tail = "\n".join(proc.stderr.splitlines()[-LOG_TAIL_LINES:])
-        raise RuntimeError(f"{BUILD_SCRIPT} failed (exit {proc.returncode}):\n{tail}")
-    path = pathlib.Path(lines[-1])
-    if not _is_exe(path):
-        raise RuntimeError(f"{BUILD_SCRIPT} printed {path}, which is not executable")
-    return path
+    return built_tool(BUILD_SCRIPT, timeout)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

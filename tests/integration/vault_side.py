@@ -28,9 +28,10 @@ from typing import Any
 from components.model import PlatformConfig, load_config
 from tests.harness import merge, stack_config
 from tests.integration import servers
-from tests.integration.engine import Engine, install_vault_plugin, undo_dynamic_provider_pickling_patch
+from tests.integration.engine import Engine, install_vault_plugin
 from tests.integration.github_oidc import GithubActions
 from tests.integration.raft_cluster import RaftCluster, start_cluster
+from tests.pulumi_pickling import undo_dynamic_provider_pickling_patch
 
 PLATFORM = "vault"
 PLATFORM_TYPE = "vault-platform:index:VaultPlatform"

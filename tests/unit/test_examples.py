@@ -3,7 +3,6 @@ under the mocks like the platform itself."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -72,18 +71,15 @@ def test_the_platform_registers_what_it_exports():
 APPLICATION = ROOT / "examples" / "application-pod"
 
 
-def test_an_application_program_gets_its_secrets_from_one_stack_output(tmp_path, monkeypatch):
+def test_an_application_program_gets_its_secrets_from_one_stack_output():
     import kubernetes_validate
 
     from tests.harness import run_stack
-    from tests.harness.fakes import STACK_OUTPUTS_ENV
 
     platform = run_stack("prod")
-    outputs = tmp_path / "platform-outputs.json"
-    outputs.write_text(json.dumps(platform.exports))
-    monkeypatch.setenv(STACK_OUTPUTS_ENV, str(outputs))
     project = yaml.safe_load((APPLICATION / "Pulumi.yaml").read_text())
-    rec = run_program(APPLICATION / "__main__.py", "prod", {}, [], project=project["name"])
+    rec = run_program(APPLICATION / "__main__.py", "prod", {}, [], project=project["name"],
+                      stack_outputs=platform.exports)
     assert rec.error is None, rec.error
     # Everything below came through the StackReference (the mocks answer it with the platform's exports).
     deployment = rec.one("kubernetes:apps/v1:Deployment")

@@ -83,3 +83,177 @@ def test_the_recording_keeps_options_and_parents():
     assert rec.by_urn(key.parent).type == "vault-platform:unseal:AutoUnseal"
     release = rec.one("kubernetes:helm.sh/v3:Release", "vault-cluster-release")
     assert release.depends_on, "depends-on is recorded"
+
+
+# --- the worker and the run cache ------------------------------------------------------------------
+
+def _canonical(result: dict) -> dict:
+    """A run's result with the orders that vary from run to run (registration, dependencies) fixed."""
+    import json
+
+    result = json.loads(json.dumps(result, default=str))
+    for r in result["resources"]:
+        r["depends_on"] = sorted(r["depends_on"])
+    result["resources"] = sorted(result["resources"], key=lambda r: r["urn"])
+    return result
+
+
+@pytest.mark.fresh_run("prod")
+def test_a_run_in_the_shared_worker_records_what_a_fresh_process_records():
+    """The worker runs the program many times in one process: whatever one run leaves behind in
+    Pulumi's runtime (the root stack, settings, config, the serializer's state) must not change the
+    next. Another stack runs in between; the prod run must equal a run in a process of its own."""
+    from tests.harness import run_fresh, run_served
+
+    run_served("dev", {"cluster": {"replicas": 1}})
+    served = run_served("prod")
+    fresh = run_fresh("prod")
+    assert served["error"] is None and len(served["resources"]) > 100
+    assert _canonical(served) == _canonical(fresh)
+
+
+def _stateful_provider():
+    from pulumi.dynamic import ResourceProvider
+
+    # State of its own: serialized on every call, even by the worker (which serializes a stateless
+    # provider's class once).
+    provider = ResourceProvider()
+    provider.state = 1
+    return provider
+
+
+def test_undoing_the_pickling_patch_unwraps_every_layer_serializing_a_provider_left():
+    import pickle
+
+    from pulumi.dynamic import dynamic
+
+    from tests.pulumi_pickling import undo_dynamic_provider_pickling_patch
+
+    undo_dynamic_provider_pickling_patch()
+    original = pickle._Pickler._batch_setitems
+    for _ in range(3):
+        dynamic.serialize_provider(_stateful_provider())
+    assert pickle._Pickler._batch_setitems is not original, "the SDK no longer leaves a wrapper: drop the undo"
+    assert undo_dynamic_provider_pickling_patch() == 3
+    assert pickle._Pickler._batch_setitems is original
+    assert undo_dynamic_provider_pickling_patch() == 0
+
+
+# The wrappers the SDK left on the Pickler in this process, counted without undoing them.
+_PICKLER_DEPTH = """import pickle
+
+import pulumi
+
+
+def depth():
+    function, layers = pickle._Pickler._batch_setitems, 0
+    while "batch_set_items_sorted" in function.__qualname__:
+        (function,) = [c.cell_contents for c in function.__closure__ if callable(c.cell_contents)]
+        layers += 1
+    return layers
+
+
+pulumi.export("at_start", depth())
+"""
+
+
+def test_each_run_in_the_worker_starts_without_the_pickling_wrappers_earlier_runs_left(tmp_path):
+    """pulumi.dynamic wraps pickle's Pickler on every provider it serializes and never unwraps it;
+    after some hundreds of runs in one process the wrappers overflow the stack. A run that leaves
+    five must not hand them to the next."""
+    from tests.harness import _prepare, worker
+
+    def request(name: str, body: str) -> dict:
+        program = tmp_path / name / "__main__.py"
+        program.parent.mkdir()
+        program.write_text(_PICKLER_DEPTH + body)
+        folder = tmp_path / f"{name}-run"
+        folder.mkdir()
+        return _prepare({"stack": "dev", "config": {}, "secret_keys": [], "preview": False,
+                         "program": str(program), "project": "probe", "env": {}}, str(folder))
+
+    leave_five = ("from pulumi.dynamic import ResourceProvider, dynamic\n"
+                  "provider = ResourceProvider()\n"
+                  "provider.state = 1\n"
+                  "for _ in range(5):\n"
+                  "    dynamic.serialize_provider(provider)\n"
+                  "pulumi.export('at_end', depth())\n")
+    own = worker.Worker(preload=None)
+    try:
+        first = own.run(request("first", leave_five))
+        assert first["error"] is None, first["error"]
+        assert first["exports"] == {"at_start": 0, "at_end": 5}
+        assert own.run(request("second", ""))["exports"] == {"at_start": 0}
+    finally:
+        own.close()
+
+
+def test_the_run_cache_key_follows_the_sources_the_request_and_the_environment(tmp_path, monkeypatch):
+    from tests.harness import worker
+
+    root = tmp_path / "checkout"
+    monkeypatch.setattr(worker, "ROOT", root)
+    (root / "components").mkdir(parents=True)
+    source = root / "components" / "x.py"
+    source.write_text("A = 1\n")
+    (root / "docs").mkdir()
+    (root / "docs" / "guide.md").write_text("words\n")
+    cache = worker.RunCache()
+    cache.folder, cache.enabled = tmp_path / "cache", True
+    request = {"stack": "dev", "config": {"vault-platform:x": "1"}, "env": {}}
+    key = cache._key(request)
+    assert cache.get(request) is None
+    cache.put(request, {"resources": [], "error": None})
+    assert cache.get(request) == {"resources": [], "error": None} and cache.hits == 1
+    # What the program never reads does not matter; its sources, its config and its environment do.
+    (root / "docs" / "guide.md").write_text("other words\n")
+    assert cache._key(request) == key
+    source.write_text("A = 2\n")
+    assert cache._key(request) != key and cache.get(request) is None
+    assert cache._key({**request, "config": {"vault-platform:x": "2"}}) != cache._key(request)
+    assert cache._key({**request, "env": {"AWS_REGION": "us-east-1"}}) != cache._key(request)
+
+
+def test_the_program_sees_the_environment_of_the_test_that_runs_it(tmp_path, monkeypatch):
+    """The worker is started once, but each run gets the variables the program reads as they are
+    when the test asks (a test's monkeypatch reaches the program); they are part of the cache key."""
+    from tests.harness import run_program
+
+    program = tmp_path / "__main__.py"
+    program.write_text("import os\nimport pulumi\n"
+                       "pulumi.export('skip', os.environ.get('VAULT_SKIP_VERIFY', 'unset'))\n")
+    monkeypatch.setenv("VAULT_SKIP_VERIFY", "true")
+    assert run_program(program, "dev", {}, [], project="env-probe").exports == {"skip": "true"}
+    monkeypatch.delenv("VAULT_SKIP_VERIFY")
+    assert run_program(program, "dev", {}, [], project="env-probe").exports == {"skip": "unset"}
+
+
+def test_a_run_cut_short_never_hands_its_answer_to_the_next(tmp_path, monkeypatch):
+    """Interrupted while the worker runs (Ctrl-C, a pytest timeout), the harness must not read that
+    run's answer as the next request's: the next run goes to a new process."""
+    from tests.harness import _prepare, worker
+
+    def request(name: str) -> dict:
+        program = tmp_path / name / "__main__.py"
+        program.parent.mkdir()
+        program.write_text(f"import pulumi\npulumi.export('program', {name!r})\n")
+        folder = tmp_path / f"{name}-run"
+        folder.mkdir()
+        return _prepare({"stack": "dev", "config": {}, "secret_keys": [], "preview": False,
+                         "program": str(program), "project": "probe", "env": {}}, str(folder))
+
+    own = worker.Worker(preload=None)
+    try:
+        assert own.run(request("first"))["exports"] == {"program": "first"}
+        read_line = worker.Worker._read_line
+
+        def interrupted(proc):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(worker.Worker, "_read_line", staticmethod(interrupted))
+        with pytest.raises(KeyboardInterrupt):
+            own.run(request("second"))
+        monkeypatch.setattr(worker.Worker, "_read_line", staticmethod(read_line))
+        assert own.run(request("third"))["exports"] == {"program": "third"}
+    finally:
+        own.close()
