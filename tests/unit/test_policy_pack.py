@@ -852,3 +852,13 @@ def test_telemetry_that_keeps_the_token_passes():
     found = violations("metrics-need-a-token", changed(stack("prod"), RELEASE, RELEASE_NAME,
                                                        hcl(lambda _: parsed)))
     fired(found, RELEASE, RELEASE_NAME, OPEN_METRICS)
+
+
+def test_every_policy_is_documented_once_in_the_packs_readme():
+    import re
+
+    text = (ROOT / "policy" / "README.md").read_text()
+    documented = re.findall(r"^\| `([a-z0-9-]+)`(?: \(stack\))? \|", text, re.M)
+    assert sorted(documented) == sorted(r.name for r in rules.RULES)
+    for rule in rules.RULES:
+        assert (f"`{rule.name}` (stack)" in text) == rule.stack, rule.name
