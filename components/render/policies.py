@@ -21,6 +21,10 @@ BACKUP_POLICY = "raft-backup"
 ROLLOUT_POLICY = "raft-rollout"
 TEMPLATED_POLICY = "app-templated"
 TEMPLATED_WRITE_POLICY = "app-templated-write"
+# Every policy a Kubernetes auth role of the stack carries, as Vault globs: the applications' (app-<name>,
+# app-templated, app-templated-write), the External Secrets Operator's and cert-manager's, the Jobs'.
+# Nothing else may be given to a role, and a stack's own policies may not take these names.
+ROLE_POLICY_FAMILIES = ("app-*", "external-secrets-*", "cert-manager-*", BACKUP_POLICY, ROLLOUT_POLICY)
 
 KV_ACCESS = {
     "read": ("read",),
@@ -42,6 +46,11 @@ class Rule:
     capabilities: tuple[str, ...]
     required_parameters: tuple[str, ...] = ()
     denied_parameters: tuple[str, ...] = ()
+    # (parameter, values it may take): with any, a request may carry only the parameters named here
+    # ("*" = () admits the rest); values are Vault globs ("*" at either end).
+    allowed_parameters: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # (parameter, values it may not take), beside denied_parameters (refused whatever the value).
+    denied_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.path or self.path.startswith("/") or any(c in self.path for c in ' "\\\n'):
@@ -75,9 +84,13 @@ def render(policy: Policy) -> str:
                  f"  capabilities = {json.dumps(list(rule.capabilities))}"]
         if rule.required_parameters:
             lines.append(f"  required_parameters = {json.dumps(list(rule.required_parameters))}")
-        if rule.denied_parameters:
-            denied = ", ".join(f"{json.dumps(p)} = []" for p in rule.denied_parameters)
-            lines.append(f"  denied_parameters = {{ {denied} }}")
+        if rule.allowed_parameters:
+            allowed = ", ".join(f"{json.dumps(p)} = {json.dumps(list(v))}" for p, v in rule.allowed_parameters)
+            lines.append(f"  allowed_parameters = {{ {allowed} }}")
+        denied = [(p, ()) for p in rule.denied_parameters] + list(rule.denied_values)
+        if denied:
+            text = ", ".join(f"{json.dumps(p)} = {json.dumps(list(v))}" for p, v in denied)
+            lines.append(f"  denied_parameters = {{ {text} }}")
         lines.append("}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"

@@ -312,6 +312,11 @@ class VaultObjects:
     autopilot: RaftAutopilot | None = None
 
     @property
+    def identity_policy_names(self) -> tuple[str, ...]:
+        """The policies DeployIdentity writes (root on the first run, break-glass after), when there is one."""
+        return ident.IDENTITY_POLICIES if self.deploy_auths else ()
+
+    @property
     def all_roles(self) -> tuple[KubernetesRole, ...]:
         return self.kubernetes_roles + self.service_roles + self.job_roles
 
@@ -587,7 +592,7 @@ def templated_policy_names(objects: VaultObjects) -> tuple[str, ...]:
     return (pol.TEMPLATED_POLICY, pol.TEMPLATED_WRITE_POLICY) if objects.templated_write else (pol.TEMPLATED_POLICY,)
 
 
-def managed(objects: VaultObjects) -> ident.Managed:
+def managed(objects: VaultObjects, role_policies: tuple[str, ...] = pol.ROLE_POLICY_FAMILIES) -> ident.Managed:
     """What the stack manages, as the paths the deployer policy grants."""
     pki = objects.pki
     return ident.Managed(
@@ -605,6 +610,7 @@ def managed(objects: VaultObjects) -> ident.Managed:
         pki_issuing=pki.issuing.mount.path if pki else "",
         transit_mount=objects.transit.mount.path if objects.transit else "",
         autopilot=objects.autopilot is not None,
+        role_policies=role_policies,
     )
 
 
@@ -616,7 +622,9 @@ def build(config: PlatformConfig) -> VaultObjects:
         return objects
     with_auths = replace(objects, deploy_auths=auths)
     # The deploy identity's policies come first: the first run creates them before anything else.
-    return replace(with_auths, policies=(*ident.identity_policies(managed(with_auths), auths), *objects.policies))
+    role_policies = pol.ROLE_POLICY_FAMILIES if config.deploy.limit_role_policies else ()
+    return replace(with_auths, policies=(*ident.identity_policies(managed(with_auths, role_policies), auths),
+                                         *objects.policies))
 
 
 def _build(config: PlatformConfig) -> VaultObjects:

@@ -46,8 +46,9 @@ def test_every_rendered_policy_parses_and_matches_its_model(stack):
             block = rules[rule.path]
             assert block["capabilities"] == list(rule.capabilities)
             assert block.get("required_parameters", []) == list(rule.required_parameters)
-            assert sorted(block.get("denied_parameters", {})) == sorted(rule.denied_parameters)
-            assert all(v == [] for v in block.get("denied_parameters", {}).values())
+            denied = {p: [] for p in rule.denied_parameters} | {p: list(v) for p, v in rule.denied_values}
+            assert block.get("denied_parameters", {}) == denied
+            assert block.get("allowed_parameters", {}) == {p: list(v) for p, v in rule.allowed_parameters}
     ops = next(p for p in policies if p.name == "ops-read")
     assert parsed_rules(pol.render(ops))["secret/data/shared/+/config"]["denied_parameters"] == {"force": [], "*": []}
 
