@@ -635,6 +635,10 @@ class MigrationConfig(Section):
     aws_secrets_manager: AwsSecretsManagerStoreConfig = setting(
         "The transition store: AWS Secrets Manager beside Vault while applications move.",
         factory=AwsSecretsManagerStoreConfig)
+    kv_prefix: Annotated[str, Strict(), rule(checks.kv_prefix)] = setting(
+        "Where `python -m migration` writes in the KV mount (the KV side of its --map): the `migration` CI login "
+        "may create, read and update secrets below it and nothing else.", "imported/")
+
 class AlertThresholds(Section):
     request_latency_ms: Between(1, 600_000) = setting(
         "Alert when a pod's 99th percentile request time stays above this many milliseconds for 10 minutes.", 500)
@@ -699,6 +703,14 @@ class GithubActions(Section):
         "The GitHub environment of the scheduled drift check (.github/workflows/drift.yml), which logs in as `drift` "
         "(the previewer's policy) from deployRef only: allow only that branch to deploy to it (it has no reviewers, "
         "so that the schedule runs unattended). Never empty.", "production-drift")
+    restore_environment: Claim = setting(
+        "The GitHub environment of the restore workflow (.github/workflows/restore.yml), which logs in as `restore` "
+        "(raft-restore: restore a snapshot of this cluster, nothing else) from deployRef only; give it required "
+        "reviewers. Never empty.", "production-restore")
+    migration_environment: Claim = setting(
+        "The GitHub environment of the migration workflow (.github/workflows/migrate.yml), which logs in as "
+        "`migration` (secrets-manager-migration: create, read and update below migration.kvPrefix, nothing else) "
+        "from deployRef only; give it required reviewers. Never empty.", "production-migration")
 
 
 IssuerUrl = Annotated[str, Strict(), rule(checks.issuer_url)]

@@ -34,7 +34,7 @@ from components.model.problems import Problems
 
 # Policy names the platform writes itself; a stack's own policy must not replace them.
 PLATFORM_POLICIES = ("root", "default", "admin", "raft-backup", "raft-rollout", "app-templated",
-                     "app-templated-write", "deployer", "previewer")
+                     "app-templated-write", "deployer", "previewer", "raft-restore", "secrets-manager-migration")
 # The names of the policies the stack gives Kubernetes auth roles (render.policies.ROLE_POLICY_FAMILIES).
 ROLE_POLICY_PREFIXES = ("app-", "external-secrets-", "cert-manager-")
 # Vault refuses a shorter dead-server threshold, and automatic transit rotation more often than hourly.

@@ -19,15 +19,18 @@ from typing import Any
 
 from components.model import PlatformConfig, Secret
 from components.model.checks import duration_seconds
-from components.render.policies import ADMIN_POLICY, Policy, Rule
+from components.render.policies import ADMIN_POLICY, MIGRATION_POLICY, RESTORE_POLICY, Policy, Rule
 
 DEPLOYER_POLICY = "deployer"
 PREVIEWER_POLICY = "previewer"
 # The CI role of the scheduled drift check (.github/workflows/drift.yml): previewer's policy.
 DRIFT_ROLE = "drift"
+# The CI roles of the reviewed restore and migration workflows (restore.yml, migrate.yml).
+RESTORE_ROLE = "restore"
+MIGRATION_ROLE = "migration"
 # Written by DeployIdentity with the root token on the first run, and after that only with a break-glass
 # token: the deployer may not change them.
-IDENTITY_POLICIES = (DEPLOYER_POLICY, PREVIEWER_POLICY, ADMIN_POLICY)
+IDENTITY_POLICIES = (DEPLOYER_POLICY, PREVIEWER_POLICY, ADMIN_POLICY, RESTORE_POLICY, MIGRATION_POLICY)
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
 WRITE = ("create", "read", "update", "delete", "list")
@@ -225,6 +228,14 @@ def jwt_auths(config: PlatformConfig) -> tuple[JwtAuth, ...]:
                 # The scheduled drift check: reads like a preview, from the deploy ref's reviewed code only.
                 JwtRole(name=DRIFT_ROLE, token_policies=(PREVIEWER_POLICY,), bound_claims={
                     "repository": gh.repository, "ref": gh.deploy_ref, "environment": gh.drift_environment},
+                    **common),
+                # A restore and a migration: each its one narrow policy, from main's reviewed workflow in an
+                # environment of its own with required reviewers. Never the deployer, never root.
+                JwtRole(name=RESTORE_ROLE, token_policies=(RESTORE_POLICY,), bound_claims={
+                    "repository": gh.repository, "ref": gh.deploy_ref, "environment": gh.restore_environment},
+                    **common),
+                JwtRole(name=MIGRATION_ROLE, token_policies=(MIGRATION_POLICY,), bound_claims={
+                    "repository": gh.repository, "ref": gh.deploy_ref, "environment": gh.migration_environment},
                     **common),
             )))
     o = d.operator_oidc

@@ -21,6 +21,10 @@ BACKUP_POLICY = "raft-backup"
 ROLLOUT_POLICY = "raft-rollout"
 TEMPLATED_POLICY = "app-templated"
 TEMPLATED_WRITE_POLICY = "app-templated-write"
+# The policies of the CI logins for a restore and a migration (written with the deploy identity).
+RESTORE_POLICY = "raft-restore"
+MIGRATION_POLICY = "secrets-manager-migration"
+KV_COPY = ("create", "read", "update")
 # Every policy a Kubernetes auth role of the stack carries, as Vault globs: the applications' (app-<name>,
 # app-templated, app-templated-write), the External Secrets Operator's and cert-manager's, the Jobs'.
 # Nothing else may be given to a role, and a stack's own policies may not take these names.
@@ -136,6 +140,27 @@ def admin_policy(config: PlatformConfig) -> Policy:
 def backup_policy() -> Policy:
     """The backup job may take a snapshot, and nothing else."""
     return Policy(BACKUP_POLICY, (Rule("sys/storage/raft/snapshot", ("read",)),))
+
+
+def restore_policy() -> Policy:
+    """Restore a snapshot of this cluster (scripts/restore.sh), and nothing else. Not
+    snapshot-force: a snapshot another cluster sealed (whose tokens and policies it brings along) is
+    refused; restoring into a fresh cluster uses that cluster's own root token."""
+    return Policy(RESTORE_POLICY, (Rule("sys/storage/raft/snapshot", ("update", "sudo")),))
+
+
+def kv_copy_policy(name: str, mount: str, prefixes: list[str]) -> Policy:
+    """What `python -m migration` needs to copy into ``prefixes`` of a KV v2 mount: create, read and update
+    on their data and metadata; no list, no delete, no destroy, nothing outside them."""
+    prefixes = sorted(set(prefixes))
+    # A prefix inside another's space adds nothing (and Vault would merge the two rules).
+    needed = [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
+    return Policy(name, tuple(Rule(f"{mount}/{kind}/{prefix}*", KV_COPY) for prefix in needed
+                              for kind in ("data", "metadata")))
+
+
+def migration_policy(config: PlatformConfig) -> Policy:
+    return kv_copy_policy(MIGRATION_POLICY, config.kv.path, [config.migration.kv_prefix])
 
 
 def rollout_policy() -> Policy:

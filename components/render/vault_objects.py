@@ -314,7 +314,10 @@ class VaultObjects:
     @property
     def identity_policy_names(self) -> tuple[str, ...]:
         """The policies DeployIdentity writes (root on the first run, break-glass after), when there is one."""
-        return ident.IDENTITY_POLICIES if self.deploy_auths else ()
+        if not self.deploy_auths:
+            return ()
+        names = {p.name for p in self.policies}
+        return tuple(n for n in ident.IDENTITY_POLICIES if n in names)
 
     @property
     def all_roles(self) -> tuple[KubernetesRole, ...]:
@@ -623,8 +626,12 @@ def build(config: PlatformConfig) -> VaultObjects:
     with_auths = replace(objects, deploy_auths=auths)
     # The deploy identity's policies come first: the first run creates them before anything else.
     role_policies = pol.ROLE_POLICY_FAMILIES if config.deploy.limit_role_policies else ()
+    # The policies of the restore and migration logins, where the CI login has those roles.
+    logins = {r.name for a in auths for r in a.roles}
+    tasks = [p for role, p in ((ident.RESTORE_ROLE, pol.restore_policy()),
+                               (ident.MIGRATION_ROLE, pol.migration_policy(config))) if role in logins]
     return replace(with_auths, policies=(*ident.identity_policies(managed(with_auths, role_policies), auths),
-                                         *objects.policies))
+                                         *objects.policies, *tasks))
 
 
 def _build(config: PlatformConfig) -> VaultObjects:

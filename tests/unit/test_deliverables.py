@@ -199,7 +199,8 @@ def test_no_pull_request_job_reaches_prod_without_a_reviewed_environment():
     assert checked >= 1
 
 
-PROD_JOBS = {"preview": "previewer", "deploy": "deployer", "drift": "drift"}
+PROD_JOBS = {"preview": "previewer", "deploy": "deployer", "drift": "drift", "restore": "restore",
+             "migrate": "migration"}
 
 
 def _workflows() -> dict[str, dict]:
@@ -210,7 +211,8 @@ def test_prod_jobs_use_a_kms_secrets_provider_and_log_in_with_tokens_the_program
     from components.render import deploy_identity as ident
     from components.resources.bootstrap import JWT_ENV, ROLE_ENV
 
-    assert {ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY, ident.DRIFT_ROLE} == set(PROD_JOBS.values())
+    assert {ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY, ident.DRIFT_ROLE, ident.RESTORE_ROLE,
+            ident.MIGRATION_ROLE} == set(PROD_JOBS.values())
     workflows = _workflows()
     for name, role in PROD_JOBS.items():
         job = workflows[name]["jobs"]["prod"]
@@ -222,8 +224,13 @@ def test_prod_jobs_use_a_kms_secrets_provider_and_log_in_with_tokens_the_program
         assert job["env"][ROLE_ENV] == role, name
         assert any(s.get("uses") == "./.github/actions/prod-access" for s in job["steps"]), name
     everything = "\n".join(p.read_text() for p in [*(ROOT / ".github").rglob("*.yml")])
-    assert JWT_ENV not in everything and "VAULT_TOKEN" not in everything
+    # Nothing is handed from step to step: no token in GITHUB_ENV, no GitHub token passed on.
+    assert JWT_ENV not in everything and "GITHUB_ENV" not in everything
     assert "ACTIONS_ID_TOKEN_REQUEST" not in everything
+    # The jobs that run a command with a token get it from the same login, in the step that uses it.
+    for name in ("restore", "migrate"):
+        run = "\n".join(s.get("run", "") for s in workflows[name]["jobs"]["prod"]["steps"])
+        assert "VAULT_TOKEN=$(venv/bin/python scripts/ci_vault_login.py" in run and "::add-mask::$VAULT_TOKEN" in run
 
 
 def _third_party_uses() -> list[tuple[str, str, str]]:
@@ -284,9 +291,10 @@ def test_the_deploy_role_is_bound_to_main_and_the_reviewed_environment():
     deploy_job = _workflows()["deploy"]["jobs"]["prod"]
     assert deploy_job["environment"] == config.deploy_environment
     assert deploy_job["if"] == f"github.ref == '{config.deploy_ref}'"
-    drift_job = _workflows()["drift"]["jobs"]["prod"]
-    assert drift_job["environment"] == config.drift_environment
-    assert drift_job["if"] == f"github.ref == '{config.deploy_ref}'"
+    for workflow, environment in (("drift", config.drift_environment), ("restore", config.restore_environment),
+                                  ("migrate", config.migration_environment)):
+        job = _workflows()[workflow]["jobs"]["prod"]
+        assert job["environment"] == environment and job["if"] == f"github.ref == '{config.deploy_ref}'", workflow
     assert _workflows()["preview"]["jobs"]["prod"]["environment"] == config.preview_environment
 
     readme = (ROOT / "README.md").read_text()
@@ -304,14 +312,15 @@ def test_the_deploy_role_is_bound_to_main_and_the_reviewed_environment():
         f"repo:{repository}:environment:{config.drift_environment}:ref:{config.deploy_ref}"])
     # The subject carries the ref only with the repository's customization, which the README gives.
     assert "include_claim_keys[]=ref" in readme and "actions/oidc/customization/sub" in readme
-    for environment, branches in ((config.deploy_environment, "`main` only"),
-                                  (config.drift_environment, "`main` only")):
+    for environment, reviewers in ((config.deploy_environment, "yes"), (config.drift_environment, "no"),
+                                   (config.restore_environment, "yes"), (config.migration_environment, "yes")):
         row = next(line for line in readme.splitlines() if line.startswith(f"| `{environment}` |"))
-        assert branches in row, row
-    # Vault binds the same: the deployer and drift roles to the ref, every role to the repository.
+        assert row.split("|")[2].strip().startswith(reviewers) and "`main` only" in row, row
+    # Vault binds the same: every role but the preview's to the ref, every role to the repository.
     roles = {r.name: r for a in ident.jwt_auths(prod) for r in a.roles}
-    assert roles[ident.DEPLOYER_POLICY].bound_claims["ref"] == config.deploy_ref
-    assert roles[ident.DRIFT_ROLE].bound_claims["ref"] == config.deploy_ref
+    for name in (ident.DEPLOYER_POLICY, ident.DRIFT_ROLE, ident.RESTORE_ROLE, ident.MIGRATION_ROLE):
+        assert roles[name].bound_claims["ref"] == config.deploy_ref, name
+    assert all(r.bound_claims["repository"] == repository for r in roles.values())
 
 
 def test_the_drift_check_runs_daily_as_drift_and_fails_loudly():

@@ -47,7 +47,7 @@ def test_prod_declares_a_github_login_with_a_deployer_and_a_previewer(prod):
     assert ci["config"] == {"oidc_discovery_url": "https://token.actions.githubusercontent.com",
                             "bound_issuer": "https://token.actions.githubusercontent.com"}
     roles = {r["name"]: r["payload"] for r in ci["roles"]}
-    assert set(roles) == {"deployer", "previewer", "drift"}
+    assert set(roles) == {"deployer", "previewer", "drift", "restore", "migration"}
     assert roles["deployer"]["bound_claims"] == {"repository": "example-org/vault-platform",
                                                  "ref": "refs/heads/main", "environment": "production"}
     assert roles["previewer"]["bound_claims"] == {"repository": "example-org/vault-platform",
@@ -61,7 +61,8 @@ def test_prod_declares_a_github_login_with_a_deployer_and_a_previewer(prod):
         assert role["token_ttl"] == f"{20 * 60}s" and role["token_max_ttl"] == f"{45 * 60}s"
     assert roles["deployer"]["token_policies"] == ["deployer"]
     assert roles["previewer"]["token_policies"] == ["previewer"]
-    assert set(identity.get("policies")) == {"deployer", "previewer", "admin"}
+    assert set(identity.get("policies")) == {"deployer", "previewer", "admin", "raft-restore",
+                                             "secrets-manager-migration"}
     assert identity.get("revoke_root_token") is True and identity.get("bootstrap_ttl_seconds") == 3600
     # It starts from the root token the stack just received, and keeps it secret.
     assert identity.get("token") == "FAKE-CANARY-ROOT-TOKEN" and identity.is_secret("token")
@@ -120,7 +121,7 @@ def test_the_deployer_can_write_everything_the_stack_manages():
     needs += [f"sys/audit/{d.path}" for d in objects.audit_devices]
     # Every policy but the deploy identity's own, which only root and break-glass tokens change.
     needs += [f"sys/policies/acl/{p.name}" for p in objects.all_policies("accessor")
-              if p.name not in (ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY, pol.ADMIN_POLICY)]
+              if p.name not in objects.identity_policy_names]
     needs += [f"auth/kubernetes/role/{r.name}" for r in objects.kubernetes_roles]
     needs += ["auth/kubernetes/config", "secret/config"]
     needs += [f"database/config/{c.name}" for c in objects.database.connections]
@@ -186,12 +187,46 @@ def test_a_server_that_matches_only_whole_lists_gets_no_list_it_would_refuse_eve
 
 def test_the_admin_policy_is_written_by_the_deploy_identity_and_changes_only_with_break_glass(prod):
     identity = prod.one(IDENTITY)
-    assert set(identity.get("policies")) == {"deployer", "previewer", "admin"}
+    assert {"deployer", "previewer", "admin"} <= set(identity.get("policies"))
     assert "admin" not in {r.inputs["name"] for r in prod.of_type(POLICY)}
     deployer = next(p for p in _objects().policies if p.name == ident.DEPLOYER_POLICY)
     assert granted(deployer, "sys/policies/acl/admin") == {"read"}
     # Without a deploy identity (dev), the configuration writes it with the stack's root token.
     assert "admin" in {r.inputs["name"] for r in run_stack("dev").of_type(POLICY)}
+
+
+def test_a_restore_and_a_migration_each_have_a_reviewed_login_with_one_narrow_policy(prod):
+    identity = prod.one(IDENTITY)
+    (ci,) = identity.get("auths")
+    roles = {r["name"]: r["payload"] for r in ci["roles"]}
+    repo = "example-org/vault-platform"
+    assert roles["restore"]["bound_claims"] == {"repository": repo, "ref": "refs/heads/main",
+                                                "environment": "production-restore"}
+    assert roles["migration"]["bound_claims"] == {"repository": repo, "ref": "refs/heads/main",
+                                                  "environment": "production-migration"}
+    assert roles["restore"]["token_policies"] == ["raft-restore"]
+    assert roles["migration"]["token_policies"] == ["secrets-manager-migration"]
+    objects = _objects()
+    restore = next(p for p in objects.policies if p.name == "raft-restore")
+    migration = next(p for p in objects.policies if p.name == "secrets-manager-migration")
+    # A snapshot of this cluster only: never snapshot-force (a foreign snapshot brings its own tokens).
+    assert [(r.path, r.capabilities) for r in restore.rules] == [("sys/storage/raft/snapshot", ("update", "sudo"))]
+    assert [(r.path, r.capabilities) for r in migration.rules] == [
+        ("secret/data/imported/*", ("create", "read", "update")),
+        ("secret/metadata/imported/*", ("create", "read", "update"))]
+    assert identity.get("policies")["raft-restore"] == pol.render(restore)
+    # Written with the identity: break-glass only after the first run, and no role may carry them.
+    deployer = next(p for p in objects.policies if p.name == ident.DEPLOYER_POLICY)
+    for name in ("raft-restore", "secrets-manager-migration"):
+        assert granted(deployer, f"sys/policies/acl/{name}") == {"read"}
+        assert not any(name.startswith(f.rstrip("*")) if f.endswith("*") else name == f
+                       for f in pol.ROLE_POLICY_FAMILIES)
+    changed = vs.build(load("prod", {"migration": {"kvPrefix": "from-aws/prod/"}}))
+    assert [r.path for r in next(p for p in changed.policies if p.name == "secrets-manager-migration").rules] == [
+        "secret/data/from-aws/prod/*", "secret/metadata/from-aws/prod/*"]
+    for bad in ("", "imported", "/imported/", "imported/*", "a//b/"):
+        with pytest.raises(ConfigError, match=r"migration\.kvPrefix"):
+            load("prod", {"migration": {"kvPrefix": bad}})
 
 
 def test_a_stack_policy_may_not_take_a_name_kubernetes_roles_carry():

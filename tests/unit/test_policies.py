@@ -56,7 +56,8 @@ def test_every_rendered_policy_parses_and_matches_its_model(stack):
 def test_builtin_policy_names_and_order():
     names = [p.name for p in vs.build(load("prod")).all_policies(ACCESSOR)]
     assert names == ["deployer", "previewer", "admin", "raft-backup", "raft-rollout", "app-myapp",
-                     "external-secrets-default", "cert-manager-vault-pki", "app-templated"]
+                     "external-secrets-default", "cert-manager-vault-pki", "raft-restore",
+                     "secrets-manager-migration", "app-templated"]
     # Without an accessor (before Kubernetes auth exists) the templated policy cannot be rendered.
     assert "app-templated" not in [p.name for p in vs.build(load("prod")).policies]
 
