@@ -115,7 +115,7 @@ def test_python_code_passes_ruff():
 
 def test_readme_leads_with_the_two_commands():
     readme = (ROOT / "README.md").read_text()
-    first_blocks = re.findall(r"```(?:sh|bash)?\n(.*?)```", readme, re.S)[:2]
+    first_blocks = re.findall(r"```(?:sh|bash)?[^\n]*\n(.*?)```", readme, re.S)[:2]
     joined = "\n".join(first_blocks)
     assert "make test" in joined and "make up" in joined
     ci = (ROOT / ".ci/run").read_text()
