@@ -36,7 +36,7 @@ help:
 	@echo "make preview STACK=prod    preview a stack (with the guardrails policy pack)"
 	@echo "make refresh STACK=prod    refresh a stack, logging in to Vault as the program does"
 	@echo "make lint                  ruff and actionlint only"
-	@echo "make teardown              delete a dev stack and its data (unprotects it first; not prod)"
+	@echo "make teardown              delete a dev stack and its data (lifts its destroy guard; not prod)"
 	@echo "make bench                 print the benchmark figures"
 	@echo "make cluster               build (once) and start a one-node Kubernetes here, no Docker (root)"
 	@echo "make cluster-smoke         prove it: a pod, a volume, DNS, a NodePort; make cluster-down stops it"
@@ -149,15 +149,15 @@ refresh: stack ca-file
 	pulumi refresh --stack $(STACK) --run-program
 
 # Everything that holds data is protected (the namespace and release with the Raft volumes, every
-# secrets engine mount, the KMS keys, the snapshot bucket): `pulumi destroy` stops at them. To throw
-# a dev stack away for real, `make teardown` unprotects it first. Never for prod.
+# secrets engine mount, the KMS keys, the snapshot bucket), and a protected DestroyGuard comes after
+# everything: `pulumi destroy` stops before it deletes anything. To throw a dev stack away for real,
+# `make teardown` runs the program with VAULT_PLATFORM_TEARDOWN=1, which protects nothing. Never prod.
 destroy: stack ca-file
 	pulumi destroy --stack $(STACK) --run-program
 
 teardown: stack ca-file
 	@if [ "$(STACK)" = "prod" ]; then echo "make teardown refuses the prod stack"; exit 2; fi
-	pulumi state unprotect --all --yes --stack $(STACK)
-	pulumi destroy --yes --stack $(STACK) --run-program
+	VAULT_PLATFORM_TEARDOWN=1 pulumi destroy --yes --stack $(STACK) --run-program
 
 # Regenerate the committed chart facts (value paths, types, free-form prefixes) after bumping a
 # chart: from the chart repositories (needs helm and network), or REFERENCE=<folder> holding

@@ -1,6 +1,8 @@
 """AWS Secrets Manager, read through boto3 with the standard credential chain (environment,
-shared profile, web identity/IRSA, instance role). Throttling and transient errors are retried here
-with bounded backoff; botocore's own retries are off so the two never multiply."""
+shared profile, web identity/IRSA, instance role). Throttling and transient errors are retried by
+botocore's own ``standard`` retry mode, which knows every service's throttling and transient error
+codes, backs off with jitter and keeps a retry quota; this module only bounds the attempts and
+counts the retries botocore reports."""
 
 from __future__ import annotations
 
@@ -11,17 +13,13 @@ from dataclasses import dataclass, field
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from migration.retry import DEFAULT_BACKOFF, Backoff, Counter
+from migration.retry import Counter
 
-# Error codes Secrets Manager (and AWS in general) answers when asked to slow down, or when it
-# failed on its side: worth another try after a pause.
-RETRYABLE_CODES = frozenset({
-    "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
-    "ProvisionedThroughputExceededException", "InternalServiceError", "InternalFailure", "ServiceUnavailable",
-    "RequestTimeout", "RequestTimeoutException",
-})
+# Attempts per call, the first included (botocore's ``total_max_attempts``). With the standard mode's
+# backoff (random up to 2**n seconds, at most 20 s) a call gives up after at most ~71 s of sleep.
+MAX_ATTEMPTS = 8
 # BatchGetSecretValue takes at most 20 secrets; ListSecrets pages hold at most 100.
 BATCH = 20
 PAGE = 100
@@ -52,11 +50,13 @@ class AwsError(RuntimeError):
     """A Secrets Manager call failed for good (after retries); the message holds no value."""
 
 
-def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, ClientError):
-        return exc.response.get("Error", {}).get("Code") in RETRYABLE_CODES or \
-            exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
-    return isinstance(exc, (ConnectionError, HTTPClientError))
+def retry_config(workers: int = 8) -> Config:
+    return Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}, connect_timeout=10, read_timeout=60,
+                  max_pool_connections=max(10, workers * 2))
+
+
+def _retry_attempts(response: dict) -> int:
+    return int((response.get("ResponseMetadata") or {}).get("RetryAttempts") or 0)
 
 
 def _describe(exc: BaseException) -> str:
@@ -75,35 +75,39 @@ def _last_accessed(value: object) -> dt.date | None:
 
 
 class SecretsManager:
-    def __init__(self, client, backoff: Backoff = DEFAULT_BACKOFF):
+    def __init__(self, client):
         self.client = client
-        self.backoff = backoff
         self.requests = Counter()
         self.retries = Counter()
 
     @classmethod
-    def from_environment(cls, region: str | None = None, profile: str | None = None, workers: int = 8,
-                         backoff: Backoff = DEFAULT_BACKOFF) -> SecretsManager:
+    def from_environment(cls, region: str | None = None, profile: str | None = None,
+                         workers: int = 8) -> SecretsManager:
         # AWS_REGION is what the other SDKs (and EKS's pod identity webhook) set; boto3 reads
         # AWS_DEFAULT_REGION and the profile.
         session = boto3.Session(profile_name=profile, region_name=region or os.environ.get("AWS_REGION") or None)
         if session.region_name is None:
             raise AwsError("no AWS region: pass --region or set AWS_REGION or AWS_DEFAULT_REGION (or a region in "
                            "the AWS profile)")
-        config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=60,
-                        max_pool_connections=max(10, workers * 2))
-        return cls(session.client("secretsmanager", config=config), backoff)
+        return cls(session.client("secretsmanager", config=retry_config(workers)))
 
     def _call(self, operation: str, **kwargs):
-        def once():
-            self.requests.add()
-            return getattr(self.client, operation)(**kwargs)
         try:
-            return self.backoff.call(once, _retryable, self.retries)
-        except Exception as exc:
-            if _retryable(exc) or type(exc).__module__.startswith("botocore"):
-                raise AwsError(f"Secrets Manager {operation}: {_describe(exc)}") from None
-            raise
+            answer = getattr(self.client, operation)(**kwargs)
+        except ClientError as exc:
+            self._count(exc.response)
+            raise AwsError(f"Secrets Manager {operation}: {_describe(exc)}") from None
+        except BotoCoreError as exc:
+            # Connection errors land here once botocore's attempts are spent; it does not say how many.
+            self.requests.add()
+            raise AwsError(f"Secrets Manager {operation}: {_describe(exc)}") from None
+        self._count(answer)
+        return answer
+
+    def _count(self, response: dict) -> None:
+        retried = _retry_attempts(response)
+        self.requests.add(1 + retried)
+        self.retries.add(retried)
 
     def list(self, prefixes: Iterable[str]) -> list[SourceSecret]:
         """Every secret whose name starts with one of ``prefixes`` (case-sensitive), sorted by name.

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Print the README's config reference from the typed config model, so the two never disagree.
+"""Print the config reference (docs/config-reference.md) from the typed config model, so the two
+never disagree.
 
     python scripts/config_reference.py            # print the tables
-    python scripts/config_reference.py --write    # replace them in README.md
+    python scripts/config_reference.py --write    # replace them in docs/config-reference.md
 
 Defaults are the ones the program uses: a nested key's default comes from its parent's default
 (the injector's resources are not the server's).
@@ -105,10 +106,10 @@ def reference() -> str:
 def main(argv: list[str]) -> int:
     text = reference()
     if "--write" in argv:
-        readme = ROOT / "README.md"
-        current = readme.read_text()
+        page = ROOT / "docs" / "config-reference.md"
+        current = page.read_text()
         start, end = current.index(BEGIN), current.index(END) + len(END)
-        readme.write_text(current[:start] + text + current[end:])
+        page.write_text(current[:start] + text + current[end:])
     else:
         print(text)
     return 0

@@ -703,3 +703,12 @@ def pki_urls_base(value: str) -> str | None:
         return ("already holds /v1: the stack appends /v1/<mount>/ca and /v1/<mount>/crl itself, so every "
                 "certificate would carry a doubled path; give only the scheme, host and port")
     return None
+
+
+_SECRETS_MANAGER_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
+
+
+def secrets_manager_arn(value: str) -> str | None:
+    if not value or _SECRETS_MANAGER_ARN.match(value):
+        return None
+    return "is not an AWS Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)"

@@ -1,7 +1,7 @@
 """The stack config model: every setting the program reads, typed, described and defaulted.
 
 Each top-level field of ``PlatformConfig`` is one ``vault-platform:<key>`` in a stack file. The
-descriptions are the documentation: the README's config reference and the published JSON Schema
+descriptions are the documentation: docs/config-reference.md and the published JSON Schema
 (schema/stack-config.schema.json) are generated from them.
 """
 
@@ -223,10 +223,22 @@ class ApiConfig(Section):
 # --- TLS -----------------------------------------------------------------------------------------
 
 
+class CertManagerIssuerRef(Section):
+    kind: Literal["Issuer", "ClusterIssuer"] = setting(
+        "Kind of the cert-manager issuer that signs the server certificate (an Issuer in the Vault namespace, "
+        "or a ClusterIssuer).", "ClusterIssuer")
+    name: DnsName | None = setting("Its name.", None)
+
+
 class TlsConfig(Section):
-    source: Literal["generated", "existingSecret"] = setting(
-        "'generated': an internal CA and server certificate made by the stack; 'existingSecret': a "
-        "kubernetes.io/tls Secret you manage (with ca.crt).", "generated")
+    source: Literal["generated", "certManager", "existingSecret"] = setting(
+        "'generated' (dev only): an internal CA and server certificate made by `pulumi up`, their keys kept in "
+        "the stack's state; 'certManager': the same made by cert-manager in the cluster, so no private key is "
+        "ever in the state (cert-manager must be installed); 'existingSecret': a kubernetes.io/tls Secret you "
+        "manage (with ca.crt).", "generated")
+    issuer: CertManagerIssuerRef | None = setting(
+        "With source certManager: an issuer of yours (your organisation's CA) to sign the server certificate. "
+        "Left out, the stack makes its own internal CA with cert-manager, in the Vault namespace.", None)
     existing_secret: DnsName | None = setting("Name of that Secret in the Vault namespace.", None)
     existing_ca_cert: Pem = setting("PEM of the CA that signed the existing Secret's certificate.", "")
     extra_dns_names: Annotated[tuple[Str, ...], rule(each(checks.dns_name))] = setting(
@@ -253,6 +265,10 @@ class TransitUnseal(Section):
     mount_path: MountPath = setting("Transit mount on that Vault.", "transit")
     ca_cert: Pem = setting("PEM of the CA for that Vault's certificate; empty trusts the system roots.", "")
     tls_server_name: Str = setting("Server name to verify on that Vault's certificate.", "")
+    token_secret: DnsName | None = setting(
+        "A Secret of yours in the Vault namespace holding the token that may use the key, under VAULT_TOKEN: the "
+        "token then never passes through the stack or its state (prod's way). Without it, "
+        "secrets.transitUnsealToken (dev).", None)
 
 
 class UnsealConfig(Section):
@@ -735,7 +751,13 @@ class OperatorLogin(Section):
     path: MountPath = setting("Auth mount path (not 'token', nor another auth method's).", "oidc")
     discovery_url: IssuerUrl | None = setting("Your identity provider's issuer URL, without /.well-known/... "
                                               "(Vault reads its discovery document from there).", None)
-    client_id: Str = setting("The OIDC client id registered for Vault (its secret: secrets.oidcClientSecret).", "")
+    client_id: Str = setting("The OIDC client id registered for Vault (its secret: clientSecretArn, or "
+                             "secrets.oidcClientSecret in dev).", "")
+    client_secret_arn: Annotated[str, Strict(), rule(checks.secrets_manager_arn)] = setting(
+        "ARN of an AWS Secrets Manager secret holding the OIDC client secret (its whole SecretString). It is read "
+        "when the deploy identity is written (the first run, or a break-glass run), with the runner's AWS "
+        "credentials, and sent to Vault only: it is never in the stack's state, so the role that previews pull "
+        "requests needs no access to it. prod's way; dev may use secrets.oidcClientSecret.", "")
     groups_claim: Annotated[str, Strict(), rule(lambda v: None if v.strip() else
                                                 "is empty; name the token claim that holds the groups")] = \
         setting("The token claim holding the user's groups.", "groups")
@@ -791,7 +813,7 @@ class SecretsConfig(Section):
 
 class PlatformConfig(Section):
     environment: Literal["dev", "prod"] = setting(
-        "'dev' (local cluster, dev-only settings allowed) or 'prod' (strict rules).")
+        "dev (a local cluster; dev-only settings allowed) or prod (strict rules).")
     api: ApiConfig = setting("How `pulumi up` reaches the Vault API.")
     unseal: UnsealConfig = setting("How Vault unseals.")
     kubernetes: KubernetesConfig = setting("Where to deploy.", factory=KubernetesConfig)

@@ -161,7 +161,15 @@ def _check_api_tls_unseal(c: PlatformConfig, problems: Problems) -> None:
             problems.add("aws", "is required when api.dns.record is route53")
     host = url_host(c.api.address)
     # (With a replica count refused above, the certificate's names are not worth listing.)
-    if c.tls.source == "generated" and replicas <= MAX_REPLICAS and not _certificate_covers(c, host):
+    if c.is_prod and c.tls.source == "generated":
+        problems.add("tls.source", "'generated' keeps the private keys of the CA and of the server certificate in "
+                                   "the stack's state, where whoever can decrypt the state (a pull request's "
+                                   "preview) could read them and impersonate Vault; in prod use certManager (keys "
+                                   "made and kept in the cluster) or existingSecret")
+    if c.tls.source == "certManager" and c.tls.issuer is not None and not c.tls.issuer.name:
+        problems.add("tls.issuer.name", "is required when tls.issuer is set (or leave tls.issuer out for the "
+                                        "stack's own CA)")
+    if c.tls.source in ("generated", "certManager") and replicas <= MAX_REPLICAS and not _certificate_covers(c, host):
         problems.add("api.address", f"{c.api.address!r}: the host {host!r} is not in the server certificate, so "
                                     "`pulumi up` could not verify Vault there; add it to tls.extraDnsNames (or "
                                     "tls.extraIpAddresses)")
@@ -176,9 +184,14 @@ def _check_api_tls_unseal(c: PlatformConfig, problems: Problems) -> None:
     if c.unseal.type == "transit":
         if c.unseal.transit is None:
             problems.add("unseal.transit", "is required when unseal.type is transit (address and keyName)")
-        if c.secrets.transit_unseal_token is None:
-            problems.add("secrets.transitUnsealToken", "is required when unseal.type is transit; set it with "
-                                                       "`pulumi config set --secret --path secrets.transitUnsealToken`")
+        token_secret = c.unseal.transit.token_secret if c.unseal.transit else None
+        if c.secrets.transit_unseal_token is None and not token_secret:
+            problems.add("secrets.transitUnsealToken", "is required when unseal.type is transit (or "
+                                                       "unseal.transit.tokenSecret); set it with `pulumi config set "
+                                                       "--secret --path secrets.transitUnsealToken`")
+        if c.secrets.transit_unseal_token is not None and token_secret:
+            problems.add("secrets.transitUnsealToken", "and unseal.transit.tokenSecret both give the transit token; "
+                                                       "keep one")
     needs_aws = c.unseal.type == "awskms" or (c.backup.enabled and c.backup.target == "s3")
     if needs_aws and c.aws is None:
         problems.add("aws", "is required for unseal.type awskms and for backups to s3 (region, oidcProviderArn, "
@@ -610,10 +623,16 @@ def _check_deploy(c: PlatformConfig, problems: Problems) -> None:
             problems.add("deploy.operatorOidc.allowedRedirectUris",
                          "is empty: Vault would refuse every login's redirect; keep the CLI's "
                          "http://localhost:8250/oidc/callback (and add the UI's, if people log in there)")
-        if c.secrets.oidc_client_secret is None:
-            problems.add("secrets.oidcClientSecret",
-                         "is required when deploy.operatorOidc.enabled is true; set it with "
-                         "`pulumi config set --secret --path secrets.oidcClientSecret`")
+        if c.secrets.oidc_client_secret is None and not d.operator_oidc.client_secret_arn:
+            problems.add("deploy.operatorOidc.clientSecretArn",
+                         "is required when deploy.operatorOidc.enabled is true (or, in dev, secrets.oidcClientSecret, "
+                         "set with `pulumi config set --secret --path secrets.oidcClientSecret`)")
+        if c.secrets.oidc_client_secret is not None and d.operator_oidc.client_secret_arn:
+            problems.add("secrets.oidcClientSecret", "and deploy.operatorOidc.clientSecretArn both give the client "
+                                                     "secret; keep one")
+        if d.operator_oidc.client_secret_arn and c.aws is None:
+            problems.add("deploy.operatorOidc.clientSecretArn", "needs the aws section (its region) to read the "
+                                                                "secret")
     if d.revoke_root_token and not (d.jwt.enabled or d.operator_oidc.enabled):
         problems.add("deploy.revokeRootToken", "is true, but no deploy identity replaces the root token: enable "
                                                "deploy.jwt (CI) or deploy.operatorOidc (people), or set it to false")
@@ -635,12 +654,50 @@ def _check_deploy(c: PlatformConfig, problems: Problems) -> None:
     if d.revoke_root_token and c.init.root_token_pgp_key:
         problems.add("deploy.revokeRootToken", "has nothing to revoke: init.rootTokenPgpKey encrypts the root token "
                                                "for an operator; use one or the other")
-    # Key shares only as PGP ciphertext in prod: whoever reads the state must not hold the keys.
-    if c.is_prod and not c.init.pgp_keys and not c.init.accept_plaintext_shares:
+    _check_prod_state(c, problems)
+
+
+def _check_prod_state(c: PlatformConfig, problems: Problems) -> None:
+    """prod's state holds nothing that logs in to Vault or impersonates it: whoever can decrypt it (the
+    role a pull request's preview runs with) gains nothing. tests/unit/test_state_secrets.py lists what
+    it does hold and why each grants nothing."""
+    if not c.is_prod:
+        return
+    why = "in prod the stack's state must hold nothing that logs in to Vault (whoever decrypts it, a pull " \
+          "request's preview included, could read it)"
+    # Key shares only as PGP ciphertext: whoever reads the state must not hold the keys.
+    if not c.init.pgp_keys:
         problems.add("init.pgpKeys", f"is required in prod: {c.init.shares} PGP public keys, one per share, so the "
                                      "shares exist only encrypted to the people who hold them. Export each with "
-                                     "`gpg --export <key id> | base64 -w0`. (init.acceptPlaintextShares: true "
-                                     "stores them unencrypted in the state on purpose.)")
+                                     "`gpg --export <key id> | base64 -w0`")
+    if c.init.accept_plaintext_shares:
+        problems.add("init.acceptPlaintextShares", f"is refused: plaintext shares can make a root token, and {why}")
+    if c.deploy.revoke_root_token is False:
+        problems.add("deploy.revokeRootToken", f"false keeps a working root token in the state; {why}. Leave it "
+                                               "true (prod's default): the deploy identity takes over in the first run")
+    if c.init.root_token_pgp_key:
+        problems.add("init.rootTokenPgpKey", "is refused in prod: the first run hands the root token over to the "
+                                             "deploy identity and revokes it (deploy.revokeRootToken)")
+    s = c.secrets
+    if s.kv:
+        problems.add("secrets.kv", f"values set in the config are in the state; {why}. Put initial secrets in Vault "
+                                   "with `python -m migration` or `vault kv put`")
+    if s.vault_token is not None:
+        problems.add("secrets.vaultToken", f"is refused; {why}. Give an operator's token at run time instead: "
+                                           "`VAULT_TOKEN=<token> make up` (the stack logs in with it, keeps nothing)")
+    if s.transit_unseal_token is not None and c.unseal.type == "transit":
+        problems.add("secrets.transitUnsealToken", f"can unseal Vault; {why}. Put the token in a Secret of your own "
+                                                   "and name it in unseal.transit.tokenSecret")
+    if s.oidc_client_secret is not None and c.deploy.operator_oidc.enabled:
+        problems.add("secrets.oidcClientSecret", f"is refused; {why}. Store it in AWS Secrets Manager and name it "
+                                                 "in deploy.operatorOidc.clientSecretArn (read only when the identity "
+                                                 "is written)")
+    for i, conn in enumerate(c.database.connections):
+        if conn.name in s.database_passwords and not conn.rotate_root:
+            problems.add(f"database.connections[{i}].rotateRoot",
+                         f"must be true in prod while secrets.databasePasswords holds {conn.name!r}'s admin password: "
+                         "Vault then replaces the password right after the first run, so the one in the state "
+                         "opens nothing")
 
 
 def _check_migration(c: PlatformConfig, problems: Problems) -> None:
@@ -732,7 +789,7 @@ def _check_monitoring(c: PlatformConfig, problems: Problems) -> None:
         problems.add("monitoring.scrapeInterval", f"{m.scrape_interval!r} is shorter than the scrape timeout "
                                                   f"({SCRAPE_TIMEOUT}), which Prometheus refuses; scrape every "
                                                   f"{SCRAPE_TIMEOUT} or less often")
-    if m.prometheus_rule and c.tls.source == "generated":
+    if m.prometheus_rule and c.tls.source in ("generated", "certManager"):
         days = m.alerts.certificate_expiry_days
         validity_hours = int(duration_seconds(c.tls.validity) // 3600)
         renewal_days = early_renewal_hours(validity_hours) / 24

@@ -26,7 +26,7 @@ from components.providers.vault_http import VaultHttp
 
 SECRET_OUTPUTS = ["token", "client_secrets"]
 # What the identity is made of; a change to any of these is an update.
-_WATCHED = ("address", "ca_cert_pem", "policies", "auths", "client_secrets")
+_WATCHED = ("address", "ca_cert_pem", "policies", "auths", "client_secrets", "client_secret_arns")
 
 
 class DeployIdentityProvider(VaultHttp):
@@ -152,12 +152,32 @@ class DeployIdentityProvider(VaultHttp):
             config = dict(auth["config"])
             if secrets.get(path):
                 config["oidc_client_secret"] = secrets[path]
+            if (props.get("client_secret_arns") or {}).get(path):
+                config["oidc_client_secret"] = self._read_client_secret(props["client_secret_arns"][path])
             self._ok(props, "POST", f"auth/{path}/config", config, token, f"configuring auth method {path!r}")
             for role in auth.get("roles") or []:
                 self._ok(props, "POST", f"auth/{path}/role/{role['name']}", role["payload"], token,
                          f"writing role {role['name']!r} of {path!r}")
             for gone in sorted(old_roles.get(path, set()) - {r["name"] for r in auth.get("roles") or []}):
                 self._ok(props, "DELETE", f"auth/{path}/role/{gone}", None, token, f"deleting role {gone!r}")
+
+    @staticmethod
+    def _read_client_secret(arn: str) -> str:
+        """The OIDC client secret, from AWS Secrets Manager with the runner's credentials: sent to Vault,
+        never returned (so never in the state)."""
+        import boto3
+        import botocore.exceptions
+
+        region = arn.split(":")[3]
+        try:
+            value = boto3.client("secretsmanager", region_name=region).get_secret_value(SecretId=arn)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise RuntimeError(f"could not read the OIDC client secret {arn} from AWS Secrets Manager: {exc}. The "
+                               "runner's AWS role needs secretsmanager:GetSecretValue on it.") from None
+        secret = value.get("SecretString") or ""
+        if not secret:
+            raise RuntimeError(f"the AWS Secrets Manager secret {arn} holds no SecretString (the OIDC client secret)")
+        return secret
 
     def _hand_over(self, props: dict[str, Any], root: str) -> dict[str, Any]:
         """A short-lived deployer token for the rest of this run, then the root token revoked."""
@@ -210,13 +230,14 @@ class DeployIdentity(Resource, module="bootstrap", name="DeployIdentity"):
                  token: pulumi.Input[str], policies: dict[str, str], auths: list[dict[str, Any]],
                  client_secrets: pulumi.Input[dict[str, str]], deployer_policy: str, revoke_root_token: bool,
                  bootstrap_ttl_seconds: int, login_path: str, login_audience: str, first_run_file: str,
-                 opts: pulumi.ResourceOptions | None = None):
+                 client_secret_arns: dict[str, str] | None = None, opts: pulumi.ResourceOptions | None = None):
         props = {
             "address": address, "ca_cert_pem": ca_cert_pem, "token": pulumi.Output.secret(token),
             "policies": policies, "auths": auths, "client_secrets": pulumi.Output.secret(client_secrets),
             "deployer_policy": deployer_policy, "revoke_root_token": revoke_root_token,
             "bootstrap_ttl_seconds": bootstrap_ttl_seconds, "login_path": login_path,
             "login_audience": login_audience, "first_run_file": first_run_file,
+            "client_secret_arns": client_secret_arns or {},
             # Later runs read the first run's token from here too, while it lives.
             "token_file": first_run_file,
             "bootstrap_expires_at": None, "root_token_revoked": None,

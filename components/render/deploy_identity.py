@@ -65,6 +65,8 @@ class JwtAuth:
     roles: tuple[JwtRole, ...]
     client_id: str = ""
     client_secret: Secret | None = None
+    # Where the client secret is read from when the identity is written (AWS Secrets Manager ARN).
+    client_secret_arn: str = ""
     default_role: str = ""
 
 
@@ -243,7 +245,8 @@ def jwt_auths(config: PlatformConfig) -> tuple[JwtAuth, ...]:
         found.append(JwtAuth(
             path=o.path, type="oidc", description="Operator logins (OIDC), managed by vault-platform",
             discovery_url=o.discovery_url, bound_issuer="", client_id=o.client_id,
-            client_secret=config.secrets.oidc_client_secret, default_role="operator",
+            client_secret=config.secrets.oidc_client_secret, client_secret_arn=o.client_secret_arn,
+            default_role="operator",
             roles=(JwtRole(name="operator", role_type="oidc", user_claim="sub", groups_claim=o.groups_claim,
                            bound_claims={o.groups_claim: (o.admin_group,)}, token_policies=(DEPLOYER_POLICY,),
                            token_ttl_seconds=3600, token_max_ttl_seconds=8 * 3600,

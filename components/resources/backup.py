@@ -29,6 +29,7 @@ from components.render.iam import (
     s3_backup_policy,
 )
 from components.resources.aws import inline_policy, irsa_role, protected_kms_key
+from components.resources.errors import InvalidInput
 
 
 def _body(manifest: dict) -> dict:
@@ -72,7 +73,8 @@ class RaftBackup(pulumi.ComponentResource):
         role_arn: pulumi.Input[str | None] = None
         if b.target == "s3":
             if args.aws is None or aws_provider is None:
-                raise ValueError("RaftBackup: backup target s3 needs aws settings and an AWS provider")
+                raise InvalidInput("backup.target", "RaftBackup: s3 needs aws settings and an AWS "
+                                                                  "provider")
             self._s3(name, job, args.aws, aws_provider)
             assert self.bucket is not None and self.irsa_role is not None
             bucket_name, role_arn = self.bucket.bucket, self.irsa_role.arn

@@ -184,6 +184,8 @@ class DeployIdentityArgs:
     ci_login_path: str = ""
     login_audience: str = ""
     client_secrets: Mapping[str, Secret] = field(default_factory=dict)
+    # OIDC client secrets read when the identity is written, never held: auth path -> Secrets Manager ARN.
+    client_secret_arns: Mapping[str, str] = field(default_factory=dict)
 
 
 class VaultBootstrap(pulumi.ComponentResource):
@@ -227,6 +229,7 @@ class VaultBootstrap(pulumi.ComponentResource):
                 f"{name}-identity", address=args.address, ca_cert_pem=args.ca_cert_pem, token=token,
                 policies=dict(identity.policies), auths=list(identity.auths),
                 client_secrets={path: secret.output() for path, secret in identity.client_secrets.items()},
+                client_secret_arns=dict(identity.client_secret_arns),
                 deployer_policy=identity.deployer_policy, revoke_root_token=self.revokes_root_token,
                 bootstrap_ttl_seconds=identity.bootstrap_ttl_seconds, login_path=identity.ci_login_path,
                 login_audience=identity.login_audience, first_run_file=first_run_file_path(stack),
@@ -237,11 +240,13 @@ class VaultBootstrap(pulumi.ComponentResource):
         ca_file = pulumi.Output.from_input(args.ca_cert_pem).apply(
             lambda pem: (write_ca_file(stack, pem), ca_file_path(stack))[1])
         login_path, audience = self.login_path, self.login_audience
-        self.token_file = pulumi.Output.all(args.address, args.ca_cert_pem, token, revoked, expires_at).apply(
+        # A file name: not secret, though it is made from the token (which makes Pulumi mark it).
+        self.token_file = pulumi.Output.unsecret(pulumi.Output.all(
+            args.address, args.ca_cert_pem, token, revoked, expires_at).apply(
             lambda v: provider_token(stack, LoginState(
                 address=v[0], ca_cert_pem=v[1], stack_token=v[2], root_token_revoked=bool(v[3]),
                 first_run_expires_at=int(v[4] or 0), login_path=login_path, login_audience=audience),
-                time.time()))
+                time.time())))
         self.provider = vault.Provider(
             f"{name}-vault",
             address=args.address,

@@ -20,6 +20,7 @@ from components.render.network_policy import network_policy
 from components.render.rollout_job import RolloutJob
 from components.render.server_hcl import SealStanza, render_server_hcl
 from components.render.services import api_service_annotations, api_service_spec, pod_unseal_service_spec
+from components.resources.errors import InvalidInput
 from components.resources.injector_tls import InjectorTls, InjectorTlsArgs
 from components.resources.rollout import RolloutAccess, RolloutAccessArgs, values_trigger
 from components.resources.tls import VaultTls, VaultTlsArgs
@@ -55,7 +56,8 @@ class VaultClusterArgs:
 
     def __post_init__(self) -> None:
         if self.cluster.replicas is None or self.cluster.replicas < 1 or self.cluster.replicas % 2 == 0:
-            raise ValueError(f"VaultClusterArgs: cluster.replicas must be an odd number, not {self.cluster.replicas}")
+            raise InvalidInput("cluster.replicas", f"VaultClusterArgs: must be an odd number, not "
+                                                                 f"{self.cluster.replicas}")
 
     @property
     def names(self) -> Names:
@@ -111,11 +113,12 @@ class VaultCluster(pulumi.ComponentResource):
             aws_provider, opts=pulumi.ResourceOptions(parent=self))
 
         self.injector_tls: InjectorTls | None = None
-        if c.injector.enabled:
+        # With a TLS Secret of the operator's, the injector makes its own serving certificate (the
+        # chart's way: no key passes through the stack, and none needs cert-manager).
+        if c.injector.enabled and args.tls.source != "existingSecret":
             self.injector_tls = InjectorTls(
                 f"{name}-injector-tls",
-                InjectorTlsArgs(namespace, names, validity=c.injector.certificate_validity,
-                                ca_validity=args.tls.ca_validity, organization=args.tls.organization),
+                InjectorTlsArgs(namespace, names, args.tls, validity=c.injector.certificate_validity),
                 opts=pulumi.ResourceOptions(parent=self))
         webhook_parts: list[Any] = [] if self.injector_tls is None else [self.injector_tls.secret_name,
                                                                          self.injector_tls.ca_bundle]
@@ -201,7 +204,8 @@ class VaultCluster(pulumi.ComponentResource):
         self.api_dns_record: aws.route53.Record | None = None
         if args.api.dns.record == "route53":
             if aws_provider is None or self.api_load_balancer_hostname is None:
-                raise ValueError("VaultCluster: api.dns.record route53 needs an AWS provider and a LoadBalancer")
+                raise InvalidInput("api.dns.record", "VaultCluster: route53 needs an AWS provider and a "
+                                                                   "LoadBalancer")
             self.api_dns_record = aws.route53.Record(
                 f"{name}-api-dns",
                 zone_id=args.api.dns.route53_zone_id,

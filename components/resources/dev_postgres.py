@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 
+from components.providers.generated_password import GeneratedPassword
 from components.render import vault_objects as vs
 from components.render.dev_postgres import IMAGE, SECRET_NAME, deployment_spec, labels, service_spec
 
@@ -34,11 +34,8 @@ class DevPostgres(pulumi.ComponentResource):
         super().__init__("vault-platform:devpostgres:DevPostgres", name, None, opts)
         namespace = args.namespace
         child = pulumi.ResourceOptions(parent=self)
-        generated = random.RandomPassword(
-            f"{name}-password", length=32,
-            # Letters and digits only: the password is substituted into a connection URL.
-            special=False, min_lower=4, min_upper=4, min_numeric=4,
-            opts=child)
+        # Letters and digits only: the password is substituted into a connection URL.
+        generated = GeneratedPassword(f"{name}-password", length=32, opts=child)
         self.password = pulumi.Output.secret(generated.result)
         metadata = {"namespace": namespace, "labels": labels()}
         self.secret = k8s.core.v1.Secret(

@@ -35,6 +35,7 @@ from components.resources.bootstrap import DeployIdentityArgs, VaultBootstrap, V
 from components.resources.cert_manager import CertManagerIssuer, CertManagerIssuerArgs
 from components.resources.cluster import VaultCluster, VaultClusterArgs
 from components.resources.dev_postgres import DevPostgres, DevPostgresArgs
+from components.resources.errors import InvalidInput
 from components.resources.external_secrets import ExternalSecrets, ExternalSecretsArgs
 from components.resources.monitoring import VaultMonitoring, VaultMonitoringArgs
 from components.resources.rollout import VaultRollout, VaultRolloutArgs
@@ -70,6 +71,7 @@ def deploy_identity_args(config: PlatformConfig, objects: vault_objects.VaultObj
         ci_login_path=next((a.path for a in auths if a.type == "jwt"), ""),
         login_audience=config.deploy.jwt.audience,
         client_secrets={a.path: a.client_secret for a in auths if a.client_secret is not None},
+        client_secret_arns={a.path: a.client_secret_arn for a in auths if a.client_secret_arn},
     )
 
 
@@ -264,7 +266,7 @@ class VaultPlatform(pulumi.ComponentResource):
         self.external_secrets: ExternalSecrets | None = None
         transition = config.migration.aws_secrets_manager
         if transition.enabled and config.aws is None:
-            raise ValueError("migration.awsSecretsManager needs the aws section")
+            raise InvalidInput("migration.awsSecretsManager", "needs the aws section")
         store = AwsSecretStore(transition, config.aws) if transition.enabled and config.aws else None
         # The operator also serves the transition store, which reads AWS as the operator's service account.
         if any(app.uses_external_secrets for app in config.applications) or store is not None:

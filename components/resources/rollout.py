@@ -20,6 +20,7 @@ import pulumi_kubernetes as k8s
 
 from components.render import rollout_job
 from components.render.rollout_job import RolloutJob
+from components.resources.errors import InvalidInput
 
 
 def _meta(manifest: dict, namespace: pulumi.Input[str]) -> dict:
@@ -100,7 +101,7 @@ class VaultRollout(pulumi.ComponentResource):
         self.unseal_secret: k8s.core.v1.Secret | None = None
         if spec.unseal_keys:
             if args.unseal_keys is None:
-                raise ValueError("VaultRollout: a shamir rollout needs the unseal keys")
+                raise InvalidInput("unseal_keys", "VaultRollout: a shamir rollout needs the unseal keys")
             secret = pulumi.Output.from_input(args.unseal_keys).apply(
                 lambda keys: rollout_job.unseal_secret(spec.names, list(keys or [])))
             self.unseal_secret = k8s.core.v1.Secret(

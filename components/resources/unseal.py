@@ -14,6 +14,7 @@ from components.render.helm_values import UnsealWiring
 from components.render.iam import UNSEAL_KEY_USE, kms_key_policy, kms_unseal_policy
 from components.render.server_hcl import SealStanza, seal_for
 from components.resources.aws import inline_policy, irsa_role, protected_kms_key
+from components.resources.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class AutoUnseal(pulumi.ComponentResource):
 
         if unseal.type == "awskms":
             if args.aws is None or aws_provider is None:
-                raise ValueError("AutoUnseal: unseal type awskms needs aws settings and an AWS provider")
+                raise InvalidInput("unseal.type", "AutoUnseal: awskms needs aws settings and an "
+                                                                "AWS provider")
             aws_settings = args.aws
             aws_opts = pulumi.ResourceOptions(parent=self, provider=aws_provider)
             stack = pulumi.get_stack()
@@ -74,18 +76,26 @@ class AutoUnseal(pulumi.ComponentResource):
                             "role_arn": self.role.arn})
         elif unseal.type == "transit":
             transit = unseal.transit
-            if transit is None or args.transit_token is None:
-                raise ValueError("AutoUnseal: unseal type transit needs its settings and a token")
+            if transit is None or (args.transit_token is None and not transit.token_secret):
+                raise InvalidInput("unseal.transit", "AutoUnseal: transit needs its settings and a token")
+            # The token from the operator's own Secret (it never passes through the stack), or from the
+            # config into the stack's Secret (dev).
+            data: dict[str, pulumi.Input[str]] = {"transit-ca.crt": transit.ca_cert}
+            if not transit.token_secret:
+                assert args.transit_token is not None
+                data["VAULT_TOKEN"] = args.transit_token.output()
             secret = k8s.core.v1.Secret(
                 f"{name}-transit",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=names.unseal_secret, namespace=args.namespace),
                 type="Opaque",
-                string_data={"VAULT_TOKEN": args.transit_token.output(), "transit-ca.crt": transit.ca_cert},
+                string_data=data,
                 opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stringData", "data"]),
             )
             self.seal = pulumi.Output.from_input(seal_for(unseal))
+            token_secret = transit.token_secret
             self.wiring = secret.metadata.name.apply(lambda secret_name: UnsealWiring(
-                secret_env=[{"envName": "VAULT_TOKEN", "secretName": secret_name, "secretKey": "VAULT_TOKEN"}],
+                secret_env=[{"envName": "VAULT_TOKEN", "secretName": token_secret or secret_name,
+                             "secretKey": "VAULT_TOKEN"}],
                 secret_volume=secret_name if transit.ca_cert else None))
         else:
             self.seal = pulumi.Output.from_input(None)

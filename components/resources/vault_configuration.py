@@ -27,6 +27,7 @@ from components.providers.database_leases import DatabaseLeases
 from components.providers.database_root import DatabaseRootRotation
 from components.render import policies as pol
 from components.render import vault_objects as vs
+from components.resources.errors import InvalidInput
 
 
 def _slug(text: str) -> str:
@@ -173,14 +174,16 @@ class VaultConfiguration(pulumi.ComponentResource):
             depends: list[pulumi.Resource] = []
             if conn.dev_postgres:
                 if dev_postgres is None:
-                    raise ValueError("database.devPostgres is true but no DevPostgres connection was given")
+                    raise InvalidInput("database.devPostgres",
+                                                    "is true but no DevPostgres connection was given")
                 url, username = dev_postgres.connection_url, conn.username
                 password = pulumi.Output.secret(dev_postgres.password)
                 # verify_connection needs the database up: wait for its Deployment to be ready.
                 depends += list(dev_postgres.wait_for)
             else:
                 if conn.password is None:
-                    raise ValueError(f"no password for database connection {conn.name!r}")
+                    raise InvalidInput("database.connections",
+                                                    f"no password for database connection {conn.name!r}")
                 url, username, password = conn.connection_url, conn.username, conn.password.output()
             # After a root rotation the password in config is no longer valid in the database: it must
             # never be sent again (the provider sends it only when it changes, so a change is ignored).

@@ -37,10 +37,9 @@ TEST_SECRETS: dict[str, dict[str, Any]] = {
         "kv": {"myapp/config": {"database_url": f"{CANARY}-dev-database-url",
                                 "api_key": f"{CANARY}-dev-api-key"}},
     },
+    # prod seeds no KV values from its config (the config refuses it: they would sit in the state).
     "prod": {
         "databasePasswords": {"app-postgres": f"{CANARY}-prod-db-password"},
-        "kv": {"myapp/config": {"database_url": f"{CANARY}-prod-database-url",
-                                "api_key": f"{CANARY}-prod-api-key"}},
     },
 }
 

@@ -27,6 +27,24 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         return {"certRequestPem": _pem("CERTIFICATE REQUEST", f"fake-csr-{name}")}
     if typ == "random:index/randomPassword:RandomPassword":
         return {"result": f"FAKE-{CANARY}-PASSWORD-{name}", "bcryptHash": f"FAKE-{CANARY}-HASH-{name}"}
+    if typ == "kubernetes:cert-manager.io/v1:Certificate":
+        # As cert-manager reports an issued certificate (read back by CertificatePair).
+        return {"status": {"revision": 1, "conditions": [{"type": "Ready", "status": "True"}]}}
+    if typ == "kubernetes:cert-manager.io/v1:CertificateRequest":
+        import base64
+
+        def b64(text: str) -> str:
+            return base64.b64encode(text.encode()).decode()
+
+        return {"status": {"ca": b64(_pem("CERTIFICATE", f"fake-cert-manager-ca-{name}")),
+                           "certificate": b64(_pem("CERTIFICATE", f"fake-cert-manager-cert-{name}"))}}
+    if typ == "pulumi-python:dynamic/random:GeneratedPassword":
+        return {"result": f"FAKE-{CANARY}-PASSWORD-{name}"}
+    if typ == "pulumi-python:dynamic/tls:LocalTls":
+        return {"ca_cert_pem": _pem("CERTIFICATE", f"fake-ca-{name}"),
+                "ca_key_pem": _pem("PRIVATE KEY", f"FAKE-{CANARY}-CA-KEY-{name}"),
+                "cert_pem": _pem("CERTIFICATE", f"fake-cert-{name}"),
+                "key_pem": _pem("PRIVATE KEY", f"FAKE-{CANARY}-KEY-{name}"), "not_after": 4102444800}
     if typ == "aws:kms/key:Key":
         return {"arn": f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/{name}-key-id", "keyId": f"{name}-key-id"}
     if typ == "aws:kms/alias:Alias":

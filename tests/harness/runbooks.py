@@ -89,7 +89,7 @@ RUNS: dict[str, tuple[tuple[str, str], ...]] = {
                                 "base64.b64decode(e + \"=\" * (-len(e) % 4))"),
     ),
     "test_an_admin_token_from_a_pgp_encrypted_root_token": (
-        ("docs/bootstrap-and-recovery.md", "export VAULT_ADDR=https://vault.internal.example.com:8200"),
+        ("docs/bootstrap-and-recovery.md", "export VAULT_ADDR=$(pulumi stack output apiAddress)"),
     ),
     "test_backup_and_restore_by_hand_with_a_narrowed_break_glass_token": (
         ("docs/backup-and-restore.md", "export VAULT_ADDR=https://127.0.0.1:8200"),

@@ -8,6 +8,7 @@ the first run does; everything else is written with the deployer's own token.
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
 import pytest
 
@@ -214,3 +215,39 @@ def test_without_the_limit_the_deployer_writes_any_role_but_never_with_the_depre
         assert status_of(dev_vault, "POST", "auth/kubernetes/role/any", deployer, _role(policies)) == 200, policies
     assert status_of(dev_vault, "POST", "auth/kubernetes/role/any", deployer,
                      {**_role([]), "policies": ["app-billing"]}) == 403
+
+
+def test_the_operators_oidc_client_secret_is_read_from_aws_when_written_and_kept_nowhere(
+        dev_vault, secretsmanager_endpoint, monkeypatch, workdir):
+    """prod's deploy.operatorOidc.clientSecretArn: DeployIdentity reads the secret with the runner's AWS
+    credentials when it writes the OIDC method, sends it to Vault only, and returns nothing of it."""
+    from tests.integration.github_oidc import GithubActions
+
+    for key, value in secretsmanager_endpoint.env().items():
+        monkeypatch.setenv(key, value)
+    client_secret = "CANARY-oidc-client-secret"
+    arn = secretsmanager_endpoint.client().create_secret(Name="vault-oidc", SecretString=client_secret)["ARN"]
+    idp = GithubActions(workdir, REPO)
+    try:
+        config = load("prod", {"deploy": {"operatorOidc": {
+            "enabled": True, "discoveryUrl": idp.url, "clientId": "vault", "adminGroup": "vault-admins",
+            "clientSecretArn": arn}}})
+        objects = vs.build(config)
+        props = identity_props(fresh(dev_vault), objects, GithubIssuer(), dev_vault.root_token)
+        oidc = next(a for a in props["auths"] if a["type"] == "oidc")
+        # The identity provider's certificate is from a test CA: Vault is given it, as a team would
+        # for an internal identity provider.
+        oidc["config"] = {"oidc_discovery_url": idp.url, "oidc_client_id": "vault", "default_role": "operator",
+                          "oidc_discovery_ca_pem": pathlib.Path(idp.tls.ca_cert).read_text()}
+        props = {**props, "revoke_root_token": False, "client_secret_arns": {"oidc": arn}}
+        outs = DeployIdentityProvider().create(props).outs
+        assert client_secret not in str(outs)
+        stored = dev_vault.api("GET", "auth/oidc/config")["data"]
+        assert stored["oidc_client_id"] == "vault" and client_secret not in str(stored)
+        # A secret the runner cannot read stops the write, naming what to grant.
+        missing = {**props, "client_secret_arns": {"oidc": arn.replace("vault-oidc", "absent")}}
+        with pytest.raises(RuntimeError, match="secretsmanager:GetSecretValue") as raised:
+            DeployIdentityProvider().create(missing)
+        assert client_secret not in str(raised.value)
+    finally:
+        idp.close()

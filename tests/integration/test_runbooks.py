@@ -222,9 +222,9 @@ def test_an_admin_token_from_a_pgp_encrypted_root_token(engine, vault_bin, workd
     admin = pol.render(pol.admin_policy(load_stack("prod")))
     servers.api("PUT", node.api_addr, "sys/policies/acl/admin", token=root, json={"policy": admin}, ca=node.ca_cert)
     ca = pathlib.Path(tls.ca_cert).read_text()
-    stack_with_outputs(engine, {"caCertificate": ca, "rootToken": init["root_token"]}, secret=("rootToken",))
+    stack_with_outputs(engine, {"apiAddress": node.api_addr, "caCertificate": ca, "rootToken": init["root_token"]},
+                       secret=("rootToken",))
     term = terminal(engine, vault_bin, workdir, GNUPGHOME=gpg.gnupghome)
-    term.values["https://vault.internal.example.com:8200"] = node.api_addr
     (block,) = runbook("test_an_admin_token_from_a_pgp_encrypted_root_token")
     term.run(block)
 
@@ -351,25 +351,36 @@ def test_migration_runbook_with_a_narrowed_break_glass_token(engine, vault_bin, 
 
 # --- setting secrets ----------------------------------------------------------------------------------
 
-def test_secrets_set_as_the_docs_say_reach_the_program(engine, vault_bin, workdir):
+def _stack_config(term: Terminal, stack: str):
+    """The stack's config as the program loads it (the typed model, every rule checked)."""
+    import json
+
     from components.model import load_config
 
+    shown = subprocess.run(["pulumi", "config", "--show-secrets", "--json", "--stack", stack], cwd=term.cwd,
+                           env=term.env, capture_output=True, text=True, timeout=60, check=True)
+    raw = json.loads(shown.stdout)
+    return load_config({k: v["value"] for k, v in raw.items()}, {k for k, v in raw.items() if v.get("secret")})
+
+
+def test_secrets_set_as_the_docs_say_reach_the_program(engine, vault_bin, workdir):
     stack_with_outputs(engine, {})
     term = terminal(engine, vault_bin, workdir)
     (term.cwd / "Pulumi.prod.yaml").write_text((ROOT / "Pulumi.prod.yaml").read_text())
     term.values |= {"<password>": "runbook-db-password", "<key>": "runbook-api-key"}
-    for block in runbook("test_secrets_set_as_the_docs_say_reach_the_program"):
-        term.run(block)
-    shown = subprocess.run(["pulumi", "config", "--show-secrets", "--json", "--stack", "prod"], cwd=term.cwd,
-                           env=term.env, capture_output=True, text=True, timeout=60, check=True)
-    import json
-
-    raw = json.loads(shown.stdout)
-    config = load_config({k: v["value"] for k, v in raw.items()}, {k for k, v in raw.items() if v.get("secret")})
+    prod_password, dev_kv = runbook("test_secrets_set_as_the_docs_say_reach_the_program")
+    term.run(prod_password)
+    config = _stack_config(term, "prod")
     assert config.secrets.database_passwords["app-postgres"].reveal() == "runbook-db-password"
-    assert config.secrets.kv["myapp/config"]["api_key"].reveal() == "runbook-api-key"
-    assert config.secrets.kv["payments/billing/config"]["api_key"].reveal() == "runbook-api-key"
     assert "runbook-" not in (term.cwd / "Pulumi.prod.yaml").read_text()
+    # Initial KV secrets are a dev setting (prod refuses them): the block runs on the dev stack.
+    (term.cwd / "Pulumi.dev.yaml").write_text((ROOT / "Pulumi.dev.yaml").read_text())
+    subprocess.run(["pulumi", "stack", "init", "dev"], cwd=term.cwd, env=term.env, capture_output=True, text=True,
+                   timeout=60, check=True)
+    term.run(dev_kv)
+    config = _stack_config(term, "dev")
+    assert config.secrets.kv["payments/billing/config"]["api_key"].reveal() == "runbook-api-key"
+    assert "runbook-" not in (term.cwd / "Pulumi.dev.yaml").read_text()
 
 
 def test_restore_usage(engine, vault_bin, workdir):

@@ -369,16 +369,16 @@ def test_prod_first_run_later_ci_runs_previews_and_refused_logins(prod):
     for method, path, body in refused:
         assert status(prod, method, path, deployer, body) == 403, (method, path)
         assert status(prod, method, path, previewer, body) == 403, (method, path)
-    # An initial secret is written once: not even the deployer that made it may overwrite it.
-    overwrite = {"data": {"x": "y"}, "options": {"cas": 0}}
-    assert status(prod, "POST", "secret/data/myapp/config", deployer, overwrite) == 403
+    # Prod seeds no secret values from the stack: the deployer writes no KV data at all.
+    write = {"data": {"x": "y"}, "options": {"cas": 0}}
+    assert status(prod, "POST", "secret/data/myapp/config", deployer, write) == 403
     for method, path, body in (("PUT", "sys/policies/acl/admin", {"policy": 'path "*" { capabilities = ["sudo"] }'}),
                                ("DELETE", "sys/mounts/transit", None), ("POST", "database/config/app-postgres",
                                                                         {"allowed_roles": ["*"]})):
         assert status(prod, method, path, previewer, body) == 403, (method, path)
 
-    # The refusals come from the policies, not from malformed requests: root reads and issues.
-    assert status(prod, "GET", "secret/data/myapp/config", root) == 200
+    # The refusals come from the policies, not from malformed requests: root writes and issues.
+    assert status(prod, "POST", "secret/data/myapp/config", root, write) == 200
     assert status(prod, "POST", "pki_int/issue/internal-certs", root, {"common_name": "a.internal"}) == 200
 
     # `pulumi destroy` on prod stops before it deletes anything.

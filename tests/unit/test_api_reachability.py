@@ -89,8 +89,8 @@ def test_reachability_mistakes_are_refused_before_any_resource(api, key, needle)
 def test_an_ip_address_in_the_certificate_makes_an_ip_api_address_valid():
     overrides = {"api": {"address": "https://10.0.12.7:8200"}, "tls": {"extraIpAddresses": ["10.0.12.7"]}}
     rec = run_stack("prod", overrides)
-    csr = rec.one("tls:index/certRequest:CertRequest", "vault-cluster-tls-server-csr")
-    assert csr.get("ipAddresses") == ["127.0.0.1", "10.0.12.7"]
+    cert = rec.one("kubernetes:cert-manager.io/v1:Certificate", "vault-cluster-tls-pair-certificate")
+    assert cert.get("spec.ipAddresses") == ["127.0.0.1", "10.0.12.7"]
     rec = run_stack("prod", {"api": {"address": "https://10.0.12.7:8200"}}, expect_error=True)
     assert "'10.0.12.7' is not in the server certificate" in rec.error
     rec = run_stack("prod", {"tls": {"extraIpAddresses": ["10.0.12"]}}, expect_error=True)

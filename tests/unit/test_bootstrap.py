@@ -92,23 +92,24 @@ def test_every_vault_resource_uses_the_in_stack_provider_after_init(stack):
 
 
 def test_a_configured_token_replaces_the_root_token():
-    rec = run_stack("prod", secrets={"vaultToken": "CANARY-admin-token"})
-    assert rec.local_files[".vault-login/prod.token"] == "CANARY-admin-token\n"
+    # (dev: prod refuses a token in its config; an operator gives VAULT_TOKEN at run time there.)
+    rec = run_stack("dev", secrets={"vaultToken": "CANARY-admin-token"})
+    assert rec.local_files[".vault-login/dev.token"] == "CANARY-admin-token\n"
     init = rec.one(INIT, "vault-bootstrap-init")
     assert init.get("existing_token") == "CANARY-admin-token" and init.is_secret("existing_token")
     assert canary_leaks(rec) == []
 
 
 def test_pgp_root_token_without_a_stack_token_stops_after_init():
-    rec = run_stack("prod", {"init": {"rootTokenPgpKey": PGP_KEY}, "deploy": {"revokeRootToken": False}})
+    rec = run_stack("dev", {"init": {"rootTokenPgpKey": PGP_KEY}})
     assert rec.one(INIT, "vault-bootstrap-init").get("root_token_pgp_key") == PGP_KEY
     assert [r for r in rec.resources if r.type.startswith("vault:")] == []
     assert rec.of_type("kubernetes:batch/v1:CronJob") == []
     # The ciphertext is no token: no Vault provider is built with it.
     assert rec.of_type("pulumi:providers:vault") == []
-    with_token = run_stack("prod", {"init": {"rootTokenPgpKey": PGP_KEY}, "deploy": {"revokeRootToken": False}},
+    with_token = run_stack("dev", {"init": {"rootTokenPgpKey": PGP_KEY}},
                            {"vaultToken": "CANARY-admin-token"})
-    assert with_token.local_files[".vault-login/prod.token"] == "CANARY-admin-token\n"
+    assert with_token.local_files[".vault-login/dev.token"] == "CANARY-admin-token\n"
 
 
 def test_ca_file_is_written_once_and_atomically(tmp_path):
@@ -181,14 +182,14 @@ def test_the_wait_comes_after_init_in_its_own_resource(stack):
 
 
 def test_the_wait_uses_a_configured_token_and_knows_about_pgp():
-    rec = run_stack("prod", {"init": {"rootTokenPgpKey": PGP_KEY, "pgpKeys": [fake_pgp_key(i) for i in range(5)]},
-                             "deploy": {"revokeRootToken": False}}, secrets={"vaultToken": "CANARY-admin-token"})
+    # (dev: prod hands the root token over instead, and refuses a token in its config.)
+    rec = run_stack("dev", {"init": {"rootTokenPgpKey": PGP_KEY, "pgpKeys": [fake_pgp_key(0)]},
+                            "cluster": {"rollout": {"enabled": False}}}, secrets={"vaultToken": "CANARY-admin-token"})
     ready = rec.one(READY)
     # The configured token is plain text, so it can read the Raft configuration; the shares cannot unseal.
     assert ready.get("token") == "CANARY-admin-token" and ready.get("token_encrypted") is False
     assert ready.get("keys_encrypted") is True
-    encrypted = run_stack("prod", {"init": {"rootTokenPgpKey": PGP_KEY},
-                                   "deploy": {"revokeRootToken": False}}).one(READY)
+    encrypted = run_stack("dev", {"init": {"rootTokenPgpKey": PGP_KEY}}).one(READY)
     assert encrypted.get("token_encrypted") is True
 
 

@@ -70,7 +70,8 @@ def test_shamir_has_no_seal_stanza():
 
 
 def test_transit_seal_stanza_never_holds_the_token():
-    config = cfg("prod", TRANSIT, {"transitUnsealToken": "CANARY-transit-token"})
+    # (dev: prod takes the token from an operator's Secret, tests/unit/test_state_secrets.py.)
+    config = cfg("dev", TRANSIT, {"transitUnsealToken": "CANARY-transit-token"})
     text = render_server_hcl(Names.of(config), seal(config))
     stanza = hcl.loads(text)["seal"]["transit"]
     assert stanza == {"address": "https://vault-unseal.example.com:8200", "key_name": "autounseal",
@@ -238,7 +239,7 @@ def test_irsa_role_trusts_exactly_the_vault_service_account():
 
 
 def test_transit_token_travels_only_in_a_secret():
-    rec = run_stack("prod", TRANSIT, {"transitUnsealToken": "CANARY-transit-token"})
+    rec = run_stack("dev", TRANSIT, {"transitUnsealToken": "CANARY-transit-token"})
     assert canary_leaks(rec) == []
     secret = rec.one("kubernetes:core/v1:Secret", "vault-cluster-unseal-transit")
     assert secret.get("stringData.VAULT_TOKEN") == "CANARY-transit-token"
@@ -252,23 +253,56 @@ def test_transit_token_travels_only_in_a_secret():
 
 def test_tls_certificate_names_every_way_to_reach_a_pod():
     rec = run_stack("prod")
-    csr = rec.one("tls:index/certRequest:CertRequest", "vault-cluster-tls-server-csr")
-    names = set(csr.get("dnsNames"))
+    cert = rec.one("kubernetes:cert-manager.io/v1:Certificate", "vault-cluster-tls-pair-certificate")
+    names = set(cert.get("spec.dnsNames"))
     for i in range(5):
         assert f"vault-{i}.vault-internal" in names
     assert {"vault-active", "vault", "vault.vault.svc", "vault.vault.svc.cluster.local", "localhost",
             "vault.internal.example.com"} <= names
-    assert csr.get("ipAddresses") == ["127.0.0.1"]
-    cert = rec.one("tls:index/locallySignedCert:LocallySignedCert", "vault-cluster-tls-server-cert")
-    assert {"server_auth", "client_auth"} <= set(cert.get("allowedUses"))
+    assert cert.get("spec.ipAddresses") == ["127.0.0.1"]
+    # Raft peers present it to each other when joining.
+    assert {"server auth", "client auth"} <= set(cert.get("spec.usages"))
+    dev = run_stack("dev").one("pulumi-python:dynamic/tls:LocalTls", "vault-cluster-tls-pair-keys")
+    assert {"vault-0.vault-internal", "vault-active", "localhost"} <= set(dev.get("dns_names"))
+    assert dev.get("ip_addresses") == ["127.0.0.1"] and dev.get("client_auth") is True
 
 
-def test_tls_key_lives_only_in_a_tls_secret_and_the_ca_is_exported():
+def test_prod_tls_keys_are_made_and_kept_in_the_cluster_and_only_the_ca_is_exported():
     rec = run_stack("prod")
-    secret = rec.one("kubernetes:core/v1:Secret", "vault-cluster-tls-secret")
+    # cert-manager makes the keys: no private key and no key-holding Secret of the stack's own.
+    assert rec.of_type("pulumi-python:dynamic/tls:LocalTls") == []
+    assert not [r for r in rec.of_type("kubernetes:core/v1:Secret") if "tls.key" in (r.inputs.get("stringData") or {})]
+    cert = rec.one("kubernetes:cert-manager.io/v1:Certificate", "vault-cluster-tls-pair-certificate")
+    assert cert.get("spec.secretName") == "vault-tls"
+    assert cert.get("spec.privateKey") == {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}
+    assert cert.get("metadata.annotations") == {"pulumi.com/waitFor": "condition=Ready"}
+    ca = rec.one("kubernetes:cert-manager.io/v1:Certificate", "vault-cluster-tls-pair-ca")
+    assert ca.get("spec.isCA") is True and ca.get("spec.secretName") == "vault-server-ca"
+    issuer = rec.one("kubernetes:cert-manager.io/v1:Issuer", "vault-cluster-tls-pair-ca-issuer")
+    assert issuer.get("spec") == {"ca": {"secretName": "vault-server-ca"}}
+    assert cert.get("spec.issuerRef") == {"group": "cert-manager.io", "kind": "Issuer", "name": "vault-server-ca"}
+    # The CA comes back from what cert-manager issued, and is exported (public).
+    assert rec.exports["caCertificate"].startswith("-----BEGIN CERTIFICATE-----\nfake-cert-manager-ca")
+    assert "caCertificate" not in rec.export_secret_paths
+    assert canary_leaks(rec) == []
+
+
+def test_an_issuer_of_the_operators_signs_the_server_certificate_without_a_ca_of_the_stacks():
+    rec = run_stack("prod", {"tls": {"issuer": {"kind": "ClusterIssuer", "name": "corp-pki"}, "caValidity": None}})
+    cert = rec.one("kubernetes:cert-manager.io/v1:Certificate", "vault-cluster-tls-pair-certificate")
+    assert cert.get("spec.issuerRef") == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "corp-pki"}
+    made = {r.name for r in rec.resources if r.name.startswith("vault-cluster-tls-pair-")}
+    assert made == {"vault-cluster-tls-pair-certificate"}
+
+
+def test_dev_tls_key_lives_only_in_a_tls_secret_and_the_ca_is_exported():
+    rec = run_stack("dev")
+    secret = rec.one("kubernetes:core/v1:Secret", "vault-cluster-tls-pair-secret")
     assert secret.get("type") == "kubernetes.io/tls"
     assert secret.get("metadata.name") == "vault-tls"
     assert "CANARY" in secret.get("stringData")["tls.key"] and secret.is_secret("stringData")
+    keys = rec.one("pulumi-python:dynamic/tls:LocalTls", "vault-cluster-tls-pair-keys")
+    assert {"ca_key_pem", "key_pem"} <= set(keys.additional_secret_outputs)
     assert "caCertificate" in rec.exports and "BEGIN CERTIFICATE" in rec.exports["caCertificate"]
     assert "caCertificate" not in rec.export_secret_paths
     assert canary_leaks(rec) == []
@@ -278,8 +312,10 @@ def test_existing_tls_secret_replaces_the_generated_certificates():
     ca = "-----BEGIN CERTIFICATE-----\nMIIBexisting\n-----END CERTIFICATE-----\n"
     rec = run_stack("dev", {"tls": {"source": "existingSecret", "existingSecret": "corp-vault-tls",
                                     "existingCaCert": ca, "validity": None}})
-    keys = [k.name for k in rec.of_type("tls:index/privateKey:PrivateKey")]
-    assert [k for k in keys if k.startswith("vault-cluster-tls")] == []
+    assert [r.name for r in rec.resources if r.name.startswith("vault-cluster-tls-")] == []
+    # The injector makes its own serving certificate then: no key of the stack's for it either.
+    assert rec.of_type("vault-platform:tls:InjectorTls") == []
+    assert release(rec).get("values.injector").get("certs") is None
     assert release(rec).get("values.server.volumes[0].secret.secretName") == "corp-vault-tls"
     assert rec.exports["caCertificate"] == ca
 
@@ -307,3 +343,18 @@ def test_components_parent_their_children(stack):
             continue
         assert r.parent, f"{r.type}::{r.name} has no parent"
         assert any(a.type.startswith("vault-platform:") for a in rec.ancestors(r)), r.name
+
+
+def test_a_component_misused_in_code_names_the_input_without_a_traceback():
+    import pulumi
+
+    from components.model import ApiConfig, ClusterConfig, UnsealConfig
+    from components.resources.cluster import VaultClusterArgs
+
+    with pytest.raises(pulumi.InputPropertyError) as err:
+        VaultClusterArgs(namespace="vault", api=ApiConfig(address="https://127.0.0.1:8200"),
+                         unseal=UnsealConfig(type="shamir"), cluster=ClusterConfig(replicas=2))
+    assert err.value.property_path == "cluster.replicas" and "odd number, not 2" in err.value.reason
+    # A RunError is what the Python language host prints as its message alone.
+    assert isinstance(err.value, pulumi.RunError)
+    assert str(err.value) == "cluster.replicas: VaultClusterArgs: must be an odd number, not 2"

@@ -4,12 +4,13 @@ what is allowed."""
 from __future__ import annotations
 
 import json
+import sys
 
 import pulumi
 import pytest
 from pydantic import ValidationError
 
-from components.model import TOP_LEVEL_KEYS, ConfigError, load_config
+from components.model import TOP_LEVEL_KEYS, ConfigError, PlatformConfig, load_config
 from components.model.checks import cron, duration, duration_seconds, quantity
 from tests.harness import run_stack, stack_config
 from tests.harness.fakes import fake_pgp_key
@@ -270,6 +271,13 @@ def test_top_level_keys_are_all_declared_in_pulumi_yaml():
     assert declared == set(TOP_LEVEL_KEYS)
     for key, spec in project["config"].items():
         assert spec.get("description"), f"Pulumi.yaml config {key} has no description"
+    # The block is generated from the model, not a third hand-kept copy of its descriptions.
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import stack_schema
+
+    text = (ROOT / "Pulumi.yaml").read_text()
+    assert stack_schema.render_project(text) == text, "run `python scripts/stack_schema.py --write`"
+    assert project["config"]["environment"]["description"] == PlatformConfig.model_fields["environment"].description
 
 
 def test_value_helpers():
@@ -383,12 +391,12 @@ def test_server_limits_default_to_512mi_and_500m_when_only_one_is_set():
     assert c.cluster.resources.requests.memory == "256Mi" and c.cluster.resources.requests.cpu == "250m"
 
 
-def test_the_readme_reference_shows_the_defaults_the_program_uses():
+def test_the_config_reference_shows_the_defaults_the_program_uses():
     import re
 
     from tests.harness import ROOT
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "config-reference.md").read_text()
     shown = dict(re.findall(r"^\| `([^`]+)` \| [^|]+ \| `([^`]*)` \|", readme, re.M))
     compared = 0
     for path, value in _section_defaults():

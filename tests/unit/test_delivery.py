@@ -42,6 +42,12 @@ def custom_resources(rec):
     return [r for r in rec.resources if r.type.startswith(CUSTOM)]
 
 
+def delivery_resources(rec):
+    """The custom resources that deliver secrets (not the cert-manager objects of the stack's own TLS)."""
+    pairs = {r.urn for r in rec.of_type("vault-platform:tls:CertificatePair")}
+    return [r for r in custom_resources(rec) if r.parent not in pairs]
+
+
 def manifest(r) -> dict:
     return {k: r.inputs[k] for k in ("apiVersion", "kind", "metadata", "spec", "rules", "roleRef", "subjects",
                                      "type", "stringData") if k in r.inputs}
@@ -56,19 +62,18 @@ def b64decode(text: str) -> str:
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_custom_resource_passes_its_crd_schema(stack):
     rec = run_stack(stack, {"certManager": {"enabled": True, "pkiRole": "internal-certs"}})
-    found = custom_resources(rec)
-    assert sorted(r.type for r in found) == [
+    assert sorted(r.type for r in delivery_resources(rec)) == [
         "kubernetes:cert-manager.io/v1:ClusterIssuer", "kubernetes:external-secrets.io/v1:ExternalSecret",
         "kubernetes:external-secrets.io/v1:SecretStore"]
-    for r in found:
+    # Every one, the TLS objects prod asks cert-manager for included.
+    for r in custom_resources(rec):
         assert facts.custom_resource_problems(manifest(r)) == [], r.name
 
 
 def test_custom_resources_of_many_applications_pass_their_schemas():
     rec = run_stack("prod", {"applications": APPS})
-    found = custom_resources(rec)
-    assert len(found) == 1 + 2 + 2  # the issuer; a store and an ExternalSecret for each of two namespaces
-    for r in found:
+    assert len(delivery_resources(rec)) == 1 + 2 + 2  # the issuer; a store and an ExternalSecret per namespace
+    for r in custom_resources(rec):
         assert facts.custom_resource_problems(manifest(r)) == [], r.name
 
 
@@ -113,18 +118,24 @@ def test_injector_webhook_serves_opted_in_namespaces_with_a_stack_made_certifica
     assert injector["webhook"]["failurePolicy"] == policy
     assert injector["webhook"]["namespaceSelector"] == {"matchLabels": {INJECTION_LABEL: "enabled"}}
     assert ("podDisruptionBudget" in injector) is (replicas > 1)
-    # The serving certificate comes from pulumi_tls, not from the injector itself.
-    secret = rec.one("kubernetes:core/v1:Secret", "vault-cluster-injector-tls-secret")
-    assert secret.get("type") == "kubernetes.io/tls" and secret.is_secret("stringData")
-    assert injector["certs"]["secretName"] == secret.get("metadata.name") == "vault-injector-tls"
-    ca = rec.one("tls:index/selfSignedCert:SelfSignedCert", "vault-cluster-injector-tls-ca")
-    assert b64decode(injector["certs"]["caBundle"]) == "-----BEGIN CERTIFICATE-----\nfake-cert-" + ca.name + \
-        "\n-----END CERTIFICATE-----\n"
+    # The serving certificate comes from the stack (its own CA), not from the injector itself: made by
+    # `pulumi up` in dev, by cert-manager in prod.
+    assert injector["certs"]["secretName"] == "vault-injector-tls"
     assert injector["leaderElector"] == {"enabled": False}
-    csr = rec.one("tls:index/certRequest:CertRequest", "vault-cluster-injector-tls-csr")
-    assert "vault-agent-injector-svc.vault.svc" in csr.get("dnsNames")
-    cert = rec.one("tls:index/locallySignedCert:LocallySignedCert", "vault-cluster-injector-tls-cert")
-    assert "server_auth" in cert.get("allowedUses") and cert.get("earlyRenewalHours") > 0
+    if stack == "dev":
+        pair = rec.one("pulumi-python:dynamic/tls:LocalTls", "vault-cluster-injector-tls-pair-keys")
+        assert b64decode(injector["certs"]["caBundle"]) == \
+            "-----BEGIN CERTIFICATE-----\nfake-ca-" + pair.name + "\n-----END CERTIFICATE-----\n"
+        assert "vault-agent-injector-svc.vault.svc" in pair.get("dns_names")
+        assert pair.get("client_auth") is False and pair.get("early_renewal_hours") > 0
+        secret = rec.one("kubernetes:core/v1:Secret", "vault-cluster-injector-tls-pair-secret")
+        assert secret.get("metadata.name") == "vault-injector-tls" and secret.is_secret("stringData")
+    else:
+        cert = rec.one("kubernetes:cert-manager.io/v1:Certificate", "vault-cluster-injector-tls-pair-certificate")
+        assert cert.get("spec.secretName") == "vault-injector-tls"
+        assert "vault-agent-injector-svc.vault.svc" in cert.get("spec.dnsNames")
+        assert "server auth" in cert.get("spec.usages") and "client auth" not in cert.get("spec.usages")
+        assert b64decode(injector["certs"]["caBundle"]).startswith("-----BEGIN CERTIFICATE-----\nfake-cert-manager-ca")
     # Injected agents run the server's Vault and log in where the roles are.
     assert injector["agentImage"] == release(rec).get("values.server.image")
     assert injector["authPath"] == "auth/kubernetes"
@@ -239,9 +250,14 @@ def test_nothing_secret_travels_outside_secrets(stack):
     for r in rec.resources:
         if r.type.startswith("kubernetes:") and r.type != "kubernetes:core/v1:Secret":
             assert CANARY not in json.dumps(r.inputs), r.name
-    # The only private key the delivery adds lives in the injector's TLS Secret.
-    key = rec.one("kubernetes:core/v1:Secret", "vault-cluster-injector-tls-secret")
-    assert CANARY in key.get("stringData")["tls.key"] and key.is_secret("stringData")
+    # The only private key the delivery adds is the injector's serving key: in its TLS Secret in dev,
+    # and in prod nowhere in the stack (cert-manager makes and keeps it in the cluster).
+    secrets = {r.name: r for r in rec.of_type("kubernetes:core/v1:Secret")}
+    if stack == "dev":
+        key = secrets["vault-cluster-injector-tls-pair-secret"]
+        assert CANARY in key.get("stringData")["tls.key"] and key.is_secret("stringData")
+    else:
+        assert not [n for n, r in secrets.items() if "tls.key" in (r.inputs.get("stringData") or {})]
 
 
 # --- the External Secrets Operator --------------------------------------------------------------------

@@ -93,15 +93,23 @@ def test_dev_has_no_deploy_identity_unless_asked():
     assert json.loads(provider.get("authLoginTokenFile")) == {"filename": ".vault-login/dev.token"}
 
 
+ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:vault-oidc"
+
+
 def test_operators_log_in_with_oidc_and_get_the_deployer_policy_only():
-    overrides = {"deploy": {"operatorOidc": {"enabled": True, "discoveryUrl": "https://login.example.com/",
-                                             "clientId": "vault", "adminGroup": "vault-admins"}}}
-    rec = run_stack("prod", overrides, secrets={"oidcClientSecret": "CANARY-client-secret"})
+    oidc_settings = {"enabled": True, "discoveryUrl": "https://login.example.com/", "clientId": "vault",
+                     "adminGroup": "vault-admins"}
+    # prod: the client secret is read from AWS when the identity is written; the state holds its ARN only.
+    rec = run_stack("prod", {"deploy": {"operatorOidc": {**oidc_settings, "clientSecretArn": ARN}}})
     identity = rec.one(IDENTITY)
     oidc = next(a for a in identity.get("auths") if a["path"] == "oidc")
     assert oidc["type"] == "oidc" and oidc["config"]["oidc_client_id"] == "vault"
     assert "oidc_client_secret" not in oidc["config"]
-    assert identity.get("client_secrets") == {"oidc": "CANARY-client-secret"} and identity.is_secret("client_secrets")
+    assert identity.get("client_secrets") == {} and identity.get("client_secret_arns") == {"oidc": ARN}
+    # dev may give it in the config: a secret input, then.
+    dev = run_stack("dev", {"deploy": {"operatorOidc": oidc_settings, "revokeRootToken": True}},
+                    secrets={"oidcClientSecret": "CANARY-client-secret"}).one(IDENTITY)
+    assert dev.get("client_secrets") == {"oidc": "CANARY-client-secret"} and dev.is_secret("client_secrets")
     (role,) = oidc["roles"]
     assert role["payload"]["bound_claims"] == {"groups": ["vault-admins"]}
     assert role["payload"]["token_policies"] == ["deployer"]
@@ -136,7 +144,11 @@ def test_the_deployer_can_write_everything_the_stack_manages():
     assert not missing
     # Auth mounts are tuned where the provider tunes them (it ignores a refused tune).
     assert "update" in granted(deployer, "sys/mounts/auth/kubernetes/tune")
-    assert granted(deployer, "secret/data/myapp/config") == {"create"}  # an initial secret: written once
+    # prod seeds no KV value; dev's initial secret is created once and never read or overwritten.
+    assert granted(deployer, "secret/data/myapp/config") == set()
+    dev = vs.build(load("dev", {"deploy": {"jwt": {"enabled": True, "github": {"repository": "example-org/x"}}}}))
+    dev_deployer = next(p for p in dev.policies if p.name == ident.DEPLOYER_POLICY)
+    assert granted(dev_deployer, "secret/data/myapp/config") == {"create"}
 
 
 @pytest.mark.parametrize("path", [
@@ -282,8 +294,10 @@ def test_prod_without_pgp_keys_says_how_to_export_one():
     with pytest.raises(ConfigError) as raised:
         load("prod", {"init": {"pgpKeys": []}})
     message = str(raised.value)
-    assert "gpg --export" in message and "init.acceptPlaintextShares" in message
-    assert load("prod", {"init": {"pgpKeys": [], "acceptPlaintextShares": True}}).init.pgp_keys == ()
+    assert "gpg --export" in message
+    # No way around it in prod: plaintext shares in the state could make a root token.
+    with pytest.raises(ConfigError, match=r"init\.acceptPlaintextShares"):
+        load("prod", {"init": {"pgpKeys": [], "acceptPlaintextShares": True}})
 
 
 def test_revoking_is_the_prod_default_and_dev_keeps_its_root_token():

@@ -10,7 +10,7 @@ import json
 
 import hcl
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError
 
 from migration import cli
 from migration import mapping as m
@@ -18,7 +18,7 @@ from migration.engine import DIFFERS, MATCH, SKIPPED, Optimism, Outcome, Planned
 from migration.policy import migration_policy, migration_policy_hcl
 from migration.report import Item, Journal, Progress, read_journal
 from migration.retry import Backoff, Counter
-from migration.source import SecretsManager, SourceValue, _retryable
+from migration.source import MAX_ATTEMPTS, AwsError, SecretsManager, SourceValue
 from migration.vault import Vault, VaultError
 
 ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf"
@@ -273,16 +273,41 @@ def test_full_jitter_grows_exponentially_up_to_the_cap():
     assert backoff.delay(3, rng=lambda low, high: low) == 0.0
 
 
-def _client_error(code: str, status: int = 400) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
+class RetryingClient:
+    """Answers as a botocore client does after its own retries: RetryAttempts in the metadata."""
+
+    def __init__(self, answers):
+        self.answers = iter(answers)
+
+    def list_secrets(self, **kwargs):
+        answer = next(self.answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
 
-def test_throttling_and_server_errors_from_aws_are_retried_refusals_are_not():
-    assert _retryable(_client_error("ThrottlingException"))
-    assert _retryable(_client_error("InternalServiceError", 500))
-    assert _retryable(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
-    assert not _retryable(_client_error("AccessDeniedException"))
-    assert not _retryable(_client_error("ResourceNotFoundException"))
+def test_aws_retries_are_botocores_and_every_attempt_is_counted():
+    throttled_twice = {"SecretList": [], "ResponseMetadata": {"HTTPStatusCode": 200, "RetryAttempts": 2}}
+    gave_up = ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+                           "ResponseMetadata": {"HTTPStatusCode": 400, "RetryAttempts": MAX_ATTEMPTS - 1}},
+                          "ListSecrets")
+    source = SecretsManager(RetryingClient([throttled_twice, gave_up]))
+    assert source.list(["app/"]) == []
+    assert (source.requests.value, source.retries.value) == (3, 2)
+    with pytest.raises(AwsError, match="Secrets Manager list_secrets: ThrottlingException: Rate exceeded"):
+        source.list(["app/"])
+    assert (source.requests.value, source.retries.value) == (3 + MAX_ATTEMPTS, 2 + MAX_ATTEMPTS - 1)
+    # A refusal is not retried by botocore and reaches the operator as one line.
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"},
+                          "ResponseMetadata": {"HTTPStatusCode": 400}}, "ListSecrets")
+    with pytest.raises(AwsError, match="AccessDeniedException: no"):
+        SecretsManager(RetryingClient([denied])).list([""])
+
+
+def test_the_client_uses_botocores_standard_retry_mode_bounded_in_attempts():
+    client = SecretsManager.from_environment(region="eu-west-1").client
+    # What botocore does with it against a throttling endpoint: tests/integration/test_migration.py.
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}
 
 
 class StubClient:

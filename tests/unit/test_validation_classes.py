@@ -35,6 +35,8 @@ INJECTED = {"name": "myapp", "namespace": "default", "serviceAccount": "myapp",
 NO_OPERATOR = {"externalSecrets": None}
 OIDC = {"enabled": True, "discoveryUrl": "https://idp.example.com", "clientId": "vault", "adminGroup": "platform"}
 OIDC_SECRET = {"oidcClientSecret": f"{CANARY}-oidc-client-secret"}
+# prod reads the client secret from AWS Secrets Manager when the identity is written, never from config.
+OIDC_ARN = {"clientSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:vault-oidc"}
 
 
 def _stack_apps(stack: str) -> list[dict]:
@@ -167,6 +169,11 @@ NO_EFFECT: list[tuple[str, str, dict, dict | None, str, str]] = [
     ("a NodePort on a LoadBalancer", "prod", {"api": {"nodePort": 30820}}, None, "api.nodePort", "api.nodePort"),
     ("a dev PostgreSQL image without the dev PostgreSQL", "prod", {"database": {"devPostgresImage": "postgres:16"}},
      None, "database.devPostgresImage", "database.devPostgresImage"),
+    ("a cert-manager issuer for a generated certificate", "dev",
+     {"tls": {"issuer": {"kind": "ClusterIssuer", "name": "corp-pki"}}}, None, "tls.issuer", "tls.issuer"),
+    ("a CA lifetime when an issuer of the operator's signs", "prod",
+     {"tls": {"issuer": {"kind": "ClusterIssuer", "name": "corp-pki"}, "caValidity": "87600h"}}, None,
+     "tls.caValidity", "tls.caValidity"),
     ("an internal load balancer with no load balancer", "prod", {"api": {"serviceType": "ClusterIP"}}, None,
      "api.internalLoadBalancer", "api.internalLoadBalancer"),
     ("public exposure of an internal load balancer", "prod", {"api": {"publicExposureIntended": True}}, None,
@@ -356,14 +363,18 @@ TOGGLE_EXTRAS: dict[str, Any] = {
     "cluster.injector": lambda s: _app(s, delivery="externalSecrets"),
     "pki": lambda s: {**_app(s, pkiRole=""), "certManager": {"enabled": False}},
     "database": lambda s: _app(s, databaseRole=""),
-    "deploy.jwt": {"deploy": {"revokeRootToken": False}},
-    "deploy.operatorOidc": {"deploy": {"operatorOidc": {k: v for k, v in OIDC.items() if k != "enabled"}}},
+    # prod keeps a deploy identity (it refuses a standing root token): operators' when CI's is off.
+    "deploy.jwt": lambda s: {"deploy": {"revokeRootToken": False}} if s == "dev" else
+    {"deploy": {"operatorOidc": {**OIDC, **OIDC_ARN}}},
+    "deploy.operatorOidc": lambda s: {"deploy": {"operatorOidc": {
+        **{k: v for k, v in OIDC.items() if k != "enabled"}, **(OIDC_ARN if s == "prod" else {})}}},
     "migration.awsSecretsManager": {"migration": {"awsSecretsManager": {"namePrefix": "prod/"}}},
     "backup.s3.replication": lambda s: {"backup": {"s3": {"replication": {"region": "eu-central-1"}}}} if s == "prod"
     else {"backup": {"target": "s3", "volume": None, "s3": {"replication": {"region": "eu-central-1"}}},
           "aws": {**AWS, "keyAdministrators": ["arn:aws:iam::123456789012:role/admin"]}},
 }
-TOGGLE_SECRETS = {"deploy.operatorOidc": OIDC_SECRET}
+def _toggle_secrets(section: str, stack: str) -> dict | None:
+    return OIDC_SECRET if section == "deploy.operatorOidc" and stack == "dev" else None
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -379,13 +390,13 @@ def test_enabled_false_keeps_the_settings_beside_it(stack, section):
     overrides = _nest(section, {**defaults, "enabled": False})
     extra = TOGGLE_EXTRAS.get(section, {})
     overrides = _merge(_overrides(extra, stack), overrides)
-    config, secret_keys = stack_config(stack, overrides, TOGGLE_SECRETS.get(section))
+    config, secret_keys = stack_config(stack, overrides, _toggle_secrets(section, stack))
     loaded = load_config(config, set(secret_keys))
     assert unused_rule.value_at(loaded, f"{section}.enabled") is False
     # ...and left out (its default), the same settings are refused where the default is off.
     if not sections[section].model_fields["enabled"].default:
         off = _merge(_overrides(extra, stack), _nest(section, defaults))
-        problems = refusals(stack, off, TOGGLE_SECRETS.get(section))
+        problems = refusals(stack, off, _toggle_secrets(section, stack))
         assert any(f"has no effect: {section}.enabled is false (its default)" in p for p in problems), problems
 
 
@@ -765,7 +776,10 @@ GOOD: list[tuple[str, str, dict, dict | None]] = [
      {"deploy": {"jwt": {"github": {"deployEnvironment": "prod eu"}}}}, None),
     ("the longest and shortest bootstrap tokens", "prod", {"deploy": {"bootstrapTokenTtl": "11m"}}, None),
     ("a day-long bootstrap token", "prod", {"deploy": {"bootstrapTokenTtl": "24h"}}, None),
-    ("operator OIDC on its own path", "prod", {"deploy": {"operatorOidc": OIDC}}, OIDC_SECRET),
+    ("operator OIDC on its own path", "prod", {"deploy": {"operatorOidc": {**OIDC, **OIDC_ARN}}}, None),
+    ("operator OIDC with its secret from the config", "dev",
+     {"deploy": {"operatorOidc": OIDC, "jwt": {"enabled": True, "github": {"repository": "example-org/x"}}}},
+     OIDC_SECRET),
     ("a certificate alert as early as pulumi up renews", "prod",
      {"monitoring": {"alerts": {"certificateExpiryDays": 30}}}, None),
     ("a scrape interval equal to the timeout", "prod", {"monitoring": {"scrapeInterval": "10s"}}, None),
@@ -812,7 +826,8 @@ WRONG_SHAPES = [
 @pytest.mark.parametrize(("key", "wrong"), WRONG_SHAPES, ids=[f"{k}={type(v).__name__}" for k, v in WRONG_SHAPES])
 def test_a_secure_value_of_the_wrong_shape_is_named_but_never_shown(key, wrong):
     config, secret_keys = stack_config("prod", secrets={key: None})
-    secrets = json.loads(config["vault-platform:secrets"])
+    secrets = json.loads(config.get("vault-platform:secrets") or "{}")
+    secret_keys = sorted({*secret_keys, "vault-platform:secrets"})
     secrets[key] = wrong
     config["vault-platform:secrets"] = json.dumps(secrets)
     with pytest.raises(ConfigError) as err:

@@ -48,13 +48,14 @@ def test_prod_mounts():
 
 def test_kv_settings_follow_config():
     # (Without the applications: their grants name the secret/ mount.)
-    s = settings("prod", {"kv": {"path": "kv-apps", "maxVersions": 3, "casRequired": True}, "applications": None,
-                          "externalSecrets": None})
+    s = settings("dev", {"kv": {"path": "kv-apps", "maxVersions": 3, "casRequired": True}, "applications": None,
+                         "externalSecrets": None})
     assert s.kv.mount.path == "kv-apps" and s.kv.max_versions == 3 and s.kv.cas_required is True
     assert all(secret.mount == "kv-apps" for secret in s.kv_secrets)
     # Initial secrets are created only if absent (cas=0), with or without check-and-set required.
     assert [secret.cas for secret in s.kv_secrets] == [0]
-    assert [secret.cas for secret in settings("prod").kv_secrets] == [0]
+    assert [secret.cas for secret in settings("dev").kv_secrets] == [0]
+    assert settings("prod").kv_secrets == ()  # prod seeds none from its config
 
 
 def test_prod_database_connection_and_role():
@@ -205,12 +206,12 @@ def test_audit_devices(secondary, paths):
 
 
 def test_initial_kv_secrets_stay_secret():
-    s = settings("prod")
+    s = settings("dev")
     (secret,) = s.kv_secrets
     assert (secret.mount, secret.name) == ("secret", "myapp/config")
     assert sorted(secret.data) == ["api_key", "database_url"]
     assert all(isinstance(v, Secret) for v in secret.data.values())
-    assert secret.data["api_key"].reveal() == TEST_SECRETS["prod"]["kv"]["myapp/config"]["api_key"]
+    assert secret.data["api_key"].reveal() == TEST_SECRETS["dev"]["kv"]["myapp/config"]["api_key"]
     # Nothing in the model's text form shows a secret value.
     assert CANARY not in repr(s) and CANARY not in str(s.kv_secrets)
 
