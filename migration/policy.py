@@ -6,22 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from components.render.policies import Policy, Rule, render
+from components.render.policies import MIGRATION_POLICY, Policy, kv_copy_policy, render
 from migration.mapping import MapRule
 
-CAPABILITIES = ("create", "read", "update")
-DEFAULT_NAME = "secrets-manager-migration"
+DEFAULT_NAME = MIGRATION_POLICY
 
 
 def migration_policy(mount: str, rules: Iterable[MapRule], name: str = DEFAULT_NAME) -> Policy:
-    prefixes = sorted({r.target_prefix for r in rules})
-    # A prefix inside another's space adds nothing (and Vault would merge the two rules).
-    needed = [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
-    policy_rules: list[Rule] = []
-    for prefix in needed:
-        policy_rules.append(Rule(f"{mount}/data/{prefix}*", CAPABILITIES))
-        policy_rules.append(Rule(f"{mount}/metadata/{prefix}*", CAPABILITIES))
-    return Policy(name, tuple(policy_rules))
+    return kv_copy_policy(name, mount, [r.target_prefix for r in rules])
 
 
 def migration_policy_hcl(mount: str, rules: Iterable[MapRule], name: str = DEFAULT_NAME) -> str:

@@ -446,6 +446,14 @@ def image_repository(value: str) -> str | None:
     return "is not an image repository (lower-case path components, optionally after a registry host)"
 
 
+def kv_prefix(value: str) -> str | None:
+    """A folder of a KV mount, as a policy path prefix: segments, ending in '/', no glob or template."""
+    if not re.fullmatch(r"([A-Za-z0-9_.-]+/)+", value):
+        return "is not a KV folder: name segments of letters, digits, '-', '_' or '.', each followed by '/' " \
+               "(imported/)"
+    return None
+
+
 def chart_repository(value: str) -> str | None:
     """Where Helm finds a chart: a chart repository over https, or an OCI registry (oci://host/path)."""
     if re.match(r"^oci://[^/\s:]+(:\d{1,5})?(/[a-z0-9][a-z0-9._/-]*)?$", value):

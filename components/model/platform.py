@@ -704,6 +704,10 @@ class MigrationConfig(Section):
     aws_secrets_manager: AwsSecretsManagerStoreConfig = setting(
         "The transition store: AWS Secrets Manager beside Vault while applications move.",
         factory=AwsSecretsManagerStoreConfig)
+    kv_prefix: Annotated[str, Strict(), rule(checks.kv_prefix)] = setting(
+        "Where `python -m migration` writes in the KV mount (the KV side of its --map): the `migration` CI login "
+        "may create, read and update secrets below it and nothing else.", "imported/")
+
 class AlertThresholds(Section):
     request_latency_ms: Between(1, 600_000) = setting(
         "Alert when a pod's 99th percentile request time stays above this many milliseconds for 10 minutes.", 500)
@@ -769,6 +773,18 @@ class GithubActions(Section):
         "Never empty: the environment is what makes a deploy wait for a review.", "production")
     preview_environment: Claim = setting("The GitHub environment of the prod preview job; give it required "
                                          "reviewers. Never empty.", "production-preview")
+    drift_environment: Claim = setting(
+        "The GitHub environment of the scheduled drift check (.github/workflows/drift.yml), which logs in as `drift` "
+        "(the previewer's policy) from deployRef only: allow only that branch to deploy to it (it has no reviewers, "
+        "so that the schedule runs unattended). Never empty.", "production-drift")
+    restore_environment: Claim = setting(
+        "The GitHub environment of the restore workflow (.github/workflows/restore.yml), which logs in as `restore` "
+        "(raft-restore: restore a snapshot of this cluster, nothing else) from deployRef only; give it required "
+        "reviewers. Never empty.", "production-restore")
+    migration_environment: Claim = setting(
+        "The GitHub environment of the migration workflow (.github/workflows/migrate.yml), which logs in as "
+        "`migration` (secrets-manager-migration: create, read and update below migration.kvPrefix, nothing else) "
+        "from deployRef only; give it required reviewers. Never empty.", "production-migration")
 
 
 IssuerUrl = Annotated[str, Strict(), rule(checks.issuer_url)]
@@ -822,6 +838,13 @@ class DeployConfig(Section):
         "When the root token is revoked: lifetime of the `deployer` token that finishes the first run in its place "
         f"(it is not renewable; later runs log in). Longer than {BOOTSTRAP_MARGIN_SECONDS // 60}m (the run stops "
         f"using it that long before it expires) and at most {BOOTSTRAP_TOKEN_MAX_SECONDS // 3600}h.", "1h")
+    limit_role_policies: Bool = setting(
+        "Let the deployer give Kubernetes auth roles only the policies the stack gives roles (app-*, "
+        "external-secrets-*, cert-manager-*, raft-backup, raft-rollout), never admin, deployer, previewer or a "
+        "stack's own policies. Vault 1.21 and later check each policy of a role's list against these; a server that "
+        "compares only whole lists (OpenBao; Vault before 1.21 without VAULT_NEW_PER_ELEMENT_MATCHING_ON_LIST) "
+        "would refuse every role the deployer writes: set false there, and the deployer may give a role any policy.",
+        True)
 
 
 class ImagesConfig(Section):

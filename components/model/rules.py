@@ -37,7 +37,10 @@ from components.model.problems import Problems
 
 # Policy names the platform writes itself; a stack's own policy must not replace them.
 PLATFORM_POLICIES = ("root", "default", "admin", "raft-backup", "raft-rollout", "app-templated",
-                     "app-templated-write", "deployer", "previewer", "metrics")
+                     "app-templated-write", "deployer", "previewer", "metrics", "raft-restore",
+                     "secrets-manager-migration")
+# The names of the policies the stack gives Kubernetes auth roles (render.policies.ROLE_POLICY_FAMILIES).
+ROLE_POLICY_PREFIXES = ("app-", "external-secrets-", "cert-manager-")
 # Vault refuses a shorter dead-server threshold, and automatic transit rotation more often than hourly.
 MIN_DEAD_SERVER_SECONDS = 60
 # Raft clusters larger than this slow writes down.
@@ -657,6 +660,10 @@ def _check_policies(c: PlatformConfig, problems: Problems) -> None:
     for name in names:
         if name in reserved:
             problems.add("policies", f"policy name {name!r} is reserved by the platform; choose another")
+        elif any(name.startswith(prefix) for prefix in ROLE_POLICY_PREFIXES):
+            # Kubernetes auth roles may carry only policies of these names (deploy.limitRolePolicies).
+            problems.add("policies", f"policy name {name!r}: names starting with {', '.join(ROLE_POLICY_PREFIXES)} "
+                                     "are the policies of the stack's Kubernetes auth roles; choose another")
     for i, policy in enumerate(c.policies):
         for path in duplicates([r.path for r in policy.rules]):
             # Vault would silently merge them; say so instead.

@@ -64,7 +64,52 @@ class DeployIdentityProvider(VaultHttp):
         return UpdateResult(outs={**news, **kept})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        return ReadResult(id_=id_, outs=props)
+        return self._guard(self._read, id_, props)
+
+    def _read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """What Vault holds now, so that a refresh shows a hand-made change to the identity (a widened
+        policy, a loosened bound claim) as drift. What this login may not read (a deployer reads neither
+        its own policy nor the CI login) stays as recorded: the previewer's refresh checks it."""
+        token = self._credentials({**props, "token": "" if props.get("root_token_revoked") else props.get("token")})
+        outs = dict(props)
+        policies = {}
+        for name, hcl in sorted((props.get("policies") or {}).items()):
+            status, payload = self._call(props, "GET", f"sys/policies/acl/{name}", token=token)
+            data = payload.get("data", payload) if isinstance(payload, dict) else {}
+            # Gone: recorded as empty, so the next `pulumi up` writes it again (with a break-glass token).
+            policies[name] = {200: data.get("policy", "") if status == 200 else "", 404: ""}.get(status, hcl)
+        outs["policies"] = policies
+        auths = []
+        for auth in props.get("auths") or []:
+            roles = []
+            for role in auth.get("roles") or []:
+                status, payload = self._call(props, "GET", f"auth/{auth['path']}/role/{role['name']}", token=token)
+                data = payload.get("data", payload) if isinstance(payload, dict) else {}
+                if status == 200:
+                    roles.append({**role, "payload": {k: self._as_written(v, data.get(k))
+                                                      for k, v in role["payload"].items()}})
+                else:
+                    roles.append({**role, "payload": {}} if status == 404 else role)
+            auths.append({**auth, "roles": roles})
+        outs["auths"] = auths
+        return ReadResult(id_=id_, outs=outs)
+
+    @staticmethod
+    def _as_written(written: Any, found: Any) -> Any:
+        """``written`` when Vault holds the same value (durations come back as seconds, lists in any
+        order), else what Vault holds."""
+        if isinstance(written, str) and written.endswith("s") and written[:-1].isdigit():
+            same = isinstance(found, int | float) and int(found) == int(written[:-1])
+            return written if same else (f"{int(found)}s" if isinstance(found, int | float) else found)
+
+        def normal(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: normal(v) for k, v in sorted(value.items())}
+            if isinstance(value, list | tuple):
+                return sorted((normal(v) for v in value), key=repr)
+            return value
+
+        return written if normal(written) == normal(found) else found
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         # Disabling the CI auth method would revoke the very token running this delete, and lock

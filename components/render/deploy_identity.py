@@ -3,10 +3,12 @@
 derived from exactly what the stack manages. Pure: no Pulumi, no I/O.
 
 `deployer` can apply the whole configuration and nothing more: it never reads secret data, cannot
-generate a root token, read raw storage or seal Vault. `previewer` reads the configuration (what
-`pulumi preview` and `pulumi refresh` need) and changes nothing. Whoever may apply Vault's
-configuration can change policies, its own included: the binding of `deployer` to the repository,
-the deploy ref and a GitHub environment with required reviewers is the control around that.
+generate a root token, read raw storage or seal Vault, and cannot change the deploy identity (its own
+policy, `previewer`'s, `admin`, the CI and operator logins) nor give a Kubernetes auth role any
+policy but the ones the stack gives roles. `previewer` reads the configuration (what `pulumi preview`
+and `pulumi refresh` need) and changes nothing. What the deployer still can do, write the content of
+the applications' policies, is what the review of the change and the deploy environment guard
+(README, "What a deployer can and cannot do").
 """
 
 from __future__ import annotations
@@ -17,10 +19,18 @@ from typing import Any
 
 from components.model import PlatformConfig, Secret
 from components.model.checks import duration_seconds
-from components.render.policies import Policy, Rule
+from components.render.policies import ADMIN_POLICY, MIGRATION_POLICY, RESTORE_POLICY, Policy, Rule
 
 DEPLOYER_POLICY = "deployer"
 PREVIEWER_POLICY = "previewer"
+# The CI role of the scheduled drift check (.github/workflows/drift.yml): previewer's policy.
+DRIFT_ROLE = "drift"
+# The CI roles of the reviewed restore and migration workflows (restore.yml, migrate.yml).
+RESTORE_ROLE = "restore"
+MIGRATION_ROLE = "migration"
+# Written by DeployIdentity with the root token on the first run, and after that only with a break-glass
+# token: the deployer may not change them.
+IDENTITY_POLICIES = (DEPLOYER_POLICY, PREVIEWER_POLICY, ADMIN_POLICY, RESTORE_POLICY, MIGRATION_POLICY)
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
 WRITE = ("create", "read", "update", "delete", "list")
@@ -80,11 +90,28 @@ class Managed:
     kv_mount: str = ""
     # The stack configures Raft autopilot (cluster.raft.autopilot).
     autopilot: bool = False
+    # The policies (Vault globs) the deployer may give Kubernetes auth roles; empty: any (deploy.limitRolePolicies).
+    role_policies: tuple[str, ...] = ()
     extra: tuple[Rule, ...] = field(default_factory=tuple)
 
 
 def _seconds(value: str) -> int:
     return int(duration_seconds(value))
+
+
+def role_rule(path: str, m: Managed) -> Rule:
+    """Writing Kubernetes auth roles: with ``m.role_policies``, a role may carry those policies only.
+
+    Vault (1.21 and later) checks every element of a list parameter against the allowed values, and a
+    comma-separated string as the list it stands for; a string is also matched whole first, so one with
+    a comma in it ("app-x,admin" matches "app-*") is refused outright. `policies`, the deprecated alias
+    of token_policies, is refused whatever it holds.
+    """
+    if not m.role_policies:
+        return Rule(path, WRITE, denied_parameters=("policies",))
+    return Rule(path, WRITE, denied_parameters=("policies",),
+                allowed_parameters=(("token_policies", m.role_policies), ("*", ())),
+                denied_values=(("token_policies", ("*,*",)),))
 
 
 def deployer_policy(m: Managed) -> Policy:
@@ -104,7 +131,7 @@ def deployer_policy(m: Managed) -> Policy:
         # the mount without its accessor).
         rules += [Rule(f"sys/auth/{path}", (*WRITE, "sudo")),
                   Rule(f"sys/mounts/auth/{path}", ("read",)), Rule(f"sys/mounts/auth/{path}/tune", ("read", "update")),
-                  Rule(f"auth/{path}/config", ("create", "read", "update")), Rule(f"auth/{path}/role/*", WRITE)]
+                  Rule(f"auth/{path}/config", ("create", "read", "update")), role_rule(f"auth/{path}/role/*", m)]
     # Every policy, not only today's: a run that drops a policy from the config deletes it after the
     # deploy identity was rewritten without it (the identity comes first in every run).
     rules.append(Rule("sys/policies/acl/*", ("create", "read", "update", "delete")))
@@ -145,11 +172,13 @@ def deployer_policy(m: Managed) -> Policy:
     # Said out loud, though nothing above grants them: deny wins over any later grant. The deploy
     # identity (its policies, the CI and operator logins) is written by DeployIdentity with the root token
     # on the first run, and after that only with a break-glass token: a deployer cannot widen what it
-    # may do, nor who may deploy.
+    # may do, nor who may deploy. It may read them (an exact path wins over sys/policies/acl/*, a longer
+    # prefix over a shorter one), so that its refresh shows a change made by hand.
     rules += [Rule("sys/generate-root/*", ("deny",)), Rule("sys/raw/*", ("deny",)), Rule("sys/seal", ("deny",)),
-              *(Rule(f"sys/policies/acl/{name}", ("deny",)) for name in (DEPLOYER_POLICY, PREVIEWER_POLICY))]
+              *(Rule(f"sys/policies/acl/{name}", ("read",)) for name in IDENTITY_POLICIES)]
     for path in m.identity_auth_paths:
-        rules += [Rule(f"sys/auth/{path}", ("deny",)), Rule(f"auth/{path}/*", ("deny",))]
+        rules += [Rule(f"sys/auth/{path}", ("deny",)), Rule(f"auth/{path}/*", ("deny",)),
+                  Rule(f"auth/{path}/role/*", ("read",))]
     return Policy(DEPLOYER_POLICY, tuple(rules))
 
 
@@ -162,6 +191,8 @@ def previewer_policy(m: Managed) -> Policy:
         rules += [Rule(f"sys/mounts/auth/{path}", ("read",)), Rule(f"sys/mounts/auth/{path}/tune", ("read",)),
                   Rule(f"auth/{path}/config", ("read",)), Rule(f"auth/{path}/role/*", READ)]
     rules.append(Rule("sys/policies/acl/*", ("read",)))
+    # The deploy identity's logins, so that a refresh shows a hand-made change to them (DeployIdentity.read).
+    rules += [Rule(f"auth/{path}/role/*", ("read",)) for path in m.identity_auth_paths]
     if m.kv_mount:
         rules.append(Rule(f"{m.kv_mount}/config", ("read",)))
     if m.database_mount:
@@ -196,6 +227,18 @@ def jwt_auths(config: PlatformConfig) -> tuple[JwtAuth, ...]:
                     **common),
                 JwtRole(name=PREVIEWER_POLICY, token_policies=(PREVIEWER_POLICY,), bound_claims={
                     "repository": gh.repository, "environment": gh.preview_environment}, **common),
+                # The scheduled drift check: reads like a preview, from the deploy ref's reviewed code only.
+                JwtRole(name=DRIFT_ROLE, token_policies=(PREVIEWER_POLICY,), bound_claims={
+                    "repository": gh.repository, "ref": gh.deploy_ref, "environment": gh.drift_environment},
+                    **common),
+                # A restore and a migration: each its one narrow policy, from main's reviewed workflow in an
+                # environment of its own with required reviewers. Never the deployer, never root.
+                JwtRole(name=RESTORE_ROLE, token_policies=(RESTORE_POLICY,), bound_claims={
+                    "repository": gh.repository, "ref": gh.deploy_ref, "environment": gh.restore_environment},
+                    **common),
+                JwtRole(name=MIGRATION_ROLE, token_policies=(MIGRATION_POLICY,), bound_claims={
+                    "repository": gh.repository, "ref": gh.deploy_ref, "environment": gh.migration_environment},
+                    **common),
             )))
     o = d.operator_oidc
     if o.enabled and o.discovery_url:
@@ -251,7 +294,8 @@ def auth_payload(auth: JwtAuth) -> dict[str, Any]:
 
 
 def identity_policies(managed: Managed, auths: Sequence[JwtAuth]) -> tuple[Policy, ...]:
-    """The deployer and previewer policies, when some deploy identity uses them."""
+    """The deployer and previewer policies, when some deploy identity uses them (with `admin`, built
+    with the other platform policies, the identity writes them: IDENTITY_POLICIES)."""
     if not auths:
         return ()
     return deployer_policy(managed), previewer_policy(managed)

@@ -22,6 +22,14 @@ ROLLOUT_POLICY = "raft-rollout"
 METRICS_POLICY = "metrics"
 TEMPLATED_POLICY = "app-templated"
 TEMPLATED_WRITE_POLICY = "app-templated-write"
+# The policies of the CI logins for a restore and a migration (written with the deploy identity).
+RESTORE_POLICY = "raft-restore"
+MIGRATION_POLICY = "secrets-manager-migration"
+KV_COPY = ("create", "read", "update")
+# Every policy a Kubernetes auth role of the stack carries, as Vault globs: the applications' (app-<name>,
+# app-templated, app-templated-write), the External Secrets Operator's and cert-manager's, the Jobs'.
+# Nothing else may be given to a role, and a stack's own policies may not take these names.
+ROLE_POLICY_FAMILIES = ("app-*", "external-secrets-*", "cert-manager-*", BACKUP_POLICY, ROLLOUT_POLICY)
 
 KV_ACCESS = {
     "read": ("read",),
@@ -43,6 +51,11 @@ class Rule:
     capabilities: tuple[str, ...]
     required_parameters: tuple[str, ...] = ()
     denied_parameters: tuple[str, ...] = ()
+    # (parameter, values it may take): with any, a request may carry only the parameters named here
+    # ("*" = () admits the rest); values are Vault globs ("*" at either end).
+    allowed_parameters: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # (parameter, values it may not take), beside denied_parameters (refused whatever the value).
+    denied_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.path or self.path.startswith("/") or any(c in self.path for c in ' "\\\n'):
@@ -76,9 +89,13 @@ def render(policy: Policy) -> str:
                  f"  capabilities = {json.dumps(list(rule.capabilities))}"]
         if rule.required_parameters:
             lines.append(f"  required_parameters = {json.dumps(list(rule.required_parameters))}")
-        if rule.denied_parameters:
-            denied = ", ".join(f"{json.dumps(p)} = []" for p in rule.denied_parameters)
-            lines.append(f"  denied_parameters = {{ {denied} }}")
+        if rule.allowed_parameters:
+            allowed = ", ".join(f"{json.dumps(p)} = {json.dumps(list(v))}" for p, v in rule.allowed_parameters)
+            lines.append(f"  allowed_parameters = {{ {allowed} }}")
+        denied = [(p, ()) for p in rule.denied_parameters] + list(rule.denied_values)
+        if denied:
+            text = ", ".join(f"{json.dumps(p)} = {json.dumps(list(v))}" for p, v in denied)
+            lines.append(f"  denied_parameters = {{ {text} }}")
         lines.append("}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
@@ -124,6 +141,27 @@ def admin_policy(config: PlatformConfig) -> Policy:
 def backup_policy() -> Policy:
     """The backup job may take a snapshot, and nothing else."""
     return Policy(BACKUP_POLICY, (Rule("sys/storage/raft/snapshot", ("read",)),))
+
+
+def restore_policy() -> Policy:
+    """Restore a snapshot of this cluster (scripts/restore.sh), and nothing else. Not
+    snapshot-force: a snapshot another cluster sealed (whose tokens and policies it brings along) is
+    refused; restoring into a fresh cluster uses that cluster's own root token."""
+    return Policy(RESTORE_POLICY, (Rule("sys/storage/raft/snapshot", ("update", "sudo")),))
+
+
+def kv_copy_policy(name: str, mount: str, prefixes: list[str]) -> Policy:
+    """What `python -m migration` needs to copy into ``prefixes`` of a KV v2 mount: create, read and update
+    on their data and metadata; no list, no delete, no destroy, nothing outside them."""
+    prefixes = sorted(set(prefixes))
+    # A prefix inside another's space adds nothing (and Vault would merge the two rules).
+    needed = [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
+    return Policy(name, tuple(Rule(f"{mount}/{kind}/{prefix}*", KV_COPY) for prefix in needed
+                              for kind in ("data", "metadata")))
+
+
+def migration_policy(config: PlatformConfig) -> Policy:
+    return kv_copy_policy(MIGRATION_POLICY, config.kv.path, [config.migration.kv_prefix])
 
 
 def rollout_policy() -> Policy:

@@ -322,6 +322,14 @@ class VaultObjects:
     autopilot: RaftAutopilot | None = None
 
     @property
+    def identity_policy_names(self) -> tuple[str, ...]:
+        """The policies DeployIdentity writes (root on the first run, break-glass after), when there is one."""
+        if not self.deploy_auths:
+            return ()
+        names = {p.name for p in self.policies}
+        return tuple(n for n in ident.IDENTITY_POLICIES if n in names)
+
+    @property
     def all_roles(self) -> tuple[KubernetesRole, ...]:
         return self.kubernetes_roles + self.service_roles + self.job_roles
 
@@ -603,7 +611,7 @@ def templated_policy_names(objects: VaultObjects) -> tuple[str, ...]:
     return (pol.TEMPLATED_POLICY, pol.TEMPLATED_WRITE_POLICY) if objects.templated_write else (pol.TEMPLATED_POLICY,)
 
 
-def managed(objects: VaultObjects) -> ident.Managed:
+def managed(objects: VaultObjects, role_policies: tuple[str, ...] = pol.ROLE_POLICY_FAMILIES) -> ident.Managed:
     """What the stack manages, as the paths the deployer policy grants."""
     pki = objects.pki
     return ident.Managed(
@@ -621,6 +629,7 @@ def managed(objects: VaultObjects) -> ident.Managed:
         pki_issuing=pki.issuing.mount.path if pki else "",
         transit_mount=objects.transit.mount.path if objects.transit else "",
         autopilot=objects.autopilot is not None,
+        role_policies=role_policies,
     )
 
 
@@ -632,7 +641,13 @@ def build(config: PlatformConfig) -> VaultObjects:
         return objects
     with_auths = replace(objects, deploy_auths=auths)
     # The deploy identity's policies come first: the first run creates them before anything else.
-    return replace(with_auths, policies=(*ident.identity_policies(managed(with_auths), auths), *objects.policies))
+    role_policies = pol.ROLE_POLICY_FAMILIES if config.deploy.limit_role_policies else ()
+    # The policies of the restore and migration logins, where the CI login has those roles.
+    logins = {r.name for a in auths for r in a.roles}
+    tasks = [p for role, p in ((ident.RESTORE_ROLE, pol.restore_policy()),
+                               (ident.MIGRATION_ROLE, pol.migration_policy(config))) if role in logins]
+    return replace(with_auths, policies=(*ident.identity_policies(managed(with_auths, role_policies), auths),
+                                         *objects.policies, *tasks))
 
 
 def _build(config: PlatformConfig) -> VaultObjects:

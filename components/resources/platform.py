@@ -63,9 +63,8 @@ def deploy_identity_args(config: PlatformConfig, objects: vault_objects.VaultObj
     auths = objects.deploy_auths
     if not auths:
         return None
-    names = (ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY)
     return DeployIdentityArgs(
-        policies={p.name: pol.render(p) for p in objects.policies if p.name in names},
+        policies={p.name: pol.render(p) for p in objects.policies if p.name in objects.identity_policy_names},
         auths=[ident.auth_payload(a) for a in auths],
         deployer_policy=ident.DEPLOYER_POLICY,
         revoke_root_token=bool(config.deploy.revoke_root_token),

@@ -27,13 +27,8 @@ from components.providers.database_leases import DatabaseLeases
 from components.providers.database_root import DatabaseRootRotation
 from components.render import policies as pol
 from components.render import vault_objects as vs
-from components.render.deploy_identity import DEPLOYER_POLICY, PREVIEWER_POLICY
 from components.resources.errors import InvalidInput
 from components.resources.stack_config import secret_output
-
-# Written by the DeployIdentity resource (components/providers/deploy_identity.py), before this
-# component's provider can log in at all.
-IDENTITY_POLICIES = (DEPLOYER_POLICY, PREVIEWER_POLICY)
 
 
 def _slug(text: str) -> str:
@@ -384,8 +379,10 @@ class VaultConfiguration(pulumi.ComponentResource):
                             opts=self._opts())
 
     def _policies(self, settings: vs.VaultObjects, auth: vault.AuthBackend) -> None:
+        # The deploy identity's policies are written by DeployIdentity (components/providers/deploy_identity.py),
+        # before this component's provider can log in at all, and a deployer may not write them.
         for policy in settings.policies:
-            if policy.name not in IDENTITY_POLICIES:
+            if policy.name not in settings.identity_policy_names:
                 self._policy(policy)
         if settings.templated_policy:
             vault.Policy(

@@ -80,8 +80,7 @@ def identity_props(node: servers.VaultProcess, objects: vs.VaultObjects, issuer:
         auth["config"].update(issuer.jwt_config())
     return {
         "address": node.api_addr, "ca_cert_pem": "", "token": root,
-        "policies": {p.name: pol.render(p) for p in objects.policies
-                     if p.name in (ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY)},
+        "policies": {p.name: pol.render(p) for p in objects.policies if p.name in objects.identity_policy_names},
         "auths": auths, "client_secrets": {}, "deployer_policy": ident.DEPLOYER_POLICY, "revoke_root_token": True,
         "bootstrap_ttl_seconds": ttl, "login_path": "jwt-ci", "login_audience": "vault",
         "first_run_file": first_run_file, "token_file": first_run_file,
@@ -104,6 +103,9 @@ def test_the_bound_repository_ref_and_environment_log_in(with_ci_login, issuer):
     preview = login(with_ci_login, PREVIEWER_POLICY,
                     issuer.token(repository=REPO, ref="refs/pull/7/merge", environment="production-preview"))["auth"]
     assert preview["policies"] == ["default", PREVIEWER_POLICY]
+    drift = login(with_ci_login, ident.DRIFT_ROLE,
+                  issuer.token(repository=REPO, ref="refs/heads/main", environment="production-drift"))["auth"]
+    assert drift["policies"] == ["default", PREVIEWER_POLICY]
 
 
 @pytest.mark.parametrize(("role", "claims"), [
@@ -118,8 +120,13 @@ def test_the_bound_repository_ref_and_environment_log_in(with_ci_login, issuer):
     (DEPLOYER_POLICY, {"repository": REPO, "environment": "production", "audience": "sts.amazonaws.com"}),
     (DEPLOYER_POLICY, {"repository": REPO, "environment": "production", "issuer": "https://evil.example.com"}),
     (DEPLOYER_POLICY, {"repository": REPO, "environment": "production", "issued_ago": 3600}),
+    # The unreviewed drift environment runs main's code only, and may not deploy.
+    (ident.DRIFT_ROLE, {"repository": REPO, "ref": "refs/heads/feature", "environment": "production-drift"}),
+    (ident.DRIFT_ROLE, {"repository": REPO, "environment": "production-preview"}),
+    (DEPLOYER_POLICY, {"repository": REPO, "environment": "production-drift"}),
 ], ids=["other-repository", "other-ref", "preview-environment", "no-environment", "preview-without-environment",
-        "other-environment", "other-audience", "other-issuer", "expired"])
+        "other-environment", "other-audience", "other-issuer", "expired", "drift-other-ref",
+        "drift-preview-environment", "deploy-from-drift-environment"])
 def test_other_claims_are_refused(with_ci_login, issuer, role, claims):
     answer = login(with_ci_login, role, issuer.token(**claims), expect=(400, 403))
     assert "auth" not in answer or not answer["auth"]
@@ -147,6 +154,67 @@ def test_a_token_signed_by_another_key_is_refused(with_ci_login):
     login(with_ci_login, DEPLOYER_POLICY, forged, expect=(400, 403))
 
 
+
+
+def _kubernetes_auth(vault: servers.VaultProcess) -> None:
+    """The Kubernetes auth method, enabled with root here: only the roles below are the deployer's."""
+    vault.api("POST", "sys/auth/kubernetes", json={"type": "kubernetes"})
+
+
+def _role(policies) -> dict:
+    return {"bound_service_account_names": ["billing"], "bound_service_account_namespaces": ["payments"],
+            "token_policies": policies}
+
+
+# Roles as the pulumi-vault provider writes them (token_policies a list), and the ways around a list
+# of allowed values: another policy among allowed ones, a comma-separated string or element, the
+# deprecated `policies` alias, a policy outside the families.
+FAMILY_ROLES = [["app-templated", "app-billing"], ["app-billing"], ["app-templated-write"],
+                ["external-secrets-payments"], ["cert-manager-vault-pki"], ["raft-backup"], ["raft-rollout"], []]
+REFUSED_ROLES = [
+    {"token_policies": ["admin"]}, {"token_policies": ["deployer"]}, {"token_policies": ["previewer"]},
+    {"token_policies": ["app-billing", "admin"]}, {"token_policies": ["ops-read"]}, {"token_policies": ["default"]},
+    {"token_policies": "app-billing,admin"}, {"token_policies": ["app-billing,admin"]},
+    {"token_policies": "admin"}, {"policies": ["admin"]}, {"policies": ["app-billing"]},
+    {"token_policies": ["raft-backup-2"]},
+]
+
+
+def test_the_deployer_gives_kubernetes_roles_only_the_policies_the_stack_gives_roles(with_ci_login, issuer, flavor):
+    _kubernetes_auth(with_ci_login)
+    token = login(with_ci_login, DEPLOYER_POLICY, issuer.token(repository=REPO, environment="production"))
+    deployer = token["auth"]["client_token"]
+    root = with_ci_login.root_token
+
+    def write(name: str, body: dict) -> int:
+        return status_of(with_ci_login, "POST", f"auth/kubernetes/role/{name}", deployer,
+                         {**_role([]), **body})
+
+    refused = {repr(body): write("probe", body) for body in REFUSED_ROLES}
+    assert set(refused.values()) == {403}, refused
+    assert status_of(with_ci_login, "GET", "auth/kubernetes/role/probe", root) == 404
+    written = {repr(p): write("family", {"token_policies": p}) for p in FAMILY_ROLES}
+    if flavor == "vault":
+        # Vault (1.21 and later) checks each element of the list against the allowed globs.
+        assert set(written.values()) == {200}, written
+        assert with_ci_login.api("GET", "auth/kubernetes/role/family")["data"]["token_policies"] == []
+    else:
+        # OpenBao compares a list parameter only as a whole with each allowed value: with the limit,
+        # the deployer could write no role at all (deploy.limitRolePolicies says to turn it off there).
+        assert set(written.values()) == {403}, written
+
+
+def test_without_the_limit_the_deployer_writes_any_role_but_never_with_the_deprecated_alias(dev_vault, issuer):
+    objects = vs.build(load("prod", {"deploy": {"limitRolePolicies": False}}))
+    DeployIdentityProvider().create({**identity_props(fresh(dev_vault), objects, issuer, dev_vault.root_token),
+                                     "revoke_root_token": False})
+    _kubernetes_auth(dev_vault)
+    deployer = login(dev_vault, DEPLOYER_POLICY,
+                     issuer.token(repository=REPO, environment="production"))["auth"]["client_token"]
+    for policies in (*FAMILY_ROLES, ["admin"]):
+        assert status_of(dev_vault, "POST", "auth/kubernetes/role/any", deployer, _role(policies)) == 200, policies
+    assert status_of(dev_vault, "POST", "auth/kubernetes/role/any", deployer,
+                     {**_role([]), "policies": ["app-billing"]}) == 403
 
 
 def test_the_operators_oidc_client_secret_is_read_from_aws_when_written_and_kept_nowhere(

@@ -356,7 +356,16 @@ def test_prod_first_run_later_ci_runs_previews_and_refused_logins(prod):
                ("PUT", "sys/policies/acl/deployer", {"policy": 'path "*" { capabilities = ["sudo"] }'}),
                ("PUT", "sys/policies/acl/previewer", {"policy": 'path "*" { capabilities = ["sudo"] }'}),
                ("POST", "auth/jwt-ci/role/deployer", {"bound_claims": {"repository": "someone-else/x"}}),
-               ("POST", "sys/auth/not-managed", {"type": "userpass"}), ("POST", "auth/token/create", {})]
+               ("POST", "sys/auth/not-managed", {"type": "userpass"}), ("POST", "auth/token/create", {}),
+               ("PUT", "sys/policies/acl/admin", {"policy": 'path "*" { capabilities = ["sudo"] }'})]
+    if prod.flavor == "vault":
+        # A Kubernetes role carries only the policies the stack gives roles (deploy.limitRolePolicies; OpenBao
+        # matches lists only whole, tests/integration/test_deploy_identity.py).
+        role = {"bound_service_account_names": ["x"], "bound_service_account_namespaces": ["x"]}
+        refused += [("POST", "auth/kubernetes/role/myapp", {**role, "token_policies": [name]})
+                    for name in ("admin", ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY)]
+        refused += [("POST", "auth/kubernetes/role/evil", {**role, "token_policies": ["app-myapp", "admin"]}),
+                    ("POST", "auth/kubernetes/role/evil", {**role, "policies": ["admin"]})]
     for method, path, body in refused:
         assert status(prod, method, path, deployer, body) == 403, (method, path)
         assert status(prod, method, path, previewer, body) == 403, (method, path)
@@ -408,3 +417,60 @@ def test_prod_recovers_from_a_first_run_that_died_after_revoking_the_root_token(
     no_changes(prod, ci="deployer", fresh_runner=True)
     leader(prod).api("POST", "auth/token/revoke-self", token=operator)
     assert identity_denials(prod) == []
+
+
+# --- drift ------------------------------------------------------------------------------------------
+
+def drift_check(side: VaultSide) -> None:
+    """What .github/workflows/drift.yml runs on its schedule: a preview that refreshes first and expects
+    nothing to change, logged in as `drift` (the previewer's policy) from main in its environment. The
+    program runs for the refresh (--run-program): a fresh runner has no token file of an earlier run."""
+    with side.login(ci=ident.DRIFT_ROLE, fresh_runner=True, ref="refs/heads/main", environment="production-drift"):
+        side.stack.preview(refresh=True, run_program=True, expect_no_changes=True)
+
+
+def test_prod_a_change_made_by_hand_fails_the_drift_check_until_it_is_put_back(prod):
+    with prod.login():
+        prod.stack.up()
+    drift_check(prod)
+    node = leader(prod)
+    root = break_glass_root(prod)
+
+    def policy(name: str) -> str:
+        return node.api("GET", f"sys/policies/acl/{name}", token=root)["data"]["policy"]
+
+    widened = 'path "secret/data/*" { capabilities = ["read"] }\n'
+    # An application's policy widened by hand: the deployer puts it back (docs/day-2.md, "Drift").
+    app_policy = policy("app-myapp")
+    node.api("PUT", "sys/policies/acl/app-myapp", token=root, json={"policy": app_policy + widened})
+    fails_with(lambda: drift_check(prod), "no changes were expected", "vault-config-policy-app-myapp")
+    with prod.login(ci="deployer", fresh_runner=True):
+        prod.stack.up(refresh=True, run_program=True)
+    assert policy("app-myapp") == app_policy
+    drift_check(prod)
+
+    # The deploy identity changed by hand (the deployer's own policy widened, the CI login opened to every
+    # branch): the same check sees it, and only a break-glass token puts it back.
+    deployer_policy = policy(ident.DEPLOYER_POLICY)
+    node.api("PUT", f"sys/policies/acl/{ident.DEPLOYER_POLICY}", token=root, json={"policy": deployer_policy + widened})
+    fails_with(lambda: drift_check(prod), "no changes were expected", IDENTITY)
+    # The deployer's run sees it too, and may not undo it: it is refused, and says what to do.
+    refused_before = identity_denials(prod)
+    with prod.login(ci="deployer", fresh_runner=True):
+        fails_with(lambda: prod.stack.up(refresh=True, run_program=True), "break-glass")
+    assert policy(ident.DEPLOYER_POLICY) == deployer_policy + widened
+    assert set(identity_denials(prod)) - set(refused_before) == {
+        f"default,{ident.DEPLOYER_POLICY} update sys/policies/acl/{ident.DEPLOYER_POLICY}"}
+    role = node.api("GET", "auth/jwt-ci/role/deployer", token=root)["data"]
+    node.api("POST", "auth/jwt-ci/role/deployer", token=root,
+             json={"role_type": "jwt", "bound_claims": {k: v for k, v in role["bound_claims"].items() if k != "ref"}})
+    fails_with(lambda: drift_check(prod), "no changes were expected", IDENTITY)
+    with prod.login(vault_token=root, fresh_runner=True):
+        prod.stack.up(refresh=True, run_program=True)
+    assert policy(ident.DEPLOYER_POLICY) == deployer_policy
+    assert node.api("GET", "auth/jwt-ci/role/deployer", token=root)["data"]["bound_claims"]["ref"] == "refs/heads/main"
+    drift_check(prod)
+    node.api("POST", "auth/token/revoke-self", token=root)
+    # The checks themselves were refused nothing; the deployer only its one write.
+    assert set(identity_denials(prod)) == {
+        *refused_before, f"default,{ident.DEPLOYER_POLICY} update sys/policies/acl/{ident.DEPLOYER_POLICY}"}

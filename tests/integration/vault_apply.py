@@ -163,7 +163,7 @@ def plan(settings: vs.VaultObjects, *, sections: Iterable[str] = SECTIONS, passw
                        {"type": device.type, "description": device.description, "options": dict(device.options)})
     if "deploy" in wanted:
         for policy in settings.policies:
-            if policy.name in (ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY):
+            if policy.name in settings.identity_policy_names:
                 yield Step("deploy", "PUT", f"sys/policies/acl/{policy.name}", {"policy": pol.render(policy)})
         for auth in settings.deploy_auths:
             yield Step("deploy", "POST", f"sys/auth/{auth.path}", {"type": auth.type, "description": auth.description})

@@ -68,7 +68,10 @@ def config_for(stack: str, cluster: RaftCluster, github: GithubActions, audit_lo
     }
     secrets: dict[str, Any] = {}
     if stack == "prod":
-        overrides["deploy"] = {"jwt": {"discoveryUrl": github.url, "github": {"repository": REPOSITORY}}}
+        overrides["deploy"] = {"jwt": {"discoveryUrl": github.url, "github": {"repository": REPOSITORY}},
+                               # OpenBao compares a list parameter only as a whole (README, where the servers
+                               # differ): with the limit, the deployer could write no Kubernetes role there.
+                               "limitRolePolicies": flavor != "openbao"}
         url = (f"postgresql://{{{{username}}}}:{{{{password}}}}@{database.host}:{database.port}/{database.dbname}"
                "?sslmode=verify-full")
         if flavor == "openbao":

@@ -11,7 +11,6 @@ from components.model import load_config
 from components.render import policies as pol
 from components.render import vault_objects as vs
 from components.render.dev_postgres import IMAGE
-from components.resources.vault_configuration import IDENTITY_POLICIES
 from tests.harness import TEST_SECRETS, Recording, Resource, canary_leaks, run_stack, stack_config
 from tests.harness.fakes import CANARY
 
@@ -192,8 +191,9 @@ def test_policies_are_the_rendered_model(stack):
     written = {r.inputs["name"]: r.inputs["policy"] for r in rec.of_type("vault:index/policy:Policy")
                if r.parent == rec.one(COMPONENT).urn}
     # The deploy identity's own policies are written by DeployIdentity, before the provider logs in.
-    expected = {p.name: pol.render(p) for p in vs.build(_load(stack)).all_policies(ACCESSOR)
-                if p.name not in IDENTITY_POLICIES}
+    objects = vs.build(_load(stack))
+    expected = {p.name: pol.render(p) for p in objects.all_policies(ACCESSOR)
+                if p.name not in objects.identity_policy_names}
     assert written == expected
     assert f"identity.entity.aliases.{ACCESSOR}.metadata.service_account_name" in written["app-templated"]
 
@@ -283,8 +283,8 @@ def test_at_most_two_resources_per_application_with_the_templated_policy():
     with_db = run_stack("prod", {"applications": _apps(20, database=True), **NO_OPERATOR})
     assert _config_resources(own_only) - base == 20  # one Kubernetes role each, nothing else
     assert _config_resources(with_db) - base == 40  # a role and an app policy each
-    static = [p for p in vs.build(_load("prod", {"applications": [], **NO_OPERATOR})).policies
-              if p.name not in IDENTITY_POLICIES]
+    objects = vs.build(_load("prod", {"applications": [], **NO_OPERATOR}))
+    static = [p for p in objects.policies if p.name not in objects.identity_policy_names]
     assert len(own_only.of_type("vault:index/policy:Policy")) == len(static) + 1
 
 

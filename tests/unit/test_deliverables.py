@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -112,11 +113,14 @@ def test_python_code_passes_ruff():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_readme_leads_with_the_two_commands():
+def test_readme_leads_with_deploying_dev_the_first_login_and_the_tests():
     readme = (ROOT / "README.md").read_text()
-    first_blocks = re.findall(r"```(?:sh|bash)?\n(.*?)```", readme, re.S)[:2]
-    joined = "\n".join(first_blocks)
-    assert "make test" in joined and "make up" in joined
+    first_blocks = re.findall(r"```(?:sh|bash)?[^\n]*\n(.*?)```", readme, re.S)[:3]
+    assert "make up" in first_blocks[0]
+    assert "vault status" in first_blocks[1] and "vault kv get" in first_blocks[1]
+    assert first_blocks[2].strip() == "make test"
+    sections = re.findall(r"^## (.+)$", readme, re.M)
+    assert sections[:4] == ["Deploy dev", "First login", "Run the tests", "Where the rest is"]
     ci = (ROOT / ".ci/run").read_text()
     assert "make test" in ci
 
@@ -199,21 +203,142 @@ def test_no_pull_request_job_reaches_prod_without_a_reviewed_environment():
     assert checked >= 1
 
 
-def test_prod_jobs_use_a_kms_secrets_provider_and_short_lived_vault_logins():
-    for name in ("preview", "deploy"):
-        workflow = yaml.safe_load((ROOT / f".github/workflows/{name}.yml").read_text())
-        job = workflow["jobs"]["prod"]
-        text = yaml.safe_dump(job)
-        assert "PULUMI_CONFIG_PASSPHRASE" not in text
-        access = next(s for s in job["steps"] if s.get("uses") == "./.github/actions/prod-access")
-        assert access["with"]["vault-role"] == ("previewer" if name == "preview" else "deployer")
-    action = yaml.safe_load((ROOT / ".github/actions/prod-access/action.yml").read_text())
-    run = "\n".join(step.get("run", "") for step in action["runs"]["steps"])
-    assert "audience=vault" in run and "::add-mask::" in run
-    # The names the program and the Vault provider read (components/resources/bootstrap.py).
+PROD_JOBS = {"preview": "previewer", "deploy": "deployer", "drift": "drift", "restore": "restore",
+             "migrate": "migration"}
+
+
+def _workflows() -> dict[str, dict]:
+    return {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / ".github/workflows").glob("*.yml")}
+
+
+def test_prod_jobs_use_a_kms_secrets_provider_and_log_in_with_tokens_the_program_mints():
+    from components.render import deploy_identity as ident
     from components.resources.bootstrap import JWT_ENV, ROLE_ENV
 
-    assert f"{JWT_ENV}=" in run and f"{ROLE_ENV}=" in run and "VAULT_TOKEN=" in run
+    assert {ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY, ident.DRIFT_ROLE, ident.RESTORE_ROLE,
+            ident.MIGRATION_ROLE} == set(PROD_JOBS.values())
+    workflows = _workflows()
+    for name, role in PROD_JOBS.items():
+        job = workflows[name]["jobs"]["prod"]
+        text = yaml.safe_dump(job)
+        assert "PULUMI_CONFIG_PASSPHRASE" not in text
+        # The program mints the job's GitHub OIDC token itself whenever it logs in (vault_http's
+        # _github_oidc_token): the job may request one, and hands no token over.
+        assert job["permissions"]["id-token"] == "write", name
+        assert job["env"][ROLE_ENV] == role, name
+        assert any(s.get("uses") == "./.github/actions/prod-access" for s in job["steps"]), name
+    everything = "\n".join(p.read_text() for p in [*(ROOT / ".github").rglob("*.yml")])
+    # Nothing is handed from step to step: no token in GITHUB_ENV, no GitHub token passed on.
+    assert JWT_ENV not in everything and "GITHUB_ENV" not in everything
+    assert "ACTIONS_ID_TOKEN_REQUEST" not in everything
+    # The jobs that run a command with a token get it from the same login, in the step that uses it.
+    for name in ("restore", "migrate"):
+        run = "\n".join(s.get("run", "") for s in workflows[name]["jobs"]["prod"]["steps"])
+        assert "VAULT_TOKEN=$(venv/bin/python scripts/ci_vault_login.py" in run and "::add-mask::$VAULT_TOKEN" in run
+
+
+def _third_party_uses() -> list[tuple[str, str, str]]:
+    """(file, action, ref and comment) of every `uses:` that is not a local action."""
+    found = []
+    for path in sorted([*(ROOT / ".github").rglob("*.yml")]):
+        for line in path.read_text().splitlines():
+            match = re.match(r"^\s*-?\s*uses:\s*(\S+?)@(\S+)(.*)$", line)
+            if match and not match.group(1).startswith("./"):
+                found.append((path.name, match.group(1), match.group(2) + match.group(3)))
+    return found
+
+
+def test_third_party_actions_are_pinned_by_commit_with_the_release_named():
+    uses = _third_party_uses()
+    assert len({action for _, action, _ in uses}) >= 7
+    for name, action, ref in uses:
+        assert re.fullmatch(r"[0-9a-f]{40}\s+# v\d+\.\d+\.\d+", ref), f"{name}: {action}@{ref}"
+    # One release of each action everywhere.
+    pins = {}
+    for _, action, ref in uses:
+        pins.setdefault(action, set()).add(ref.split()[0])
+    assert all(len(shas) == 1 for shas in pins.values()), pins
+
+
+def test_jobs_with_credentials_install_hashed_packages_before_any_credential():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import lock_requirements
+
+    assert lock_requirements.check() == []
+    workflows = _workflows()
+    checked = 0
+    for name, workflow in workflows.items():
+        for job_name, job in workflow["jobs"].items():
+            steps = job.get("steps", [])
+            installs = [i for i, s in enumerate(steps) if "pip install" in s.get("run", "")]
+            for i in installs:
+                for line in steps[i]["run"].splitlines():
+                    if "pip install" in line:
+                        assert "--require-hashes" in line and ".lock.txt" in line, f"{name}:{job_name}: {line}"
+            access = [i for i, s in enumerate(steps) if s.get("uses") == "./.github/actions/prod-access"]
+            if access:
+                checked += 1
+                assert installs and max(installs) < min(access), f"{name}:{job_name} installs after credentials"
+                later = [s.get("run", "") for s in steps[min(access):]]
+                assert not any("pip install" in r or "make " in r for r in later), f"{name}:{job_name}"
+    assert checked == len(PROD_JOBS)
+
+
+def test_the_deploy_role_is_bound_to_main_and_the_reviewed_environment():
+    """AWS, GitHub and Vault each refuse a deploy from another branch or environment; the README gives
+    the AWS trust and the GitHub settings, checked here against the stack's own deploy settings."""
+    from components.render import deploy_identity as ident
+
+    prod = load_stack("prod")
+    config = prod.deploy.jwt.github
+    repository = config.repository
+    deploy_job = _workflows()["deploy"]["jobs"]["prod"]
+    assert deploy_job["environment"] == config.deploy_environment
+    assert deploy_job["if"] == f"github.ref == '{config.deploy_ref}'"
+    for workflow, environment in (("drift", config.drift_environment), ("restore", config.restore_environment),
+                                  ("migrate", config.migration_environment)):
+        job = _workflows()[workflow]["jobs"]["prod"]
+        assert job["environment"] == environment and job["if"] == f"github.ref == '{config.deploy_ref}'", workflow
+    assert _workflows()["preview"]["jobs"]["prod"]["environment"] == config.preview_environment
+
+    readme = (ROOT / "README.md").read_text()
+    trusts = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", readme, re.S)
+              if "AssumeRoleWithWebIdentity" in block]
+    assert len(trusts) == 2
+    deploy, preview = (t["Statement"][0]["Condition"] for t in trusts)
+    key = "token.actions.githubusercontent.com"
+    assert deploy == {"StringEquals": {
+        f"{key}:aud": "sts.amazonaws.com",
+        f"{key}:sub": f"repo:{repository}:environment:{config.deploy_environment}:ref:{config.deploy_ref}"}}
+    assert preview["StringEquals"] == {f"{key}:aud": "sts.amazonaws.com"}
+    assert sorted(preview["StringLike"][f"{key}:sub"]) == sorted([
+        f"repo:{repository}:environment:{config.preview_environment}:ref:refs/pull/*",
+        f"repo:{repository}:environment:{config.drift_environment}:ref:{config.deploy_ref}"])
+    # The subject carries the ref only with the repository's customization, which the README gives.
+    assert "include_claim_keys[]=ref" in readme and "actions/oidc/customization/sub" in readme
+    for environment, reviewers in ((config.deploy_environment, "yes"), (config.drift_environment, "no"),
+                                   (config.restore_environment, "yes"), (config.migration_environment, "yes")):
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{environment}` |"))
+        assert row.split("|")[2].strip().startswith(reviewers) and "`main` only" in row, row
+    # Vault binds the same: every role but the preview's to the ref, every role to the repository.
+    roles = {r.name: r for a in ident.jwt_auths(prod) for r in a.roles}
+    for name in (ident.DEPLOYER_POLICY, ident.DRIFT_ROLE, ident.RESTORE_ROLE, ident.MIGRATION_ROLE):
+        assert roles[name].bound_claims["ref"] == config.deploy_ref, name
+    assert all(r.bound_claims["repository"] == repository for r in roles.values())
+
+
+def test_the_drift_check_runs_daily_as_drift_and_fails_loudly():
+    workflow = _workflows()["drift"]
+    assert "schedule" in workflow[True] and workflow[True]["schedule"][0]["cron"]
+    job = workflow["jobs"]["prod"]
+    runs = [s.get("run", "") for s in job["steps"]]
+    check = next(r for r in runs if "pulumi preview" in r)
+    for flag in ("--stack prod", "--refresh", "--run-program", "--expect-no-changes"):
+        assert flag in check
+    alarm = next(s for s in job["steps"] if "gh issue create" in s.get("run", ""))
+    assert alarm["if"] == "failure()" and job["permissions"]["issues"] == "write"
+    # It changes nothing: no `pulumi up`, and the preview role, never the deploy role.
+    assert not any("pulumi up" in r for r in runs) and "AWS_DEPLOY_ROLE_ARN" not in yaml.safe_dump(job)
 
 
 def _make_stack(tmp_path, stack: str, provider: str | None) -> tuple[subprocess.CompletedProcess, list[str]]:

@@ -24,13 +24,14 @@ def load(stack: str, overrides: dict | None = None, secrets: dict | None = None)
 
 
 def granted(policy: pol.Policy, path: str) -> set[str]:
-    """Capabilities the policy gives on a concrete path (globs as Vault reads them: '*' only at the end,
-    '+' one segment); deny wins."""
-    found: set[str] = set()
-    for rule in policy.rules:
-        pattern = rule.path.replace("+", "[!/]*")
-        if (pattern.endswith("*") and fnmatch.fnmatchcase(path, pattern)) or rule.path == path:
-            found |= set(rule.capabilities)
+    """Capabilities the policy gives on a concrete path, as Vault picks the one rule that applies: the
+    exact path, else the glob with the longest prefix ('*' only at the end, '+' one segment); deny
+    grants nothing."""
+    exact = [r for r in policy.rules if r.path == path]
+    globs = [r for r in policy.rules if r.path.endswith("*")
+             and fnmatch.fnmatchcase(path, r.path.replace("+", "[!/]*"))]
+    chosen = exact or sorted(globs, key=lambda r: len(r.path), reverse=True)[:1]
+    found = set(chosen[0].capabilities) if chosen else set()
     return set() if "deny" in found else found
 
 
@@ -46,17 +47,22 @@ def test_prod_declares_a_github_login_with_a_deployer_and_a_previewer(prod):
     assert ci["config"] == {"oidc_discovery_url": "https://token.actions.githubusercontent.com",
                             "bound_issuer": "https://token.actions.githubusercontent.com"}
     roles = {r["name"]: r["payload"] for r in ci["roles"]}
-    assert set(roles) == {"deployer", "previewer"}
+    assert set(roles) == {"deployer", "previewer", "drift", "restore", "migration"}
     assert roles["deployer"]["bound_claims"] == {"repository": "example-org/vault-platform",
                                                  "ref": "refs/heads/main", "environment": "production"}
     assert roles["previewer"]["bound_claims"] == {"repository": "example-org/vault-platform",
                                                   "environment": "production-preview"}
+    # The scheduled drift check reads as the previewer does, from main's reviewed code only.
+    assert roles["drift"]["bound_claims"] == {"repository": "example-org/vault-platform",
+                                              "ref": "refs/heads/main", "environment": "production-drift"}
+    assert roles["drift"]["token_policies"] == ["previewer"]
     for role in roles.values():
         assert role["bound_audiences"] == ["vault"] and role["user_claim"] == "sub"
         assert role["token_ttl"] == f"{20 * 60}s" and role["token_max_ttl"] == f"{45 * 60}s"
     assert roles["deployer"]["token_policies"] == ["deployer"]
     assert roles["previewer"]["token_policies"] == ["previewer"]
-    assert set(identity.get("policies")) == {"deployer", "previewer"}
+    assert set(identity.get("policies")) == {"deployer", "previewer", "admin", "raft-restore",
+                                             "secrets-manager-migration"}
     assert identity.get("revoke_root_token") is True and identity.get("bootstrap_ttl_seconds") == 3600
     # It starts from the root token the stack just received, and keeps it secret.
     assert identity.get("token") == "FAKE-CANARY-ROOT-TOKEN" and identity.is_secret("token")
@@ -123,7 +129,7 @@ def test_the_deployer_can_write_everything_the_stack_manages():
     needs += [f"sys/audit/{d.path}" for d in objects.audit_devices]
     # Every policy but the deploy identity's own, which only root and break-glass tokens change.
     needs += [f"sys/policies/acl/{p.name}" for p in objects.all_policies("accessor")
-              if p.name not in (ident.DEPLOYER_POLICY, ident.PREVIEWER_POLICY)]
+              if p.name not in objects.identity_policy_names]
     needs += [f"auth/kubernetes/role/{r.name}" for r in objects.kubernetes_roles]
     needs += ["auth/kubernetes/config", "secret/config"]
     needs += [f"database/config/{c.name}" for c in objects.database.connections]
@@ -149,14 +155,104 @@ def test_the_deployer_can_write_everything_the_stack_manages():
     "secret/data/myapp/config", "secret/data/other", "secret/metadata/myapp/config", "database/creds/myapp-db",
     "pki_int/issue/internal-certs", "transit/decrypt/myapp", "transit/export/encryption-key/myapp",
     "sys/generate-root/attempt", "sys/raw/core/keyring", "sys/seal", "sys/rekey/init",
-    "sys/policies/acl/deployer", "sys/policies/acl/previewer", "sys/auth/jwt-ci", "auth/jwt-ci/role/deployer",
-    "auth/jwt-ci/config", "sys/mounts/not-managed", "auth/token/create", "sys/storage/raft/snapshot",
+    "sys/auth/jwt-ci", "auth/jwt-ci/config", "sys/mounts/not-managed", "auth/token/create",
+    "sys/storage/raft/snapshot",
     "identity/entity/name/x",
 ])
 def test_the_deployer_cannot_read_secrets_or_become_root(path):
     deployer = next(p for p in _objects().policies if p.name == ident.DEPLOYER_POLICY)
     assert granted(deployer, path) - {"create"} == set() if path == "secret/data/myapp/config" \
         else granted(deployer, path) == set(), path
+
+
+def _kubernetes_role_rule(policy: pol.Policy) -> pol.Rule:
+    return next(r for r in policy.rules if r.path == "auth/kubernetes/role/*")
+
+
+def test_the_deployer_writes_kubernetes_roles_only_with_the_policies_the_stack_gives_roles():
+    deployer = next(p for p in _objects().policies if p.name == ident.DEPLOYER_POLICY)
+    rule = _kubernetes_role_rule(deployer)
+    allowed = dict(rule.allowed_parameters)
+    # Vault matches each policy of the list against these (tests/integration/test_deploy_identity.py).
+    assert allowed["token_policies"] == ("app-*", "external-secrets-*", "cert-manager-*", "raft-backup",
+                                         "raft-rollout")
+    assert allowed["*"] == ()
+    # The deprecated alias would bypass the list; a comma-separated string would be read as several policies.
+    assert "policies" in rule.denied_parameters
+    assert dict(rule.denied_values)["token_policies"] == ("*,*",)
+    text = pol.render(deployer)
+    assert '"token_policies" = ["app-*", "external-secrets-*", "cert-manager-*", "raft-backup", "raft-rollout"]' \
+        in text
+    # Every policy any role of the stack carries is in the list.
+    families = allowed["token_policies"]
+    for role in _objects().all_roles:
+        for name in role.token_policies:
+            assert any(name.startswith(f[:-1]) if f.endswith("*") else name == f for f in families), name
+
+
+def test_a_server_that_matches_only_whole_lists_gets_no_list_it_would_refuse_every_role_with():
+    config = load("prod", {"deploy": {"limitRolePolicies": False}})
+    deployer = next(p for p in vs.build(config).policies if p.name == ident.DEPLOYER_POLICY)
+    rule = _kubernetes_role_rule(deployer)
+    assert rule.allowed_parameters == () and "policies" in rule.denied_parameters
+
+
+def test_the_admin_policy_is_written_by_the_deploy_identity_and_changes_only_with_break_glass(prod):
+    identity = prod.one(IDENTITY)
+    assert {"deployer", "previewer", "admin"} <= set(identity.get("policies"))
+    assert "admin" not in {r.inputs["name"] for r in prod.of_type(POLICY)}
+    deployer = next(p for p in _objects().policies if p.name == ident.DEPLOYER_POLICY)
+    assert granted(deployer, "sys/policies/acl/admin") == {"read"}
+    # Without a deploy identity (dev), the configuration writes it with the stack's root token.
+    assert "admin" in {r.inputs["name"] for r in run_stack("dev").of_type(POLICY)}
+
+
+def test_a_restore_and_a_migration_each_have_a_reviewed_login_with_one_narrow_policy(prod):
+    identity = prod.one(IDENTITY)
+    (ci,) = identity.get("auths")
+    roles = {r["name"]: r["payload"] for r in ci["roles"]}
+    repo = "example-org/vault-platform"
+    assert roles["restore"]["bound_claims"] == {"repository": repo, "ref": "refs/heads/main",
+                                                "environment": "production-restore"}
+    assert roles["migration"]["bound_claims"] == {"repository": repo, "ref": "refs/heads/main",
+                                                  "environment": "production-migration"}
+    assert roles["restore"]["token_policies"] == ["raft-restore"]
+    assert roles["migration"]["token_policies"] == ["secrets-manager-migration"]
+    objects = _objects()
+    restore = next(p for p in objects.policies if p.name == "raft-restore")
+    migration = next(p for p in objects.policies if p.name == "secrets-manager-migration")
+    # A snapshot of this cluster only: never snapshot-force (a foreign snapshot brings its own tokens).
+    assert [(r.path, r.capabilities) for r in restore.rules] == [("sys/storage/raft/snapshot", ("update", "sudo"))]
+    assert [(r.path, r.capabilities) for r in migration.rules] == [
+        ("secret/data/imported/*", ("create", "read", "update")),
+        ("secret/metadata/imported/*", ("create", "read", "update"))]
+    assert identity.get("policies")["raft-restore"] == pol.render(restore)
+    # Written with the identity: break-glass only after the first run, and no role may carry them.
+    deployer = next(p for p in objects.policies if p.name == ident.DEPLOYER_POLICY)
+    for name in ("raft-restore", "secrets-manager-migration"):
+        assert granted(deployer, f"sys/policies/acl/{name}") == {"read"}
+        assert not any(name.startswith(f.rstrip("*")) if f.endswith("*") else name == f
+                       for f in pol.ROLE_POLICY_FAMILIES)
+    changed = vs.build(load("prod", {"migration": {"kvPrefix": "from-aws/prod/"}}))
+    assert [r.path for r in next(p for p in changed.policies if p.name == "secrets-manager-migration").rules] == [
+        "secret/data/from-aws/prod/*", "secret/metadata/from-aws/prod/*"]
+    for bad in ("", "imported", "/imported/", "imported/*", "a//b/"):
+        with pytest.raises(ConfigError, match=r"migration\.kvPrefix"):
+            load("prod", {"migration": {"kvPrefix": bad}})
+
+
+def test_a_stack_policy_may_not_take_a_name_kubernetes_roles_carry():
+    for name in ("app-ops", "external-secrets-x", "cert-manager-y"):
+        with pytest.raises(ConfigError, match="policies"):
+            load("dev", {"policies": [{"name": name, "rules": [{"path": "secret/data/x",
+                                                                "capabilities": ["read"]}]}]})
+
+
+@pytest.mark.parametrize("path", ["sys/policies/acl/deployer", "sys/policies/acl/previewer", "sys/policies/acl/admin",
+                                  "auth/jwt-ci/role/deployer", "auth/jwt-ci/role/drift"])
+def test_the_deployer_reads_the_deploy_identity_and_never_changes_it(path):
+    deployer = next(p for p in _objects().policies if p.name == ident.DEPLOYER_POLICY)
+    assert granted(deployer, path) == {"read"}
 
 
 def test_the_previewer_only_reads():

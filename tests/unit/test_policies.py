@@ -46,8 +46,9 @@ def test_every_rendered_policy_parses_and_matches_its_model(stack):
             block = rules[rule.path]
             assert block["capabilities"] == list(rule.capabilities)
             assert block.get("required_parameters", []) == list(rule.required_parameters)
-            assert sorted(block.get("denied_parameters", {})) == sorted(rule.denied_parameters)
-            assert all(v == [] for v in block.get("denied_parameters", {}).values())
+            denied = {p: [] for p in rule.denied_parameters} | {p: list(v) for p, v in rule.denied_values}
+            assert block.get("denied_parameters", {}) == denied
+            assert block.get("allowed_parameters", {}) == {p: list(v) for p, v in rule.allowed_parameters}
     ops = next(p for p in policies if p.name == "ops-read")
     assert parsed_rules(pol.render(ops))["secret/data/shared/+/config"]["denied_parameters"] == {"force": [], "*": []}
 
@@ -55,7 +56,8 @@ def test_every_rendered_policy_parses_and_matches_its_model(stack):
 def test_builtin_policy_names_and_order():
     names = [p.name for p in vs.build(load("prod")).all_policies(ACCESSOR)]
     assert names == ["deployer", "previewer", "admin", "raft-backup", "raft-rollout", "metrics", "app-myapp",
-                     "external-secrets-default", "cert-manager-default", "app-templated"]
+                     "external-secrets-default", "cert-manager-default", "raft-restore",
+                     "secrets-manager-migration", "app-templated"]
     # Without an accessor (before Kubernetes auth exists) the templated policy cannot be rendered.
     assert "app-templated" not in [p.name for p in vs.build(load("prod")).policies]
 

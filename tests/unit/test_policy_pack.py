@@ -143,7 +143,7 @@ def test_the_workflows_run_the_pack_with_the_environments_config(workflow, job, 
     assert steps[action]["with"]["policyPacks"] == "policy"
     assert steps[action]["with"]["policyPackConfigs"] == f"policy/config/{env}.json"
     installs = " ".join(s.get("run", "") for s in steps[:action])
-    assert "policy/venv/bin/pip install -r policy/requirements.txt" in installs
+    assert "policy/venv/bin/pip install --require-hashes --no-deps -r policy/requirements.lock.txt" in installs
 
 
 @pytest.mark.parametrize(("stack_name", "env"), [("dev", "dev"), ("prod", "prod"), ("staging", "prod")])

@@ -197,7 +197,8 @@ def test_without_templating_roles_use_only_their_app_policy():
     assert s.templated(ACCESSOR) == ()
     assert [p.name for p in s.all_policies(ACCESSOR)] == ["deployer", "previewer", "admin", "raft-backup",
                                                           "raft-rollout", "metrics", "app-myapp",
-                                                          "external-secrets-default", "cert-manager-default"]
+                                                          "external-secrets-default", "cert-manager-default",
+                                                          "raft-restore", "secrets-manager-migration"]
 
 
 @pytest.mark.parametrize(("secondary", "paths"), [("stdout", ["file", "stdout"]), ("none", ["file"])])
