@@ -152,9 +152,11 @@ class VaultInitProvider(_VaultApi):
             if not token:
                 raise RuntimeError(
                     f"Vault at {props['address']} is already initialized, and this stack holds no token for it. "
-                    "Give the stack a token with `pulumi config set --secret --path secrets.vaultToken <token>` "
-                    "(an admin or root token; lost it? see docs/bootstrap-and-recovery.md, generate-root), then "
-                    "run `pulumi up` again. The stack never re-initializes a Vault.")
+                    "A dev stack: give it a token with `pulumi config set --secret --path secrets.vaultToken "
+                    "<token>` (an admin or root token; lost it? docs/bootstrap-and-recovery.md, generate-root), then "
+                    "run `pulumi up` again. prod holds no token in its config: restore its state from the "
+                    "backend's backup (docs/bootstrap-and-recovery.md, 'Lost the state'). The stack never "
+                    "re-initializes a Vault.")
             self._check_adopted_token(props, token)
             outputs = {**props, "root_token": token, "keys": [], "keys_base64": [], "initialized_by_stack": False,
                        "status": "adopted"}
