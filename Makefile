@@ -15,7 +15,8 @@ export PULUMI_CONFIG_PASSPHRASE ?= vault-platform-dev
 export PATH := $(TOOLS):$(PATH)
 
 # The charts whose value paths the tests check (tests/facts/charts); bump with `make chart-facts`.
-CHART_VERSION := 0.34.1
+# The chart version is pinned once, in the model.
+CHART_VERSION := $(shell sed -n 's/^VAULT_CHART_VERSION = "\(.*\)"$$/\1/p' components/model/platform.py)
 ESO_CHART_VERSION := 2.9.0
 # FLAVOR=openbao (or vault) runs the integration tests on one server only; the default runs both.
 export FLAVOR ?= all

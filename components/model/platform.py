@@ -67,9 +67,14 @@ ChartRepository = Annotated[str, Strict(), rule(checks.chart_repository)]
 ChartPath = Annotated[str, Strict(), rule(lambda v: None if v.strip() == v else "has spaces around it")]
 
 
+# The hashicorp/vault chart every stack installs unless it says otherwise: the one place it is pinned
+# (the Makefile reads it; tools/helm/go.mod names the same version, checked by the tests).
+VAULT_CHART_VERSION = "0.34.1"
+
+
 class Chart(Section):
     version: ChartVersion = setting(
-        "Version of the hashicorp/vault Helm chart (one exact version).", "0.34.1")
+        "Version of the hashicorp/vault Helm chart (one exact version).", VAULT_CHART_VERSION)
     repository: ChartRepository = setting(
         "Where Helm gets the chart: a chart repository (https://) or an OCI registry holding the chart as "
         "<registry path>/vault (oci://registry.example.com/charts).", "https://helm.releases.hashicorp.com")

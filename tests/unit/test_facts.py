@@ -17,9 +17,29 @@ from tests.harness import ROOT, load_stack
 
 
 def _makefile_var(name: str) -> str:
-    match = re.search(rf"^{name} := (\S+)$", (ROOT / "Makefile").read_text(), re.M)
-    assert match, name
-    return match.group(1)
+    """The value make gives a variable of the Makefile."""
+    makefile = (ROOT / "Makefile").read_text() + f"\nprint-var:\n\t@echo $({name})\n"
+    made = subprocess.run(["make", "-s", "-f", "-", "print-var"], input=makefile, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert made.returncode == 0 and made.stdout.strip(), (name, made.stderr)
+    return made.stdout.strip()
+
+
+def test_the_chart_version_is_pinned_once():
+    from components.model.platform import VAULT_CHART_VERSION
+    from tests.helm import chart_version
+
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^CHART_VERSION := \$\(shell sed .*VAULT_CHART_VERSION.* components/model/platform\.py\)$",
+                     makefile, re.M), "the Makefile reads the chart version from the model"
+    made = subprocess.run(["make", "-s", "-f", "-", "v"], input=makefile + "\nv:\n\t@echo $(CHART_VERSION)\n",
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert made.stdout.strip() == VAULT_CHART_VERSION, made.stderr
+    # The stack files take the default; tools/helm builds the same chart for the chart tests.
+    for stack in ("dev", "prod"):
+        assert "version" not in (yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+                                 ["vault-platform:cluster"].get("chart") or {})
+    assert chart_version() == VAULT_CHART_VERSION, "tools/helm/go.mod pins another vault-helm"
 
 
 def test_chart_facts_exist_for_every_pinned_chart_version():
