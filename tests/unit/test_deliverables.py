@@ -285,7 +285,7 @@ def test_jobs_with_credentials_install_hashed_packages_before_any_credential():
 
 
 def test_the_deploy_role_is_bound_to_main_and_the_reviewed_environment():
-    """AWS, GitHub and Vault each refuse a deploy from another branch or environment; the README gives
+    """AWS, GitHub and Vault each refuse a deploy from another branch or environment; docs/deploy-identity.md gives
     the AWS trust and the GitHub settings, checked here against the stack's own deploy settings."""
     from components.render import deploy_identity as ident
 
@@ -301,7 +301,7 @@ def test_the_deploy_role_is_bound_to_main_and_the_reviewed_environment():
         assert job["environment"] == environment and job["if"] == f"github.ref == '{config.deploy_ref}'", workflow
     assert _workflows()["preview"]["jobs"]["prod"]["environment"] == config.preview_environment
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "deploy-identity.md").read_text()
     trusts = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", readme, re.S)
               if "AssumeRoleWithWebIdentity" in block]
     assert len(trusts) == 2
@@ -314,7 +314,7 @@ def test_the_deploy_role_is_bound_to_main_and_the_reviewed_environment():
     assert sorted(preview["StringLike"][f"{key}:sub"]) == sorted([
         f"repo:{repository}:environment:{config.preview_environment}:ref:refs/pull/*",
         f"repo:{repository}:environment:{config.drift_environment}:ref:{config.deploy_ref}"])
-    # The subject carries the ref only with the repository's customization, which the README gives.
+    # The subject carries the ref only with the repository's customization, which the page gives.
     assert "include_claim_keys[]=ref" in readme and "actions/oidc/customization/sub" in readme
     for environment, reviewers in ((config.deploy_environment, "yes"), (config.drift_environment, "no"),
                                    (config.restore_environment, "yes"), (config.migration_environment, "yes")):
