@@ -126,9 +126,9 @@ def server_dns_names(release: str, namespace: str, replicas: int, extra: tuple[s
     names += ["localhost", *extra]
     return list(dict.fromkeys(names))
 
-def pod_unseal_ports(unseal_type: str, api: ApiConfig, replicas: int) -> list[tuple[int, int, str]]:
+def pod_unseal_ports(unseal_mode: str, api: ApiConfig, replicas: int) -> list[tuple[int, int, str]]:
     """(ordinal, nodePort, host address) for each pod a shamir dev stack must unseal directly."""
-    if unseal_type != "shamir" or api.service_type != "NodePort":
+    if unseal_mode != "shamir" or api.service_type != "NodePort":
         return []
     assert api.node_port is not None
     return [(i, api.node_port + 1 + i, f"https://127.0.0.1:{POD_HOST_PORT_BASE + i}") for i in range(replicas)]

@@ -311,6 +311,12 @@ class UnsealConfig(Section):
     awskms: AwsKmsUnseal = setting("Settings for type awskms.", factory=AwsKmsUnseal)
     transit: TransitUnseal | None = setting("Settings for type transit (required for it).", None)
 
+    @property
+    def mode(self) -> Literal["shamir", "auto"]:
+        """How pods get unsealed, the one decision every layer follows: ``shamir``, by key shares the
+        stack (dev) or operators submit; ``auto``, by the seal itself (awskms or transit)."""
+        return "shamir" if self.type == "shamir" else "auto"
+
 
 # --- initialization ------------------------------------------------------------------------------
 

@@ -178,7 +178,7 @@ def _check_network_ranges(c: PlatformConfig, problems: Problems) -> None:
 def _check_dev_only(c: PlatformConfig, problems: Problems) -> None:
     if not c.is_prod:
         return
-    if c.unseal.type == "shamir":
+    if c.unseal.mode == "shamir":
         problems.add("unseal.type", "'shamir' is dev only: prod must auto-unseal with 'awskms' or "
                                     "'transit' so pods restart without a human holding key shares")
     if c.database.dev_postgres:
@@ -197,7 +197,7 @@ def _check_api_tls_unseal(c: PlatformConfig, problems: Problems) -> None:
     if c.api.service_type == "NodePort" and c.api.node_port is None:
         problems.add("api.nodePort", "is required when api.serviceType is NodePort (30000-32767, matching the kind "
                                      "cluster's extraPortMappings)")
-    if c.unseal.type == "shamir" and c.api.service_type == "NodePort" and replicas > 5:
+    if c.unseal.mode == "shamir" and c.api.service_type == "NodePort" and replicas > 5:
         problems.add("cluster.replicas", f"{replicas} is more pods than kind/dev-cluster.yaml maps unseal ports for "
                                          "(5); a shamir dev stack unseals each pod through its own port")
     if c.api.service_type == "LoadBalancer" and not c.api.internal_load_balancer and c.is_prod \
@@ -866,7 +866,7 @@ def _check_day2(c: PlatformConfig, problems: Problems) -> None:
     if c.monitoring.prometheus_rule and not c.cluster.service_monitor:
         problems.add("monitoring.prometheusRule", "true needs cluster.serviceMonitor true: the alerts read the "
                                                   "metrics the ServiceMonitor scrapes")
-    if c.cluster.rollout.enabled and c.unseal.type == "shamir" and c.init.pgp_keys:
+    if c.cluster.rollout.enabled and c.unseal.mode == "shamir" and c.init.pgp_keys:
         problems.add("cluster.rollout.enabled", "true cannot work with PGP-encrypted shamir key shares: a restarted "
                                                 "pod stays sealed until an operator unseals it. Set it to false "
                                                 "and restart pods by hand (docs/day-2.md)")

@@ -14,12 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.render import aws_secret_store
 from components.render.aws_secret_store import AwsSecretStore
 from components.resources.aws import inline_policy, irsa_role
+from components.resources.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,12 @@ class AwsSecretsManagerStore(pulumi.ComponentResource):
     role_arn: pulumi.Output[str]
     exports: dict[str, pulumi.Input]
 
-    def __init__(self, name: str, args: AwsSecretsManagerStoreArgs, aws_provider: aws.Provider,
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: AwsSecretsManagerStoreArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:aws_secret_store:AwsSecretsManagerStore", name, None, opts)
+        # The AWS provider comes through opts (providers=[...]), as every provider does.
+        aws_provider = self.get_provider("aws:index:Provider")
+        if aws_provider is None:
+            raise InvalidInput("opts.providers", "AwsSecretsManagerStore needs an AWS provider")
         s = args.store
         sa = s.store.service_account
         stack = pulumi.get_stack()

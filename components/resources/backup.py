@@ -60,9 +60,10 @@ class RaftBackup(pulumi.ComponentResource):
 
     exports: dict[str, pulumi.Input]
 
-    def __init__(self, name: str, args: RaftBackupArgs, aws_provider: aws.Provider | None = None,
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: RaftBackupArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:backup:RaftBackup", name, None, opts)
+        # The AWS provider comes through opts (providers=[...]), as every provider does.
+        aws_provider = self.get_provider("aws:index:Provider")
         job = args.job
         b = job.backup
         bn = job.object_names

@@ -78,21 +78,22 @@ class VaultClusterArgs:
                           kubernetes_auth_path=self.kubernetes_auth_path,
                           pod_timeout_seconds=int(duration_seconds(self.cluster.rollout.pod_timeout)),
                           token_audience=self.token_audience,
-                          unseal_keys=self.unseal.type == "shamir")
+                          unseal_keys=self.unseal.mode == "shamir")
 
     @property
     def pod_unseal_addresses(self) -> list[str]:
         """Where `pulumi up` unseals each pod of a shamir dev stack (empty otherwise)."""
-        return [address for _, _, address in pod_unseal_ports(self.unseal.type, self.api, self.names.replicas)]
+        return [address for _, _, address in pod_unseal_ports(self.unseal.mode, self.api, self.names.replicas)]
 
 
 class VaultCluster(pulumi.ComponentResource):
     """Outputs: ``namespace``, ``ca_cert_pem``, ``api_address``, ``release_status``, ``tls_secret_name``,
     and ``unseal_kms_key_arn`` with awskms."""
 
-    def __init__(self, name: str, args: VaultClusterArgs, aws_provider: aws.Provider | None = None,
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: VaultClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:cluster:VaultCluster", name, None, opts)
+        # The AWS provider comes through opts (providers=[...]), as every provider does.
+        aws_provider = self.get_provider("aws:index:Provider")
         names = args.names
         c = args.cluster
 
@@ -113,7 +114,7 @@ class VaultCluster(pulumi.ComponentResource):
             f"{name}-unseal",
             AutoUnsealArgs(namespace, names, args.unseal, aws=args.aws, transit_token=args.transit_unseal_token,
                            tags=dict(args.aws.tags) if args.aws else {}),
-            aws_provider, opts=pulumi.ResourceOptions(parent=self))
+            opts=pulumi.ResourceOptions(parent=self))
 
         self.injector_tls: InjectorTls | None = None
         # With a TLS Secret of the operator's, the injector makes its own serving certificate (the
@@ -187,7 +188,7 @@ class VaultCluster(pulumi.ComponentResource):
                 spec=pod_unseal_service_spec(names, ordinal, node_port),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
             )
-            for ordinal, node_port, _ in pod_unseal_ports(args.unseal.type, args.api, names.replicas)
+            for ordinal, node_port, _ in pod_unseal_ports(args.unseal.mode, args.api, names.replicas)
         ]
 
         self.network_policy: k8s.networking.v1.NetworkPolicy | None = None

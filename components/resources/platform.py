@@ -114,7 +114,7 @@ def declare_vault_bootstrap(name: str, config: PlatformConfig, endpoint: VaultEn
     objects = objects or vault_objects.build(config)
     return VaultBootstrap(f"{name}-bootstrap", VaultBootstrapArgs(
         address=endpoint.address, ca_cert_pem=endpoint.ca_cert_pem,
-        mode="shamir" if config.unseal.type == "shamir" else "auto",
+        mode=config.unseal.mode,
         expected_peers=Names.of(config).replicas, init=config.init,
         unseal_addresses=endpoint.unseal_addresses, existing_token=config.secrets.vault_token,
         wait_for=endpoint.wait_for, identity=deploy_identity_args(config, objects)),
@@ -150,7 +150,7 @@ def declare_vault_side(name: str, config: PlatformConfig, endpoint: VaultEndpoin
         f"{name}-config", VaultConfigurationArgs(objects, protect_keys=config.is_prod, dev_postgres=dev_postgres,
                                                  vault_access=access,
                                                  role_aliases=moved_role_aliases(name, parent)),
-        bootstrap.provider, opts=vault_child)
+        opts=vault_child)
     return VaultSide(bootstrap, configuration, vault_child)
 
 
@@ -181,9 +181,22 @@ def guard_against_destroy(name: str, parent: pulumi.Resource, everything: Sequen
 
 
 class VaultPlatform(pulumi.ComponentResource):
-    """Outputs: everything the stack exports (``exports``), registered as this component's outputs."""
+    """The whole platform from one validated stack config.
+
+    Outputs: everything the stack exports (``exports``, by export name), registered as this
+    component's outputs; the ones every program needs are also typed attributes below. The
+    components it made are attributes too (``cluster``, ``bootstrap``, ``configuration``, ...).
+    """
 
     exports: dict[str, pulumi.Input]
+    namespace: pulumi.Output[str]
+    """The Vault namespace."""
+    api_address: pulumi.Output[str]
+    """The https address `pulumi up` reaches Vault at (``api.address``)."""
+    ca_certificate: pulumi.Output[str]
+    """PEM of the CA that signed the server certificate: what a client trusts."""
+    applications: dict[str, dict]
+    """Per application, what its pods need: annotations, volumes, its ExternalSecret."""
 
     def __init__(self, name: str, config: PlatformConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:index:VaultPlatform", name, None, opts)
@@ -205,7 +218,7 @@ class VaultPlatform(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, providers=providers)
 
         clustering = cluster_args(config)
-        self.cluster = VaultCluster(f"{name}-cluster", clustering, self.aws_provider, opts=child)
+        self.cluster = VaultCluster(f"{name}-cluster", clustering, opts=child)
 
         self.monitoring: VaultMonitoring | None = None
         m = config.monitoring
@@ -245,11 +258,11 @@ class VaultPlatform(pulumi.ComponentResource):
             if config.backup.enabled:
                 self.backup = RaftBackup(
                     f"{name}-backup", RaftBackupArgs(BackupJob.of(config), self.cluster.namespace, aws=config.aws),
-                    self.aws_provider, opts=after_configuration)
+                    opts=after_configuration)
             if config.cluster.rollout.enabled and self.cluster.rollout_access is not None:
                 # Last: after the release changed the pod template and Vault is configured (its role
                 # and policy), restart the pods that still run the old one.
-                shamir = config.unseal.type == "shamir"
+                shamir = config.unseal.mode == "shamir"
                 threshold = config.init.threshold
                 keys = self.bootstrap.unseal_keys.apply(lambda k: list(k or [])[:threshold]) if shamir else None
                 self.rollout = VaultRollout(
@@ -287,7 +300,7 @@ class VaultPlatform(pulumi.ComponentResource):
             assert self.aws_provider is not None
             self.aws_secret_store = AwsSecretsManagerStore(
                 f"{name}-aws-secret-store", AwsSecretsManagerStoreArgs(store, config.cluster.release_name),
-                self.aws_provider, opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
                     depends_on=[self.external_secrets] if self.external_secrets else [])))
         self.cert_manager: CertManagerIssuer | None = None
         if config.cert_manager.enabled:
@@ -296,6 +309,10 @@ class VaultPlatform(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions.merge(after_vault, pulumi.ResourceOptions(
                     depends_on=[self.application_namespaces])))
 
+        self.namespace = self.cluster.namespace
+        self.api_address = self.cluster.api_address
+        self.ca_certificate = self.cluster.ca_cert_pem
+        self.applications = {app.name: delivery.application_export(config, app) for app in config.applications}
         self.exports = {
             "namespace": self.cluster.namespace,
             "apiAddress": self.cluster.api_address,
@@ -314,8 +331,7 @@ class VaultPlatform(pulumi.ComponentResource):
         if self.backup is not None:
             self.exports.update(self.backup.exports)
         # Per application: its pod annotations and volumes (injector), its ExternalSecret (the operator).
-        self.exports["applications"] = {app.name: delivery.application_export(config, app)
-                                        for app in config.applications}
+        self.exports["applications"] = self.applications
         if self.cert_manager is not None:
             self.exports["certManagerIssuer"] = self.cert_manager.issuer_name
         if self.aws_secret_store is not None:

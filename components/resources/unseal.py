@@ -37,9 +37,10 @@ class AutoUnseal(pulumi.ComponentResource):
     seal: pulumi.Output[SealStanza | None]
     wiring: pulumi.Output[UnsealWiring]
 
-    def __init__(self, name: str, args: AutoUnsealArgs, aws_provider: aws.Provider | None = None,
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: AutoUnsealArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:unseal:AutoUnseal", name, None, opts)
+        # The AWS provider comes through opts (providers=[...]), as every provider does.
+        aws_provider = self.get_provider("aws:index:Provider")
         names = args.names
         unseal = args.unseal
         self.kms_key: aws.kms.Key | None = None

@@ -81,9 +81,13 @@ class VaultConfiguration(pulumi.ComponentResource):
     kubernetes_auth_path: pulumi.Output[str]
     kubernetes_accessor: pulumi.Output[str]
 
-    def __init__(self, name: str, args: VaultConfigurationArgs, provider: vault.Provider,
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: VaultConfigurationArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:configuration:VaultConfiguration", name, None, opts)
+        # The Vault provider (VaultBootstrap.provider) comes through opts, as every provider does.
+        provider = self.get_provider("vault:index:Provider")
+        if provider is None:
+            raise InvalidInput("opts.providers", "VaultConfiguration needs the Vault provider "
+                                                 "(VaultBootstrap.provider)")
         self._name = name
         self._provider = provider
         self._protect_keys = args.protect_keys

@@ -464,3 +464,10 @@ def test_the_schema_catches_mistakes_in_an_editor(config, needle):
     assert any(needle in e.message for e in errors), [e.message for e in errors]
     ok = {"config": {**base, "vault-platform:secrets": {"vaultToken": {"secure": "v1:abc"}}}}
     assert list(jsonschema.Draft202012Validator(_schema()).iter_errors(ok)) == []
+
+
+@pytest.mark.parametrize(("seal", "mode"), [("shamir", "shamir"), ("awskms", "auto"), ("transit", "auto")])
+def test_the_unseal_mode_is_decided_once_by_the_model(seal, mode):
+    from components.model import UnsealConfig
+
+    assert UnsealConfig(type=seal).mode == mode

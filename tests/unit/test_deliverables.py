@@ -26,7 +26,7 @@ def test_kind_cluster_maps_the_dev_api_and_every_pod_to_loopback():
     assert all(m["listenAddress"] == "127.0.0.1" for m in mappings.values())
     api = urlparse(config.api.address)
     assert mappings[config.api.node_port]["hostPort"] == api.port and api.hostname == "127.0.0.1"
-    for _, node_port, address in pod_unseal_ports(config.unseal.type, config.api, config.cluster.replicas):
+    for _, node_port, address in pod_unseal_ports(config.unseal.mode, config.api, config.cluster.replicas):
         assert mappings[node_port]["hostPort"] == urlparse(address).port
     workers = [n for n in kind["nodes"] if n["role"] == "worker"]
     assert len(workers) >= config.cluster.replicas

@@ -152,3 +152,4 @@ def test_the_example_runs_from_the_installed_wheel_as_it_does_from_the_tree(inst
         return sorted((r.type, r.name) for r in rec.resources)
     assert shape(from_wheel) == shape(from_tree)
     assert len(from_wheel.resources) > 10
+
