@@ -155,9 +155,6 @@ class RaftBackup(pulumi.ComponentResource):
         stack = pulumi.get_stack()
         tags = {**dict(aws_config.tags), "vault-platform/stack": stack}
         aws_opts = pulumi.ResourceOptions(parent=self, provider=aws_provider)
-        # Snapshots are the only copy of past data, and unreadable without this key: neither may be
-        # deleted by `pulumi destroy` (protect) nor by removing them from the program (retain).
-        keep = pulumi.ResourceOptions(parent=self, provider=aws_provider, protect=True, retain_on_delete=True)
 
         # S3 replicates with a role of its own, which must decrypt what it copies.
         self.replication_role: aws.iam.Role | None = None
@@ -184,42 +181,13 @@ class RaftBackup(pulumi.ComponentResource):
                 policy_administrators=aws_config.key_policy_administrators)),
             tags=tags, opts=aws_opts)
 
-        self.bucket = aws.s3.Bucket(
-            f"{name}-bucket",
-            bucket=b.s3.bucket_name or None,
-            force_destroy=False,
-            tags=tags,
-            opts=keep,
-        )
-        bucket = self.bucket.bucket
-        bucket_opts = pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[self.bucket])
-        aws.s3.BucketOwnershipControls(
-            f"{name}-ownership", bucket=bucket,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=bucket_opts)
-        public_access = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access", bucket=bucket,
-            block_public_acls=True, block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
-            opts=bucket_opts)
-        versioning = aws.s3.BucketVersioning(
-            f"{name}-versioning", bucket=bucket,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-            opts=bucket_opts)
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption", bucket=bucket,
-            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=aws.s3.
-                BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                    sse_algorithm="aws:kms", kms_master_key_id=self.kms_key.arn),
-                bucket_key_enabled=True)],
-            opts=bucket_opts)
         # The job prunes by the time in each name; the lifecycle is the backstop, and also ends the
         # noncurrent versions that versioning keeps after a prune (or an overwrite by mistake).
         days = b.retention_days
         only_snapshots = aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=b.s3.prefix)
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-lifecycle", bucket=bucket,
-            rules=[
+        self.bucket, versioning = self._hardened_bucket(
+            name, "", bucket_name=b.s3.bucket_name, region=None, key_arn=self.kms_key.arn, tags=tags,
+            aws_provider=aws_provider, lock_mode=b.s3.object_lock.mode, lock_days=self._lock_days(b), lifecycle=[
                 aws.s3.BucketLifecycleConfigurationRuleArgs(
                     id="expire-snapshots", status="Enabled", filter=only_snapshots,
                     expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=days),
@@ -231,26 +199,11 @@ class RaftBackup(pulumi.ComponentResource):
                     id="remove-expired-delete-markers", status="Enabled", filter=only_snapshots,
                     expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
                         expired_object_delete_marker=True)),
-            ],
-            opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[versioning]))
-        aws.s3.BucketPolicy(
-            f"{name}-bucket-policy", bucket=bucket,
-            policy=self.bucket.arn.apply(lambda arn: json.dumps(backup_bucket_policy(arn))),
-            opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[public_access]))
+            ])
 
         inline_policy(f"{name}-s3", self.irsa_role, pulumi.Output.all(self.bucket.arn, self.kms_key.arn).apply(
             lambda a: s3_backup_policy(a[0], b.s3.prefix, a[1])), aws_opts)
 
-        lock = b.s3.object_lock
-        if lock.mode != "none":
-            # Enabling Object Lock on a bucket cannot be undone; on an existing bucket it needs
-            # versioning first. Every new snapshot version is then locked for the days given.
-            self.object_lock = aws.s3.BucketObjectLockConfiguration(
-                f"{name}-object-lock", bucket=bucket, object_lock_enabled="Enabled",
-                rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
-                    default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(
-                        mode=lock.mode.upper(), days=self._lock_days(b))),
-                opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[versioning]))
         if self.replication_role is not None:
             self._replica(name, job, aws_config, aws_provider, tags, versioning, self.replication_role)
 
@@ -264,7 +217,6 @@ class RaftBackup(pulumi.ComponentResource):
         stack = pulumi.get_stack()
         assert self.bucket is not None and self.kms_key is not None
         aws_opts = pulumi.ResourceOptions(parent=self, provider=aws_provider)
-        keep = pulumi.ResourceOptions(parent=self, provider=aws_provider, protect=True, retain_on_delete=True)
 
         self.replica_key = protected_kms_key(
             f"{name}-replica-key", alias_resource=f"{name}-replica-key-alias",
@@ -274,50 +226,16 @@ class RaftBackup(pulumi.ComponentResource):
                 list(aws_config.key_administrators), [arn, *aws_config.snapshot_readers], SNAPSHOT_KEY_USE,
                 via_service=f"s3.{region}.amazonaws.com", policy_administrators=aws_config.key_policy_administrators)),
             tags=tags, opts=aws_opts, region=region)
-        self.replica_bucket = aws.s3.Bucket(f"{name}-replica-bucket", bucket=rep.bucket_name or None, region=region,
-                                            force_destroy=False, tags=tags, opts=keep)
-        replica = self.replica_bucket.bucket
-        replica_opts = pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[self.replica_bucket])
-        aws.s3.BucketOwnershipControls(
-            f"{name}-replica-ownership", bucket=replica, region=region,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"), opts=replica_opts)
-        replica_public = aws.s3.BucketPublicAccessBlock(
-            f"{name}-replica-public-access", bucket=replica, region=region, block_public_acls=True,
-            block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True, opts=replica_opts)
-        replica_versioning = aws.s3.BucketVersioning(
-            f"{name}-replica-versioning", bucket=replica, region=region,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-            opts=replica_opts)
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-replica-encryption", bucket=replica, region=region,
-            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=aws.s3.
-                BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                    sse_algorithm="aws:kms", kms_master_key_id=self.replica_key.arn),
-                bucket_key_enabled=True)],
-            opts=replica_opts)
         # Delete markers are not replicated, so the replica expires its copies by itself.
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-replica-lifecycle", bucket=replica, region=region,
-            rules=[aws.s3.BucketLifecycleConfigurationRuleArgs(
+        self.replica_bucket, replica_versioning = self._hardened_bucket(
+            name, "replica-", bucket_name=rep.bucket_name, region=region, key_arn=self.replica_key.arn, tags=tags,
+            aws_provider=aws_provider, lock_mode=b.s3.object_lock.mode, lock_days=self._lock_days(b),
+            lifecycle=[aws.s3.BucketLifecycleConfigurationRuleArgs(
                 id="expire-snapshots", status="Enabled",
                 filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=b.s3.prefix),
                 expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=b.retention_days),
                 noncurrent_version_expiration=aws.s3.
-                BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(noncurrent_days=b.retention_days))],
-            opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[replica_versioning]))
-        aws.s3.BucketPolicy(
-            f"{name}-replica-bucket-policy", bucket=replica, region=region,
-            policy=self.replica_bucket.arn.apply(lambda arn: json.dumps(backup_bucket_policy(arn))),
-            opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[replica_public]))
-        lock = b.s3.object_lock
-        if lock.mode != "none":
-            aws.s3.BucketObjectLockConfiguration(
-                f"{name}-replica-object-lock", bucket=replica, region=region, object_lock_enabled="Enabled",
-                rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
-                    default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(
-                        mode=lock.mode.upper(), days=self._lock_days(b))),
-                opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[replica_versioning]))
+                BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(noncurrent_days=b.retention_days))])
         inline_policy(f"{name}-replication", role, pulumi.Output.all(
             self.bucket.arn, self.kms_key.arn, self.replica_bucket.arn, self.replica_key.arn).apply(
             lambda a: replication_policy(a[0], b.s3.prefix, a[1], aws_config.region, a[2], a[3], region)), aws_opts)
@@ -337,6 +255,56 @@ class RaftBackup(pulumi.ComponentResource):
                         replica_kms_key_id=self.replica_key.arn)))],
             opts=pulumi.ResourceOptions(parent=self, provider=aws_provider,
                                         depends_on=[source_versioning, replica_versioning]))
+
+    def _hardened_bucket(self, name: str, part: str, *, bucket_name: str | None, region: str | None,
+                         key_arn: pulumi.Input[str], tags: dict[str, str], aws_provider: aws.Provider,
+                         lifecycle: list, lock_mode: str,
+                         lock_days: int) -> tuple[aws.s3.Bucket, aws.s3.BucketVersioning]:
+        """A snapshot bucket as both copies need it: owner-enforced, no public access, versioned,
+        SSE-KMS with its own key, TLS-only, its lifecycle, and Object Lock when asked. Kept from
+        `pulumi destroy` and from removal (protect, retain): a snapshot is a copy of every secret."""
+        keep = pulumi.ResourceOptions(parent=self, provider=aws_provider, protect=True, retain_on_delete=True)
+        bucket = aws.s3.Bucket(f"{name}-{part}bucket", bucket=bucket_name or None, region=region, force_destroy=False,
+                               tags=tags, opts=keep)
+        bucket_id = bucket.bucket
+        opts = pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[bucket])
+        aws.s3.BucketOwnershipControls(
+            f"{name}-{part}ownership", bucket=bucket_id, region=region,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"), opts=opts)
+        public_access = aws.s3.BucketPublicAccessBlock(
+            f"{name}-{part}public-access", bucket=bucket_id, region=region, block_public_acls=True,
+            block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True, opts=opts)
+        versioning = aws.s3.BucketVersioning(
+            f"{name}-{part}versioning", bucket=bucket_id, region=region,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"), opts=opts)
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-{part}encryption", bucket=bucket_id, region=region,
+            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=aws.s3.
+                BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                    sse_algorithm="aws:kms", kms_master_key_id=key_arn),
+                bucket_key_enabled=True)],
+            opts=opts)
+        after_versioning = pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[versioning])
+        aws.s3.BucketLifecycleConfiguration(f"{name}-{part}lifecycle", bucket=bucket_id, region=region, rules=lifecycle,
+                                            opts=after_versioning)
+        aws.s3.BucketPolicy(
+            f"{name}-{part}bucket-policy", bucket=bucket_id, region=region,
+            policy=bucket.arn.apply(lambda arn: json.dumps(backup_bucket_policy(arn))),
+            opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[public_access]))
+        if lock_mode != "none":
+            # Enabling Object Lock on a bucket cannot be undone; on an existing bucket it needs
+            # versioning first. Every new snapshot version is then locked for the days given.
+            lock = aws.s3.BucketObjectLockConfiguration(
+                f"{name}-{part}object-lock", bucket=bucket_id, region=region, object_lock_enabled="Enabled",
+                rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
+                    default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(
+                        mode=lock_mode.upper(), days=lock_days)),
+                opts=after_versioning)
+            if not part:
+                self.object_lock = lock
+        return bucket, versioning
+
 
 
 def _in_namespace(manifest: dict, namespace: pulumi.Input[str]) -> dict:
