@@ -31,6 +31,7 @@ from components.render.iam import (
 )
 from components.resources.aws import inline_policy, irsa_role, protected_kms_key
 from components.resources.errors import InvalidInput
+from components.resources.manifests import job_identity
 
 # The script the Job runs, carried by a ConfigMap: read here, at the edge, so the builders stay pure.
 SCRIPT_PATH = Path(__file__).resolve().parent / "jobs" / "backup.sh"
@@ -101,16 +102,9 @@ class RaftBackup(pulumi.ComponentResource):
                 f"{name}-volume", **_body(_in_namespace(pvc, namespace)), opts=k8s_opts)
 
         # --- the job ---------------------------------------------------------------------------------
-        sa = pulumi.Output.from_input(role_arn).apply(lambda arn: backup_job.service_account(job, arn))
-        self.service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-sa",
-            metadata=pulumi.Output.all(sa, namespace).apply(lambda a: {**a[0]["metadata"], "namespace": a[1]}),
-            automount_service_account_token=False,
-            opts=k8s_opts,
-        )
-        self.config_map = k8s.core.v1.ConfigMap(
-            f"{name}-script", **_body(_in_namespace(backup_job.config_map(job, script), namespace)),
-            opts=k8s_opts)
+        self.service_account, self.config_map = job_identity(
+            name, namespace, pulumi.Output.from_input(role_arn).apply(lambda arn: backup_job.service_account(job, arn)),
+            backup_job.config_map(job, script), k8s_opts)
         cron_job = pulumi.Output.from_input(bucket_name).apply(lambda bucket: backup_job.cron_job(job, script, bucket))
         waits_for = [self.service_account, self.config_map]
         for claim in (self.volume_claim, self.spool_claim):

@@ -27,3 +27,20 @@ def declare(manifests: list[dict[str, Any]], prefix: str, opts: pulumi.ResourceO
 def custom_resource(name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
     return k8s.apiextensions.CustomResource(name, api_version=manifest["apiVersion"], kind=manifest["kind"],
                                             metadata=manifest["metadata"], spec=manifest["spec"], opts=opts)
+
+
+def job_identity(name: str, namespace: pulumi.Input[str], service_account: pulumi.Input[dict[str, Any]],
+                 config_map: dict[str, Any], opts: pulumi.ResourceOptions,
+                 ) -> tuple[k8s.core.v1.ServiceAccount, k8s.core.v1.ConfigMap]:
+    """What every Job of the platform runs as and runs: its ServiceAccount (``<name>-sa``; Vault's
+    Kubernetes auth role binds exactly it) and the ConfigMap carrying its script (``<name>-script``),
+    both in the Vault namespace (the namespace resource's name, so they wait for it)."""
+    account = pulumi.Output.from_input(service_account)
+    sa = k8s.core.v1.ServiceAccount(
+        f"{name}-sa",
+        metadata=pulumi.Output.all(account, namespace).apply(lambda a: {**a[0]["metadata"], "namespace": a[1]}),
+        automount_service_account_token=account.apply(lambda m: m["automountServiceAccountToken"]),
+        opts=opts)
+    script = k8s.core.v1.ConfigMap(f"{name}-script", metadata={**config_map["metadata"], "namespace": namespace},
+                                   data=config_map["data"], opts=opts)
+    return sa, script

@@ -22,6 +22,7 @@ import pulumi_kubernetes as k8s
 from components.render import rollout_job
 from components.render.rollout_job import RolloutJob
 from components.resources.errors import InvalidInput
+from components.resources.manifests import job_identity
 
 # The script the Job runs, carried by a ConfigMap: read here, at the edge, so the builders stay pure.
 SCRIPT_PATH = Path(__file__).resolve().parent / "jobs" / "vault_rollout.py"
@@ -61,19 +62,14 @@ class RolloutAccess(pulumi.ComponentResource):
         ns = args.namespace
         child = pulumi.ResourceOptions(parent=self)
         script = read_script()
-        sa = rollout_job.service_account(names)
-        self.service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-sa", metadata=_meta(sa, ns), automount_service_account_token=sa["automountServiceAccountToken"],
-            opts=child)
+        self.service_account, self.config_map = job_identity(
+            name, ns, rollout_job.service_account(names), rollout_job.config_map(names, script), child)
         role = rollout_job.role(names)
         self.role = k8s.rbac.v1.Role(f"{name}-role", metadata=_meta(role, ns), rules=role["rules"], opts=child)
         binding = rollout_job.role_binding(names)
         self.role_binding = k8s.rbac.v1.RoleBinding(
             f"{name}-binding", metadata=_meta(binding, ns), role_ref=binding["roleRef"], subjects=binding["subjects"],
             opts=child)
-        cm = rollout_job.config_map(names, script)
-        self.config_map = k8s.core.v1.ConfigMap(f"{name}-script", metadata=_meta(cm, ns), data=cm["data"],
-                                                opts=child)
         job = rollout_job.scale_down_job(args.job, script)
         self.scale_down = k8s.batch.v1.Job(
             f"{name}-scale-down",
