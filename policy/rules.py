@@ -1056,6 +1056,66 @@ def check_metrics_need_a_token(resource_type: str, name: str, props: Mapping[str
 
 # --- the pack -----------------------------------------------------------------------------------
 
+# --- 15. the deployer is not root ------------------------------------------------------------------
+
+DEPLOY_IDENTITY = "pulumi-python:dynamic/bootstrap:DeployIdentity"
+# The policies that say who may deploy and what an admin may do: a deployer that could rewrite them
+# could make itself root.
+IDENTITY_POLICIES = ("deployer", "previewer", "admin")
+_WRITES = frozenset({"create", "update", "patch", "delete", "sudo"})
+_ROLE_PATH = re.compile(r"auth/[^*]+/role/\*")
+
+
+def _capabilities(body: Any) -> set[str]:
+    return {str(c) for value in attrs(body, "capabilities") for c in _as_list(value)}
+
+
+def _object(values: list[Any]) -> dict[str, Any]:
+    """An HCL object attribute (``allowed_parameters = {...}``) as a dict, from either form."""
+    out: dict[str, Any] = {}
+    for value in values:
+        if isinstance(value, Mapping):
+            out.update(value)
+        elif isinstance(value, list):
+            out.update({item.key: item.value for item in value if hasattr(item, "key")})
+    return out
+
+
+def check_deployer_not_root(resource_type: str, name: str, props: Mapping[str, Any], options: Options,
+                            config: Mapping[str, Any]) -> list[Violation]:
+    report = _Reporter(resource_type, name)
+    if resource_type != DEPLOY_IDENTITY:
+        return report.found
+    policies, deployer = props.get("policies"), props.get("deployer_policy") or "deployer"
+    if not isinstance(policies, Mapping) or is_unknown(policies.get(deployer)):
+        return report.found
+    text = policies.get(deployer)
+    if not isinstance(text, str):
+        return report.found
+    where = f"policies.{deployer}"
+    try:
+        paths = list(blocks(parse_hcl(text), "path"))
+    except HclError as err:
+        report(where, f"cannot be read as a Vault policy ({err})")
+        return report.found
+    exact = {label: _capabilities(body) for label, body in paths}
+    for policy in IDENTITY_POLICIES:
+        path = f"sys/policies/acl/{policy}"
+        # Vault takes the most specific path: an exact read-only rule beats any sys/policies/acl/* grant.
+        if path not in exact or exact[path] & _WRITES:
+            report(f'{where} path "{path}"', f"lets the deployer rewrite the {policy} policy, and so make itself "
+                                              "root: give that path read only (a break-glass token changes it)")
+    for label, body in paths:
+        if not _ROLE_PATH.fullmatch(label) or not _capabilities(body) & {"create", "update"}:
+            continue
+        allowed = _object(attrs(body, "allowed_parameters")).get("token_policies")
+        if not allowed or any(str(v).strip() == "*" for v in _as_list(allowed)):
+            report(f'{where} path "{label}" allowed_parameters', "lets the deployer give an auth role any "
+                   "policy, admin included, and log in with it: allow the policies the stack gives roles only "
+                   "(deploy.limitRolePolicies)")
+    return report.found
+
+
 RULES: tuple[Rule, ...] = (
     Rule("vault-api-not-internet-facing",
          "Vault's API is reached from inside the network only: a Service in front of the Vault server pods (or "
@@ -1128,6 +1188,11 @@ RULES: tuple[Rule, ...] = (
          "tell anyone who reaches the API port the request rates, mounts, leadership and audit failures. The "
          "scraper presents a token whose policy reads sys/metrics only.",
          check_metrics_need_a_token),
+    Rule("deployer-not-root",
+         "The deployer, the login every pull request's merge runs as, cannot make itself root: it may only read "
+         "the deployer, previewer and admin policies, and may give Kubernetes auth roles only the policies the "
+         "stack gives roles.",
+         check_deployer_not_root),
 )
 
 

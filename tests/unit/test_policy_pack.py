@@ -862,3 +862,37 @@ def test_every_policy_is_documented_once_in_the_packs_readme():
     assert sorted(documented) == sorted(r.name for r in rules.RULES)
     for rule in rules.RULES:
         assert (f"`{rule.name}` (stack)" in text) == rule.stack, rule.name
+
+
+# --- deployer-not-root ---------------------------------------------------------------------------
+
+DEPLOY_IDENTITY = "pulumi-python:dynamic/bootstrap:DeployIdentity"
+IDENTITY_NAME = "vault-bootstrap-identity"
+
+
+def test_the_stacks_deployer_passes():
+    resources = stack("prod")
+    assert any(r.type == DEPLOY_IDENTITY for r in resources)
+    assert violations("deployer-not-root", resources) == []
+
+
+def test_a_deployer_that_may_give_roles_any_policy_fires():
+    """What deploy.limitRolePolicies: false gives: the program allows it (OpenBao needs it), the pack
+    refuses it in prod."""
+    resources = stack("prod", {"deploy": {"limitRolePolicies": False}})
+    violation = fired(violations("deployer-not-root", resources), DEPLOY_IDENTITY, IDENTITY_NAME,
+                      'policies.deployer path "auth/kubernetes/role/*" allowed_parameters')
+    assert "admin included" in violation.message
+
+
+@pytest.mark.parametrize("policy", ["deployer", "admin"])
+def test_a_deployer_that_may_rewrite_an_identity_policy_fires(policy):
+    def writable(props: dict) -> None:
+        text = props["policies"]["deployer"]
+        rule = f'path "sys/policies/acl/{policy}" {{\n  capabilities = ["read"]\n}}'
+        assert rule in text
+        props["policies"]["deployer"] = text.replace(rule, rule.replace('["read"]', '["read", "update"]'))
+    resources = changed(stack("prod"), DEPLOY_IDENTITY, IDENTITY_NAME, writable)
+    violation = fired(violations("deployer-not-root", resources), DEPLOY_IDENTITY, IDENTITY_NAME,
+                      f'policies.deployer path "sys/policies/acl/{policy}"')
+    assert "make itself root" in violation.message
