@@ -119,7 +119,7 @@ def test_prod_requires_five_replicas_and_no_node_port_while_dev_allows_its_kind_
 
 
 def test_policy_names_and_descriptions_are_unique():
-    assert len(set(NAMES)) == len(NAMES) == 14
+    assert len(set(NAMES)) == len(NAMES) == 15
     assert len({r.description for r in rules.RULES}) == len(NAMES)
 
 
