@@ -351,7 +351,7 @@ def test_prod_first_run_later_ci_runs_previews_and_refused_logins(prod):
                ("LIST", "secret/metadata", None), ("POST", "secret/data/another", {"data": {"x": "y"}}),
                ("DELETE", "secret/data/myapp/config", None), ("POST", "transit/decrypt/myapp", {"ciphertext": "x"}),
                ("GET", "database/creds/myapp-db", None), ("POST", "pki_int/issue/internal-certs",
-                                                          {"common_name": "a.internal"}),
+                                                          {"common_name": "myapp.internal.example.com"}),
                ("GET", "sys/raw/core/keyring", None), ("POST", "sys/seal", None),
                ("PUT", "sys/policies/acl/deployer", {"policy": 'path "*" { capabilities = ["sudo"] }'}),
                ("PUT", "sys/policies/acl/previewer", {"policy": 'path "*" { capabilities = ["sudo"] }'}),
@@ -379,7 +379,9 @@ def test_prod_first_run_later_ci_runs_previews_and_refused_logins(prod):
 
     # The refusals come from the policies, not from malformed requests: root writes and issues.
     assert status(prod, "POST", "secret/data/myapp/config", root, write) == 200
-    assert status(prod, "POST", "pki_int/issue/internal-certs", root, {"common_name": "a.internal"}) == 200
+    # (A name the role signs: prod's internal-certs is bound to its namespace and its allowedDomains.)
+    assert status(prod, "POST", "pki_int/issue/internal-certs", root,
+                  {"common_name": "myapp.internal.example.com"}) == 200
 
     # `pulumi destroy` on prod stops before it deletes anything.
     before = resources(prod.state())
