@@ -150,14 +150,16 @@ refresh: stack ca-file
 
 # Everything that holds data is protected (the namespace and release with the Raft volumes, every
 # secrets engine mount, the KMS keys, the snapshot bucket): `pulumi destroy` stops at them. To throw
-# a dev stack away for real, `make teardown` unprotects it first. Never for prod.
+# a dev stack away for real, `make teardown` unprotects it first and runs the program with
+# VAULT_PLATFORM_TEARDOWN=1, which protects nothing (otherwise `--run-program` would protect the
+# destroy guard again). Never for prod: the program refuses it there too.
 destroy: stack ca-file
 	pulumi destroy --stack $(STACK) --run-program
 
 teardown: stack ca-file
 	@if [ "$(STACK)" = "prod" ]; then echo "make teardown refuses the prod stack"; exit 2; fi
 	pulumi state unprotect --all --yes --stack $(STACK)
-	pulumi destroy --yes --stack $(STACK) --run-program
+	VAULT_PLATFORM_TEARDOWN=1 pulumi destroy --yes --stack $(STACK) --run-program
 
 # Regenerate the committed chart facts (value paths, types, free-form prefixes) after bumping a
 # chart: from the chart repositories (needs helm and network), or REFERENCE=<folder> holding

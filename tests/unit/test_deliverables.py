@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 import yaml
 
 from components.model.names import pod_unseal_ports
+from components.resources.platform import TEARDOWN_ENV
 from tests.harness import ROOT, load_stack
 
 
@@ -29,6 +30,16 @@ def test_kind_cluster_maps_the_dev_api_and_every_pod_to_loopback():
         assert mappings[node_port]["hostPort"] == urlparse(address).port
     workers = [n for n in kind["nodes"] if n["role"] == "worker"]
     assert len(workers) >= config.cluster.replicas
+
+
+def test_make_teardown_runs_the_program_with_nothing_protected():
+    # `destroy --run-program` runs the program, whose protect flags win over `state unprotect`: without
+    # the tear-down switch the DestroyGuard is protected again and the destroy stops at it.
+    out = subprocess.run(["make", "-n", "teardown", "STACK=dev"], cwd=ROOT, capture_output=True, text=True,
+                         check=True, env={**os.environ, "MAKEFLAGS": ""}).stdout
+    destroys = [line for line in out.splitlines() if "pulumi destroy" in line]
+    assert destroys, out
+    assert all(f"{TEARDOWN_ENV}=1 " in line and "--run-program" in line for line in destroys), destroys
 
 
 def test_stack_files_hold_no_plain_text_secrets():
