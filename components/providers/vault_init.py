@@ -173,8 +173,21 @@ class VaultInitProvider(_VaultApi):
         # States written before VaultReady existed may say "incomplete: ...": update settles them.
         if str(olds.get("status") or "incomplete").startswith("incomplete"):
             changed.append("status")
+        elif self._data_gone(news):
+            # The engine calls update only for a change, and update is where a Vault that lost its data
+            # is refused: without this, `pulumi up` after a wipe went on to VaultReady, which spent its
+            # whole timeout unsealing pods that hold nothing, and ended with a warning.
+            changed.append("initialized")
         return DiffResult(changes=bool(changed), replaces=[], stables=["root_token", "keys", "keys_base64"],
                           delete_before_replace=False)
+
+    def _data_gone(self, props: dict[str, Any]) -> bool:
+        """Vault answers that it is not initialized (its Raft data was lost or wiped)."""
+        try:
+            status, state = self._call(props, "GET", "sys/init", timeout=5)
+        except Exception:  # unreachable now: nothing to decide, the state stays as it is
+            return False
+        return status == 200 and state.get("initialized") is False
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return self._guard(self._update, olds, news)
