@@ -27,7 +27,7 @@ POLICY_CONFIG ?= $(firstword $(wildcard policy/config/$(STACK).json) policy/conf
 POLICY_FLAGS := --policy-pack policy --policy-pack-config $(POLICY_CONFIG)
 
 .PHONY: help test test-unit lint up preview refresh destroy teardown stack ca-file vault-server pulumi-engine \
-	promtool tools system-packages clean bench cluster cluster-down cluster-smoke e2e e2e-teardown \
+	promtool tools system-packages clean bench cluster cluster-down cluster-smoke e2e e2e-up e2e-walkthrough e2e-teardown \
 	chart-facts crd-facts migrate
 
 help:
@@ -40,7 +40,7 @@ help:
 	@echo "make bench                 print the benchmark figures"
 	@echo "make cluster               build (once) and start a one-node Kubernetes here, no Docker (root)"
 	@echo "make cluster-smoke         prove it: a pod, a volume, DNS, a NodePort; make cluster-down stops it"
-	@echo "make e2e                   deploy the dev stack for real to the current kube context and check it"
+	@echo "make e2e                   deploy the dev stack for real to the current kube context, walk it through, tear it down"
 	@echo "make migrate ARGS=\"plan --map prod/=imported/\"   copy AWS Secrets Manager secrets into Vault KV"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -89,9 +89,17 @@ cluster-smoke:
 	bash tools/cluster/smoke.sh
 
 # The dev stack (with tests/e2e/stack.yaml over it) through the real engine and plugins, to the
-# current kube context, checked in the cluster; e2e-teardown destroys it. Not in CI: too slow cold.
+# current kube context, checked in the cluster, walked through (tests/e2e/walkthrough.py) and torn
+# down. e2e-up keeps it; e2e-walkthrough (STEPS="failover ...") walks a kept one; e2e-teardown
+# destroys it. Not in CI: too slow cold.
 e2e: $(VENV)/.installed
+	$(PY) -m tests.e2e.run all
+
+e2e-up: $(VENV)/.installed
 	$(PY) -m tests.e2e.run up
+
+e2e-walkthrough: $(VENV)/.installed
+	$(PY) -m tests.e2e.run walkthrough $(STEPS)
 
 e2e-teardown: $(VENV)/.installed
 	$(PY) -m tests.e2e.run teardown
