@@ -164,6 +164,8 @@ def walk(w: Any) -> None:
     workdir = pathlib.Path(__file__).resolve().parents[2] / ".e2e" / "restore"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
+    # The runbook runs from a checkout: its scripts/ beside the files the commands write.
+    (workdir / "scripts").symlink_to(ROOT / "scripts")
     outputs = w.engine.outputs()
     old_root, old_keys = outputs["rootToken"], list(outputs["unsealKeys"])
     (workdir / "vault-ca.pem").write_text(outputs["caCertificate"])

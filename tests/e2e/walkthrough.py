@@ -154,9 +154,13 @@ def unseal_with_up(w: Walk, what: str) -> float:
 
 
 def voters(w: Walk) -> int:
+    """Raft voters, or 0 while the configuration cannot be read (an election under way)."""
     from tests.e2e.run import raft_voters
 
-    return len(raft_voters(w.vault))
+    try:
+        return len(raft_voters(w.vault))
+    except E2EError:
+        return 0
 
 
 # --- 1. the Agent Injector ------------------------------------------------------------------------------
@@ -497,31 +501,50 @@ def readiness(w: Walk) -> None:
 
 # --- 6. failover ------------------------------------------------------------------------------------------
 
-def first_write(vault: Vault, path: str, value: str, limit: float) -> float:
+def leader_address(vault: Vault) -> str:
+    """The leader's cluster address (https://<pod>.<internal service>:8201; its API address is a pod IP),
+    or "" while none is known."""
+    status, body = vault.call("GET", "sys/leader", token="", timeout=2)
+    return body.get("leader_cluster_address", "") if status == 200 else ""
+
+
+def first_write(vault: Vault, path: str, value: str, old_leader: str, limit: float) -> tuple[float, int]:
+    """Write until a write is accepted with a leader other than ``old_leader``: (seconds, writes that
+    failed before it). The deleted pod drains for a moment and keeps answering as leader meanwhile,
+    so a write it accepts says nothing about the failover."""
     start = time.monotonic()
     mount, _, rest = path.partition("/")
+    failed = 0
     while time.monotonic() - start < limit:
+        leader = leader_address(vault)
         status, _ = vault.call("POST", f"{mount}/data/{rest}", {"data": {"v": value}}, timeout=2)
-        if status == 200:
-            return time.monotonic() - start
+        if status == 200 and leader and leader != old_leader and leader_address(vault) == leader:
+            return time.monotonic() - start, failed
+        failed += status != 200
         time.sleep(0.1)
-    raise E2EError(f"no write accepted within {limit:.0f}s")
+    raise E2EError(f"no write accepted by a new leader within {limit:.0f}s")
 
 
 def failover_round(w: Walk, n: int, path: str) -> tuple[float, float, float]:
-    """Delete the active pod: (seconds to the first accepted write, to the pod back sealed, of the
-    `pulumi up` that unseals it)."""
+    """Delete the active pod: (seconds to the first write accepted by a new leader, to the pod back
+    sealed, of the `pulumi up` that unseals it)."""
     vault = w.vault
     active = wait("one active pod", 120, lambda: active_pod(w.namespace))
-    kv_write(vault, path, {"v": f"before-{n}"})
+    # A standby just unsealed is Ready before it has found the leader to forward to (HTTP 500 "active
+    # cluster node not found" for a moment): the round starts once writes go through.
+    mount, _, rest = path.partition("/")
+    wait("a write accepted before the round", 60,
+         lambda: vault.call("POST", f"{mount}/data/{rest}", {"data": {"v": f"before-{n}"}})[0] == 200)
+    old_leader = leader_address(vault)
+    if not old_leader:
+        raise E2EError("sys/leader names no leader before the delete")
     uid = pod_uid(w.namespace, active)
     start = time.monotonic()
     kubectl("-n", w.namespace, "delete", "pod", active, "--wait=false")
-    retried = first_write(vault, path, f"after-{n}", 120)
-    to_write = time.monotonic() - start
+    to_write, failed = first_write(vault, path, f"after-{n}", old_leader, 120)
     new = wait("a new active pod", 60, lambda: (a := active_pod(w.namespace)) and a != active and a)
-    log(f"round {n}: deleted the active {active}; {new} active, first write accepted {to_write:.1f}s after the "
-        f"delete (writes retried for {retried:.1f}s)")
+    log(f"round {n}: deleted the active {active}; {new} active, the first write under it accepted "
+        f"{to_write:.1f}s after the delete ({failed} writes refused or unanswered before it)")
     wait(f"{active} recreated", 180, lambda: pod_uid(w.namespace, active) not in ("", uid))
     wait(f"{active} running, sealed", 180, lambda: pod_sealed(w.namespace, active))
     back = time.monotonic() - start
@@ -530,8 +553,7 @@ def failover_round(w: Walk, n: int, path: str) -> tuple[float, float, float]:
         raise E2EError(f"{active} is Ready while sealed")
     up = unseal_with_up(w, f"unseals {active}")
     wait(f"{active} Ready once unsealed", 120, lambda: is_ready(kubectl_json("-n", w.namespace, "get", "pod", active)))
-    if voters(w) != w.c.cluster.replicas:
-        raise E2EError(f"{voters(w)} Raft voters after round {n}, expected {w.c.cluster.replicas}")
+    wait(f"{w.c.cluster.replicas} Raft voters after round {n}", 120, lambda: voters(w) == w.c.cluster.replicas)
     return to_write, back, up
 
 
@@ -544,7 +566,7 @@ def failover(w: Walk) -> None:
         raise E2EError(f"the last accepted write is lost: {got}")
     figure(w.figures, "failover_seconds", {"rounds": [round(r, 2) for r in rounds],
                                            "median": round(statistics.median(rounds), 2), "max": round(max(rounds), 2)},
-           f"failover, active pod deleted -> first accepted write, {len(rounds)} rounds: median "
+           f"failover, active pod deleted -> first write accepted by the new leader, {len(rounds)} rounds: median "
            f"{statistics.median(rounds):.1f}s, max {max(rounds):.1f}s ({', '.join(f'{r:.1f}' for r in rounds)})")
     figure(w.figures, "failover_pod_back_sealed_seconds", round(statistics.median(back), 1),
            f"the deleted pod running again, sealed and not Ready: median {statistics.median(back):.0f}s after the "
@@ -562,6 +584,8 @@ class Writer:
         self.accepted: list[str] = []
         self.failed: list[tuple[float, str]] = []
         self.longest_gap = 0.0
+        # (wall-clock time, pod sys/leader names) before each write: who led when.
+        self.leaders: list[tuple[float, str]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._write, daemon=True)
 
@@ -580,6 +604,7 @@ class Writer:
         while not self._stop.is_set():
             n += 1
             key = f"w{n:05d}"
+            self.leaders.append((time.time(), leader_address(self.vault).split("//")[-1].split(".")[0]))
             status, body = self.vault.call("POST", f"{mount}/data/{rest}/{key}", {"data": {"n": str(n)}}, timeout=5)
             now = time.monotonic()
             if status == 200:
@@ -596,6 +621,14 @@ class Writer:
         return [k for k in self.accepted if k not in present]
 
 
+def parse_time(stamp: str) -> float:
+    """An RFC 3339 time from the API server or kubectl (nanoseconds cut to micro): epoch seconds."""
+    from datetime import datetime
+
+    head, _, frac = stamp.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(frac or '0')[:6]:0<6}+00:00").timestamp()
+
+
 def job_times(namespace: str, job: str) -> tuple[float, str]:
     status = kubectl_json("-n", namespace, "get", "job", job)["status"]
     from datetime import datetime
@@ -608,6 +641,12 @@ def job_times(namespace: str, job: str) -> tuple[float, str]:
     return (parse(status["completionTime"]) - parse(status["startTime"])).total_seconds(), status["startTime"]
 
 
+def deployed_log_level(namespace: str, statefulset: str) -> str:
+    template = kubectl_json("-n", namespace, "get", "statefulset", statefulset)["spec"]["template"]
+    vault = next(c for c in template["spec"]["containers"] if c["name"] == "vault")
+    return next((e.get("value", "") for e in vault.get("env", []) if e["name"] == "VAULT_LOG_LEVEL"), "")
+
+
 def rolling_restart(w: Walk) -> None:
     from tests.e2e.run import PROJECT, write_stack_file
 
@@ -616,9 +655,11 @@ def rolling_restart(w: Walk) -> None:
     before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in server_pods(namespace)}
     old_job = w.engine.outputs().get("rolloutJob")
     cluster = dict(w.engine.config[f"{PROJECT}:cluster"])
-    level = "info" if cluster.get("logLevel", "info") != "info" else "debug"
+    # Away from what the pods run now (an earlier run may have left the other level deployed).
+    level = "info" if deployed_log_level(namespace, w.c.cluster.release_name) != "info" else "debug"
     cluster["logLevel"] = level
-    w.engine.config = {**w.engine.config, f"{PROJECT}:cluster": cluster}
+    configured = w.engine.config
+    w.engine.config = {**configured, f"{PROJECT}:cluster": cluster}
     write_stack_file(w.engine.config)
     log(f"cluster.logLevel -> {level}; pulumi up with a client writing throughout")
     with Writer(w.vault, f"{w.c.kv.path}/e2e/rolling-{w.nonce}") as writer:
@@ -630,28 +671,53 @@ def rolling_restart(w: Walk) -> None:
     if job == old_job:
         raise E2EError(f"the setting change made no new restart Job ({job})")
     restart_took, _ = job_times(namespace, job)
-    lines = [line for line in pod_logs(namespace, f"job/{job}").splitlines() if line.startswith("rollout:")]
+    log_lines = kubectl("-n", namespace, "logs", f"job/{job}", "--timestamps").splitlines()
+    stamped = [line.split(" ", 1) for line in log_lines if " " in line]
+    events = [(parse_time(t), line) for t, line in stamped if line.startswith("rollout:")]
+    lines = [line for _, line in events]
     order = [line.split()[2] for line in lines if line.startswith("rollout: restarting ")]
     after = {p["metadata"]["name"]: p["metadata"]["uid"] for p in server_pods(namespace)}
     if sorted(order) != sorted(before) or any(before[p] == after[p] for p in before):
         raise E2EError(f"not every pod was restarted once: {order}; job log:\n" + "\n".join(lines))
-    step_down = next((i for i, line in enumerate(lines) if line.startswith(f"rollout: stepping {leader} down")), None)
-    restart_leader = next(i for i, line in enumerate(lines) if line.startswith(f"rollout: restarting {leader} "))
-    if order[-1] != leader or step_down is None or step_down > restart_leader:
-        raise E2EError(f"the leader {leader} was not restarted last after a step-down: " + "\n".join(lines))
+    # No pod is deleted while it leads: as the writing client saw sys/leader, the pod restarted was not
+    # the leader at that moment, unless the Job had just stepped it down.
+    stepped: set[str] = set()
+    for at, line in events:
+        if line.startswith("rollout: stepping "):
+            stepped.add(line.split()[2])
+        elif line.startswith("rollout: restarting "):
+            pod = line.split()[2]
+            seen = [who for t, who in writer.leaders if t <= at]
+            if seen and seen[-1] == pod and pod not in stepped:
+                raise E2EError(f"{pod} was restarted while it led, without a step-down:\n" + "\n".join(lines))
+    changes = [b for (_, a), (_, b) in zip(writer.leaders, writer.leaders[1:], strict=False) if a and b and a != b]
+    on_their_own = max(0, len(changes) - len(stepped))
+    if order[-1] not in stepped and leader not in stepped and not on_their_own:
+        raise E2EError(f"the leader {leader} was neither stepped down nor replaced: " + "\n".join(lines))
     lost = writer.lost()
     if lost:
         raise E2EError(f"{len(lost)} accepted writes are lost: {lost[:10]}")
-    log("restart order: " + " -> ".join(order) + f" (stepped {leader} down first)")
+    log("restart order: " + " -> ".join(order) + f"; stepped down: {', '.join(sorted(stepped)) or 'none'}; the "
+        f"leader changed {len(changes)} times ({' -> '.join(changes)}), {on_their_own} of them by an election "
+        "the Job did not ask for")
     figure(w.figures, "rolling_restart", {
         "job_seconds": round(restart_took, 1), "up_seconds": round(up_took, 1), "pods": len(order),
         "writes_accepted": len(writer.accepted), "writes_failed": len(writer.failed), "writes_lost": len(lost),
-        "longest_write_gap_seconds": round(writer.longest_gap, 2)},
+        "longest_write_gap_seconds": round(writer.longest_gap, 2), "step_downs": len(stepped),
+        "unrequested_elections": on_their_own},
         f"rolling restart of {len(order)} pods: the Job took {restart_took:.0f}s (`pulumi up` {up_took:.0f}s); a "
         f"client writing throughout: {len(writer.accepted)} writes accepted, {len(writer.failed)} failed, "
         f"{len(lost)} lost, longest wait between two accepted writes {writer.longest_gap:.1f}s")
     if writer.failed:
         log("failed writes: " + "; ".join(f"{t - start:.1f}s {why}" for t, why in writer.failed[:5]))
+    # Back to the stack's own setting (a second roll), so the stack is the e2e stack again for the
+    # steps and runs after this one.
+    w.engine.config = configured
+    write_stack_file(configured)
+    if configured[f"{PROJECT}:cluster"].get("logLevel", "info") != level:
+        start = time.monotonic()
+        w.engine.up()
+        log(f"cluster.logLevel back to the stack's: pulumi up with its rolling restart {time.monotonic() - start:.0f}s")
 
 
 # --- 5. backups and the restore ----------------------------------------------------------------------------
