@@ -155,6 +155,17 @@ def wipe(namespace: str, release: str) -> None:
         pod_status(namespace, p).get("initialized") is False for p in pods))
 
 
+def unseal_pod(shell: Shell, pod: str, key: str) -> bool:
+    """The runbook's unseal of one pod: True once it took the key, False while it has not joined."""
+    try:
+        shell(UNSEAL_POD.format(pod=pod, key=key))
+        return True
+    except E2EError as e:
+        if "not initialized" in str(e):
+            return False
+        raise
+
+
 def walk(w: Any) -> None:
     from tests.e2e.walkthrough import figure
 
@@ -225,7 +236,9 @@ def walk(w: Any) -> None:
         log("restore.sh --force: exit 3, sealed under the old cluster's keys, as the runbook says")
         for pod in sorted(p["metadata"]["name"] for p in server_pods(namespace)):
             for key in old_keys[:w.c.init.threshold]:
-                shell(UNSEAL_POD.format(pod=pod, key=key))
+                # The others join the restored cluster by themselves once it is unsealed; until then
+                # they answer "Vault is not initialized", and the runbook says to repeat.
+                wait(f"{pod} takes the old key", 120, lambda pod=pod, key=key: unseal_pod(shell, pod, key), every=3)
         out = shell(VERIFY_ONLY, env={**local, "VAULT_TOKEN": old_root}, timeout=300)
         if "restore: verified" not in out:
             raise E2EError(f"restore.sh --verify-only: {out}")
