@@ -187,6 +187,10 @@ def walk(w: Any) -> None:
     for n in range(SECRETS):
         vault.ok("POST", f"{mount}/data/{rest}/s{n:03d}", {"data": {"v": f"value-{n}-{w.nonce}"}})
     before = secrets_under(vault, folder)
+    # The application's secret, as the injector step writes it (this step may run on its own).
+    if vault.call("GET", f"{mount}/data/myapp/config")[0] == 404:
+        vault.ok("POST", f"{mount}/data/myapp/config", {"data": {"database_url": f"db-{w.nonce}",
+                                                                 "api_key": f"key-{w.nonce}"}})
     app_secret = vault.ok("GET", f"{mount}/data/myapp/config")["data"]["data"]
     stack_objects = inventory(vault)
 

@@ -494,10 +494,20 @@ def teardown(engine: Engine, times: dict[str, float]) -> None:
     if engine.operator is not None:
         with step(f"the operator (stack {OPERATOR_STACK}) destroyed", times):
             engine.operator_stack().destroy(color="never")
+            # Helm leaves the namespace it created for the release.
+            kubectl("delete", "namespace", c.external_secrets.namespace, "--ignore-not-found", "--wait=false")
     with step("nothing left: namespaces, volumes, what the stack put in the applications' namespaces", times):
-        made = [c.kubernetes.namespace, *(a.namespace for a in c.applications if a.create_namespace)]
+        made = [c.kubernetes.namespace]
         if engine.operator is not None:
             made.append(c.external_secrets.namespace)
+        # The applications' namespaces the stack created outlive it (retain_on_delete: removing an
+        # application must not delete what it runs); the e2e run deletes them itself.
+        for app in c.applications:
+            if app.create_namespace:
+                if namespace_gone(app.namespace):
+                    raise E2EError(f"namespace {app.namespace} was deleted with the stack; it is retained")
+                kubectl("delete", "namespace", app.namespace, "--wait=false")
+                made.append(app.namespace)
         for name in made:
             wait(f"namespace {name} deleted", 300, lambda name=name: namespace_gone(name))
         wait("volumes deleted", 120, lambda: not kubectl_json("get", "pv")["items"])
