@@ -28,7 +28,7 @@ POLICY_CONFIG ?= $(firstword $(wildcard policy/config/$(STACK).json) policy/conf
 POLICY_FLAGS := --policy-pack policy --policy-pack-config $(POLICY_CONFIG)
 
 .PHONY: help test test-unit lint up preview refresh destroy teardown stack ca-file vault-server pulumi-engine \
-	promtool helm tools system-packages clean bench cluster cluster-down cluster-smoke e2e e2e-teardown \
+	promtool helm tools system-packages clean bench cluster cluster-down cluster-smoke e2e e2e-up e2e-walkthrough e2e-teardown \
 	chart-facts crd-facts migrate
 
 help:
@@ -41,7 +41,7 @@ help:
 	@echo "make bench                 print the benchmark figures"
 	@echo "make cluster               build (once) and start a one-node Kubernetes here, no Docker (root)"
 	@echo "make cluster-smoke         prove it: a pod, a volume, DNS, a NodePort; make cluster-down stops it"
-	@echo "make e2e                   deploy the dev stack for real to the current kube context and check it"
+	@echo "make e2e                   deploy the dev stack for real to the current kube context, walk it through, tear it down"
 	@echo "make migrate ARGS=\"plan --map prod/=imported/\"   copy AWS Secrets Manager secrets into Vault KV"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
@@ -96,9 +96,17 @@ cluster-smoke:
 	bash tools/cluster/smoke.sh
 
 # The dev stack (with tests/e2e/stack.yaml over it) through the real engine and plugins, to the
-# current kube context, checked in the cluster; e2e-teardown destroys it. Not in CI: too slow cold.
+# current kube context, checked in the cluster, walked through (tests/e2e/walkthrough.py) and torn
+# down. e2e-up keeps it; e2e-walkthrough (STEPS="failover ...") walks a kept one; e2e-teardown
+# destroys it. Not in CI: too slow cold.
 e2e: $(VENV)/.installed
+	$(PY) -m tests.e2e.run all
+
+e2e-up: $(VENV)/.installed
 	$(PY) -m tests.e2e.run up
+
+e2e-walkthrough: $(VENV)/.installed
+	$(PY) -m tests.e2e.run walkthrough $(STEPS)
 
 e2e-teardown: $(VENV)/.installed
 	$(PY) -m tests.e2e.run teardown
@@ -156,14 +164,16 @@ refresh: stack ca-file
 	pulumi refresh --stack $(STACK) --run-program
 
 # Everything that holds data is protected (the namespace and release with the Raft volumes, every
-# secrets engine mount, the KMS keys, the snapshot bucket), and a protected DestroyGuard comes after
-# everything: `pulumi destroy` stops before it deletes anything. To throw a dev stack away for real,
-# `make teardown` runs the program with VAULT_PLATFORM_TEARDOWN=1, which protects nothing. Never prod.
+# secrets engine mount, the KMS keys, the snapshot bucket): `pulumi destroy` stops at them. To throw
+# a dev stack away for real, `make teardown` unprotects it first and runs the program with
+# VAULT_PLATFORM_TEARDOWN=1, which protects nothing (otherwise `--run-program` would protect the
+# destroy guard again). Never for prod: the program refuses it there too.
 destroy: stack ca-file
 	pulumi destroy --stack $(STACK) --run-program
 
 teardown: stack ca-file
 	@if [ "$(STACK)" = "prod" ]; then echo "make teardown refuses the prod stack"; exit 2; fi
+	pulumi state unprotect --all --yes --stack $(STACK)
 	VAULT_PLATFORM_TEARDOWN=1 pulumi destroy --yes --stack $(STACK) --run-program
 
 # Regenerate the committed chart facts (value paths, types, free-form prefixes) after bumping a

@@ -3,8 +3,8 @@
 #
 # Runs on an operator's machine (or any pod) with the `vault` CLI, and the `aws` CLI for s3://
 # sources. Point VAULT_ADDR at the ACTIVE node, e.g. through
-#   kubectl -n vault port-forward svc/vault-active 8200:8200
-#   export VAULT_ADDR=https://127.0.0.1:8200 VAULT_CACERT=./vault-ca.pem
+#   kubectl -n vault port-forward svc/vault-active 8210:8200
+#   export VAULT_ADDR=https://127.0.0.1:8210 VAULT_CACERT=./vault-ca.pem
 # See docs/backup-and-restore.md for the whole runbook.
 set -eu
 
@@ -78,7 +78,7 @@ done
 case $wait_seconds in ''|*[!0-9]*) die "--wait needs a number of seconds, not '$wait_seconds'" ;; esac
 if [ -z "$verify_only" ] && [ -z "$source" ]; then usage; exit 2; fi
 
-[ -n "${VAULT_ADDR:-}" ] || die "VAULT_ADDR is not set (the active node, e.g. https://127.0.0.1:8200 through a port-forward)"
+[ -n "${VAULT_ADDR:-}" ] || die "VAULT_ADDR is not set (the active node, e.g. https://127.0.0.1:8210 through a port-forward)"
 command -v "$VAULT_BIN" >/dev/null 2>&1 || die "the vault CLI ($VAULT_BIN) is not on PATH"
 
 # --- interrupts -----------------------------------------------------------------------------------

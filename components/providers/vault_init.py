@@ -175,8 +175,21 @@ class VaultInitProvider(_VaultApi):
         # States written before VaultReady existed may say "incomplete: ...": update settles them.
         if str(olds.get("status") or "incomplete").startswith("incomplete"):
             changed.append("status")
+        elif self._data_gone(news):
+            # The engine calls update only for a change, and update is where a Vault that lost its data
+            # is refused: without this, `pulumi up` after a wipe went on to VaultReady, which spent its
+            # whole timeout unsealing pods that hold nothing, and ended with a warning.
+            changed.append("initialized")
         return DiffResult(changes=bool(changed), replaces=[], stables=["root_token", "keys", "keys_base64"],
                           delete_before_replace=False)
+
+    def _data_gone(self, props: dict[str, Any]) -> bool:
+        """Vault answers that it is not initialized (its Raft data was lost or wiped)."""
+        try:
+            status, state = self._call(props, "GET", "sys/init", timeout=5)
+        except Exception:  # unreachable now: nothing to decide, the state stays as it is
+            return False
+        return status == 200 and state.get("initialized") is False
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return self._guard(self._update, olds, news)
@@ -291,6 +304,32 @@ class VaultReadyProvider(_VaultApi):
             time.sleep(2)
         return [f"{len(seen)} of {expected} Raft members joined as voters ({', '.join(seen) or last or 'none'})"]
 
+    def _wait_forwarding(self, props: dict[str, Any]) -> list[str]:
+        """Every pod passes requests on to the active node. A standby just unsealed is Ready (it is
+        unsealed) a moment before it has found the active node, and answers HTTP 500 "active cluster
+        node not found" meanwhile; the Vault resources that come next reach pods through a Service."""
+        import time
+
+        addresses = list(props.get("unseal_addresses") or []) or [props["address"]]
+        deadline = time.monotonic() + float(props.get("timeout_seconds", 600))
+        pending = dict.fromkeys(addresses, "no answer")
+        for _ in range(1000):
+            for addr in list(pending):
+                try:
+                    # A standby forwards this; 403 (a revoked root token) is the active node's answer too.
+                    status, payload = self._call(props, "GET", "auth/token/lookup-self", token=props["token"],
+                                                 address=addr, timeout=5)
+                    if status in (200, 403):
+                        del pending[addr]
+                    else:
+                        pending[addr] = f"HTTP {status}: {self._errors(payload)}"
+                except Exception as exc:
+                    pending[addr] = f"{type(exc).__name__}: {exc}"
+            if not pending or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        return [f"{addr} does not reach the active node ({last})" for addr, last in pending.items()]
+
     def _finish(self, props: dict[str, Any]) -> str:
         if props["mode"] == "shamir" and props.get("keys_encrypted"):
             return ("initialized; key shares are PGP-encrypted: unseal the pods with `vault operator unseal` using "
@@ -301,6 +340,8 @@ class VaultReadyProvider(_VaultApi):
                 return "initialized; the root token is PGP-encrypted, so Raft membership was not checked"
             if not problems:
                 problems = self._wait_peers(props)
+            if not problems:
+                problems = self._wait_forwarding(props)
         except Exception as exc:  # what is left is reported, and the next `pulumi up` tries again
             problems = [f"{type(exc).__name__}: {exc}"]
         return "ready" if not problems else "incomplete: " + "; ".join(problems)

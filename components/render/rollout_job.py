@@ -186,7 +186,9 @@ def job(spec: RolloutJob, command: str, name: str, script: str) -> dict[str, Any
     if spec.unseal_keys:
         env["VAULT_UNSEAL_KEYS_PATH"] = f"{UNSEAL_MOUNT}/{UNSEAL_KEY}"
         mounts.append({"name": "unseal-keys", "mountPath": UNSEAL_MOUNT, "readOnly": True})
-        volumes.append({"name": "unseal-keys", "secret": {"secretName": rn.unseal_secret, "defaultMode": 0o400}})
+        # Secret files belong to root; the pod's fsGroup owns them with this mode, so the
+        # unprivileged user reads them through its group and nobody else can.
+        volumes.append({"name": "unseal-keys", "secret": {"secretName": rn.unseal_secret, "defaultMode": 0o440}})
     container = {
         "name": command,
         "image": spec.image,
@@ -218,7 +220,7 @@ def job(spec: RolloutJob, command: str, name: str, script: str) -> dict[str, Any
                     "automountServiceAccountToken": True,
                     "restartPolicy": "Never",
                     "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": RUN_AS_USER,
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                                        "fsGroup": RUN_AS_USER, "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [container],
                     "volumes": volumes,
                 },

@@ -93,7 +93,7 @@ RUNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("docs/bootstrap-and-recovery.md", "export VAULT_ADDR=$(pulumi stack output apiAddress)"),
     ),
     "test_backup_and_restore_by_hand_with_a_narrowed_break_glass_token": (
-        ("docs/backup-and-restore.md", "export VAULT_ADDR=https://127.0.0.1:8200"),
+        ("docs/backup-and-restore.md", "export VAULT_ADDR=https://127.0.0.1:8210"),
         ("docs/backup-and-restore.md", "export VAULT_TOKEN=$(VAULT_TOKEN=<root> vault token create "
                                        "-policy=raft-restore -no-default-policy -orphan \\"),
         ("docs/backup-and-restore.md", "VAULT_TOKEN=<raft-backup token> SNAPSHOT_DIR=./snapshots sh scripts/backup.sh "

@@ -299,7 +299,7 @@ def test_backup_and_restore_by_hand_with_a_narrowed_break_glass_token(engine, va
     # The backup job's policy, in a token that outlives the root token the runbook revokes.
     backup = node.api("POST", "auth/token/create-orphan", token=hands, json={
         "policies": [pol.BACKUP_POLICY], "no_default_policy": True, "ttl": "15m"})["auth"]["client_token"]
-    term.values |= {"https://127.0.0.1:8200": node.api_addr, "<root>": root, "<raft-backup token>": backup}
+    term.values |= {"https://127.0.0.1:8210": node.api_addr, "<root>": root, "<raft-backup token>": backup}
 
     term.run(reach)
     term.run(narrow)

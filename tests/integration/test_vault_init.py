@@ -141,8 +141,12 @@ def test_a_wiped_vault_is_not_silently_initialized_again(raft_node):
     raft_node.remove_data_dir()
     raft_node.start()
     raft_node.wait_until_responding()
+    # The engine calls update only when diff reports a change: the wipe must be one.
+    diff = provider.diff("vault-init", first, props(raft_node))
+    assert diff.changes is True and diff.replaces == []
     with pytest.raises(VaultInitError, match="not initialized, but this stack initialized it before"):
         provider.update("vault-init", first, props(raft_node))
+    assert raft_node.health()["initialized"] is False
 
 
 def test_delete_leaves_vault_alone(raft_node):

@@ -234,3 +234,35 @@ def test_the_engine_host_reports_a_provider_error_as_one_line(tmp_path):
     lines = result.stdout.splitlines()
     assert len(lines) == 1, result.stdout
     assert lines[0].startswith(f"RuntimeError: cannot reach Vault at {address} within 1s")
+
+
+def test_ready_waits_until_every_pod_reaches_the_active_node():
+    """A standby just unsealed answers HTTP 500 until it has found the active node; the Vault resources
+    after VaultReady reach the pods through a Service, so the wait ends only once each pod forwards."""
+    from components.providers.vault_init import VaultReadyProvider
+
+    pods = ["https://pod-0", "https://pod-1"]
+    answers = {"https://pod-1": [500, 500, 200]}  # pod-1 finds the active node on the third ask
+    calls: list[tuple[str, str]] = []
+
+    class Cluster(VaultReadyProvider):
+        def _call(self, props, method, path, body=None, *, token=None, address=None, timeout=10):
+            calls.append((path, address))
+            if path == "sys/storage/raft/configuration":
+                return 200, {"data": {"config": {"servers": [{"node_id": p, "voter": True} for p in pods]}}}
+            if path == "auth/token/lookup-self":
+                left = answers.get(address)
+                status = left.pop(0) if left else 200
+                return status, {"errors": ["local node not active but active cluster node not found"]} \
+                    if status == 500 else {"data": {}}
+            raise AssertionError(path)
+
+    props = {"mode": "awskms", "address": "https://vault-api", "unseal_addresses": pods, "expected_peers": 2,
+             "timeout_seconds": 30, "token": "t", "keys": [], "threshold": 1}
+    assert Cluster()._finish(props) == "ready"
+    assert calls.count(("auth/token/lookup-self", "https://pod-1")) == 3
+    # A pod that never finds it leaves the resource incomplete, naming the pod, for the next `pulumi up`.
+    answers["https://pod-1"] = [500] * 1000
+    status = Cluster()._finish({**props, "timeout_seconds": 0})
+    assert status.startswith("incomplete: https://pod-1 does not reach the active node (HTTP 500: ")
+    assert "active cluster node not found" in status

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import yaml
 
 from components.model.names import pod_unseal_ports
+from components.resources.platform import TEARDOWN_ENV
 from tests.harness import ROOT, load_stack
 
 
@@ -30,6 +31,33 @@ def test_kind_cluster_maps_the_dev_api_and_every_pod_to_loopback():
         assert mappings[node_port]["hostPort"] == urlparse(address).port
     workers = [n for n in kind["nodes"] if n["role"] == "worker"]
     assert len(workers) >= config.cluster.replicas
+
+
+def test_port_forwards_in_the_runbooks_keep_off_the_dev_clusters_host_ports():
+    # On the dev cluster 127.0.0.1:8200 is the API Service (any pod): a port-forward asked for it
+    # listens on ::1 only, and a restore "through the tunnel" reached a standby instead.
+    kind = yaml.safe_load((ROOT / "kind/dev-cluster.yaml").read_text())
+    taken = {m["hostPort"] for n in kind["nodes"] for m in n.get("extraPortMappings", [])}
+    files = [*(ROOT / "docs").glob("*.md"), *(ROOT / "scripts").glob("*.sh"), ROOT / "README.md"]
+    forwards = 0
+    for path in files:
+        text = path.read_text()
+        local = {int(p) for p in re.findall(r"port-forward \S+ (\d+):\d+", text)}
+        forwards += len(local)
+        assert not local & taken, f"{path.name}: port-forward on {sorted(local & taken)}"
+        for port in re.findall(r"VAULT_ADDR=https://127\.0\.0\.1:(\d+)", text):
+            assert not local or int(port) in local, f"{path.name}: VAULT_ADDR port {port} is no port-forward's"
+    assert forwards >= 2
+
+
+def test_make_teardown_runs_the_program_with_nothing_protected():
+    # `destroy --run-program` runs the program, whose protect flags win over `state unprotect`: without
+    # the tear-down switch the DestroyGuard is protected again and the destroy stops at it.
+    out = subprocess.run(["make", "-n", "teardown", "STACK=dev"], cwd=ROOT, capture_output=True, text=True,
+                         check=True, env={**os.environ, "MAKEFLAGS": ""}).stdout
+    destroys = [line for line in out.splitlines() if "pulumi destroy" in line]
+    assert destroys, out
+    assert all(f"{TEARDOWN_ENV}=1 " in line and "--run-program" in line for line in destroys), destroys
 
 
 def test_stack_files_hold_no_plain_text_secrets():

@@ -100,8 +100,17 @@ def test_shamir_restarts_unseal_with_keys_from_a_secret_and_the_scale_down_never
     restart = rollout_job.restart_job(spec, "0123456789", SCRIPT)["spec"]["template"]["spec"]
     env = {e["name"]: e["value"] for e in restart["containers"][0]["env"]}
     assert env["VAULT_UNSEAL_KEYS_PATH"] == "/var/run/secrets/vault-unseal/keys"
-    assert {"name": "unseal-keys", "secret": {"secretName": "vault-rollout-unseal", "defaultMode": 0o400}} in \
+    assert {"name": "unseal-keys", "secret": {"secretName": "vault-rollout-unseal", "defaultMode": 0o440}} in \
         restart["volumes"]
+    # The kubelet writes a Secret's files as root, group root, unless the pod has an fsGroup: then
+    # that group owns them (with group read added). Mode 0400 without one left the keys unreadable
+    # to the Job's unprivileged user, and every restart failed on a real cluster.
+    context = restart["securityContext"]
+    user, group = context["runAsUser"], context.get("fsGroup")
+    assert user != 0 and group is not None
+    mode = {v["name"]: v for v in restart["volumes"]}["unseal-keys"]["secret"]["defaultMode"]
+    assert mode & 0o040, "the fsGroup must be able to read the keys"
+    assert not mode & 0o007, "nobody else may"
     scale = rollout_job.scale_down_job(spec, SCRIPT)
     assert scale["metadata"]["name"] == "vault-scale-down-to-5"
     assert "unseal" not in json.dumps(scale)
