@@ -44,10 +44,10 @@ help:
 	@echo "make e2e                   deploy the dev stack for real to the current kube context, walk it through, tear it down"
 	@echo "make migrate ARGS=\"plan --map prod/=imported/\"   copy AWS Secrets Manager secrets into Vault KV"
 
+# The pinned packages, then the components package itself, editable, as the examples import it.
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	# The components package itself, editable, as the examples import it (their dependencies are above).
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
