@@ -1,9 +1,10 @@
 """A team's own program: a Vault cluster plus its bootstrap, from vault-platform's components with
 their arguments written in code. No stack file of vault-platform's, no VaultPlatform.
 
-    pip install <vault-platform folder or wheel>   # into the program's venv (this repository's
-                                                   # `make venv/.installed` does it for its own venv)
     cd examples/cluster-and-bootstrap && pulumi stack init dev && pulumi up
+
+Pulumi makes the program's venv and installs requirements.txt into it: the components package from
+this checkout (in your own program, a wheel or a tag of it), with its pinned dependencies.
 
 It deploys to the current kube context (a kind cluster made from kind/dev-cluster.yaml works):
 three Raft pods with TLS from the stack's own CA, initialized and unsealed (Shamir, one share) in the

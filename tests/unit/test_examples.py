@@ -153,3 +153,15 @@ def test_the_example_runs_from_the_installed_wheel_as_it_does_from_the_tree(inst
     assert shape(from_wheel) == shape(from_tree)
     assert len(from_wheel.resources) > 10
 
+
+
+def test_the_example_installs_the_package_as_an_outside_program_does():
+    project = yaml.safe_load((EXAMPLE / "Pulumi.yaml").read_text())
+    assert project["runtime"]["options"] == {"toolchain": "pip", "virtualenv": "venv"}
+    wanted = [line for line in (EXAMPLE / "requirements.txt").read_text().splitlines()
+              if line and not line.startswith("#")]
+    assert wanted == ["../.."] and (EXAMPLE / "../../pyproject.toml").resolve() == ROOT / "pyproject.toml"
+    # Not into this project's venv: the tests prove a stack's state loads where this checkout cannot be
+    # imported (tests/unit/test_layout.py).
+    assert "pip install" not in (ROOT / "Makefile").read_text().split("$(VENV)/.installed:")[1].split("\n\n")[0] \
+        .replace("-r requirements-dev.txt", "")
