@@ -163,5 +163,6 @@ def test_the_example_installs_the_package_as_an_outside_program_does():
     assert wanted == ["../.."] and (EXAMPLE / "../../pyproject.toml").resolve() == ROOT / "pyproject.toml"
     # Not into this project's venv: the tests prove a stack's state loads where this checkout cannot be
     # imported (tests/unit/test_layout.py).
-    assert "pip install" not in (ROOT / "Makefile").read_text().split("$(VENV)/.installed:")[1].split("\n\n")[0] \
-        .replace("-r requirements-dev.txt", "")
+    recipe = (ROOT / "Makefile").read_text().split("$(VENV)/.installed:")[1].split("\n\n")[0]
+    installs = [line.strip() for line in recipe.splitlines() if "pip install" in line]
+    assert installs == ["$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt"]
