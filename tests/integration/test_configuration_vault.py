@@ -196,7 +196,7 @@ def test_kv_engine_settings_are_applied(dev_vault):
 
 
 def test_initial_kv_secrets_are_written_once_without_cas_required(dev_vault):
-    settings = vs.build(load("prod"))
+    settings = vs.build(load("dev"))  # prod seeds no secret from its config
     assert settings.kv.cas_required is False
     apply(settings, fresh(dev_vault).api, only={"mounts", "kv", "kv_secrets"})
     (secret,) = settings.kv_secrets
@@ -298,9 +298,11 @@ def test_pki_issues_allowed_names_only(stack, dev_vault):
     apply(settings, fresh(dev_vault).api, only={"mounts", "pki"})
     issuing = settings.pki.issuing
     role = settings.pki.roles[0]
-    issued = dev_vault.api("POST", f"{role.backend}/issue/{role.name}", json={"common_name": "api.svc.cluster.local"})
+    # Both stacks' role is bound to the namespace "default": it signs that namespace's Service names.
+    issued = dev_vault.api("POST", f"{role.backend}/issue/{role.name}",
+                           json={"common_name": "api.default.svc.cluster.local"})
     leaf = _cert(issued["data"]["certificate"])
-    assert _cn(leaf.subject) == "api.svc.cluster.local"
+    assert _cn(leaf.subject) == "api.default.svc.cluster.local"
     assert _cn(leaf.issuer) == issuing.common_name
     lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
     assert lifetime <= dt.timedelta(seconds=role.ttl_seconds + 120)
@@ -322,10 +324,11 @@ def test_pki_issues_allowed_names_only(stack, dev_vault):
 
     # Longer than the role allows: capped to max_ttl.
     capped = _cert(dev_vault.api("POST", f"{role.backend}/issue/{role.name}",
-                                 json={"common_name": "db.internal", "ttl": "1000h"})["data"]["certificate"])
+                                 json={"common_name": "db.default.svc", "ttl": "1000h"})["data"]["certificate"])
     assert capped.not_valid_after_utc - capped.not_valid_before_utc <= dt.timedelta(seconds=role.max_ttl_seconds + 120)
 
-    for refused in ("example.com", "internal", "api.svc.cluster.local.evil.com"):
+    for refused in ("example.com", "internal", "api.svc.cluster.local", "api.other.svc.cluster.local",
+                    "api.default.svc.cluster.local.evil.com"):
         error = dev_vault.api("POST", f"{role.backend}/issue/{role.name}", json={"common_name": refused},
                               expect=(400,))
         assert error["errors"] and "not allowed" in error["errors"][0], refused

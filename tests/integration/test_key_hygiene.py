@@ -53,7 +53,7 @@ def test_issuing_and_crl_urls_are_reachable_and_auto_tidy_is_on(tls_raft_node):
         assert tidy["safety_buffer"] == settings.pki.tidy.safety_buffer_seconds
 
     role = settings.pki.roles[0]
-    issued = node.api("POST", f"{role.backend}/issue/{role.name}", json={"common_name": "api.svc.cluster.local"})
+    issued = node.api("POST", f"{role.backend}/issue/{role.name}", json={"common_name": "api.default.svc"})
     leaf = x509.load_pem_x509_certificate(issued["data"]["certificate"].encode())
     issuer = x509.load_pem_x509_certificate(issued["data"]["issuing_ca"].encode())
     aia = leaf.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS).value
