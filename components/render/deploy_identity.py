@@ -8,7 +8,7 @@ policy, `previewer`'s, `admin`, the CI and operator logins) nor give a Kubernete
 policy but the ones the stack gives roles. `previewer` reads the configuration (what `pulumi preview`
 and `pulumi refresh` need) and changes nothing. What the deployer still can do, write the content of
 the applications' policies, is what the review of the change and the deploy environment guard
-(README, "What a deployer can and cannot do").
+(docs/deploy-identity.md, "What a deployer can and cannot do").
 """
 
 from __future__ import annotations
