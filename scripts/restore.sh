@@ -171,6 +171,15 @@ verify() {
       printf 'restore: Vault at %s is SEALED. The restored data is protected by the seal of the cluster\n' "$VAULT_ADDR" >&2
       printf 'restore: the snapshot came from: unseal with THAT cluster'"'"'s unseal keys (vault operator unseal),\n' >&2
       printf 'restore: or let the pods use THAT cluster'"'"'s KMS key; then run: restore.sh --verify-only\n' >&2
+      # A server goes on asking for the key count of its own `operator init` until it restarts and
+      # reads the restored seal configuration: with other numbers the old keys never add up.
+      shares=$(printf '%s\n' "$out" | awk '$1 == "Total" && $2 == "Shares" { print $3 }')
+      threshold=$(printf '%s\n' "$out" | awk '$1 == "Threshold" { print $2 }')
+      if [ -n "$threshold" ] && [ -n "$shares" ]; then
+        printf 'restore: this server now asks for %s of %s key shares (the numbers of its own init). If the old\n' "$threshold" "$shares" >&2
+        printf 'restore: cluster had other numbers, restart this server first (e.g. kubectl delete pod): only then\n' >&2
+        printf 'restore: does it read the restored seal configuration and take the old keys\n' >&2
+      fi
       exit 3 ;;
     4) die "Vault at $VAULT_ADDR is unsealed but not the active node after ${wait_seconds}s (is VAULT_ADDR the active Service?)" ;;
     *) die "Vault at $VAULT_ADDR did not come back within ${wait_seconds}s: $(last_line "$out")" ;;

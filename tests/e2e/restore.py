@@ -29,7 +29,7 @@ TAKE_BACKUP = "kubectl -n vault create job --from=cronjob/vault-backup vault-bac
 COPY_OUT = "kubectl -n vault cp backup-shell:/backups/{file} ./{file}"
 FORWARD_FIRST_POD = "kubectl -n vault port-forward pod/vault-0 8210:8200"
 LOCAL_ADDRESS = "https://127.0.0.1:8210"
-INIT = "vault operator init"
+INIT = "vault operator init -key-shares=<shares> -key-threshold=<threshold>"
 UNSEAL = "vault operator unseal"
 RESTORE_FORCE = "sh scripts/restore.sh --force --verify-kv secret/myapp/config"
 UNSEAL_POD = "kubectl -n vault exec {pod} -- vault operator unseal {key}"
@@ -229,7 +229,9 @@ def walk(w: Any) -> None:
     try:
         wait("the port-forward to vault-0", 30, lambda: port_open(8210), every=0.5)
         local = {"VAULT_ADDR": LOCAL_ADDRESS}
-        init = json.loads(shell(f"{INIT} -format=json", env=local))
+        # The old cluster's numbers, as the runbook says: the restored seal asks for them.
+        init_command = INIT.replace("<shares>", str(w.c.init.shares)).replace("<threshold>", str(w.c.init.threshold))
+        init = json.loads(shell(f"{init_command} -format=json", env=local))
         new_keys, new_root = init["unseal_keys_b64"], init["root_token"]
         for key in new_keys[:init["unseal_threshold"]]:
             shell(f"{UNSEAL} {key}", env=local)

@@ -271,6 +271,44 @@ def test_backup_to_volume_and_s3_then_restore_into_a_fresh_cluster(shell, vault_
         fresh.remove_data_dir()
 
 
+def test_a_forced_restore_under_other_key_numbers_takes_the_old_keys_after_a_restart(vault_bin, workdir, raft_node):
+    """A fresh cluster initialized with other numbers than the old one (the CLI's default 3 of 5, the
+    old dev stack's 1 of 1) keeps asking for its own count after the forced restore, so the old keys
+    never add up; restore.sh says so, and a restart makes the server read the restored seal."""
+    written = prepare_source(raft_node, count=5)
+    source_root = raft_node.root_token
+    snap = _real_snapshot_of(vault_bin, workdir, raft_node)
+    fresh = servers.start_raft_node(vault_bin, workdir, node_id="fresh-other-numbers")
+    try:
+        fresh_root, _ = fresh.init_and_unseal(shares=3, threshold=2)
+        restore_env = base_env(vault_bin, workdir / "home", VAULT_ADDR=fresh.api_addr, VAULT_TOKEN=fresh_root,
+                               RESTORE_VERIFY_TOKEN=source_root)
+        proc = run(SH, RESTORE, "--force", "--yes", "--wait", "60", str(snap), env=restore_env)
+        assert proc.returncode == 3, proc.stderr
+        assert "asks for 2 of 3 key shares" in proc.stderr and "restart this server" in proc.stderr, proc.stderr
+        # The old cluster's one key alone does not unseal it: Vault still counts to 2.
+        status = servers.api("PUT", fresh.api_addr, "sys/unseal", json={"key": raft_node.unseal_keys[0]})
+        assert status["sealed"] and status["t"] == 2, status
+        fresh.restart()
+        assert servers.api("GET", fresh.api_addr, "sys/seal-status")["t"] == 1
+        fresh.unseal(raft_node.unseal_keys)
+        ok(run(SH, RESTORE, "--verify-only", "--wait", "60", "--verify-kv", "secret/app/s00000", env=restore_env))
+        assert read_all(fresh, source_root, sorted(written)) == written
+    finally:
+        fresh.stop()
+        fresh.remove_data_dir()
+
+
+def _real_snapshot_of(vault_bin: pathlib.Path, workdir: pathlib.Path, node: servers.VaultProcess) -> pathlib.Path:
+    """A snapshot of ``node`` as it is, taken by backup.sh with the backup job's token."""
+    snapdir = workdir / "snapshot"
+    env = base_env(vault_bin, workdir / "home", VAULT_ADDR=node.api_addr, VAULT_TOKEN=backup_token(node),
+                   SNAPSHOT_DIR=str(snapdir))
+    ok(run(SH, BACKUP, "snapshot", env=env))
+    [snap] = snapshot_files(snapdir)
+    return snap
+
+
 def test_restore_a_local_snapshot_into_the_running_cluster(vault_bin, workdir, raft_node):
     written = prepare_source(raft_node, count=40)
     env = base_env(vault_bin, workdir / "home", VAULT_ADDR=raft_node.api_addr,
@@ -327,12 +365,7 @@ def test_no_token_and_no_service_account_token(vault_bin, workdir, raft_node):
 
 def _real_snapshot(vault_bin: pathlib.Path, workdir: pathlib.Path, node: servers.VaultProcess) -> pathlib.Path:
     prepare_source(node, count=5)
-    snapdir = workdir / "snapshot"
-    env = base_env(vault_bin, workdir / "home", VAULT_ADDR=node.api_addr, VAULT_TOKEN=backup_token(node),
-                   SNAPSHOT_DIR=str(snapdir))
-    ok(run(SH, BACKUP, "snapshot", env=env))
-    [snap] = snapshot_files(snapdir)
-    return snap
+    return _real_snapshot_of(vault_bin, workdir, node)
 
 
 def test_s3_unreachable(shell, vault_bin, workdir, raft_node, s3_endpoint):
