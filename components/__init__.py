@@ -22,12 +22,15 @@ _PUBLIC = {
     # the stack config
     "PlatformConfig": "components.model", "ConfigError": "components.model", "load_config": "components.model",
     "ApiConfig": "components.model", "UnsealConfig": "components.model", "ClusterConfig": "components.model",
-    "InitConfig": "components.model", "TlsConfig": "components.model",
+    "InitConfig": "components.model", "TlsConfig": "components.model", "AwsConfig": "components.model",
     "Resources": "components.model.platform", "ResourceAmounts": "components.model.platform",
     "Rollout": "components.model.platform",
     # the whole platform from a stack config
     "VaultPlatform": "components.resources.platform",
     "load_from_pulumi": "components.resources.stack_config", "StackConfigError": "components.resources.stack_config",
+    # the plans the components are made from, built from config sections by the pure builders
+    "ClusterPlan": "components.render.cluster_plan", "cluster_plan": "components.render.cluster_plan",
+    "AwsAccount": "components.render.iam",
     # components with their own Args, for programs that compose them in code
     "VaultCluster": "components.resources.cluster", "VaultClusterArgs": "components.resources.cluster",
     "VaultBootstrap": "components.resources.bootstrap", "VaultBootstrapArgs": "components.resources.bootstrap",

@@ -21,15 +21,16 @@ KIND = "ClusterSecretStore"
 
 @dataclass(frozen=True)
 class AwsSecretStore:
-    """Everything the store and its role are built from."""
+    """Everything the store and its role are built from. The store reads only secrets under a name
+    prefix, which must be set (migration.awsSecretsManager.namePrefix)."""
 
     store: AwsSecretsManagerStoreConfig
     aws: AwsConfig
 
-    def __post_init__(self) -> None:
-        if not self.store.name_prefix:
-            raise ValueError("the AWS Secrets Manager store needs a name prefix (migration.awsSecretsManager."
-                             "namePrefix)")
+    @property
+    def account(self) -> iam.AwsAccount:
+        """The account its role is made in."""
+        return iam.AwsAccount.of(self.aws)
 
     @property
     def region(self) -> str:

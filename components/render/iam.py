@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from components.model import AwsConfig
 
 # Managing a key without being able to use it or to hand it out: no kms:CreateGrant (a grant can give
 # anyone, the grantee included, Decrypt), no kms:PutKeyPolicy (a new policy can give anything), no
@@ -18,6 +22,32 @@ KEY_ADMINISTRATION = [
 KEY_POLICY_ADMINISTRATION = ["kms:PutKeyPolicy", "kms:GetKeyPolicy", "kms:DescribeKey"]
 UNSEAL_KEY_USE = ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"]
 SNAPSHOT_KEY_USE = ["kms:GenerateDataKey", "kms:Decrypt"]
+
+
+@dataclass(frozen=True)
+class AwsAccount:
+    """What the stack's AWS resources are made with (the aws section): their ``region`` and ``tags``;
+    the cluster's OIDC provider that every IRSA role trusts (``oidc_provider_arn``, ``oidc_issuer``,
+    without https://) and the ``permissions_boundary`` of those roles (empty: none); who administers
+    the KMS keys (``key_administrators``), who alone may replace their policies
+    (``key_policy_administrators``) and who may decrypt snapshots (``snapshot_readers``)."""
+
+    region: str
+    oidc_provider_arn: str
+    oidc_issuer: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    permissions_boundary: str = ""
+    key_administrators: tuple[str, ...] = ()
+    key_policy_administrators: tuple[str, ...] = ()
+    snapshot_readers: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, aws: AwsConfig) -> AwsAccount:
+        return cls(region=aws.region, oidc_provider_arn=aws.oidc_provider_arn, oidc_issuer=aws.oidc_issuer,
+                   tags=dict(aws.tags), permissions_boundary=aws.permissions_boundary,
+                   key_administrators=tuple(aws.key_administrators),
+                   key_policy_administrators=tuple(aws.key_policy_administrators),
+                   snapshot_readers=tuple(aws.snapshot_readers))
 
 
 def irsa_trust_policy(oidc_provider_arn: str, oidc_issuer: str, namespace: str,

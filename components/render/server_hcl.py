@@ -55,12 +55,16 @@ def _block(header: str, attrs: dict[str, object], children: list[str] | None = N
     return "\n".join(lines)
 
 
+def awskms_seal(region: str, kms_key_id: str) -> SealStanza:
+    return SealStanza("awskms", {"region": region, "kms_key_id": kms_key_id})
+
+
 def seal_for(unseal: UnsealConfig, *, region: str | None = None, kms_key_id: str | None = None) -> SealStanza | None:
     """The seal stanza for an unseal type; shamir has none. awskms needs the key's region and id."""
     if unseal.type == "awskms":
         if not kms_key_id or not region:
             raise ValueError("awskms unseal needs the KMS key's region and id")
-        return SealStanza("awskms", {"region": region, "kms_key_id": kms_key_id})
+        return awskms_seal(region, kms_key_id)
     if unseal.type == "transit":
         t = unseal.transit
         assert t is not None

@@ -12,7 +12,7 @@ third of its life (at most 30 days) before it ends.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from components.model import TlsConfig
 from components.model.checks import duration_seconds
@@ -70,6 +70,34 @@ def injector_pair(names: Names, t: TlsConfig, validity: str) -> PairSpec:
 def issuer_of(t: TlsConfig) -> IssuerRef | None:
     """The operator's issuer (tls.issuer), or None for the stack's own CA."""
     return IssuerRef(t.issuer.kind, t.issuer.name) if t.issuer is not None and t.issuer.name else None
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """How the servers' certificate is made (tls.*), as VaultTls declares it.
+
+    ``source``: generated (by `pulumi up`), certManager (in the cluster) or existingSecret (the
+    operator's). generated and certManager: the ``pair`` to make and, with certManager, the operator's
+    ``issuer`` that signs it (None: a CA of the stack's own). existingSecret: the Secret's name
+    (``existing_secret``) and the PEM of the CA that signed its certificate (``existing_ca_cert``).
+    """
+
+    source: Literal["generated", "certManager", "existingSecret"]
+    pair: PairSpec | None = None
+    issuer: IssuerRef | None = None
+    existing_secret: str = ""
+    existing_ca_cert: str = ""
+
+    @classmethod
+    def of(cls, names: Names, t: TlsConfig) -> ServerTls:
+        if t.source == "existingSecret":
+            return cls(t.source, existing_secret=t.existing_secret or "", existing_ca_cert=t.existing_ca_cert)
+        return cls(t.source, pair=server_pair(names, t), issuer=issuer_of(t))
+
+    @property
+    def secret_name(self) -> str:
+        """The kubernetes.io/tls Secret the server pods mount."""
+        return self.pair.secret_name if self.pair is not None else self.existing_secret
 
 
 # --- cert-manager -----------------------------------------------------------------------------------

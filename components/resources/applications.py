@@ -24,18 +24,25 @@ from components.render.delivery import (
 
 @dataclass(frozen=True)
 class ApplicationNamespacesArgs:
+    # What each application namespace needs (components.render.delivery.namespace_plans).
     namespaces: tuple[NamespacePlan, ...]
+    # The Vault release's names: the CA Secret's name.
     names: Names
     # Our CA (public): what injected agents verify Vault's certificate with.
     ca_cert_pem: pulumi.Input[str]
 
 
 class ApplicationNamespaces(pulumi.ComponentResource):
-    """Outputs: ``namespaces`` (the application namespaces) and ``ca_secrets`` (namespace -> Secret name)."""
+    """The application namespaces, opted in to the injector, with their service accounts and our CA."""
+
+    namespaces: list[str]
+    """The application namespaces."""
+    ca_secrets: dict[str, pulumi.Output[str]]
+    """Namespace -> the Secret holding our CA, where pods run injected agents."""
 
     def __init__(self, name: str, args: ApplicationNamespacesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:delivery:ApplicationNamespaces", name, None, opts)
-        self.ca_secrets: dict[str, pulumi.Output[str]] = {}
+        self.ca_secrets = {}
         for plan in args.namespaces:
             ready: list[pulumi.Resource] = []
             if plan.create:

@@ -11,8 +11,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.model import AwsConfig
-from components.render.iam import irsa_trust_policy
+from components.render.iam import AwsAccount, irsa_trust_policy
 
 
 def protected_kms_key(name: str, *, alias_resource: str, alias: str, description: str, deletion_window_days: int,
@@ -41,7 +40,7 @@ def protected_kms_key(name: str, *, alias_resource: str, alias: str, description
     return key
 
 
-def irsa_role(name: str, *, aws_config: AwsConfig, namespace: str, service_account: str, role_name: str,
+def irsa_role(name: str, *, account: AwsAccount, namespace: str, service_account: str, role_name: str,
               description: str, tags: dict[str, str], opts: pulumi.ResourceOptions) -> aws.iam.Role:
     """``<name>-irsa``, trusted only by the cluster's OIDC provider for exactly
     ``system:serviceaccount:<namespace>:<service_account>``, within ``aws.permissionsBoundary`` when set.
@@ -51,8 +50,8 @@ def irsa_role(name: str, *, aws_config: AwsConfig, namespace: str, service_accou
         name=role_name[:64],
         description=description,
         assume_role_policy=json.dumps(irsa_trust_policy(
-            aws_config.oidc_provider_arn, aws_config.oidc_issuer, namespace, service_account)),
-        permissions_boundary=aws_config.permissions_boundary or None,
+            account.oidc_provider_arn, account.oidc_issuer, namespace, service_account)),
+        permissions_boundary=account.permissions_boundary or None,
         tags=tags,
         opts=opts,
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.render import aws_secret_store
@@ -24,18 +25,32 @@ from components.resources.errors import InvalidInput
 
 @dataclass(frozen=True)
 class AwsSecretsManagerStoreArgs:
+    # The store and what its role may read (components.render.aws_secret_store.AwsSecretStore).
     store: AwsSecretStore
     # The Vault release name: it prefixes the role's name, like the platform's other roles.
     release: str
 
+    def __post_init__(self) -> None:
+        if not self.store.store.name_prefix:
+            raise InvalidInput("store.store.name_prefix", "AwsSecretsManagerStore: the store needs a name prefix "
+                                                          "(migration.awsSecretsManager.namePrefix)")
+
 
 class AwsSecretsManagerStore(pulumi.ComponentResource):
-    """Outputs: ``store_name`` (the ClusterSecretStore), ``role_arn`` (annotate the operator's
-    service account with it), ``exports``."""
+    """The transition store: a ClusterSecretStore for AWS Secrets Manager and the IRSA role it reads with."""
 
     store_name: pulumi.Output[str]
+    """The ClusterSecretStore's name."""
     role_arn: pulumi.Output[str]
+    """The role's ARN: annotate the operator's service account with it."""
     exports: dict[str, pulumi.Input]
+    """Stack exports: the store's name and the role's ARN."""
+    role: aws.iam.Role
+    """The operator's IRSA role, which may read only the secrets under the name prefix."""
+    policy: aws.iam.RolePolicy
+    """What the role may read."""
+    cluster_secret_store: k8s.apiextensions.CustomResource
+    """The ClusterSecretStore."""
 
     def __init__(self, name: str, args: AwsSecretsManagerStoreArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:aws_secret_store:AwsSecretsManagerStore", name, None, opts)
@@ -46,9 +61,10 @@ class AwsSecretsManagerStore(pulumi.ComponentResource):
         s = args.store
         sa = s.store.service_account
         stack = pulumi.get_stack()
-        tags = {**dict(s.aws.tags), "vault-platform/stack": stack}
+        account = s.account
+        tags = {**dict(account.tags), "vault-platform/stack": stack}
         self.role = irsa_role(
-            name, aws_config=s.aws, namespace=sa.namespace, service_account=sa.name,
+            name, account=account, namespace=sa.namespace, service_account=sa.name,
             role_name=s.role_name(args.release, stack),
             description=f"External Secrets Operator: read Secrets Manager secrets under {s.name_prefix} (IRSA)",
             tags=tags, opts=pulumi.ResourceOptions(parent=self, provider=aws_provider))

@@ -18,11 +18,11 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.model import AwsConfig
 from components.render import backup_job
 from components.render.backup_job import BackupJob
 from components.render.iam import (
     SNAPSHOT_KEY_USE,
+    AwsAccount,
     backup_bucket_policy,
     kms_key_policy,
     replication_policy,
@@ -49,17 +49,45 @@ def _body(manifest: dict) -> dict:
 
 @dataclass(frozen=True)
 class RaftBackupArgs:
+    # What the job's objects are made from (components.render.backup_job.BackupJob.of).
     job: BackupJob
     # The Vault namespace (the resource, so the job's objects wait for it).
     namespace: pulumi.Input[str]
-    # S3 target: the cluster's OIDC provider the job's IRSA role trusts, and tags.
-    aws: AwsConfig | None = None
+    # S3 target: the account of the bucket, its keys and the job's IRSA role, the cluster's OIDC
+    # provider that role trusts, and tags (components.render.iam.AwsAccount.of).
+    aws: AwsAccount | None = None
 
 
 class RaftBackup(pulumi.ComponentResource):
-    """Outputs: ``exports`` (stack exports: schedule, CronJob, and the bucket or volume claim)."""
+    """Scheduled Raft snapshots and where they go: a volume claim, or hardened S3 buckets."""
 
     exports: dict[str, pulumi.Input]
+    """Stack exports (registered as its outputs): schedule, target, retention, CronJob, and the bucket
+    (with its prefix, key, role, Object Lock and replica) or the volume claim."""
+    service_account: k8s.core.v1.ServiceAccount
+    """The job's service account (Vault's raft-backup role binds exactly it)."""
+    config_map: k8s.core.v1.ConfigMap
+    """The script the job runs."""
+    cron_job: k8s.batch.v1.CronJob
+    """The scheduled job."""
+    volume_claim: k8s.core.v1.PersistentVolumeClaim | None
+    """Volume target: where snapshots are kept."""
+    spool_claim: k8s.core.v1.PersistentVolumeClaim | None
+    """S3 target: where a snapshot waits until S3 has it (retained)."""
+    bucket: aws.s3.Bucket | None
+    """S3 target: the snapshot bucket (protected, retained)."""
+    kms_key: aws.kms.Key | None
+    """S3 target: the bucket's key (protected, retained)."""
+    irsa_role: aws.iam.Role | None
+    """S3 target: the job's role, which may touch only the snapshot prefix."""
+    object_lock: aws.s3.BucketObjectLockConfiguration | None
+    """S3 target with Object Lock: the bucket's default retention."""
+    replication_role: aws.iam.Role | None
+    """S3 replication: the role S3 copies snapshots with."""
+    replica_bucket: aws.s3.Bucket | None
+    """S3 replication: the bucket in the other region (protected, retained)."""
+    replica_key: aws.kms.Key | None
+    """S3 replication: the replica bucket's key (protected, retained)."""
 
     def __init__(self, name: str, args: RaftBackupArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:backup:RaftBackup", name, None, opts)
@@ -73,19 +101,21 @@ class RaftBackup(pulumi.ComponentResource):
         k8s_opts = pulumi.ResourceOptions(parent=self)
 
         # --- where snapshots go --------------------------------------------------------------------
-        self.bucket: aws.s3.Bucket | None = None
-        self.kms_key: aws.kms.Key | None = None
-        self.irsa_role: aws.iam.Role | None = None
-        self.volume_claim: k8s.core.v1.PersistentVolumeClaim | None = None
-        self.spool_claim: k8s.core.v1.PersistentVolumeClaim | None = None
-        self.object_lock: aws.s3.BucketObjectLockConfiguration | None = None
-        self.replica_bucket: aws.s3.Bucket | None = None
+        self.bucket = None
+        self.kms_key = None
+        self.irsa_role = None
+        self.volume_claim = None
+        self.spool_claim = None
+        self.object_lock = None
+        self.replication_role = None
+        self.replica_bucket = None
+        self.replica_key = None
         bucket_name: pulumi.Input[str | None] = None
         role_arn: pulumi.Input[str | None] = None
         if b.target == "s3":
             if args.aws is None or aws_provider is None:
-                raise InvalidInput("backup.target", "RaftBackup: s3 needs aws settings and an AWS "
-                                                                  "provider")
+                raise InvalidInput("aws", "RaftBackup: an s3 target (backup.target) needs aws settings and an "
+                                          "AWS provider")
             self._s3(name, job, args.aws, aws_provider)
             assert self.bucket is not None and self.irsa_role is not None
             bucket_name, role_arn = self.bucket.bucket, self.irsa_role.arn
@@ -143,36 +173,35 @@ class RaftBackup(pulumi.ComponentResource):
     def _lock_days(b) -> int:
         return b.s3.object_lock.days or b.retention_days
 
-    def _s3(self, name: str, job: BackupJob, aws_config: AwsConfig, aws_provider: aws.Provider) -> None:
+    def _s3(self, name: str, job: BackupJob, account: AwsAccount, aws_provider: aws.Provider) -> None:
         b = job.backup
         names = job.names
         stack = pulumi.get_stack()
-        tags = {**dict(aws_config.tags), "vault-platform/stack": stack}
+        tags = {**dict(account.tags), "vault-platform/stack": stack}
         aws_opts = pulumi.ResourceOptions(parent=self, provider=aws_provider)
 
         # S3 replicates with a role of its own, which must decrypt what it copies.
-        self.replication_role: aws.iam.Role | None = None
         if b.s3.replication.enabled:
             self.replication_role = aws.iam.Role(
                 f"{name}-replication-role", name=f"{names.release}-backup-replication-{stack}"[:64],
                 description="S3 replication of the Vault snapshot bucket",
                 assume_role_policy=json.dumps(replication_trust_policy()),
-                permissions_boundary=aws_config.permissions_boundary or None, tags=tags, opts=aws_opts)
+                permissions_boundary=account.permissions_boundary or None, tags=tags, opts=aws_opts)
         replicator = [self.replication_role.arn] if self.replication_role is not None else []
 
         # The job's role exists first: the key policy names it as the key's user.
         self.irsa_role = irsa_role(
-            name, aws_config=aws_config, namespace=names.namespace, service_account=job.object_names.service_account,
+            name, account=account, namespace=names.namespace, service_account=job.object_names.service_account,
             role_name=f"{names.release}-backup-{stack}",
             description="Vault backup job: write and prune Raft snapshots in S3 (IRSA)", tags=tags, opts=aws_opts)
         self.kms_key = protected_kms_key(
             f"{name}-key", alias_resource=f"{name}-key-alias", alias=f"vault-backup-{pulumi.get_project()}-{stack}",
             description=f"Vault Raft snapshot bucket ({pulumi.get_project()}/{stack})", deletion_window_days=30,
             # Only through S3: nobody decrypts a snapshot object's data key directly.
-            policy=pulumi.Output.all(self.irsa_role.arn, *replicator).apply(lambda arns: kms_key_policy(
-                list(aws_config.key_administrators), [*arns, *aws_config.snapshot_readers], SNAPSHOT_KEY_USE,
-                via_service=f"s3.{aws_config.region}.amazonaws.com",
-                policy_administrators=aws_config.key_policy_administrators)),
+            policy=pulumi.Output.all(self.irsa_role.arn, *replicator).apply(lambda users: kms_key_policy(
+                list(account.key_administrators), [*users, *account.snapshot_readers], SNAPSHOT_KEY_USE,
+                via_service=f"s3.{account.region}.amazonaws.com",
+                policy_administrators=account.key_policy_administrators)),
             tags=tags, opts=aws_opts)
 
         # The job prunes by the time in each name; the lifecycle is the backstop, and also ends the
@@ -195,13 +224,14 @@ class RaftBackup(pulumi.ComponentResource):
                         expired_object_delete_marker=True)),
             ])
 
-        inline_policy(f"{name}-s3", self.irsa_role, pulumi.Output.all(self.bucket.arn, self.kms_key.arn).apply(
-            lambda a: s3_backup_policy(a[0], b.s3.prefix, a[1])), aws_opts)
+        inline_policy(f"{name}-s3", self.irsa_role,
+                      pulumi.Output.all(bucket=self.bucket.arn, key=self.kms_key.arn).apply(
+                          lambda a: s3_backup_policy(a["bucket"], b.s3.prefix, a["key"])), aws_opts)
 
         if self.replication_role is not None:
-            self._replica(name, job, aws_config, aws_provider, tags, versioning, self.replication_role)
+            self._replica(name, job, account, aws_provider, tags, versioning, self.replication_role)
 
-    def _replica(self, name: str, job: BackupJob, aws_config: AwsConfig, aws_provider: aws.Provider,
+    def _replica(self, name: str, job: BackupJob, account: AwsAccount, aws_provider: aws.Provider,
                  tags: dict[str, str], source_versioning: aws.s3.BucketVersioning, role: aws.iam.Role) -> None:
         """A second bucket in another region that S3 copies every snapshot to, with its own key; an
         outage of the whole source region keeps the snapshots readable."""
@@ -217,8 +247,8 @@ class RaftBackup(pulumi.ComponentResource):
             alias=f"vault-backup-replica-{pulumi.get_project()}-{stack}",
             description=f"Vault Raft snapshot replica bucket ({pulumi.get_project()}/{stack})", deletion_window_days=30,
             policy=role.arn.apply(lambda arn: kms_key_policy(
-                list(aws_config.key_administrators), [arn, *aws_config.snapshot_readers], SNAPSHOT_KEY_USE,
-                via_service=f"s3.{region}.amazonaws.com", policy_administrators=aws_config.key_policy_administrators)),
+                list(account.key_administrators), [arn, *account.snapshot_readers], SNAPSHOT_KEY_USE,
+                via_service=f"s3.{region}.amazonaws.com", policy_administrators=account.key_policy_administrators)),
             tags=tags, opts=aws_opts, region=region)
         # Delete markers are not replicated, so the replica expires its copies by itself.
         self.replica_bucket, replica_versioning = self._hardened_bucket(
@@ -231,8 +261,10 @@ class RaftBackup(pulumi.ComponentResource):
                 noncurrent_version_expiration=aws.s3.
                 BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(noncurrent_days=b.retention_days))])
         inline_policy(f"{name}-replication", role, pulumi.Output.all(
-            self.bucket.arn, self.kms_key.arn, self.replica_bucket.arn, self.replica_key.arn).apply(
-            lambda a: replication_policy(a[0], b.s3.prefix, a[1], aws_config.region, a[2], a[3], region)), aws_opts)
+            source=self.bucket.arn, source_key=self.kms_key.arn, replica=self.replica_bucket.arn,
+            replica_key=self.replica_key.arn).apply(
+            lambda a: replication_policy(a["source"], b.s3.prefix, a["source_key"], account.region, a["replica"],
+                                         a["replica_key"], region)), aws_opts)
         aws.s3.BucketReplicationConfig(
             f"{name}-replication", bucket=self.bucket.bucket, role=role.arn,
             rules=[aws.s3.BucketReplicationConfigRuleArgs(

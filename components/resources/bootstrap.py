@@ -21,13 +21,12 @@ from typing import Any, Literal
 import pulumi
 import pulumi_vault as vault
 
-from components.model import InitConfig, Secret
-from components.model.checks import duration_seconds
+from components.model.checks import duration, duration_seconds
 from components.model.limits import BOOTSTRAP_MARGIN_SECONDS
 from components.providers.deploy_identity import DeployIdentity
 from components.providers.vault_http import VaultHttp
 from components.providers.vault_init import VaultInit, VaultReady
-from components.resources.stack_config import secret_output
+from components.resources.errors import InvalidInput
 
 # Vault's CI login in the deploy workflows: the job's GitHub OIDC token (minted when needed, never in
 # the state) and the role it logs in as (deployer, or previewer for previews).
@@ -153,28 +152,46 @@ NO_LOGIN = (
 
 @dataclass(frozen=True)
 class VaultBootstrapArgs:
-    """What initialization needs: where Vault answers, the CA its certificate chains to, the init
-    settings, and how the pods unseal."""
+    """What initialization needs: where Vault answers (``address``), the CA its certificate chains to
+    (``ca_cert_pem``), how the pods unseal, how many Raft voters to wait for (``expected_peers``) and
+    the init settings (init.*)."""
 
     address: pulumi.Input[str]
     ca_cert_pem: pulumi.Input[str]
     # shamir: the stack unseals every pod (through ``unseal_addresses`` when given); auto: the seal does.
     mode: Literal["shamir", "auto"]
     expected_peers: int
-    init: InitConfig = field(default_factory=InitConfig)
+    # Key shares (Shamir) or recovery shares (auto-unseal).
+    shares: int = 5
+    # Shares needed to unseal or to recover.
+    threshold: int = 3
+    # OpenPGP public keys (base64), one per share: the shares come back encrypted to them.
+    pgp_keys: Sequence[str] = ()
+    # An OpenPGP public key (base64) the root token comes back encrypted to; empty: in the clear.
+    root_token_pgp_key: str = ""
+    # How long init waits for the pods to answer and join (a duration: 10m, 1h).
+    init_timeout: str = "10m"
+    # The pods' own addresses, through which a shamir stack unseals each one (dev).
     unseal_addresses: Sequence[str] = ()
-    # A token of your own for a Vault initialized before (or after revoking the root token).
-    existing_token: Secret | None = None
+    # A token of your own (a secret) for a Vault initialized before, or after revoking the root token.
+    existing_token: pulumi.Input[str] | None = None
     # Resources that must exist before Vault can answer at ``address`` (the cluster).
     wait_for: Sequence[pulumi.Resource] = ()
     # Who deploys once Vault is set up (deploy.*): None when the stack configures no deploy identity.
     identity: DeployIdentityArgs | None = None
 
+    def __post_init__(self) -> None:
+        problem = duration(self.init_timeout)
+        if problem:
+            raise InvalidInput("init_timeout", f"VaultBootstrapArgs: {self.init_timeout!r} {problem}")
+
 
 @dataclass(frozen=True)
 class DeployIdentityArgs:
-    """The deploy identity's policies (name -> HCL), auth methods (render.deploy_identity.auth_payload),
-    the OIDC client secrets per auth path, and whether the root token goes once they exist."""
+    """The deploy identity's ``policies`` (name -> HCL), ``auths`` (auth methods,
+    render.deploy_identity.auth_payload), the policy of the first run's token (``deployer_policy``),
+    whether the root token goes once they exist (``revoke_root_token``), and how long the first run's
+    deployer token lives (``bootstrap_ttl_seconds``)."""
 
     policies: Mapping[str, str]
     auths: Sequence[dict[str, Any]]
@@ -184,14 +201,39 @@ class DeployIdentityArgs:
     # The CI (jwt) login's path, "" without one, and the audience its tokens are minted for.
     ci_login_path: str = ""
     login_audience: str = ""
-    client_secrets: Mapping[str, Secret] = field(default_factory=dict)
+    # OIDC client secrets (secrets) per auth path.
+    client_secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # OIDC client secrets read when the identity is written, never held: auth path -> Secrets Manager ARN.
     client_secret_arns: Mapping[str, str] = field(default_factory=dict)
 
 
 class VaultBootstrap(pulumi.ComponentResource):
-    """Outputs: ``root_token`` and ``unseal_keys`` (secret), ``status``; attribute ``provider`` (the
-    Vault provider every configuration resource must use)."""
+    """Vault initialized, unsealed and ready in the same `pulumi up`, the deploy identity, and the Vault
+    provider every configuration resource must use."""
+
+    root_token: pulumi.Output[str]
+    """The initial root token (secret; PGP-encrypted with init.rootTokenPgpKey)."""
+    unseal_keys: pulumi.Output[list[str]]
+    """The key shares, base64 (secret; PGP-encrypted with init.pgpKeys)."""
+    status: pulumi.Output[str]
+    """How far bootstrap got: ``ready`` once Vault is initialized, unsealed and every voter joined."""
+    init: VaultInit
+    """Runs sys/init once and records the root token and shares."""
+    ready: VaultReady
+    """Unseals (shamir) and waits for the Raft voters."""
+    provider: vault.Provider | None
+    """The in-stack Vault provider; None while there is no token to configure Vault with (a
+    PGP-encrypted root token and no token of the stack's own)."""
+    identity: DeployIdentity | None
+    """The deploy identity (deploy.*): CI and operator logins, the first run's token, the root token's end."""
+    revokes_root_token: bool
+    """Whether this stack revokes the root token once the deploy identity exists."""
+    login_path: str
+    """The CI (jwt) login's auth path; empty without one."""
+    login_audience: str
+    """The audience the CI login's tokens are minted for."""
+    token_file: pulumi.Output[str] | None
+    """The file, relative to the project folder, holding the token this run's provider logs in with."""
 
     def __init__(self, name: str, args: VaultBootstrapArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:bootstrap:VaultBootstrap", name, None, opts)
@@ -205,16 +247,16 @@ class VaultBootstrap(pulumi.ComponentResource):
             if s and s != "ready" and not s.startswith("initialized") else None)
 
         # Teams that revoked the root token themselves configure Vault with their own token instead.
-        token = secret_output(existing) if existing else self.root_token
+        token = pulumi.Output.secret(existing) if existing is not None else self.root_token
         # A root token encrypted to an operator's PGP key is ciphertext, not a token: without a token of
         # the stack's own there is nothing to configure Vault with, so there is no provider either.
-        self.provider: vault.Provider | None = None
-        self.identity: DeployIdentity | None = None
+        self.provider = None
+        self.identity = None
         self.revokes_root_token = False
         self.login_path = ""
         self.login_audience = ""
-        self.token_file: pulumi.Output[str] | None = None
-        if not existing and args.init.root_token_pgp_key:
+        self.token_file = None
+        if existing is None and args.root_token_pgp_key:
             self.register_outputs({"root_token": self.root_token, "unseal_keys": self.unseal_keys,
                                    "status": self.status})
             return
@@ -229,7 +271,7 @@ class VaultBootstrap(pulumi.ComponentResource):
             self.identity = DeployIdentity(
                 f"{name}-identity", address=args.address, ca_cert_pem=args.ca_cert_pem, token=token,
                 policies=dict(identity.policies), auths=list(identity.auths),
-                client_secrets={path: secret_output(secret) for path, secret in identity.client_secrets.items()},
+                client_secrets={path: pulumi.Output.secret(secret) for path, secret in identity.client_secrets.items()},
                 client_secret_arns=dict(identity.client_secret_arns),
                 deployer_policy=identity.deployer_policy, revoke_root_token=self.revokes_root_token,
                 bootstrap_ttl_seconds=identity.bootstrap_ttl_seconds, login_path=identity.ci_login_path,
@@ -243,10 +285,12 @@ class VaultBootstrap(pulumi.ComponentResource):
         login_path, audience = self.login_path, self.login_audience
         # A file name: not secret, though it is made from the token (which makes Pulumi mark it).
         self.token_file = pulumi.Output.unsecret(pulumi.Output.all(
-            args.address, args.ca_cert_pem, token, revoked, expires_at).apply(
+            address=args.address, ca_cert_pem=args.ca_cert_pem, token=token, revoked=revoked,
+            expires_at=expires_at).apply(
             lambda v: provider_token(stack, LoginState(
-                address=v[0], ca_cert_pem=v[1], stack_token=v[2], root_token_revoked=bool(v[3]),
-                first_run_expires_at=int(v[4] or 0), login_path=login_path, login_audience=audience),
+                address=v["address"], ca_cert_pem=v["ca_cert_pem"], stack_token=v["token"],
+                root_token_revoked=bool(v["revoked"]), first_run_expires_at=int(v["expires_at"] or 0),
+                login_path=login_path, login_audience=audience),
                 time.time())))
         self.provider = vault.Provider(
             f"{name}-vault",
@@ -271,22 +315,21 @@ def initialize(name: str, args: VaultBootstrapArgs, parent: pulumi.Resource) -> 
     Separate so that a program without the Vault provider plugin (the engine tests) declares
     exactly the same two resources.
     """
-    init = args.init
     existing = args.existing_token
-    timeout_seconds = int(duration_seconds(init.timeout))
+    timeout_seconds = int(duration_seconds(args.init_timeout))
     vault_init = VaultInit(
         f"{name}-init",
         address=args.address,
         ca_cert_pem=args.ca_cert_pem,
         mode=args.mode,
-        shares=init.shares,
-        threshold=init.threshold,
-        pgp_keys=list(init.pgp_keys),
-        root_token_pgp_key=init.root_token_pgp_key,
+        shares=args.shares,
+        threshold=args.threshold,
+        pgp_keys=list(args.pgp_keys),
+        root_token_pgp_key=args.root_token_pgp_key,
         unseal_addresses=list(args.unseal_addresses),
         expected_peers=args.expected_peers,
         timeout_seconds=timeout_seconds,
-        existing_token=secret_output(existing) if existing else None,
+        existing_token=pulumi.Output.secret(existing) if existing is not None else None,
         # The release and the Services must exist (and pods be Ready) before init can reach them.
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(args.wait_for)),
     )
@@ -295,15 +338,15 @@ def initialize(name: str, args: VaultBootstrapArgs, parent: pulumi.Resource) -> 
         address=args.address,
         ca_cert_pem=args.ca_cert_pem,
         mode=args.mode,
-        threshold=init.threshold,
+        threshold=args.threshold,
         unseal_addresses=list(args.unseal_addresses),
         expected_peers=args.expected_peers,
         timeout_seconds=timeout_seconds,
         # Teams that revoked the root token read the Raft configuration with their own token.
-        token=secret_output(existing) if existing else vault_init.root_token,
+        token=pulumi.Output.secret(existing) if existing is not None else vault_init.root_token,
         keys=vault_init.keys,
-        token_encrypted=bool(init.root_token_pgp_key) and existing is None,
-        keys_encrypted=bool(init.pgp_keys),
+        token_encrypted=bool(args.root_token_pgp_key) and existing is None,
+        keys_encrypted=bool(args.pgp_keys),
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[vault_init]),
     )
     return vault_init, ready

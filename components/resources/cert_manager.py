@@ -17,14 +17,19 @@ from components.resources.manifests import custom_resource, declare
 
 @dataclass(frozen=True)
 class CertManagerIssuerArgs:
+    # The Issuers and their access (components.render.cert_manager.VaultIssuer.of).
     issuer: VaultIssuer
     # Our CA (public), which cert-manager verifies Vault's certificate with.
     ca_cert_pem: pulumi.Input[str]
 
 
 class CertManagerIssuer(pulumi.ComponentResource):
-    """Outputs: ``issuer_name`` (the Issuer a Certificate's issuerRef names, in each namespace) and
-    ``namespaces`` (where there is one)."""
+    """An Issuer on the PKI engine in each namespace that requests certificates, with its access."""
+
+    issuer_name: str
+    """The Issuer a Certificate's issuerRef names, in each namespace."""
+    namespaces: list[str]
+    """Where there is one."""
 
     def __init__(self, name: str, args: CertManagerIssuerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:delivery:CertManagerIssuer", name, None, opts)

@@ -23,9 +23,13 @@ from components.render.labels import platform_labels
 
 @dataclass(frozen=True)
 class CertificatePairArgs:
+    # The CA and the certificate it signs (components.render.tls_objects).
     pair: to.PairSpec
+    # The Vault namespace (the resource's name, so the objects wait for it).
     namespace: pulumi.Input[str]
+    # The Helm release: it names the cert-manager objects of a CA of the stack's own.
     release: str
+    # Who makes the keys: `pulumi up` (generated) or cert-manager in the cluster (certManager).
     source: Literal["generated", "certManager"]
     # certManager: an issuer of the operator's to sign the certificate (no CA of the stack's own).
     issuer: to.IssuerRef | None = None
@@ -51,11 +55,14 @@ class _Issued(pulumi.CustomResource):
 
 
 class CertificatePair(pulumi.ComponentResource):
-    """Outputs: ``ca_cert_pem`` and ``cert_pem`` (public), ``secret_name`` (the Secret pods mount)."""
+    """A CA and the certificate it signs, in a kubernetes.io/tls Secret."""
 
     ca_cert_pem: pulumi.Output[str]
+    """PEM of the CA (public)."""
     cert_pem: pulumi.Output[str]
+    """PEM of the certificate (public)."""
     secret_name: pulumi.Output[str]
+    """The kubernetes.io/tls Secret pods mount."""
 
     def __init__(self, name: str, args: CertificatePairArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:tls:CertificatePair", name, None, opts)
@@ -111,8 +118,9 @@ class CertificatePair(pulumi.ComponentResource):
         live = _Issued(f"{name}-issued", "Certificate", certificate.id,
                        pulumi.ResourceOptions(parent=self, depends_on=[certificate]))
         revision = live.status.apply(lambda s: int((s or {}).get("revision") or 1))
-        request = _Issued(f"{name}-request", "CertificateRequest", pulumi.Output.all(namespace, revision).apply(
-                              lambda v: f"{v[0]}/{to.certificate_request_name(p.secret_name, v[1])}"),
+        request_id = pulumi.Output.all(namespace=namespace, revision=revision).apply(
+            lambda v: f"{v['namespace']}/{to.certificate_request_name(p.secret_name, v['revision'])}")
+        request = _Issued(f"{name}-request", "CertificateRequest", request_id,
                           pulumi.ResourceOptions(parent=self, depends_on=[live]))
         self.ca_cert_pem = request.status.apply(lambda s: to.pem_from_request(s, "ca"))
         self.cert_pem = request.status.apply(lambda s: to.pem_from_request(s, "certificate"))

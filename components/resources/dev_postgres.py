@@ -17,18 +17,29 @@ from components.render.dev_postgres import IMAGE, SECRET_NAME, deployment_spec, 
 
 @dataclass(frozen=True)
 class DevPostgresArgs:
+    # The Vault namespace (the resource's name, so the objects wait for it).
     namespace: pulumi.Input[str]
     # The image as the pod pulls it (database.devPostgresImage under images.registry).
     image: str = IMAGE
 
 
 class DevPostgres(pulumi.ComponentResource):
-    """Outputs: ``connection_name``, ``connection_url`` (a Vault template), ``username``, ``password`` (secret)."""
+    """A throwaway PostgreSQL for a dev stack's database engine."""
 
     connection_name: str
+    """The database engine connection that uses it."""
     connection_url: pulumi.Output[str]
+    """The connection URL, a Vault template ({{username}}, {{password}})."""
     username: pulumi.Output[str]
+    """The admin user."""
     password: pulumi.Output[str]
+    """The admin user's password (secret)."""
+    secret: k8s.core.v1.Secret
+    """The admin user and password, which the pod reads at start."""
+    deployment: k8s.apps.v1.Deployment
+    """The database pod."""
+    service: k8s.core.v1.Service
+    """Where Vault reaches it."""
 
     def __init__(self, name: str, args: DevPostgresArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:devpostgres:DevPostgres", name, None, opts)
@@ -61,7 +72,7 @@ class DevPostgres(pulumi.ComponentResource):
         self.connection_name = vs.DEV_POSTGRES_NAME
         self.username = pulumi.Output.from_input(vs.DEV_POSTGRES_USER)
         # Known once the Service exists, so Vault's connection waits for it.
-        self.connection_url = pulumi.Output.all(namespace, self.service.metadata.name).apply(
-            lambda args: vs.dev_postgres_connection_url(args[0]))
+        self.connection_url = pulumi.Output.all(namespace=namespace, service=self.service.metadata.name).apply(
+            lambda known: vs.dev_postgres_connection_url(known["namespace"]))
         self.register_outputs({"connection_name": self.connection_name, "connection_url": self.connection_url,
                                "username": self.username, "password": self.password})

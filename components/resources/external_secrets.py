@@ -12,14 +12,16 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.model.checks import duration_seconds
+from components.model.checks import duration, duration_seconds
 from components.render.charts import chart_source
 from components.render.external_secrets import CHART, RELEASE, ExternalSecretsDelivery
+from components.resources.errors import InvalidInput
 from components.resources.manifests import custom_resource, declare
 
 
 @dataclass(frozen=True)
 class ExternalSecretsArgs:
+    # The operator, the stores and the ExternalSecrets (components.render.external_secrets).
     delivery: ExternalSecretsDelivery
     # Our CA (public), which each store verifies Vault's certificate with.
     ca_cert_pem: pulumi.Input[str]
@@ -29,14 +31,26 @@ class ExternalSecretsArgs:
     # store of migration.awsSecretsManager), when the stack installs the operator and that store.
     aws_role_arn: pulumi.Input[str] | None = None
 
+    def __post_init__(self) -> None:
+        problem = duration(self.timeout)
+        if problem:
+            raise InvalidInput("timeout", f"ExternalSecretsArgs: {self.timeout!r} {problem}")
+
 
 class ExternalSecrets(pulumi.ComponentResource):
-    """Outputs: ``stores`` (namespace -> SecretStore name) and ``external_secrets`` (application -> name)."""
+    """The External Secrets Operator, a Vault SecretStore per namespace, an ExternalSecret per application."""
+
+    release: k8s.helm.v3.Release | None
+    """The operator's release (None: an operator already running)."""
+    stores: dict[str, str]
+    """Namespace -> its SecretStore's name."""
+    external_secrets: dict[str, str]
+    """Application -> its ExternalSecret's name."""
 
     def __init__(self, name: str, args: ExternalSecretsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:delivery:ExternalSecrets", name, None, opts)
         d = args.delivery
-        self.release: k8s.helm.v3.Release | None = None
+        self.release = None
         values: pulumi.Input[dict] = dict(d.values)
         if d.install and args.aws_role_arn is not None:
             values = pulumi.Output.from_input(args.aws_role_arn).apply(lambda arn: d.values_with_aws_role(arn))

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.model import TlsConfig
-from components.model.names import Names
 from components.render import tls_objects as to
 from components.resources.certificate_pair import CertificatePair, CertificatePairArgs
 from components.resources.errors import InvalidInput
@@ -23,27 +21,31 @@ from components.resources.errors import InvalidInput
 
 @dataclass(frozen=True)
 class InjectorTlsArgs:
+    # The Vault namespace (the resource's name, so the certificate's objects wait for it).
     namespace: pulumi.Input[str]
-    names: Names
-    tls: TlsConfig
-    validity: str = "8760h"
+    # The Helm release: it names the cert-manager objects of the webhook's CA.
+    release: str
+    # The CA and certificate to make (components.render.tls_objects.injector_pair).
+    pair: to.PairSpec
+    # Who makes them, as for the servers' (tls.source): generated (`pulumi up`) or certManager.
+    source: str
 
 
 class InjectorTls(pulumi.ComponentResource):
-    """Outputs: ``secret_name`` (the kubernetes.io/tls Secret the injector mounts) and ``ca_bundle``
-    (base64 of the CA's PEM, for the webhook configuration)."""
+    """The Agent Injector webhook's serving certificate and its CA."""
 
     secret_name: pulumi.Output[str]
+    """The kubernetes.io/tls Secret the injector mounts."""
     ca_bundle: pulumi.Output[str]
+    """Base64 of the CA's PEM, for the webhook configuration's caBundle."""
 
     def __init__(self, name: str, args: InjectorTlsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:tls:InjectorTls", name, None, opts)
-        names, t = args.names, args.tls
-        if t.source not in ("generated", "certManager"):
+        if args.source not in ("generated", "certManager"):
             raise InvalidInput(
-                "tls.source", f"InjectorTls: {t.source!r} leaves the webhook's certificate to the injector")
+                "source", f"InjectorTls: {args.source!r} (tls.source) leaves the webhook's certificate to the injector")
         pair = CertificatePair(f"{name}-pair", CertificatePairArgs(
-            to.injector_pair(names, t, args.validity), args.namespace, names.release, source=t.source,
+            args.pair, args.namespace, args.release, source=args.source,
             secret_aliases=(pulumi.Alias(name=f"{name}-secret", parent=self),)),
             opts=pulumi.ResourceOptions(parent=self))
         self.secret_name = pair.secret_name

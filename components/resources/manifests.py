@@ -38,7 +38,8 @@ def job_identity(name: str, namespace: pulumi.Input[str], service_account: pulum
     account = pulumi.Output.from_input(service_account)
     sa = k8s.core.v1.ServiceAccount(
         f"{name}-sa",
-        metadata=pulumi.Output.all(account, namespace).apply(lambda a: {**a[0]["metadata"], "namespace": a[1]}),
+        metadata=pulumi.Output.all(account=account, namespace=namespace).apply(
+            lambda a: {**a["account"]["metadata"], "namespace": a["namespace"]}),
         automount_service_account_token=account.apply(lambda m: m["automountServiceAccountToken"]),
         opts=opts)
     script = k8s.core.v1.ConfigMap(f"{name}-script", metadata={**config_map["metadata"], "namespace": namespace},

@@ -15,7 +15,12 @@ from components.render.monitoring import Monitoring
 
 @dataclass(frozen=True)
 class VaultMonitoringArgs:
+    """Which objects to declare: the ServiceMonitor (``service_monitor``), the alerts
+    (``prometheus_rule``), the Grafana dashboard (``grafana_dashboard``)."""
+
+    # What the objects are made from (components.render.monitoring.Monitoring.of).
     monitoring: Monitoring
+    # The Vault namespace (the resource's name, so the objects wait for it).
     namespace: pulumi.Input[str]
     service_monitor: bool = False
     prometheus_rule: bool = False
@@ -29,16 +34,23 @@ def _meta(manifest: dict, namespace: pulumi.Input[str]) -> dict:
 
 
 class VaultMonitoring(pulumi.ComponentResource):
-    """Outputs: the names of what it declared (``service_monitor``, ``prometheus_rule``, ``dashboard``)."""
+    """What Prometheus and Grafana read; registered outputs: the names of what it declared."""
+
+    service_monitor: k8s.apiextensions.CustomResource | None
+    """The ServiceMonitor that scrapes every server pod."""
+    prometheus_rule: k8s.apiextensions.CustomResource | None
+    """The alerts."""
+    dashboard: k8s.core.v1.ConfigMap | None
+    """The Grafana dashboard, in a ConfigMap its sidecar picks up."""
 
     def __init__(self, name: str, args: VaultMonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:monitoring:VaultMonitoring", name, None, opts)
         m = args.monitoring
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.wait_for))
         outputs: dict[str, pulumi.Input[str]] = {}
-        self.service_monitor: k8s.apiextensions.CustomResource | None = None
-        self.prometheus_rule: k8s.apiextensions.CustomResource | None = None
-        self.dashboard: k8s.core.v1.ConfigMap | None = None
+        self.service_monitor = None
+        self.prometheus_rule = None
+        self.dashboard = None
         if args.service_monitor:
             manifest = monitoring.service_monitor(m)
             self.service_monitor = k8s.apiextensions.CustomResource(

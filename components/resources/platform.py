@@ -25,9 +25,11 @@ from components.render import policies as pol
 from components.render.aws_secret_store import AwsSecretStore
 from components.render.backup_job import BackupJob
 from components.render.cert_manager import VaultIssuer
+from components.render.cluster_plan import ClusterPlan
 from components.render.external_secrets import ExternalSecretsDelivery
+from components.render.iam import AwsAccount
 from components.render.images import pulled_from
-from components.render.monitoring import Monitoring, unauthenticated_metrics
+from components.render.monitoring import Monitoring
 from components.resources.applications import ApplicationNamespaces, ApplicationNamespacesArgs
 from components.resources.aws_secret_store import AwsSecretsManagerStore, AwsSecretsManagerStoreArgs
 from components.resources.backup import RaftBackup, RaftBackupArgs
@@ -39,6 +41,7 @@ from components.resources.errors import InvalidInput
 from components.resources.external_secrets import ExternalSecrets, ExternalSecretsArgs
 from components.resources.monitoring import VaultMonitoring, VaultMonitoringArgs
 from components.resources.rollout import VaultRollout, VaultRolloutArgs
+from components.resources.stack_config import secret_output
 from components.resources.vault_configuration import (
     DevPostgresConnection,
     VaultAccess,
@@ -48,15 +51,9 @@ from components.resources.vault_configuration import (
 
 
 def cluster_args(config: PlatformConfig) -> VaultClusterArgs:
-    return VaultClusterArgs(
-        namespace=config.kubernetes.namespace, api=config.api, unseal=config.unseal, cluster=config.cluster,
-        tls=config.tls, production=config.is_prod, aws=config.aws,
-        transit_unseal_token=config.secrets.transit_unseal_token,
-        api_client_namespaces=delivery.api_client_namespaces(config),
-        kubernetes_auth_path=config.kubernetes_auth.path, token_audience=config.kubernetes_auth.audience,
-        metrics_from=(config.monitoring.prometheus_namespace,) if config.cluster.service_monitor else (),
-        unauthenticated_metrics=unauthenticated_metrics(config),
-        image_registry=config.images.registry)
+    token = config.secrets.transit_unseal_token
+    return VaultClusterArgs(ClusterPlan.of(config),
+                            transit_unseal_token=secret_output(token) if token is not None else None)
 
 
 def deploy_identity_args(config: PlatformConfig, objects: vault_objects.VaultObjects) -> DeployIdentityArgs | None:
@@ -71,7 +68,7 @@ def deploy_identity_args(config: PlatformConfig, objects: vault_objects.VaultObj
         bootstrap_ttl_seconds=int(duration_seconds(config.deploy.bootstrap_token_ttl)),
         ci_login_path=next((a.path for a in auths if a.type == "jwt"), ""),
         login_audience=config.deploy.jwt.audience,
-        client_secrets={a.path: a.client_secret for a in auths if a.client_secret is not None},
+        client_secrets={a.path: secret_output(a.client_secret) for a in auths if a.client_secret is not None},
         client_secret_arns={a.path: a.client_secret_arn for a in auths if a.client_secret_arn},
     )
 
@@ -112,11 +109,15 @@ def declare_vault_bootstrap(name: str, config: PlatformConfig, endpoint: VaultEn
                             objects: vault_objects.VaultObjects | None = None) -> VaultBootstrap:
     """VaultBootstrap as declare_vault_side declares it: init, readiness, the deploy identity, the provider."""
     objects = objects or vault_objects.build(config)
+    init, token = config.init, config.secrets.vault_token
     return VaultBootstrap(f"{name}-bootstrap", VaultBootstrapArgs(
         address=endpoint.address, ca_cert_pem=endpoint.ca_cert_pem,
         mode=config.unseal.mode,
-        expected_peers=Names.of(config).replicas, init=config.init,
-        unseal_addresses=endpoint.unseal_addresses, existing_token=config.secrets.vault_token,
+        expected_peers=Names.of(config).replicas, shares=init.shares, threshold=init.threshold,
+        pgp_keys=init.pgp_keys, root_token_pgp_key=init.root_token_pgp_key, init_timeout=init.timeout,
+        unseal_addresses=endpoint.unseal_addresses,
+        # An empty token is no token of the team's own.
+        existing_token=secret_output(token) if token else None,
         wait_for=endpoint.wait_for, identity=deploy_identity_args(config, objects)),
         opts=pulumi.ResourceOptions(parent=parent, providers=list(providers)))
 
@@ -189,6 +190,7 @@ class VaultPlatform(pulumi.ComponentResource):
     """
 
     exports: dict[str, pulumi.Input]
+    """Everything the stack exports, by export name (registered as this component's outputs)."""
     namespace: pulumi.Output[str]
     """The Vault namespace."""
     api_address: pulumi.Output[str]
@@ -197,6 +199,38 @@ class VaultPlatform(pulumi.ComponentResource):
     """PEM of the CA that signed the server certificate: what a client trusts."""
     applications: dict[str, dict]
     """Per application, what its pods need: annotations, volumes, its ExternalSecret."""
+    k8s_provider: k8s.Provider
+    """The Kubernetes provider (kubernetes.context) every component gets through its opts."""
+    aws_provider: aws.Provider | None
+    """The AWS provider (aws.region, with the stack's default tags), when there is an aws section."""
+    cluster: VaultCluster
+    """The Vault servers, their TLS and unseal, the chart and the API Services."""
+    monitoring: VaultMonitoring | None
+    """The ServiceMonitor, PrometheusRule and dashboard, when any of them is asked for."""
+    dev_postgres: DevPostgres | None
+    """A dev stack's throwaway PostgreSQL (database.devPostgres)."""
+    bootstrap: VaultBootstrap
+    """Initialization, the deploy identity and the in-stack Vault provider."""
+    configuration: VaultConfiguration | None
+    """Everything the stack declares in Vault; None while Vault cannot be configured (a PGP-encrypted
+    root token and no token of the stack's own)."""
+    configure_vault: bool
+    """Whether this run configures Vault (``configuration`` is not None)."""
+    backup: RaftBackup | None
+    """Scheduled Raft snapshots (backup.enabled), once Vault is configured."""
+    rollout: VaultRollout | None
+    """The rolling restart after a change to the server pods (cluster.rollout.enabled)."""
+    application_namespaces: ApplicationNamespaces
+    """The application namespaces, ready for the injector."""
+    external_secrets: ExternalSecrets | None
+    """The External Secrets Operator, its stores and ExternalSecrets, when an application or the
+    transition store uses them."""
+    aws_secret_store: AwsSecretsManagerStore | None
+    """The AWS Secrets Manager transition store (migration.awsSecretsManager)."""
+    cert_manager: CertManagerIssuer | None
+    """cert-manager's Issuers on the PKI engine (certManager.enabled)."""
+    destroy_guard: DestroyGuard
+    """Stops a `pulumi destroy` of the stack (protected), after everything else."""
 
     def __init__(self, name: str, config: PlatformConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:index:VaultPlatform", name, None, opts)
@@ -208,7 +242,7 @@ class VaultPlatform(pulumi.ComponentResource):
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.aws_provider: aws.Provider | None = None
+        self.aws_provider = None
         if config.aws is not None:
             self.aws_provider = aws.Provider(
                 "aws", region=config.aws.region,
@@ -220,7 +254,7 @@ class VaultPlatform(pulumi.ComponentResource):
         clustering = cluster_args(config)
         self.cluster = VaultCluster(f"{name}-cluster", clustering, opts=child)
 
-        self.monitoring: VaultMonitoring | None = None
+        self.monitoring = None
         m = config.monitoring
         if config.cluster.service_monitor or m.prometheus_rule or m.grafana_dashboard:
             self.monitoring = VaultMonitoring(f"{name}-monitoring", VaultMonitoringArgs(
@@ -228,7 +262,7 @@ class VaultPlatform(pulumi.ComponentResource):
                 prometheus_rule=m.prometheus_rule, grafana_dashboard=m.grafana_dashboard,
                 wait_for=(self.cluster.release,)), opts=child)
 
-        self.dev_postgres: DevPostgres | None = None
+        self.dev_postgres = None
         dev_connection = None
         # database.enabled: false switches the engine off with its settings kept, the dev database included.
         if config.database.enabled and config.database.dev_postgres:
@@ -243,23 +277,25 @@ class VaultPlatform(pulumi.ComponentResource):
         # The cluster, and with it the API Service and (route53) the record for its name, comes first.
         vault_side = declare_vault_side(
             name, config, VaultEndpoint(config.api.address, self.cluster.ca_cert_pem,
-                                        clustering.pod_unseal_addresses, wait_for=(self.cluster,)),
+                                        clustering.plan.api.unseal_addresses, wait_for=(self.cluster,)),
             parent=self, providers=providers, dev_postgres=dev_connection)
         self.bootstrap = vault_side.bootstrap
         self.configuration = vault_side.configuration
         self.configure_vault = self.configuration is not None
         vault_child = vault_side.child_options
 
-        self.backup: RaftBackup | None = None
-        self.rollout: VaultRollout | None = None
+        self.backup = None
+        self.rollout = None
         if self.configuration is not None and vault_child is not None:
             after_configuration = pulumi.ResourceOptions.merge(
                 vault_child, pulumi.ResourceOptions(depends_on=[self.configuration]))
             if config.backup.enabled:
                 self.backup = RaftBackup(
-                    f"{name}-backup", RaftBackupArgs(BackupJob.of(config), self.cluster.namespace, aws=config.aws),
+                    f"{name}-backup", RaftBackupArgs(BackupJob.of(config), self.cluster.namespace,
+                                                     aws=AwsAccount.of(config.aws) if config.aws else None),
                     opts=after_configuration)
-            if config.cluster.rollout.enabled and self.cluster.rollout_access is not None:
+            rollout_job = clustering.plan.rollout
+            if rollout_job is not None and self.cluster.rollout_access is not None:
                 # Last: after the release changed the pod template and Vault is configured (its role
                 # and policy), restart the pods that still run the old one.
                 shamir = config.unseal.mode == "shamir"
@@ -267,7 +303,7 @@ class VaultPlatform(pulumi.ComponentResource):
                 keys = self.bootstrap.unseal_keys.apply(lambda k: list(k or [])[:threshold]) if shamir else None
                 self.rollout = VaultRollout(
                     f"{name}-rollout",
-                    VaultRolloutArgs(clustering.rollout_job(), self.cluster.namespace,
+                    VaultRolloutArgs(rollout_job, self.cluster.namespace,
                                      self.cluster.pod_template_trigger, unseal_keys=keys,
                                      wait_for=(self.cluster, self.configuration, self.cluster.rollout_access)),
                     opts=after_configuration)
@@ -277,9 +313,9 @@ class VaultPlatform(pulumi.ComponentResource):
         after_vault = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
             depends_on=[self.cluster, *([self.configuration] if self.configuration is not None else [])]))
         self.application_namespaces = ApplicationNamespaces(
-            f"{name}-apps", ApplicationNamespacesArgs(delivery.namespace_plans(config), clustering.names,
+            f"{name}-apps", ApplicationNamespacesArgs(delivery.namespace_plans(config), clustering.plan.names,
                                                       self.cluster.ca_cert_pem), opts=child)
-        self.external_secrets: ExternalSecrets | None = None
+        self.external_secrets = None
         transition = config.migration.aws_secrets_manager
         if transition.enabled and config.aws is None:
             raise InvalidInput("migration.awsSecretsManager", "needs the aws section")
@@ -295,14 +331,14 @@ class VaultPlatform(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions.merge(after_vault, pulumi.ResourceOptions(
                     depends_on=[self.application_namespaces])))
         # The transition store: its IRSA role, and the ClusterSecretStore once the operator's CRDs exist.
-        self.aws_secret_store: AwsSecretsManagerStore | None = None
+        self.aws_secret_store = None
         if store is not None:
             assert self.aws_provider is not None
             self.aws_secret_store = AwsSecretsManagerStore(
                 f"{name}-aws-secret-store", AwsSecretsManagerStoreArgs(store, config.cluster.release_name),
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
                     depends_on=[self.external_secrets] if self.external_secrets else [])))
-        self.cert_manager: CertManagerIssuer | None = None
+        self.cert_manager = None
         if config.cert_manager.enabled:
             self.cert_manager = CertManagerIssuer(
                 f"{name}-cert-manager", CertManagerIssuerArgs(VaultIssuer.of(config), self.cluster.ca_cert_pem),

@@ -46,15 +46,27 @@ def _job_timeouts(spec: RolloutJob) -> pulumi.CustomTimeouts:
 
 @dataclass(frozen=True)
 class RolloutAccessArgs:
+    # What the Jobs run with (components.render.rollout_job.RolloutJob).
     job: RolloutJob
+    # The Vault namespace (the resource's name, so the objects wait for it).
     namespace: pulumi.Input[str]
     # What the scale-down Job needs to exist first (the CA Secret it mounts).
     wait_for: tuple[pulumi.Resource, ...] = ()
 
 
 class RolloutAccess(pulumi.ComponentResource):
-    """Outputs: ``service_account`` (its name). Attribute ``scale_down`` (the Job the release must
-    wait for)."""
+    """What the rolling restart runs as, and the scale-down Job the release waits for."""
+
+    service_account: k8s.core.v1.ServiceAccount
+    """The Jobs' service account (Vault's raft-rollout role binds exactly it)."""
+    config_map: k8s.core.v1.ConfigMap
+    """The script the Jobs run."""
+    role: k8s.rbac.v1.Role
+    """Read the StatefulSet, read and delete its pods by name, nothing else."""
+    role_binding: k8s.rbac.v1.RoleBinding
+    """The Role, bound to the service account."""
+    scale_down: k8s.batch.v1.Job
+    """Removes departing servers from Raft before the StatefulSet shrinks: the release waits for it."""
 
     def __init__(self, name: str, args: RolloutAccessArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:rollout:RolloutAccess", name, None, opts)
@@ -84,7 +96,9 @@ class RolloutAccess(pulumi.ComponentResource):
 
 @dataclass(frozen=True)
 class VaultRolloutArgs:
+    # What the Job runs with (components.render.rollout_job.RolloutJob).
     job: RolloutJob
+    # The Vault namespace (the resource's name, so the objects wait for it).
     namespace: pulumi.Input[str]
     # A hash of what the pod template is made from (VaultCluster.pod_template_trigger).
     trigger: pulumi.Input[str]
@@ -95,7 +109,12 @@ class VaultRolloutArgs:
 
 
 class VaultRollout(pulumi.ComponentResource):
-    """Outputs: ``job`` (the restart Job's name)."""
+    """The restart Job, named after the chart values, and (shamir) the key shares it unseals with."""
+
+    job: k8s.batch.v1.Job
+    """The restart Job (registered output ``job``: its name)."""
+    unseal_secret: k8s.core.v1.Secret | None
+    """shamir: the Secret holding the key shares the Job unseals restarted pods with."""
 
     def __init__(self, name: str, args: VaultRolloutArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:rollout:VaultRollout", name, None, opts)
@@ -103,7 +122,7 @@ class VaultRollout(pulumi.ComponentResource):
         ns = args.namespace
         script = read_script()
         waits: list[pulumi.Resource] = list(args.wait_for)
-        self.unseal_secret: k8s.core.v1.Secret | None = None
+        self.unseal_secret = None
         if spec.unseal_keys:
             if args.unseal_keys is None:
                 raise InvalidInput("unseal_keys", "VaultRollout: a shamir rollout needs the unseal keys")
@@ -111,7 +130,8 @@ class VaultRollout(pulumi.ComponentResource):
                 lambda keys: rollout_job.unseal_secret(spec.names, list(keys or [])))
             self.unseal_secret = k8s.core.v1.Secret(
                 f"{name}-unseal-keys",
-                metadata=pulumi.Output.all(secret, ns).apply(lambda a: {**a[0]["metadata"], "namespace": a[1]}),
+                metadata=pulumi.Output.all(manifest=secret, namespace=ns).apply(
+                    lambda a: {**a["manifest"]["metadata"], "namespace": a["namespace"]}),
                 type="Opaque",
                 string_data=pulumi.Output.secret(secret.apply(lambda m: m["stringData"])),
                 opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stringData", "data"]),
@@ -120,7 +140,8 @@ class VaultRollout(pulumi.ComponentResource):
         job = pulumi.Output.from_input(args.trigger).apply(lambda t: rollout_job.restart_job(spec, t, script))
         self.job = k8s.batch.v1.Job(
             f"{name}-restart",
-            metadata=pulumi.Output.all(job, ns).apply(lambda a: {**a[0]["metadata"], "namespace": a[1]}),
+            metadata=pulumi.Output.all(manifest=job, namespace=ns).apply(
+                lambda a: {**a["manifest"]["metadata"], "namespace": a["namespace"]}),
             spec=job.apply(lambda m: m["spec"]),
             opts=pulumi.ResourceOptions(parent=self, custom_timeouts=_job_timeouts(spec), depends_on=waits),
         )

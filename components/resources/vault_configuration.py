@@ -63,10 +63,12 @@ class VaultAccess:
 
 @dataclass(frozen=True)
 class VaultConfigurationArgs:
+    # Every Vault object to declare (components.render.vault_objects.build).
     objects: vs.VaultObjects
     # Replacing the root CA or a transit key cannot be undone (issued certificates stop chaining,
     # ciphertexts stop decrypting): prod protects them; dev stacks stay disposable.
     protect_keys: bool = False
+    # The dev stack's in-cluster PostgreSQL, when the database engine connects to it.
     dev_postgres: DevPostgresConnection | None = None
     # Lets the stack revoke a database connection's credentials before the connection is deleted.
     vault_access: VaultAccess | None = None
@@ -76,10 +78,28 @@ class VaultConfigurationArgs:
 
 
 class VaultConfiguration(pulumi.ComponentResource):
-    """Outputs: ``kubernetes_auth_path`` and ``kubernetes_accessor`` (the Kubernetes auth mount)."""
+    """Every secrets engine, auth method, role, policy and audit device the stack declares in Vault."""
 
     kubernetes_auth_path: pulumi.Output[str]
+    """The Kubernetes auth mount's path."""
     kubernetes_accessor: pulumi.Output[str]
+    """The Kubernetes auth mount's accessor (templated policies name it)."""
+    settings: vs.VaultObjects
+    """What it was made from."""
+    audit_devices: list[vault.Audit]
+    """The audit devices: every other change waits for them."""
+    mounts: dict[str, vault.Mount]
+    """Secrets engine mounts by path."""
+    autopilot: vault.RaftAutopilot | None
+    """Raft autopilot's settings, when the stack sets them."""
+    roles: list[vault.kubernetes.AuthBackendRole]
+    """The applications' Kubernetes auth roles."""
+    service_roles: list[vault.kubernetes.AuthBackendRole]
+    """The roles of the services that deliver secrets (External Secrets stores, cert-manager Issuers)."""
+    job_roles: list[vault.kubernetes.AuthBackendRole]
+    """The roles of the platform's own Jobs (backup, rolling restart)."""
+    kv_secrets: list[vault.kv.SecretV2]
+    """The initial KV secrets (dev)."""
 
     def __init__(self, name: str, args: VaultConfigurationArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vault-platform:configuration:VaultConfiguration", name, None, opts)
@@ -99,7 +119,7 @@ class VaultConfiguration(pulumi.ComponentResource):
         self._audited_after: list[pulumi.Resource] = []
         self.audit_devices = [self._audit(d) for d in settings.audit_devices]
         self._audited_after = list(self.audit_devices)
-        self.mounts: dict[str, vault.Mount] = {}
+        self.mounts = {}
         kv_mount = self._kv(settings.kv)
         if settings.database is not None:
             self._database(settings.database, dev_postgres)
@@ -420,10 +440,10 @@ class VaultConfiguration(pulumi.ComponentResource):
         )
 
     def _kv_secret(self, secret: vs.KvSecret, kv_mount: vault.Mount) -> vault.kv.SecretV2:
-        keys = sorted(secret.data)
         data_json = pulumi.Output.secret(
-            pulumi.Output.all(*[secret_output(secret.data[k]) for k in keys]).apply(
-                lambda values: json.dumps(dict(zip(keys, values, strict=True)), sort_keys=True)))
+            # dict(): with no keys at all, Output.all gives a list.
+            pulumi.Output.all(**{key: secret_output(value) for key, value in secret.data.items()}).apply(
+                lambda values: json.dumps(dict(values), sort_keys=True)))
         return vault.kv.SecretV2(
             f"{self._name}-kv-{_slug(secret.name)}",
             mount=kv_mount.path,

@@ -16,7 +16,6 @@ import pulumi
 from components import (
     ApiConfig,
     ClusterConfig,
-    InitConfig,
     ResourceAmounts,
     Resources,
     Rollout,
@@ -25,10 +24,12 @@ from components import (
     VaultBootstrapArgs,
     VaultCluster,
     VaultClusterArgs,
+    cluster_plan,
 )
 
-cluster_args = VaultClusterArgs(
-    namespace="team-secrets",
+# The settings, as the stack config would hold them, made into the plan the component declares.
+plan = cluster_plan(
+    "team-secrets",
     # kind/dev-cluster.yaml maps NodePort 30820 (and one port per pod after it) to 127.0.0.1.
     api=ApiConfig(address="https://127.0.0.1:8200", service_type="NodePort", node_port=30820),
     unseal=UnsealConfig(type="shamir"),
@@ -41,15 +42,17 @@ cluster_args = VaultClusterArgs(
         rollout=Rollout(enabled=False),
     ),
 )
-cluster = VaultCluster("team-vault", cluster_args)
+cluster = VaultCluster("team-vault", VaultClusterArgs(plan))
 
 bootstrap = VaultBootstrap("team-vault", VaultBootstrapArgs(
     address=cluster.api_address,
     ca_cert_pem=cluster.ca_cert_pem,
     mode="shamir",
     expected_peers=3,
-    init=InitConfig(shares=1, threshold=1, timeout="5m"),
-    unseal_addresses=cluster_args.pod_unseal_addresses,
+    shares=1,
+    threshold=1,
+    init_timeout="5m",
+    unseal_addresses=plan.api.unseal_addresses,
     wait_for=[cluster],
 ))
 

@@ -124,7 +124,6 @@ def bootstrap_program(settings: Bootstrap) -> Callable[[], None]:
         import pulumi
 
         undo_dynamic_provider_pickling_patch()
-        from components.model import InitConfig, Secret
         from components.resources.bootstrap import VaultBootstrapArgs, initialize
 
         class Parent(pulumi.ComponentResource):
@@ -135,9 +134,9 @@ def bootstrap_program(settings: Bootstrap) -> Callable[[], None]:
         args = VaultBootstrapArgs(
             address=settings.address, ca_cert_pem=settings.ca_cert_pem, mode=settings.mode,  # type: ignore[arg-type]
             expected_peers=settings.expected_peers,
-            init=InitConfig(shares=settings.shares, threshold=settings.threshold, timeout=settings.timeout),
+            shares=settings.shares, threshold=settings.threshold, init_timeout=settings.timeout,
             unseal_addresses=tuple(settings.unseal_addresses),
-            existing_token=Secret(settings.vault_token) if settings.vault_token else None)
+            existing_token=pulumi.Output.secret(settings.vault_token) if settings.vault_token else None)
         init, ready = initialize("vault-bootstrap", args, parent)
         pulumi.export("rootToken", pulumi.Output.secret(init.root_token))
         pulumi.export("unsealKeys", pulumi.Output.secret(init.keys_base64))

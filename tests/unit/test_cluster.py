@@ -349,12 +349,20 @@ def test_a_component_misused_in_code_names_the_input_without_a_traceback():
     import pulumi
 
     from components.model import ApiConfig, ClusterConfig, UnsealConfig
+    from components.render.cluster_plan import cluster_plan
     from components.resources.cluster import VaultClusterArgs
 
+    def plan(replicas: int | None):
+        return cluster_plan("vault", ApiConfig(address="https://127.0.0.1:8200"), UnsealConfig(type="shamir"),
+                            ClusterConfig(replicas=replicas))
+
     with pytest.raises(pulumi.InputPropertyError) as err:
-        VaultClusterArgs(namespace="vault", api=ApiConfig(address="https://127.0.0.1:8200"),
-                         unseal=UnsealConfig(type="shamir"), cluster=ClusterConfig(replicas=2))
-    assert err.value.property_path == "cluster.replicas" and "odd number, not 2" in err.value.reason
+        VaultClusterArgs(plan(2))
+    assert err.value.property_path == "plan.names.replicas" and "odd number, not 2" in err.value.reason
     # A RunError is what the Python language host prints as its message alone.
     assert isinstance(err.value, pulumi.RunError)
-    assert str(err.value) == "cluster.replicas: VaultClusterArgs: must be an odd number, not 2"
+    assert str(err.value) == "plan.names.replicas: VaultClusterArgs: cluster.replicas must be an odd number, not 2"
+    # Left unset, the count is refused the same way rather than failing inside the builder.
+    with pytest.raises(pulumi.InputPropertyError, match="odd number, not 0"):
+        VaultClusterArgs(plan(None))
+    assert VaultClusterArgs(plan(3)).plan.names.replicas == 3

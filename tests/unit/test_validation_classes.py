@@ -734,7 +734,7 @@ def _build_everything(config: PlatformConfig) -> None:
     from components.render.backup_job import BackupJob, cron_job
     from components.render.cert_manager import VaultIssuer
     from components.render.external_secrets import ExternalSecretsDelivery, chart_values, external_secret
-    from components.render.helm_values import build_values
+    from components.render.helm_values import UnsealWiring, build_values
     from components.render.monitoring import Monitoring, dashboard_config_map, prometheus_rule, service_monitor
     from components.render.network_policy import network_policy
     from components.render.server_hcl import render_server_hcl, seal_for
@@ -742,13 +742,13 @@ def _build_everything(config: PlatformConfig) -> None:
     from components.resources.backup import read_script
     from components.resources.platform import cluster_args, deploy_identity_args
 
-    args = cluster_args(config)
+    plan = cluster_args(config).plan
     names = Names.of(config)
-    args.rollout_job()
     seal = seal_for(config.unseal, region="eu-west-1", kms_key_id="key-id")
     hcl = render_server_hcl(names, seal, ui=config.cluster.ui, performance_multiplier=1)
     build_values(config.cluster, names, production=config.is_prod, server_hcl=hcl)
-    network_policy(names, config.cluster.network_policy, args.api_client_namespaces)
+    plan.server.values(seal=seal, wiring=UnsealWiring(), tls_secret=plan.tls.secret_name, cert_pem=None, webhook=None)
+    network_policy(names, config.cluster.network_policy, delivery.api_client_namespaces(config))
     api_service_annotations(config.api), api_service_spec(config.api, names)
     objects = vault_objects.build(config)
     for policy in objects.policies:
