@@ -648,6 +648,7 @@ def test_the_scrape_interval_rule_is_the_servicemonitor_crds(interval):
     assert accepted == (facts.custom_resource_problems(manifest) == []), (interval, accepted)
 
 
+@pytest.mark.promtool
 @pytest.mark.parametrize("interval", ["5s", "9s", "10s", "11s", "30s", "1m", "9999ms"])
 def test_the_scrape_interval_rule_is_prometheus_own(interval, tmp_path):
     """Prometheus (promtool, built from its Go modules) refuses a scrape config whose timeout is longer
