@@ -151,6 +151,14 @@ def copy_chart(source: pathlib.Path, target: pathlib.Path) -> pathlib.Path:
     return target
 
 
+def chart_version(config: dict[str, Any]) -> str:
+    """The vault-helm version the stack deploys: its own, or the model's default (the stack files leave
+    it to the model, where it is pinned once)."""
+    from components.model.platform import VAULT_CHART_VERSION
+
+    return str(config[f"{PROJECT}:cluster"].get("chart", {}).get("version", VAULT_CHART_VERSION))
+
+
 def unpack_chart(version: str) -> pathlib.Path:
     """The vault-helm chart from the Go module proxy, copied into the project folder."""
     return copy_chart(module_dir(CHART_MODULE, f"v{version}", E2E), PROJECT_DIR / "charts" / "vault")
@@ -184,10 +192,9 @@ def unpack_operator(version: str) -> tuple[pathlib.Path, pathlib.Path]:
 
 def required_packages(config: dict[str, Any]) -> set[str]:
     """Packages the program declares resources of with this config: the program run under mocks."""
-    from tests.harness import _run_cached
+    from tests.harness import run_config
 
-    flat = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    rec = _run_cached(STACK, json.dumps(flat, sort_keys=True), json.dumps([]), False)
+    rec = run_config(STACK, {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()})
     if rec.error:
         raise E2EError(f"the program fails under mocks with the e2e config:\n{rec.error}")
     return {r.type.split(":", 1)[0] for r in rec.resources} - BUILT_IN
@@ -319,7 +326,7 @@ def prepare(times: dict[str, float]) -> Engine:
     env = engine_env(pulumi.parent)
     config = stack_config()
     with step("charts: vault-helm and the External Secrets Operator's, from the Go module proxy", times):
-        chart_dir = unpack_chart(str(config[f"{PROJECT}:cluster"]["chart"]["version"]))
+        chart_dir = unpack_chart(chart_version(config))
         engine = Engine(pulumi, env, config, chart_dir)
         c = engine.typed
         if any(a.uses_external_secrets for a in c.applications) and not c.external_secrets.install:

@@ -394,6 +394,13 @@ def run_fresh(stack: str) -> dict[str, Any]:
     return _FRESH.pop(stack).result()
 
 
+def run_config(stack: str, config: dict[str, str], secret_keys: list[str] | tuple[str, ...] = (), *,
+               preview: bool = False) -> Recording:
+    """The program under the mocks with exactly this flat config (both caches apply), e.g. a stack file
+    merged with an overlay of its own."""
+    return _recording(_request(stack, config, list(secret_keys), preview))
+
+
 def run_served(stack: str, overrides: dict[str, Any] | None = None, *, preview: bool = False) -> dict[str, Any]:
     """The raw result of one run in the shared worker, bypassing both caches."""
     config, secret_keys = stack_config(stack, overrides)

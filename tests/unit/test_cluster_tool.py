@@ -132,3 +132,18 @@ def test_the_cluster_wrapper_replaces_every_staging_module_by_the_matching_relea
         assert old == new and version == f"v0.{kube.group(1)}.{kube.group(2)}", old
     build = (CLUSTER / "build.sh").read_text()
     assert f'KUBERNETES_VERSION="v1.{kube.group(1)}.{kube.group(2)}"' in build
+
+
+def test_the_e2e_stack_needs_the_plugins_the_cluster_tools_build(tmp_path):
+    """make e2e runs the program under the mocks with its own config to learn which plugins to install:
+    the dev stack with the e2e overlay declares Kubernetes and Vault resources, nothing else."""
+    chart = tmp_path / "vault"
+    chart.mkdir()
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: vault\nversion: 0.34.1\n")
+    assert e2e.required_packages(e2e.stack_config(chart)) == {"kubernetes", "vault"}
+
+
+def test_the_e2e_unpacks_the_chart_version_the_model_pins():
+    from components.model.platform import VAULT_CHART_VERSION
+
+    assert e2e.chart_version(e2e.stack_config()) == VAULT_CHART_VERSION
