@@ -20,6 +20,7 @@ from components.render.delivery import (
     namespace_manifest,
     service_account_manifest,
 )
+from components.resources.manifests import object_name
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,6 @@ class ApplicationNamespaces(pulumi.ComponentResource):
                 manifest = ca_secret_manifest(args.names, plan.name, args.ca_cert_pem)
                 secret = k8s.core.v1.Secret(f"{name}-{plan.name}-ca", metadata=manifest["metadata"],
                                             type=manifest["type"], string_data=manifest["stringData"], opts=after)
-                self.ca_secrets[plan.name] = secret.metadata.name
+                self.ca_secrets[plan.name] = object_name(secret)
         self.namespaces = [plan.name for plan in args.namespaces]
         self.register_outputs({"namespaces": self.namespaces, "ca_secrets": self.ca_secrets})

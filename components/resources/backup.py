@@ -31,7 +31,7 @@ from components.render.iam import (
 )
 from components.resources.aws import inline_policy, irsa_role, protected_kms_key
 from components.resources.errors import InvalidInput
-from components.resources.manifests import job_identity
+from components.resources.manifests import job_identity, object_name
 
 # The script the Job runs, carried by a ConfigMap: read here, at the edge, so the builders stay pure.
 SCRIPT_PATH = Path(__file__).resolve().parent / "jobs" / "backup.sh"
@@ -152,7 +152,7 @@ class RaftBackup(pulumi.ComponentResource):
             "backupSchedule": b.schedule,
             "backupTarget": b.target,
             "backupRetentionDays": b.retention_days,
-            "backupCronJob": self.cron_job.metadata.name,
+            "backupCronJob": object_name(self.cron_job),
         }
         if self.bucket is not None and self.kms_key is not None and self.irsa_role is not None:
             self.exports.update({
@@ -162,7 +162,7 @@ class RaftBackup(pulumi.ComponentResource):
                 "backupRoleArn": self.irsa_role.arn,
             })
         if self.volume_claim is not None:
-            self.exports["backupVolumeClaim"] = self.volume_claim.metadata.name
+            self.exports["backupVolumeClaim"] = object_name(self.volume_claim)
         if self.object_lock is not None:
             self.exports["backupObjectLock"] = f"{b.s3.object_lock.mode} {self._lock_days(b)}d"
         if self.replica_bucket is not None:

@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 from components.providers.local_tls import LocalTls
 from components.render import tls_objects as to
 from components.render.labels import platform_labels
+from components.resources.manifests import object_name
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class CertificatePair(pulumi.ComponentResource):
                          "tls.key": pulumi.Output.secret(local.key_pem), "ca.crt": local.ca_cert_pem},
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stringData", "data"],
                                         aliases=list(args.secret_aliases) or None))
-        self.ca_cert_pem, self.cert_pem, self.secret_name = local.ca_cert_pem, local.cert_pem, secret.metadata.name
+        self.ca_cert_pem, self.cert_pem, self.secret_name = local.ca_cert_pem, local.cert_pem, object_name(secret)
 
     def _custom(self, name: str, manifest: dict, namespace: pulumi.Input[str],
                 depends_on: list[pulumi.Resource]) -> k8s.apiextensions.CustomResource:

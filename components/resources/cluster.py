@@ -15,6 +15,7 @@ from components.render.helm_values import InjectorWebhook
 from components.render.labels import platform_labels
 from components.resources.errors import InvalidInput
 from components.resources.injector_tls import InjectorTls, InjectorTlsArgs
+from components.resources.manifests import object_name
 from components.resources.rollout import RolloutAccess, RolloutAccessArgs, values_trigger
 from components.resources.tls import VaultTls, VaultTlsArgs
 from components.resources.unseal import AutoUnseal, AutoUnsealArgs
@@ -95,7 +96,7 @@ class VaultCluster(pulumi.ComponentResource):
             # Deleting the namespace deletes the Raft volumes with it: every secret.
             opts=pulumi.ResourceOptions(parent=self, protect=True),
         )
-        namespace = self.namespace_resource.metadata.name
+        namespace = object_name(self.namespace_resource)
         self.tls = VaultTls(f"{name}-tls", VaultTlsArgs(namespace, names.release, plan.tls),
                             opts=pulumi.ResourceOptions(parent=self))
         self.unseal = AutoUnseal(

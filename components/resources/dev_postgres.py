@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 from components.providers.generated_password import GeneratedPassword
 from components.render import vault_objects as vs
 from components.render.dev_postgres import IMAGE, SECRET_NAME, deployment_spec, labels, service_spec
+from components.resources.manifests import object_name
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class DevPostgres(pulumi.ComponentResource):
         self.connection_name = vs.DEV_POSTGRES_NAME
         self.username = pulumi.Output.from_input(vs.DEV_POSTGRES_USER)
         # Known once the Service exists, so Vault's connection waits for it.
-        self.connection_url = pulumi.Output.all(namespace=namespace, service=self.service.metadata.name).apply(
+        self.connection_url = pulumi.Output.all(namespace=namespace, service=object_name(self.service)).apply(
             lambda known: vs.dev_postgres_connection_url(known["namespace"]))
         self.register_outputs({"connection_name": self.connection_name, "connection_url": self.connection_url,
                                "username": self.username, "password": self.password})

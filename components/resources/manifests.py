@@ -19,6 +19,13 @@ def _typed(kind: str, manifest: dict[str, Any], name: str, opts: pulumi.Resource
     raise ValueError(f"no typed resource for {kind}")
 
 
+def object_name(obj: pulumi.CustomResource) -> pulumi.Output[str]:
+    """The object's metadata.name as the cluster has it. A destroy that runs the program registers an
+    object missing from the state (a stack already torn down, a destroy that stopped half-way) with
+    no outputs at all: lifting ``.metadata.name`` raises on that None and stops the tear-down."""
+    return obj.metadata.apply(lambda meta: meta.name if meta is not None else None)
+
+
 def declare(manifests: list[dict[str, Any]], prefix: str, opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
     """Service accounts, Roles and RoleBindings from plain manifests, named ``<prefix>-<kind>``."""
     return [_typed(m["kind"], m, f"{prefix}-{m['kind'].lower()}", opts) for m in manifests]

@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 
 from components.render import monitoring
 from components.render.monitoring import Monitoring
+from components.resources.manifests import object_name
 
 
 @dataclass(frozen=True)
@@ -67,5 +68,5 @@ class VaultMonitoring(pulumi.ComponentResource):
             manifest = monitoring.dashboard_config_map(m)
             self.dashboard = k8s.core.v1.ConfigMap(
                 f"{name}-dashboard", metadata=_meta(manifest, args.namespace), data=manifest["data"], opts=child)
-            outputs["dashboard"] = self.dashboard.metadata.name
+            outputs["dashboard"] = object_name(self.dashboard)
         self.register_outputs(outputs)

@@ -39,6 +39,7 @@ from components.resources.cluster import VaultCluster, VaultClusterArgs
 from components.resources.dev_postgres import DevPostgres, DevPostgresArgs
 from components.resources.errors import InvalidInput
 from components.resources.external_secrets import ExternalSecrets, ExternalSecretsArgs
+from components.resources.manifests import object_name
 from components.resources.monitoring import VaultMonitoring, VaultMonitoringArgs
 from components.resources.rollout import VaultRollout, VaultRolloutArgs
 from components.resources.stack_config import secret_output
@@ -373,7 +374,7 @@ class VaultPlatform(pulumi.ComponentResource):
         if self.aws_secret_store is not None:
             self.exports.update(self.aws_secret_store.exports)
         if self.rollout is not None:
-            self.exports["rolloutJob"] = self.rollout.job.metadata.name
+            self.exports["rolloutJob"] = object_name(self.rollout.job)
         components = [c for c in (self.cluster, self.bootstrap, self.configuration, self.monitoring, self.dev_postgres,
                                   self.backup, self.rollout, self.application_namespaces, self.external_secrets,
                                   self.aws_secret_store, self.cert_manager) if c is not None]

@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 from components.render import rollout_job
 from components.render.rollout_job import RolloutJob
 from components.resources.errors import InvalidInput
-from components.resources.manifests import job_identity
+from components.resources.manifests import job_identity, object_name
 
 # The script the Job runs, carried by a ConfigMap: read here, at the edge, so the builders stay pure.
 SCRIPT_PATH = Path(__file__).resolve().parent / "jobs" / "vault_rollout.py"
@@ -91,7 +91,7 @@ class RolloutAccess(pulumi.ComponentResource):
                 parent=self, custom_timeouts=_job_timeouts(args.job),
                 depends_on=[self.service_account, self.role, self.role_binding, self.config_map, *args.wait_for]),
         )
-        self.register_outputs({"service_account": self.service_account.metadata.name})
+        self.register_outputs({"service_account": object_name(self.service_account)})
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class VaultRollout(pulumi.ComponentResource):
             spec=job.apply(lambda m: m["spec"]),
             opts=pulumi.ResourceOptions(parent=self, custom_timeouts=_job_timeouts(spec), depends_on=waits),
         )
-        self.register_outputs({"job": self.job.metadata.name})
+        self.register_outputs({"job": object_name(self.job)})
 
 
 def values_trigger(values: dict, chart_version: str) -> str:

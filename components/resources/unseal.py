@@ -15,6 +15,7 @@ from components.render.server_hcl import SealStanza
 from components.render.unseal import UnsealPlan
 from components.resources.aws import inline_policy, irsa_role, protected_kms_key
 from components.resources.errors import InvalidInput
+from components.resources.manifests import object_name
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class AutoUnseal(pulumi.ComponentResource):
             )
             self.seal = pulumi.Output.from_input(unseal.transit_seal)
             token_secret = unseal.transit_token_secret
-            self.wiring = secret.metadata.name.apply(lambda secret_name: UnsealWiring(
+            self.wiring = object_name(secret).apply(lambda secret_name: UnsealWiring(
                 secret_env=[{"envName": "VAULT_TOKEN", "secretName": token_secret or secret_name,
                              "secretKey": "VAULT_TOKEN"}],
                 secret_volume=secret_name if unseal.transit_ca_cert else None))
