@@ -171,10 +171,16 @@ refresh: stack ca-file
 destroy: stack ca-file
 	pulumi destroy --stack $(STACK) --run-program
 
+# A stack that holds nothing (torn down already) is left alone: a destroy that runs the program on
+# it would register the program's components and providers and keep them in the state.
 teardown: stack ca-file
 	@if [ "$(STACK)" = "prod" ]; then echo "make teardown refuses the prod stack"; exit 2; fi
-	pulumi state unprotect --all --yes --stack $(STACK)
-	VAULT_PLATFORM_TEARDOWN=1 pulumi destroy --yes --stack $(STACK) --run-program
+	@if pulumi stack export --stack $(STACK) | $(PY) scripts/stack_holds.py --nothing; then \
+	  echo "make teardown: the $(STACK) stack holds nothing; nothing to tear down"; \
+	else \
+	  set -x; pulumi state unprotect --all --yes --stack $(STACK) && \
+	  VAULT_PLATFORM_TEARDOWN=1 pulumi destroy --yes --stack $(STACK) --run-program; \
+	fi
 
 # Regenerate the committed chart facts (value paths, types, free-form prefixes) after bumping a
 # chart: from the chart repositories (needs helm and network), or REFERENCE=<folder> holding

@@ -486,8 +486,12 @@ def namespace_gone(name: str) -> bool:
 def teardown(engine: Engine, times: dict[str, float]) -> None:
     """As `make teardown`: unprotect, then destroy with the program run under the tear-down switch."""
     c = engine.typed
+    s = engine.stack()
+    if not (s.export_stack().deployment.get("resources") or []):
+        # As make teardown: a destroy running the program on an empty stack would keep its components.
+        log("make teardown: the stack holds nothing; nothing to tear down")
+        return
     with step("make teardown: unprotect, VAULT_PLATFORM_TEARDOWN=1 destroy --run-program", times):
-        s = engine.stack()
         run([str(engine.pulumi), "state", "unprotect", "--all", "--yes", "--stack", STACK], 300,
             env={**os.environ, **engine.env}, cwd=PROJECT_DIR)
         os.environ[TEARDOWN_ENV] = "1"
@@ -564,6 +568,12 @@ def main(argv: list[str]) -> int:
         keep = args.command != "all" or os.environ.get("E2E_KEEP")
         if engine is not None and (args.command == "teardown" or not keep):
             teardown(engine, times)
+            if args.command == "all" and failed is None:
+                with step("make teardown again: the stack holds nothing, nothing changes", times):
+                    teardown(engine, times)
+                    left = engine.stack().export_stack().deployment.get("resources") or []
+                    if left:
+                        raise E2EError(f"a second teardown left {len(left)} resources in the stack")
     except Exception as e:
         failed = failed or e
         log(f"teardown failed: {e}")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pytest
 import yaml
 
 from components.model.names import pod_unseal_ports
@@ -400,3 +401,43 @@ def test_a_new_prod_stack_gets_a_kms_secrets_provider_never_a_passphrase(tmp_pat
     proc, calls = _make_stack(tmp_path, "dev", None)
     assert proc.returncode == 0, proc.stderr
     assert "stack init dev" in calls
+
+
+def _make_teardown(tmp_path, export: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """`make teardown` with a stand-in `pulumi` whose stack exports ``export`` and that logs what it is
+    asked (with the tear-down switch it saw)."""
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    log = tmp_path / "pulumi.log"
+    (tmp_path / "export.json").write_text(export)
+    (fake / "pulumi").write_text(
+        f'#!/bin/sh\necho "${{{TEARDOWN_ENV}:-}} $*" >> {log}\n'
+        f'[ "$1 $2" = "stack export" ] && cat {tmp_path / "export.json"}\n'
+        '[ "$1 $2" = "stack output" ] && exit 1\nexit 0\n')
+    (fake / "pulumi").chmod(0o755)
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True, exist_ok=True)
+    (venv / ".installed").touch()
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "PULUMI_BACKEND_URL": f"file://{tmp_path}/state"}
+    proc = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), f"VENV={venv}", "teardown", "STACK=dev"],
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    return proc, [line.strip() for line in log.read_text().splitlines()]
+
+
+def test_make_teardown_of_a_stack_holding_nothing_does_nothing(tmp_path):
+    """A second teardown: `destroy --run-program` on an empty stack would register the program's
+    components and keep them in the state (as make e2e's second teardown showed), so it is not run."""
+    proc, calls = _make_teardown(tmp_path, json.dumps({"version": 3, "deployment": {"resources": []}}))
+    assert proc.returncode == 0, proc.stderr
+    assert "holds nothing; nothing to tear down" in proc.stdout
+    assert not [c for c in calls if "destroy" in c or "unprotect" in c], calls
+
+
+@pytest.mark.parametrize("export", [json.dumps({"deployment": {"resources": [{"urn": "urn:pulumi:dev::x"}]}}),
+                                    "not json: the export failed"])
+def test_make_teardown_of_a_stack_holding_resources_destroys_them(tmp_path, export):
+    proc, calls = _make_teardown(tmp_path, export)
+    assert proc.returncode == 0, proc.stderr
+    assert "state unprotect --all --yes --stack dev" in calls
+    assert "1 destroy --yes --stack dev --run-program" in calls, calls
