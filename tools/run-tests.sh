@@ -70,6 +70,7 @@ if [[ "$split" == 0 ]]; then
 fi
 
 beside_log="$cache/tests-vault-flavour.log"
+started=$SECONDS
 echo "the Vault-flavour tests run beside these, in a second pytest (output when they end: $beside_log)"
 FLAVOR=vault setsid "$py" -m pytest -m flavored -p no:cacheprovider "$@" >"$beside_log" 2>&1 </dev/null &
 beside_pid=$!
@@ -84,4 +85,5 @@ cat "$beside_log"
 # 5: nothing collected, when the arguments select no Vault-flavour test (e.g. a unit test file).
 if [[ "$beside" == 5 ]]; then beside=0; fi
 if [[ "$status" == 0 && "$beside" != 0 ]]; then status=$beside; fi
+echo "make test: both halves done in $((SECONDS - started)) s (benchmarks/make_test.py reads these figures)"
 exit "$status"
