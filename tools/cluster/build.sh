@@ -104,15 +104,17 @@ go_install() { # <binary> <module> <version> <ldflags>
 go_install coredns github.com/coredns/coredns "$COREDNS_VERSION" \
   "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
 # The injector from its wrapper module (vault-k8s/go.mod): the proxy refuses vault-k8s's version
-# list, which `go install module@version` reads.
-injector_key="$(cat "$here/vault-k8s/go.mod" "$here/vault-k8s/go.sum" "$here/build.sh" | sha256sum | cut -d' ' -f1)"
+# list, which `go install module@version` reads. Keyed on that module and the flags, not on this
+# script's text, so editing the script does not rebuild it.
+injector_ldflags="-s -w -X github.com/hashicorp/vault-k8s/version.Version=${VAULT_K8S_VERSION#v}"
+injector_key="$({ cat "$here/vault-k8s/go.mod" "$here/vault-k8s/go.sum"
+  printf '%s\n' "$injector_ldflags" "$(go env GOOS GOARCH)"; } | sha256sum | cut -d' ' -f1)"
 if stamp_ok vault-k8s "$injector_key" && [[ -x "$bindir/vault-k8s" ]]; then
   log "vault-k8s $VAULT_K8S_VERSION: up to date"
 else
   log "vault-k8s $VAULT_K8S_VERSION: building ..."
   start=$SECONDS
-  (cd "$here/vault-k8s" && nice -n "$nice_level" go build -trimpath \
-    "-ldflags=-s -w -X github.com/hashicorp/vault-k8s/version.Version=${VAULT_K8S_VERSION#v}" \
+  (cd "$here/vault-k8s" && nice -n "$nice_level" go build -trimpath "-ldflags=$injector_ldflags" \
     -o "$bindir/vault-k8s.tmp" github.com/hashicorp/vault-k8s) >&2 9>&-
   grep -q "github.com/hashicorp/vault-k8s $VAULT_K8S_VERSION " "$here/vault-k8s/go.mod" \
     || die "vault-k8s/go.mod does not pin $VAULT_K8S_VERSION"
