@@ -183,6 +183,7 @@ def test_scripts_in_images_are_posix_and_shellcheck_clean():
 def test_tool_scripts_are_shellcheck_clean():
     scripts = sorted({*ROOT.glob("tools/**/*.sh"), ROOT / ".ci" / "run"})
     assert ROOT / "tools" / "vault-server" / "build.sh" in scripts
+    assert ROOT / "tools" / "lib" / "go-build.sh" in scripts
     _shellcheck("bash", scripts)
     for script in scripts:
         assert script.read_text().startswith("#!/usr/bin/env bash\n"), script.name

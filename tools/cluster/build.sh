@@ -15,10 +15,12 @@
 # Environment:
 #   VAULT_PLATFORM_CACHE   cache root (default: $HOME/.cache/vault-platform)
 #   CLUSTER_BUILD_NICE     niceness of the compilers (default 10: the machine is shared)
+#   (and GOTOOLCHAIN, VAULT_PLATFORM_PRINT_KEY: see ../lib/go-build.sh)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cache="${VAULT_PLATFORM_CACHE:-${HOME:-/root}/.cache/vault-platform}"
+# shellcheck source=tools/lib/go-build.sh
+source "$here/../lib/go-build.sh" cluster/build.sh
 root="$cache/cluster"
 bindir="$root/bin"
 nice_level="${CLUSTER_BUILD_NICE:-10}"
@@ -30,26 +32,11 @@ VAULT_K8S_VERSION="v1.6.2"
 CRI_TOOLS_VERSION="v1.34.0"
 ESO_VERSION="v0.16.2"
 
-export CGO_ENABLED=0
-export GOFLAGS="-mod=readonly -buildvcs=false"
-export GOWORK=off
-if [[ -z "${GOTOOLCHAIN:-}" || "${GOTOOLCHAIN}" == "local" ]]; then
-  export GOTOOLCHAIN=auto
-fi
+need " (make system-packages installs what the cluster needs)" go gcc sha256sum flock
 
-log() { printf '[cluster/build.sh] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-for tool in go gcc sha256sum flock; do
-  command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found (make system-packages installs what the cluster needs)"
-done
-mkdir -p "$bindir"
-exec 9>"$root/.build.lock"
-flock 9
-
-stamp_ok() { [[ -f "$bindir/$1.stamp" && "$(cat "$bindir/$1.stamp")" == "$2" ]]; }
-
-# --- Kubernetes, local-volumes and host-ports: one `go build` of the wrapper module -------------
+# --- what each part is made from: its key, in the sha256 stamp bin/<part>.stamp ------------------
+# Not this script's text: an edit of it rebuilds a part only if it changes what that part's key covers.
+goos_goarch="$(go env GOOS GOARCH)"
 kube_bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl local-volumes host-ports)
 kube_pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
@@ -57,16 +44,36 @@ kube_pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-contr
 # The version the binaries report (API server /version, the node's kubeletVersion): charts check
 # kubeVersion against it. Set as the release build does (hack/lib/version.sh).
 minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
-built_at="$(cd "$here" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes 9>&-)"
+built_at="$(cd "$here" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)"
 ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$built_at"
 done
-kube_key="$({ cat "$here/go.mod" "$here/go.sum" "$here"/cmd/*/*.go
-  printf '%s\n' "$ldflags" "${kube_pkgs[@]}" "$(go env GOOS GOARCH)"; } | sha256sum | cut -d' ' -f1)"
+kube_key="$(sha256_key "$here/go.mod" "$here/go.sum" "$here"/cmd/*/*.go \
+  -- "$ldflags" "${kube_pkgs[@]}" "$goos_goarch")"
+# <module> <version> <ldflags> of what `go install module@version` builds, and its key.
+coredns=(github.com/coredns/coredns "$COREDNS_VERSION"
+  "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION")
+crictl=(sigs.k8s.io/cri-tools/cmd/crictl "$CRI_TOOLS_VERSION"
+  "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRI_TOOLS_VERSION")
+go_install_key() { sha256_key -- "$1@$2" "$3" "$goos_goarch"; }
+coredns_key="$(go_install_key "${coredns[@]}")"
+crictl_key="$(go_install_key "${crictl[@]}")"
+injector_ldflags="-s -w -X github.com/hashicorp/vault-k8s/version.Version=${VAULT_K8S_VERSION#v}"
+injector_key="$(sha256_key "$here/vault-k8s/go.mod" "$here/vault-k8s/go.sum" \
+  -- "$injector_ldflags" "$goos_goarch")"
+eso_key="$(sha256_key "$here/external-secrets/go.mod" "$here/external-secrets/go.sum")"
+pause_key="$(sha256_key "$here/images/pause.c")"
+print_keys_if_asked kube "$kube_key" coredns "$coredns_key" vault-k8s "$injector_key" \
+  external-secrets "$eso_key" crictl "$crictl_key" pause "$pause_key"
+
+mkdir -p "$bindir"
+lock "$root/.build.lock"
+
+# --- Kubernetes, local-volumes and host-ports: one `go build` of the wrapper module -------------
 all_present() { local b; for b in "${kube_bins[@]}"; do [[ -x "$bindir/$b" ]] || return 1; done; }
-if stamp_ok kube "$kube_key" && all_present; then
+if stamp_matches "$bindir/kube.stamp" "$kube_key" && all_present; then
   log "kubernetes $KUBERNETES_VERSION: up to date"
 else
   log "kubernetes $KUBERNETES_VERSION: building ${kube_bins[*]} (cold: 11-20 min on 2 cores) ..."
@@ -78,15 +85,14 @@ else
   [[ "$reported" == "Kubernetes $KUBERNETES_VERSION" ]] || die "kube-apiserver reports '$reported'"
   for b in "${kube_bins[@]}"; do mv -f "$out/$b" "$bindir/$b"; done
   rm -rf "$out"; trap - EXIT
-  printf '%s\n' "$kube_key" >"$bindir/kube.stamp"
+  write_stamp "$bindir/kube.stamp" "$kube_key"
   log "kubernetes: built in $((SECONDS - start))s"
 fi
 
 # --- CoreDNS and the injector: `go install module@version`, as their own go.mod pins them --------
-go_install() { # <binary> <module> <version> <ldflags>
-  local bin="$1" module="$2" version="$3" ldflags="$4" key gobin start
-  key="$(printf '%s\n' "$module@$version" "$ldflags" "$(go env GOOS GOARCH)" | sha256sum | cut -d' ' -f1)"
-  if stamp_ok "$bin" "$key" && [[ -x "$bindir/$bin" ]]; then
+go_install() { # <binary> <key> <module> <version> <ldflags>
+  local bin="$1" key="$2" module="$3" version="$4" ldflags="$5" gobin start
+  if stamp_matches "$bindir/$bin.stamp" "$key" && [[ -x "$bindir/$bin" ]]; then
     log "$bin $version: up to date"
     return
   fi
@@ -98,32 +104,28 @@ go_install() { # <binary> <module> <version> <ldflags>
     go install -trimpath "-ldflags=$ldflags" "$module@$version" >&2 9>&-
   mv -f "$gobin/$(basename "$module")" "$bindir/$bin"
   rm -rf "$gobin"; trap - EXIT
-  printf '%s\n' "$key" >"$bindir/$bin.stamp"
+  write_stamp "$bindir/$bin.stamp" "$key"
   log "$bin: built in $((SECONDS - start))s"
 }
-go_install coredns github.com/coredns/coredns "$COREDNS_VERSION" \
-  "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
+go_install coredns "$coredns_key" "${coredns[@]}"
 # The injector from its wrapper module (vault-k8s/go.mod): the proxy refuses vault-k8s's version
 # list, which `go install module@version` reads.
-injector_key="$(cat "$here/vault-k8s/go.mod" "$here/vault-k8s/go.sum" "$here/build.sh" | sha256sum | cut -d' ' -f1)"
-if stamp_ok vault-k8s "$injector_key" && [[ -x "$bindir/vault-k8s" ]]; then
+if stamp_matches "$bindir/vault-k8s.stamp" "$injector_key" && [[ -x "$bindir/vault-k8s" ]]; then
   log "vault-k8s $VAULT_K8S_VERSION: up to date"
 else
   log "vault-k8s $VAULT_K8S_VERSION: building ..."
   start=$SECONDS
-  (cd "$here/vault-k8s" && nice -n "$nice_level" go build -trimpath \
-    "-ldflags=-s -w -X github.com/hashicorp/vault-k8s/version.Version=${VAULT_K8S_VERSION#v}" \
+  (cd "$here/vault-k8s" && nice -n "$nice_level" go build -trimpath "-ldflags=$injector_ldflags" \
     -o "$bindir/vault-k8s.tmp" github.com/hashicorp/vault-k8s) >&2 9>&-
   grep -q "github.com/hashicorp/vault-k8s $VAULT_K8S_VERSION " "$here/vault-k8s/go.mod" \
     || die "vault-k8s/go.mod does not pin $VAULT_K8S_VERSION"
   mv -f "$bindir/vault-k8s.tmp" "$bindir/vault-k8s"
-  printf '%s\n' "$injector_key" >"$bindir/vault-k8s.stamp"
+  write_stamp "$bindir/vault-k8s.stamp" "$injector_key"
   log "vault-k8s: built in $((SECONDS - start))s"
 fi
 # The External Secrets Operator, for the walkthrough's ExternalSecrets (its wrapper module repeats the
 # replace its go.mod makes). v0.16.2 is the newest the proxy serves whole.
-eso_key="$(cat "$here/external-secrets/go.mod" "$here/external-secrets/go.sum" | sha256sum | cut -d' ' -f1)"
-if stamp_ok external-secrets "$eso_key" && [[ -x "$bindir/external-secrets" ]]; then
+if stamp_matches "$bindir/external-secrets.stamp" "$eso_key" && [[ -x "$bindir/external-secrets" ]]; then
   log "external-secrets $ESO_VERSION: up to date"
 else
   log "external-secrets $ESO_VERSION: building ..."
@@ -133,22 +135,20 @@ else
   (cd "$here/external-secrets" && nice -n "$nice_level" go build -trimpath "-ldflags=-s -w" \
     -o "$bindir/external-secrets.tmp" github.com/external-secrets/external-secrets) >&2 9>&-
   mv -f "$bindir/external-secrets.tmp" "$bindir/external-secrets"
-  printf '%s\n' "$eso_key" >"$bindir/external-secrets.stamp"
+  write_stamp "$bindir/external-secrets.stamp" "$eso_key"
   log "external-secrets: built in $((SECONDS - start))s"
 fi
 # crictl: `make cluster-down` removes every pod sandbox through the CRI, network namespaces included.
-go_install crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRI_TOOLS_VERSION" \
-  "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRI_TOOLS_VERSION"
+go_install crictl "$crictl_key" "${crictl[@]}"
 
 # --- the pod sandbox's process -------------------------------------------------------------------
-pause_key="$(sha256sum <"$here/images/pause.c" | cut -d' ' -f1)"
-if stamp_ok pause "$pause_key" && [[ -x "$bindir/pause" ]]; then
+if stamp_matches "$bindir/pause.stamp" "$pause_key" && [[ -x "$bindir/pause" ]]; then
   log "pause: up to date"
 else
   gcc -static -Os -Wall -Wextra -Werror -o "$bindir/pause.tmp" "$here/images/pause.c"
   strip "$bindir/pause.tmp"
   mv -f "$bindir/pause.tmp" "$bindir/pause"
-  printf '%s\n' "$pause_key" >"$bindir/pause.stamp"
+  write_stamp "$bindir/pause.stamp" "$pause_key"
   log "pause: built"
 fi
 

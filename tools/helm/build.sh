@@ -13,61 +13,39 @@
 # Environment:
 #   VAULT_PLATFORM_CACHE   cache root (default: $HOME/.cache/vault-platform)
 #   HELM_FORCE=1           rebuild even if the stamp matches
-#   GOTOOLCHAIN            honoured if set to something other than "local"; otherwise "auto", so
-#                          an older local Go fetches the toolchain go.mod asks for from the proxy.
+#   (and GOTOOLCHAIN, VAULT_PLATFORM_PRINT_KEY: see ../lib/go-build.sh)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cache="${VAULT_PLATFORM_CACHE:-${HOME:-/root}/.cache/vault-platform}"
+# shellcheck source=tools/lib/go-build.sh
+source "$here/../lib/go-build.sh" helm/build.sh
 bindir="$cache/bin"
 bin="$bindir/helm"
 stamp="$bindir/helm.stamp"
 
-export CGO_ENABLED=0
-# go.sum is committed and complete: readonly makes a drifted module graph an error, not an edit.
-export GOFLAGS="-mod=readonly -buildvcs=false"
-export GOWORK=off # a user's go.work must not leak in
-if [[ -z "${GOTOOLCHAIN:-}" || "${GOTOOLCHAIN}" == "local" ]]; then
-  export GOTOOLCHAIN=auto
-fi
-
-log() { printf '[helm/build.sh] %s\n' "$*" >&2; }
-
-if ! command -v go >/dev/null 2>&1; then
-  log "error: 'go' not found on PATH (Go >= the version in go.mod is required)"
-  exit 1
-fi
+need " on PATH (Go >= the version in go.mod is required)" go
 
 # One source of truth for both versions: go.mod.
 helm_version="$(sed -n 's/^[[:space:]]*helm\.sh\/helm\/v3 \(v3\.[0-9.]*\).*/\1/p' "$here/go.mod")"
 chart_version="$(sed -n 's/^require github\.com\/hashicorp\/vault-helm v\([0-9][0-9.]*\)$/\1/p' "$here/go.mod")"
-if [[ -z "$helm_version" || -z "$chart_version" ]]; then
-  log "error: cannot read the helm.sh/helm/v3 and github.com/hashicorp/vault-helm versions from $here/go.mod"
-  exit 1
-fi
+[[ -n "$helm_version" && -n "$chart_version" ]] ||
+  die "cannot read the helm.sh/helm/v3 and github.com/hashicorp/vault-helm versions from $here/go.mod"
 chart="$cache/charts/vault-helm-$chart_version"
 # helm reports the version it was built from, as upstream releases do.
 build_flags=(-trimpath "-ldflags=-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version")
 
+key="$(sha256_key "$here/go.mod" "$here/go.sum" "$here/build.sh" \
+  -- "CGO_ENABLED=$CGO_ENABLED" "${build_flags[*]}" "$(go env GOOS GOARCH)")"
+print_keys_if_asked helm "$key"
 mkdir -p "$bindir" "$cache/charts"
 
-key="$(
-  {
-    cat "$here/go.mod" "$here/go.sum" "$here/build.sh"
-    printf '%s\n' "CGO_ENABLED=$CGO_ENABLED" "${build_flags[*]}" "$(go env GOOS GOARCH)"
-  } | sha256sum | cut -d' ' -f1
-)"
-
 up_to_date() {
-  [[ -x "$bin" && -f "$chart/Chart.yaml" && -f "$stamp" && "$(cat "$stamp")" == "$key" &&
-     "${HELM_FORCE:-0}" != "1" ]]
+  [[ -x "$bin" && -f "$chart/Chart.yaml" ]] && stamp_matches "$stamp" "$key" && [[ "${HELM_FORCE:-0}" != "1" ]]
 }
 
 # Serialise concurrent runs (make test's background build and the tests' fixture) on one lock.
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$bindir/.helm-build.lock"
-  flock 9
-fi
+# What runs under it gets 9>&- (see lock in ../lib/go-build.sh).
+lock "$bindir/.helm-build.lock"
 
 if up_to_date; then
   log "up to date: $bin, $chart"
@@ -78,30 +56,20 @@ else
   chart_tmp="$chart.tmp.$$"
   trap 'rm -rf "$tmp" "$chart_tmp"' EXIT
   # The chart: `go mod download` verifies the module zip against go.sum before unpacking it.
-  # 9>&-: the lock fd must not leak into go/compile processes (an orphaned compiler would
-  # otherwise keep holding the lock after an interrupted build).
   dir="$(cd "$here" && go mod download -json github.com/hashicorp/vault-helm 9>&- |
     sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
-  if [[ ! -f "$dir/Chart.yaml" ]]; then
-    log "error: github.com/hashicorp/vault-helm v$chart_version has no Chart.yaml (at '$dir')"
-    exit 1
-  fi
+  [[ -f "$dir/Chart.yaml" ]] || die "github.com/hashicorp/vault-helm v$chart_version has no Chart.yaml (at '$dir')"
   got="$(sed -n 's/^version: *\([^ ]*\)$/\1/p' "$dir/Chart.yaml")"
-  if [[ "$got" != "$chart_version" ]]; then
-    log "error: the module github.com/hashicorp/vault-helm v$chart_version holds chart version '$got'"
-    exit 1
-  fi
+  [[ "$got" == "$chart_version" ]] ||
+    die "the module github.com/hashicorp/vault-helm v$chart_version holds chart version '$got'"
   # A writable copy of the read-only module cache folder, so the cache can be cleaned like any other.
   rm -rf "$chart_tmp" && cp -R "$dir" "$chart_tmp" && chmod -R u+w "$chart_tmp"
   (cd "$here" && go build "${build_flags[@]}" -o "$tmp" helm.sh/helm/v3/cmd/helm) >&2 9>&-
   built="$("$tmp" version --template '{{.Version}}' 9>&-)"
-  if [[ "$built" != "$helm_version" ]]; then
-    log "error: the built helm reports version '$built', expected $helm_version"
-    exit 1
-  fi
+  [[ "$built" == "$helm_version" ]] || die "the built helm reports version '$built', expected $helm_version"
   rm -rf "$chart" && mv "$chart_tmp" "$chart"
   mv -f "$tmp" "$bin"
-  printf '%s\n' "$key" >"$stamp"
+  write_stamp "$stamp" "$key"
   log "built in $((SECONDS - start))s: $bin ($built), $chart"
 fi
 

@@ -13,48 +13,35 @@
 # Environment:
 #   VAULT_PLATFORM_CACHE   cache root (default: $HOME/.cache/vault-platform)
 #   PROMTOOL_FORCE=1       rebuild even if the stamp matches
+#   (and GOTOOLCHAIN, VAULT_PLATFORM_PRINT_KEY: see ../lib/go-build.sh)
 set -euo pipefail
 
 version="v0.316.0"
 package="github.com/prometheus/prometheus/cmd/promtool"
 tags="remove_all_sd"
 
-cache="${VAULT_PLATFORM_CACHE:-${HOME:-/root}/.cache/vault-platform}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=tools/lib/go-build.sh
+source "$here/../lib/go-build.sh" promtool/build.sh
 bindir="$cache/bin"
 bin="$bindir/promtool"
 stamp="$bindir/promtool.stamp"
-
-export CGO_ENABLED=0
+# `go install module@version` builds with that module's own go.mod and go.sum: no -mod=readonly
+# for a go.sum of ours to keep.
 export GOFLAGS="-buildvcs=false"
-export GOWORK=off
-if [[ -z "${GOTOOLCHAIN:-}" || "${GOTOOLCHAIN}" == "local" ]]; then
-  export GOTOOLCHAIN=auto
-fi
 
-log() { printf '[promtool/build.sh] %s\n' "$*" >&2; }
-
-if ! command -v go >/dev/null 2>&1; then
-  log "error: 'go' not found on PATH"
-  exit 1
-fi
+need " on PATH" go
+key="$(sha256_key "$here/build.sh" -- "$version" "$tags" "CGO_ENABLED=$CGO_ENABLED" "$(go env GOOS GOARCH)")"
+print_keys_if_asked promtool "$key"
 mkdir -p "$bindir"
 
-key="$(
-  {
-    cat "${BASH_SOURCE[0]}"
-    printf '%s\n' "$version" "$tags" "CGO_ENABLED=$CGO_ENABLED" "$(go env GOOS GOARCH)"
-  } | sha256sum | cut -d' ' -f1
-)"
-
 up_to_date() {
-  [[ -x "$bin" && -f "$stamp" && "$(cat "$stamp")" == "$key" && "${PROMTOOL_FORCE:-0}" != "1" ]]
+  [[ -x "$bin" ]] && stamp_matches "$stamp" "$key" && [[ "${PROMTOOL_FORCE:-0}" != "1" ]]
 }
 
 # Serialise concurrent builds (the test runner's background build and a test waiting for it).
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$bindir/.promtool-build.lock"
-  flock 9
-fi
+# What runs under it gets 9>&- (see lock in ../lib/go-build.sh).
+lock "$bindir/.promtool-build.lock"
 
 if up_to_date; then
   log "up to date: $bin"
@@ -63,11 +50,10 @@ else
   start=$SECONDS
   gobin="$(mktemp -d "$bindir/.promtool-build.XXXXXX")"
   trap 'rm -rf "$gobin"' EXIT
-  # 9>&-: the lock must not leak into the compilers (an orphan would hold it after an interrupt).
   GOBIN="$gobin" go install -trimpath "-ldflags=-s -w" -tags "$tags" "$package@$version" >&2 9>&-
   "$gobin/promtool" --version >&2 9>&-
   mv -f "$gobin/promtool" "$bin"
-  printf '%s\n' "$key" >"$stamp"
+  write_stamp "$stamp" "$key"
   log "built in $((SECONDS - start))s"
 fi
 

@@ -11,59 +11,38 @@
 #
 # Environment:
 #   VAULT_PLATFORM_CACHE   cache root (default: $HOME/.cache/vault-platform)
-#   GOTOOLCHAIN            honoured if set to something other than "local"; otherwise "auto", so
-#                          an older local Go fetches the toolchain go.mod asks for from the proxy.
+#   (and GOTOOLCHAIN, VAULT_PLATFORM_PRINT_KEY: see ../lib/go-build.sh)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cache="${VAULT_PLATFORM_CACHE:-${HOME:-/root}/.cache/vault-platform}"
+# shellcheck source=tools/lib/go-build.sh
+source "$here/../lib/go-build.sh" pulumi-engine/build.sh
 bindir="$cache/bin"
 bin="$bindir/pulumi"
 shim="$bindir/pulumi-resource-pulumi-python"
 stamp="$bindir/pulumi.stamp"
 
-export CGO_ENABLED=0
-# go.sum is committed and complete: readonly makes a drifted module graph an error, not an edit.
-export GOFLAGS="-mod=readonly -buildvcs=false"
-export GOWORK=off # a user's go.work must not leak in
-if [[ -z "${GOTOOLCHAIN:-}" || "${GOTOOLCHAIN}" == "local" ]]; then
-  export GOTOOLCHAIN=auto
-fi
-
-log() { printf '[pulumi-engine/build.sh] %s\n' "$*" >&2; }
-
-if ! command -v go >/dev/null 2>&1; then
-  log "error: 'go' not found on PATH (Go >= the version in go.mod is required)"
-  exit 1
-fi
+need " on PATH (Go >= the version in go.mod is required)" go
 
 # The CLI reports the version of the module it is built from (as upstream releases do), so the
 # Automation API's version checks see the real one. One source of truth: go.mod.
 version="$(sed -n 's/^[[:space:]]*github.com\/pulumi\/pulumi\/pkg\/v3 \(v[0-9][^ ]*\).*/\1/p' "$here/go.mod")"
-if [[ ! "$version" =~ ^v3\.[0-9]+\.[0-9]+$ ]]; then
-  log "error: cannot read the github.com/pulumi/pulumi/pkg/v3 version from $here/go.mod"
-  exit 1
-fi
+[[ "$version" =~ ^v3\.[0-9]+\.[0-9]+$ ]] ||
+  die "cannot read the github.com/pulumi/pulumi/pkg/v3 version from $here/go.mod"
 build_flags=(-trimpath "-ldflags=-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version")
 
+key="$(sha256_key "$here/go.mod" "$here/go.sum" "$here/build.sh" \
+  -- "CGO_ENABLED=$CGO_ENABLED" "${build_flags[*]}" "$(go env GOOS GOARCH)")"
+print_keys_if_asked pulumi "$key"
 mkdir -p "$bindir"
 
-key="$(
-  {
-    cat "$here/go.mod" "$here/go.sum" "$here/build.sh"
-    printf '%s\n' "CGO_ENABLED=$CGO_ENABLED" "${build_flags[*]}" "$(go env GOOS GOARCH)"
-  } | sha256sum | cut -d' ' -f1
-)"
-
 up_to_date() {
-  [[ -x "$bin" && -x "$shim" && -f "$stamp" && "$(cat "$stamp")" == "$key" ]]
+  [[ -x "$bin" && -x "$shim" ]] && stamp_matches "$stamp" "$key"
 }
 
 # Serialise concurrent runs (make test's background build and the tests' fixture) on one lock.
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$bindir/.pulumi-build.lock"
-  flock 9
-fi
+# What runs under it gets 9>&- (see lock in ../lib/go-build.sh).
+lock "$bindir/.pulumi-build.lock"
 
 if up_to_date; then
   log "up to date: $bin"
@@ -72,24 +51,17 @@ else
   start=$SECONDS
   tmp="$bin.tmp.$$"
   trap 'rm -f "$tmp" "$shim.tmp.$$"' EXIT
-  # 9>&-: the lock fd must not leak into go/compile processes (an orphaned compiler would
-  # otherwise keep holding the lock after an interrupted build).
   (cd "$here" && go build "${build_flags[@]}" -o "$tmp" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi) >&2 9>&-
   built="$("$tmp" version 9>&-)"
-  if [[ "$built" != "$version" ]]; then
-    log "error: the built CLI reports version '$built', expected $version"
-    exit 1
-  fi
+  [[ "$built" == "$version" ]] || die "the built CLI reports version '$built', expected $version"
   # The shim ships inside the sdk/v3 module (python/dist), read-only in the module cache.
   sdk_dir="$(cd "$here" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3 9>&-)"
-  if [[ ! -f "$sdk_dir/python/dist/pulumi-resource-pulumi-python" ]]; then
-    log "error: no python/dist/pulumi-resource-pulumi-python in $sdk_dir"
-    exit 1
-  fi
+  [[ -f "$sdk_dir/python/dist/pulumi-resource-pulumi-python" ]] ||
+    die "no python/dist/pulumi-resource-pulumi-python in $sdk_dir"
   install -m 0755 "$sdk_dir/python/dist/pulumi-resource-pulumi-python" "$shim.tmp.$$"
   mv -f "$shim.tmp.$$" "$shim"
   mv -f "$tmp" "$bin"
-  printf '%s\n' "$key" >"$stamp"
+  write_stamp "$stamp" "$key"
   log "built in $((SECONDS - start))s, $(du -h "$bin" | cut -f1)"
 fi
 

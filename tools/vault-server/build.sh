@@ -12,44 +12,25 @@
 # Environment:
 #   VAULT_PLATFORM_CACHE   cache root (default: $HOME/.cache/vault-platform)
 #   VAULT_SERVER_FORCE=1   rebuild even if the stamp matches
-#   GOTOOLCHAIN            honoured if set to something other than "local";
-#                          otherwise "auto" is used so that an older local Go
-#                          fetches the toolchain go.mod asks for from the proxy.
+#   (and GOTOOLCHAIN, VAULT_PLATFORM_PRINT_KEY: see ../lib/go-build.sh)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cache="${VAULT_PLATFORM_CACHE:-${HOME:-/root}/.cache/vault-platform}"
+# shellcheck source=tools/lib/go-build.sh
+source "$here/../lib/go-build.sh" vault-server/build.sh
 bindir="$cache/bin"
 bin="$bindir/vault"
 stamp="$bindir/vault.stamp"
-
-# Static, stripped, reproducible-path build (the way upstream releases are built).
-export CGO_ENABLED=0
-export GOFLAGS="-mod=readonly -buildvcs=false"
-export GOWORK=off # a user's go.work must not leak in
-if [[ -z "${GOTOOLCHAIN:-}" || "${GOTOOLCHAIN}" == "local" ]]; then
-  export GOTOOLCHAIN=auto
-fi
 build_flags=(-trimpath "-ldflags=-s -w")
 
-log() { printf '[vault-server/build.sh] %s\n' "$*" >&2; }
-
-if ! command -v go >/dev/null 2>&1; then
-  log "error: 'go' not found on PATH (Go >= the version in go.mod is required)"
-  exit 1
-fi
-
+need " on PATH (Go >= the version in go.mod is required)" go
+key="$(sha256_key "$here/go.mod" "$here/go.sum" "$here/main.go" "$here/build.sh" "$here"/_sdk-compat/*.go \
+  -- "CGO_ENABLED=$CGO_ENABLED" "${build_flags[*]}" "$(go env GOOS GOARCH)")"
+print_keys_if_asked vault "$key"
 mkdir -p "$bindir"
 
-key="$(
-  {
-    cat "$here/go.mod" "$here/go.sum" "$here/main.go" "$here/build.sh" "$here"/_sdk-compat/*.go
-    printf '%s\n' "CGO_ENABLED=$CGO_ENABLED" "${build_flags[*]}" "$(go env GOOS GOARCH)"
-  } | sha256sum | cut -d' ' -f1
-)"
-
 up_to_date() {
-  [[ -x "$bin" && -f "$stamp" && "$(cat "$stamp")" == "$key" && "${VAULT_SERVER_FORCE:-0}" != "1" ]]
+  [[ -x "$bin" ]] && stamp_matches "$stamp" "$key" && [[ "${VAULT_SERVER_FORCE:-0}" != "1" ]]
 }
 
 # Vault v1.21.4 is built upstream against its in-tree ./sdk (release branch),
@@ -70,8 +51,7 @@ patch_once() { # <file> <old literal> <new literal>
   local f="$1" n
   n="$(grep -cF -- "$2" "$f" || true)"
   if [[ "$n" != 1 ]]; then
-    log "error: sdk patch expected 1 match of '$2' in $f, found $n"
-    exit 1
+    die "sdk patch expected 1 match of '$2' in $f, found $n"
   fi
   OLD="$2" NEW="$3" perl -0pi -e 's/\Q$ENV{OLD}\E/$ENV{NEW}/' "$f"
 }
@@ -79,7 +59,7 @@ patch_once() { # <file> <old literal> <new literal>
 make_build_src() {
   local ws="$1" sdk_dir
   sdk_dir="$(cd "$here" && go mod download -json github.com/hashicorp/vault/sdk 9>&- | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
-  [[ -d "$sdk_dir/framework" ]] || { log "error: cannot locate github.com/hashicorp/vault/sdk source"; exit 1; }
+  [[ -d "$sdk_dir/framework" ]] || die "cannot locate github.com/hashicorp/vault/sdk source"
   rm -rf "$ws" && mkdir -p "$ws"
   cp "$here/go.mod" "$here/go.sum" "$here/main.go" "$ws/"
   cp -R "$sdk_dir" "$ws/sdk" && chmod -R u+w "$ws/sdk"
@@ -94,10 +74,8 @@ make_build_src() {
 }
 
 # Serialise concurrent builds (e.g. parallel test workers) on one lock file.
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$bindir/.vault-build.lock"
-  flock 9
-fi
+# What runs under it gets 9>&- (see lock in ../lib/go-build.sh).
+lock "$bindir/.vault-build.lock"
 
 if up_to_date; then
   log "up to date: $bin"
@@ -108,12 +86,10 @@ else
   ws="$cache/build-src"
   trap 'rm -f "$tmp"' EXIT
   make_build_src "$ws"
-  # 9>&-: the lock fd must not leak into go/compile processes (an orphaned
-  # compiler would otherwise keep holding the lock after an interrupted build).
   (cd "$ws" && go build "${build_flags[@]}" -o "$tmp" .) >&2 9>&-
   "$tmp" version >&2 9>&-
   mv -f "$tmp" "$bin"
-  printf '%s\n' "$key" >"$stamp"
+  write_stamp "$stamp" "$key"
   log "built in $((SECONDS - start))s, $(du -h "$bin" | cut -f1)"
 fi
 
