@@ -68,3 +68,23 @@ def test_no_build_is_left_running(tmp_path):
                                check=False).stdout.split()
     assert leftovers == [], leftovers
     assert os.path.isdir(tmp_path / "cache")
+
+
+def test_ci_caches_the_tools_by_their_build_scripts_and_the_recorded_runs_by_source():
+    import re
+
+    import yaml
+
+    steps = yaml.safe_load((ROOT / ".github" / "workflows" / "test.yml").read_text())["jobs"]["test"]["steps"]
+    caches = {step["with"]["key"].split("-${{")[0]: step["with"] for step in steps
+              if step.get("uses", "").startswith("actions/cache@")}
+    tools = caches["test-tools"]
+    built = set(re.findall(r"bash (tools/[a-z-]+/build\.sh)", SCRIPT.read_text()))
+    assert len(built) == 4
+    for path in (*built, "tools/lib/go-build.sh"):
+        assert f"'{path}'" in tools["key"], path
+    # Saved once per tools key: the recorded runs must not ride along and go stale with it.
+    assert "!~/.cache/vault-platform/harness-runs" in tools["path"].split()
+    runs = caches["harness-runs"]
+    assert runs["path"] == "~/.cache/vault-platform/harness-runs"
+    assert "'components/**'" in runs["key"] and runs["restore-keys"].startswith("harness-runs-")
