@@ -37,3 +37,14 @@ def test_the_lines_it_reads_are_the_ones_the_suite_prints():
     printed = re.search(r'echo "(make test: both halves done in )\$\(\(SECONDS - started\)\)( s)', script)
     assert printed, "tools/run-tests.sh no longer prints the run's wall time"
     assert _benchmark().HALVES.search(f"{printed.group(1)}905{printed.group(2)}\n")
+
+
+def test_the_e2e_benchmark_reads_figures_the_walkthrough_writes():
+    """benchmarks/e2e_figures.py prints .e2e/figures.json: every figure it reads is one tests/e2e writes."""
+    bench = (ROOT / "benchmarks" / "e2e_figures.py").read_text()
+    read = set(re.findall(r'f\.get\("([a-z_]+)"\)', bench))
+    e2e = "".join(p.read_text() for p in (ROOT / "tests" / "e2e").glob("*.py"))
+    written = set(re.findall(r'figure\([\w.]+, "([a-z_]+)"', e2e)) | set(re.findall(r'figures\["([a-z_]+)"\] =', e2e))
+    dynamic = {"external_secret_sync_seconds_myapp"}  # f"external_secret_sync_seconds_{application}"
+    assert "external_secret_sync_seconds_" in e2e
+    assert len(read) > 15 and read <= written | dynamic, sorted(read - written - dynamic)
