@@ -2,10 +2,11 @@
 
 Unit tests run first, then the integration tests on OpenBao (installed with the venv), then the
 tests that need promtool, then those that render the Vault chart with helm (``chart``), then the
-integration tests on HashiCorp Vault, and last the engine tests (``engine`` marker), on both: `make
-test` builds promtool, helm (and fetches the chart), the Vault server and the Pulumi CLI from Go
-modules, in that order, in the background meanwhile. ``FLAVOR=openbao`` (or ``vault``) runs the
-integration tests on one server only.
+integration tests on HashiCorp Vault, and last the engine tests (``engine`` marker), on both. `make
+test` (tools/run-tests.sh) runs the Vault-flavour tests (``flavored`` with FLAVOR=vault) as a second
+pytest beside the rest, while it builds the Vault server, promtool, helm (and fetches the chart) and
+the Pulumi CLI from Go modules in the background, in that order. ``FLAVOR=openbao`` (or ``vault``)
+runs the integration tests on one server only.
 """
 
 from __future__ import annotations
