@@ -1,18 +1,19 @@
-"""Suite-wide ordering and the server-flavour filter.
+"""Suite-wide ordering, the server-flavour filter and the tier figures.
 
-Unit tests run first, then the integration tests on OpenBao (installed with the venv), then the
-tests that need promtool, then those that render the Vault chart with helm (``chart``), then the
-integration tests on HashiCorp Vault, and last the engine tests (``engine`` marker), on both. `make
-test` (tools/run-tests.sh) runs the Vault-flavour tests (``flavored`` with FLAVOR=vault) as a second
-pytest beside the rest, while it builds the Vault server, promtool, helm (and fetches the chart) and
-the Pulumi CLI from Go modules in the background, in that order. ``FLAVOR=openbao`` (or ``vault``)
-runs the integration tests on one server only.
+`make test` (tools/run-tests.sh) runs the suite in several pytest-xdist worker processes at once,
+while it builds the test tools from Go modules in the background, one after the other: the Pulumi
+CLI, the HashiCorp Vault server, helm (and the Vault chart), then promtool. The tests are handed out
+in the order below, the order in which what they need arrives: the unit tests (which build nothing),
+the integration tests on OpenBao (installed with the venv), the OpenBao engine tests (``engine``: the
+Pulumi CLI), the Vault engine tests then Vault's integration tests, then the tests that render the
+chart with helm (``chart``) and last those that need promtool. A test whose tool is still building
+waits for it through its build script's lock. ``FLAVOR=openbao`` (or ``vault``) runs the integration
+tests on one server only.
 """
 
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -66,21 +67,49 @@ def tier(item: pytest.Item) -> str:
     return "unit"
 
 
-# Wall time of each tier: from its first test's start to its last test's end (fixtures included).
-# The suite runs each tier in one stretch (the order below), so the spans add up to the session.
-TIER_SPANS: dict[str, list[float]] = {}
+def order(item: pytest.Item) -> int:
+    """Where a test goes in the run: the tests that need no Go build first, then by when the
+    background job (tools/run-tests.sh) finishes what they need. The Vault engine tests go before
+    Vault's integration tests: they are the longest, and a long test handed out last leaves the
+    other workers idle at the end of a warm run."""
+    flavor = _flavor(item)
+    if item.get_closest_marker("promtool") is not None:
+        return 6
+    if item.get_closest_marker("chart") is not None:
+        return 5
+    if item.get_closest_marker("engine") is not None:
+        return 2 if flavor in (None, "openbao") else 3
+    if item.get_closest_marker("integration") is not None:
+        return 1 if flavor == "openbao" else 4
+    return 0
+
+
 TIER_VARIABLE = "VAULT_PLATFORM_TEST_TIER"
+# The worker processes pass each test's tier to the process that prints the summary.
+TIER_PROPERTY = "tier"
+# Wall time of each tier: from its first test's start to its last test's end (fixtures included).
+# With several workers the tiers overlap, so the spans add up to more than the session.
+TIER_SPANS: dict[str, list[float]] = {}
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    start = time.monotonic()
     # tests.build_tools refuses a build for a unit test: the unit tier must not wait for a Go build.
     os.environ[TIER_VARIABLE] = tier(item)
+    item.user_properties.append((TIER_PROPERTY, tier(item)))
     yield
     os.environ.pop(TIER_VARIABLE, None)
-    span = TIER_SPANS.setdefault(tier(item), [start, start, 0])
-    span[1], span[2] = time.monotonic(), span[2] + 1
+
+
+def pytest_runtest_logreport(report):
+    # Runs where the summary is printed: in the one process, or in xdist's controller.
+    name = dict(report.user_properties).get(TIER_PROPERTY)
+    if name is None:
+        return
+    span = TIER_SPANS.setdefault(name, [report.start, report.stop, 0])
+    span[0], span[1] = min(span[0], report.start), max(span[1], report.stop)
+    if report.when == "teardown":
+        span[2] += 1
 
 
 @pytest.hookimpl(trylast=True)
@@ -92,26 +121,18 @@ def pytest_collection_modifyitems(config, items):
         gone = {id(item) for item in dropped}
         items[:] = [item for item in items if id(item) not in gone]
 
-    def order(item: pytest.Item) -> tuple[int, int, float]:
-        flavor = _flavor(item)
-        if item.get_closest_marker("promtool") is not None:
-            return (1, 0, 1.5)  # after the OpenBao half (1, 0, 1), before Vault's (1, 0, 2)
-        if item.get_closest_marker("chart") is not None:
-            return (1, 0, 1.6)  # after promtool's tests: helm builds after promtool
-        integration = item.get_closest_marker("integration") is not None
-        engine = item.get_closest_marker("engine") is not None
-        return (int(integration), int(engine), FLAVORS.index(flavor) + 1 if flavor else 0)
-
-    # Stable: within each group pytest's own order (fixture scopes) stays as it was.
+    # Stable: within each group pytest's own order (fixture scopes) stays as it was. Every xdist
+    # worker sorts the same way, as the controller requires.
     items.sort(key=order)
     if any(item.get_closest_marker("integration") is None for item in items):
         # The unit tests run the program in the harness's worker: it imports the SDKs meanwhile.
         from tests.harness.worker import WORKER
 
         WORKER.start()
-    if any(item.get_closest_marker("fresh_run") is not None for item in items):
-        # A test compares the worker with a run in a process of its own: that run starts now, on
-        # the core the tests before it leave idle.
+    # A test compares the worker with a run in a process of its own: in a single process that run
+    # starts now, on the core the tests before it leave idle. Each xdist worker collects every test
+    # but runs only some, so there the test that reads the run starts it.
+    if "PYTEST_XDIST_WORKER" not in os.environ:
         from tests.harness import start_fresh
 
         for item in items:
@@ -120,14 +141,38 @@ def pytest_collection_modifyitems(config, items):
                 start_fresh(*marker.args)
 
 
-def pytest_terminal_summary(terminalreporter):
+# What the harness's workers did, summed over the xdist workers (each has a harness worker of its own).
+HARNESS_TOTALS = {"runs": 0, "seconds": 0.0, "hits": 0}
+
+
+def _harness_figures() -> dict[str, float]:
     from tests.harness.worker import WORKER, run_cache
+
+    return {"runs": WORKER.runs, "seconds": WORKER.seconds, "hits": run_cache.hits}
+
+
+def pytest_sessionfinish(session):
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: its controller prints the summary
+        workeroutput["harness"] = _harness_figures()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    for key, value in getattr(node, "workeroutput", {}).get("harness", {}).items():
+        HARNESS_TOTALS[key] += value
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.harness.worker import run_cache
 
     if TIER_SPANS:
         terminalreporter.write_line("wall time by tier: " + ", ".join(
             f"{name} {end - start:.0f} s ({count} tests)" for name, (start, end, count) in TIER_SPANS.items()))
 
-    if WORKER.runs or run_cache.hits:
+    here = _harness_figures()
+    runs, seconds, hits = (HARNESS_TOTALS[key] + here[key] for key in ("runs", "seconds", "hits"))
+    if runs or hits:
         terminalreporter.write_line(
-            f"program runs: {WORKER.runs} evaluated in the harness worker ({WORKER.seconds:.1f} s), "
-            f"{run_cache.hits} answered from the run cache ({run_cache.folder if run_cache.enabled else 'off'})")
+            f"program runs: {runs} evaluated in the harness worker ({seconds:.1f} s), "
+            f"{hits} answered from the run cache ({run_cache.folder if run_cache.enabled else 'off'})")

@@ -1,36 +1,30 @@
 #!/usr/bin/env bash
-# The test suite, as `make test` runs it, while the test tools build from Go modules in one
-# background job, one after the other: (unless FLAVOR=openbao) the HashiCorp Vault server for the
-# integration tests, promtool (for the alert rule tests), helm and the Vault chart (for the chart
-# tests), then the Pulumi CLI for the engine tests. Each test that needs a tool waits for its build
-# (through its build script's lock), so a cold run costs the longer of the builds and the tests
-# before them, not their sum.
-# One build after the other, not all at once: on 2 cores parallel builds only slow each other, and
-# each is needed in that order.
+# The test suite, as `make test` runs it: one pytest whose tests run in several worker processes at
+# once (pytest-xdist), while the test tools build from Go modules in one background job, one after
+# the other: the Pulumi CLI (for the engine tests), (unless FLAVOR=openbao) the HashiCorp Vault
+# server, helm and the Vault chart (for the chart tests), then promtool (for the alert rule tests).
+# Each test that needs a tool waits for its build (through its build script's lock), and the tests
+# are handed out in the order their tools arrive (tests/conftest.py), so a cold run costs the builds
+# and the tests after the last of them, not the sum of builds and tests.
+# One build after the other, not all at once: on 2 cores parallel builds only slow each other. Many
+# test workers, though: an integration test mostly waits for a server, a Raft election or a
+# subprocess, so one pytest process leaves the machine four-fifths idle.
 #
-# With both servers (FLAVOR=all, the default) the suite runs as two pytest processes side by side:
-# everything but the Vault-flavour tests in the foreground (unit, OpenBao integration, promtool,
-# chart, OpenBao engine), and the Vault-flavour integration and engine tests beside it (marker
-# `flavored`), their output shown when they end. Most of an integration test is waiting for a server
-# or a subprocess, so the two halves share the two cores instead of taking turns. PYTEST_ARGS with
-# their own -m selection run as one process, as before.
+#   tools/run-tests.sh [pytest args...]     PY=<python>  FLAVOR=openbao|vault|all  TEST_WORKERS=<n>
 #
-#   tools/run-tests.sh [pytest args...]     PY=<python>  FLAVOR=openbao|vault|all
+# TEST_WORKERS (default 6) is how many workers; 0 runs the tests in the pytest process itself, as do
+# pytest arguments that choose for themselves (-n, --numprocesses, --dist, -p no:xdist).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py="${PY:-venv/bin/python}"
 flavor="${FLAVOR:-all}"
 
 build_pid=""
-beside_pid=""
 # shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
   if [[ -n "$build_pid" ]] && kill -0 "$build_pid" 2>/dev/null; then
     # The builds run in their own process group (setsid): stop go and its compilers too.
     kill -TERM -- "-$build_pid" 2>/dev/null || true
-  fi
-  if [[ -n "$beside_pid" ]] && kill -0 "$beside_pid" 2>/dev/null; then
-    kill -TERM -- "-$beside_pid" 2>/dev/null || true
   fi
 }
 trap cleanup EXIT
@@ -47,43 +41,29 @@ if [[ -z "${VAULT_PLATFORM_VAULT_BIN:-}" && ( "$flavor" == all || "$flavor" == *
 fi
 helm_log="$cache/helm-build.log"
 engine_log="$cache/pulumi-engine-build.log"
-echo "building the test tools in the background (logs: ${promtool_log:+$promtool_log, }$helm_log, ${vault_log:+$vault_log, }$engine_log)"
+echo "building the test tools in the background (logs: $engine_log, ${vault_log:+$vault_log, }$helm_log${promtool_log:+, $promtool_log})"
 # A failed build must not keep the next tool from being built: each build reports to its log and the
 # tests that need it fail with that log's tail. ($1..$4 are the inner shell's arguments.)
 # shellcheck disable=SC2016
 setsid bash -c '
-  if [[ -n "$3" ]]; then bash tools/vault-server/build.sh >"$3" 2>&1 </dev/null || true; fi
-  if [[ -n "$1" ]]; then bash tools/promtool/build.sh >"$1" 2>&1 </dev/null || true; fi
-  bash tools/helm/build.sh >"$2" 2>&1 </dev/null || true
   bash tools/pulumi-engine/build.sh >"$4" 2>&1 </dev/null || true
+  if [[ -n "$3" ]]; then bash tools/vault-server/build.sh >"$3" 2>&1 </dev/null || true; fi
+  bash tools/helm/build.sh >"$2" 2>&1 </dev/null || true
+  if [[ -n "$1" ]]; then bash tools/promtool/build.sh >"$1" 2>&1 </dev/null || true; fi
 ' build-tools "$promtool_log" "$helm_log" "$vault_log" "$engine_log" </dev/null &
 build_pid=$!
 
-split=1
-[[ "$flavor" == all ]] || split=0
+workers="${TEST_WORKERS:-6}"
+[[ "$workers" =~ ^[0-9]+$ ]] || { echo "TEST_WORKERS=$workers: give a number of worker processes (0: none)" >&2; exit 2; }
 for arg in "$@"; do
-  case $arg in -m|-m*|--markexpr|--markexpr=*) split=0 ;; esac
+  case $arg in -n|-n*|--numprocesses|--numprocesses=*|--dist|--dist=*|no:xdist) workers=0 ;; esac
 done
-if [[ "$split" == 0 ]]; then
-  "$py" -m pytest "$@"
-  exit
-fi
+spread=()
+how="in one process"
+if [[ "$workers" -gt 0 ]]; then spread=(-n "$workers"); how="in $workers workers"; fi
 
-beside_log="$cache/tests-vault-flavour.log"
 started=$SECONDS
-echo "the Vault-flavour tests run beside these, in a second pytest (output when they end: $beside_log)"
-FLAVOR=vault setsid "$py" -m pytest -m flavored -p no:cacheprovider "$@" >"$beside_log" 2>&1 </dev/null &
-beside_pid=$!
 status=0
-FLAVOR=openbao "$py" -m pytest "$@" || status=$?
-beside=0
-wait "$beside_pid" || beside=$?
-beside_pid=""
-echo
-echo "==================== the Vault-flavour tests (FLAVOR=vault, marker flavored) ===================="
-cat "$beside_log"
-# 5: nothing collected, when the arguments select no Vault-flavour test (e.g. a unit test file).
-if [[ "$beside" == 5 ]]; then beside=0; fi
-if [[ "$status" == 0 && "$beside" != 0 ]]; then status=$beside; fi
-echo "make test: both halves done in $((SECONDS - started)) s (benchmarks/make_test.py reads these figures)"
+"$py" -m pytest "${spread[@]}" "$@" || status=$?
+echo "make test: pytest done in $((SECONDS - started)) s, $how (benchmarks/make_test.py reads these figures)"
 exit "$status"

@@ -1,6 +1,7 @@
-"""tools/run-tests.sh, as `make test` runs it: with both servers, the Vault-flavour tests run as a
-second pytest beside the rest, and the run fails when either half fails. A stand-in for the Python
-interpreter records what it was asked to run; the tool builds fail at once (no `go` on PATH)."""
+"""tools/run-tests.sh, as `make test` runs it: one pytest spread over TEST_WORKERS worker processes
+(pytest-xdist), unless the arguments choose for themselves, and the run fails when pytest does. A
+stand-in for the Python interpreter records what it was asked to run; the tool builds fail at once
+(no `go` on PATH)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,11 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tools" / "run-tests.sh"
 
-# Records "FLAVOR=<flavor> <args>" and exits with the status the test asks for that flavour.
+# Records "FLAVOR=<flavor> <args>" and exits with the status the test asks for.
 FAKE_PY = """#!/bin/bash
 echo "FLAVOR=$FLAVOR $*" >> "$RECORD"
-case $FLAVOR in
-  vault) exit "${VAULT_EXIT:-0}" ;;
-  *) echo "3 passed"; exit "${MAIN_EXIT:-0}" ;;
-esac
+echo "3 passed"
+exit "${PYTEST_EXIT:-0}"
 """
 
 
@@ -33,32 +32,44 @@ def run(tmp_path: pathlib.Path, *args: str, **env: str) -> tuple[subprocess.Comp
     proc = subprocess.run(["bash", str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PY": str(fake), "RECORD": str(record),
                                "VAULT_PLATFORM_CACHE": str(tmp_path / "cache"), **env})
-    return proc, sorted(record.read_text().splitlines())
-
-
-def test_both_servers_run_as_two_pytest_processes(tmp_path):
-    proc, calls = run(tmp_path, "--durations=5", FLAVOR="all")
-    assert proc.returncode == 0, proc.stderr
-    assert calls == ["FLAVOR=openbao -m pytest --durations=5",
-                     "FLAVOR=vault -m pytest -m flavored -p no:cacheprovider --durations=5"]
-    assert "the Vault-flavour tests" in proc.stdout
-
-
-@pytest.mark.parametrize(("main_exit", "vault_exit", "expected"), [("0", "1", 1), ("1", "0", 1), ("2", "1", 2),
-                                                                   ("0", "5", 0)])
-def test_the_run_fails_when_either_half_fails(tmp_path, main_exit, vault_exit, expected):
-    """5 is pytest's "no tests collected": arguments that select no Vault-flavour test."""
-    proc, _ = run(tmp_path, FLAVOR="all", MAIN_EXIT=main_exit, VAULT_EXIT=vault_exit)
-    assert proc.returncode == expected, proc.stdout + proc.stderr
+    return proc, record.read_text().splitlines()
 
 
 # (Not "flavor": tests/conftest.py filters parameters of that name by FLAVOR.)
-@pytest.mark.parametrize(("servers", "args"), [("openbao", ()), ("vault", ()), ("all", ("-m", "engine")),
-                                               ("all", ("-mengine",))])
-def test_one_server_or_an_own_selection_runs_one_pytest(tmp_path, servers, args):
-    proc, calls = run(tmp_path, *args, FLAVOR=servers)
+@pytest.mark.parametrize("servers", ["all", "openbao", "vault"])
+def test_one_pytest_spread_over_six_workers_by_default(tmp_path, servers):
+    proc, calls = run(tmp_path, "--durations=5", FLAVOR=servers)
     assert proc.returncode == 0, proc.stderr
-    assert calls == [f"FLAVOR={servers} -m pytest {' '.join(args)}".rstrip()]
+    assert calls == [f"FLAVOR={servers} -m pytest -n 6 --durations=5"]
+    assert "make test: pytest done in" in proc.stdout and "in 6 workers" in proc.stdout
+
+
+@pytest.mark.parametrize(("workers", "expected"), [("3", "-m pytest -n 3"), ("0", "-m pytest")])
+def test_test_workers_sets_how_many(tmp_path, workers, expected):
+    proc, calls = run(tmp_path, TEST_WORKERS=workers)
+    assert proc.returncode == 0, proc.stderr
+    assert calls == [f"FLAVOR= {expected}"]
+
+
+def test_a_test_workers_that_is_no_number_is_refused(tmp_path):
+    proc, calls = run(tmp_path, TEST_WORKERS="many")
+    assert proc.returncode == 2 and calls == []
+    assert "TEST_WORKERS=many" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [("-n", "2"), ("-n2",), ("--numprocesses=2",), ("-p", "no:xdist"),
+                                  ("--dist", "loadfile")])
+def test_arguments_that_choose_their_own_processes_are_left_alone(tmp_path, args):
+    proc, calls = run(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr
+    assert calls == [f"FLAVOR= -m pytest {' '.join(args)}"]
+
+
+@pytest.mark.parametrize("exit_code", [1, 2, 5])
+def test_the_run_fails_when_pytest_fails(tmp_path, exit_code):
+    """5 is pytest's "no tests collected": .ci/run must not pass a run in which nothing ran."""
+    proc, _ = run(tmp_path, PYTEST_EXIT=str(exit_code))
+    assert proc.returncode == exit_code, proc.stdout + proc.stderr
 
 
 def test_no_build_is_left_running(tmp_path):
