@@ -26,9 +26,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if here in pathlib.Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
-            callspec = getattr(item, "callspec", None)
-            if callspec is not None and "flavor" in callspec.params:
-                item.add_marker(pytest.mark.flavored)
             # A test driving the Pulumi CLI runs with the engine tests, after the CLI's build, not in
             # the OpenBao stretch while that build has not started yet.
             if "engine_bin" in getattr(item, "fixturenames", ()) and item.get_closest_marker("engine") is None:
