@@ -111,9 +111,10 @@ e2e-walkthrough: $(VENV)/.installed
 e2e-teardown: $(VENV)/.installed
 	$(PY) -m tests.e2e.run teardown
 
-# Everything a fresh clone needs, then the whole suite; the tool builds overlap the first tests.
-test: system-packages $(VENV)/.installed tools
-	PY=$(PY) bash tools/run-tests.sh $(PYTEST_ARGS)
+# Everything a fresh clone needs, then the whole suite. The tool builds start first, in the
+# background, so they overlap the venv's install as well as the tests (PREPARE).
+test: system-packages
+	PY=$(PY) PREPARE="$(MAKE) --no-print-directory $(VENV)/.installed tools" bash tools/run-tests.sh $(PYTEST_ARGS)
 
 test-unit: system-packages $(VENV)/.installed tools
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)

@@ -1,14 +1,15 @@
 """Suite-wide ordering, the server-flavour filter and the tier figures.
 
 `make test` (tools/run-tests.sh) runs the suite in several pytest-xdist worker processes at once,
-while it builds the test tools from Go modules in the background, one after the other: the Pulumi
-CLI, the HashiCorp Vault server, helm (and the Vault chart), then promtool. The tests are handed out
-in the order below, the order in which what they need arrives: the unit tests (which build nothing),
-the integration tests on OpenBao (installed with the venv), the OpenBao engine tests (``engine``: the
-Pulumi CLI), the Vault engine tests then Vault's integration tests, then the tests that render the
-chart with helm (``chart``) and last those that need promtool. A test whose tool is still building
-waits for it through its build script's lock. ``FLAVOR=openbao`` (or ``vault``) runs the integration
-tests on one server only.
+while it builds the test tools from Go modules in the background, one after the other: the
+HashiCorp Vault server, the Pulumi CLI, helm (and the Vault chart), then promtool. The tests are
+handed out in the order in which what they need arrives (``order``): first the unit tests (which
+build nothing) and the integration tests on OpenBao (installed with the venv), then, with every
+tool built, the OpenBao engine tests (``engine``: the Pulumi CLI), the Vault engine tests, Vault's
+integration tests, the tests that render the chart with helm (``chart``) and those that need
+promtool; a tool still to be built moves the tests that need it behind those whose tools are there.
+A test whose tool is still building waits for it through its build script's lock.
+``FLAVOR=openbao`` (or ``vault``) runs the integration tests on one server only.
 """
 
 from __future__ import annotations
@@ -67,21 +68,41 @@ def tier(item: pytest.Item) -> str:
     return "unit"
 
 
-def order(item: pytest.Item) -> int:
-    """Where a test goes in the run: the tests that need no Go build first, then by when the
-    background job (tools/run-tests.sh) finishes what they need. The Vault engine tests go before
-    Vault's integration tests: they are the longest, and a long test handed out last leaves the
-    other workers idle at the end of a warm run."""
+# The Go-built tools the background job of tools/run-tests.sh builds, in the order it builds them,
+# and what each group of tests needs of them.
+BUILD_ORDER = ("vault", "pulumi", "helm", "promtool")
+READY_VARIABLE = "VAULT_PLATFORM_TOOLS_READY"
+
+
+def _group(item: pytest.Item) -> tuple[int, tuple[str, ...]]:
+    """(rank with every tool built, the tools the test needs). With every tool built the engine tests
+    go before Vault's integration tests: they are the longest, and a long test handed out last
+    leaves the other workers idle at the end of the run."""
     flavor = _flavor(item)
+    server = ("vault",) if flavor == "vault" else ()
     if item.get_closest_marker("promtool") is not None:
-        return 6
+        return 6, ("promtool",)
     if item.get_closest_marker("chart") is not None:
-        return 5
+        return 5, ("helm",)
     if item.get_closest_marker("engine") is not None:
-        return 2 if flavor in (None, "openbao") else 3
+        return (3, ("pulumi", *server)) if server else (2, ("pulumi",))
     if item.get_closest_marker("integration") is not None:
-        return 1 if flavor == "openbao" else 4
-    return 0
+        return (4, server) if server else (1, ())
+    return 0, ()
+
+
+def order(item: pytest.Item, ready: frozenset[str] | None = None) -> tuple[int, int]:
+    """Where a test goes in the run: by when the last tool it needs arrives (now, if it was current
+    when the run started, else when the background job builds it), then by its rank. Without
+    tools/run-tests.sh (no VAULT_PLATFORM_TOOLS_READY) every tool counts as current: a test builds
+    what it needs itself."""
+    if ready is None:
+        listed = os.environ.get(READY_VARIABLE)
+        ready = frozenset(BUILD_ORDER if listed is None else listed.split())
+    rank, needs = _group(item)
+    pending = [tool for tool in BUILD_ORDER if tool not in ready]
+    arrives = max((pending.index(tool) + 1 for tool in needs if tool in pending), default=0)
+    return arrives, rank
 
 
 TIER_VARIABLE = "VAULT_PLATFORM_TEST_TIER"
@@ -122,8 +143,11 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [item for item in items if id(item) not in gone]
 
     # Stable: within each group pytest's own order (fixture scopes) stays as it was. Every xdist
-    # worker sorts the same way, as the controller requires.
-    items.sort(key=order)
+    # worker sorts the same way, as the controller requires (the ready tools come from the
+    # environment tools/run-tests.sh set once).
+    listed = os.environ.get(READY_VARIABLE)
+    ready = frozenset(BUILD_ORDER if listed is None else listed.split())
+    items.sort(key=lambda item: order(item, ready))
     if any(item.get_closest_marker("integration") is None for item in items):
         # The unit tests run the program in the harness's worker: it imports the SDKs meanwhile.
         from tests.harness.worker import WORKER

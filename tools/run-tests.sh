@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # The test suite, as `make test` runs it: one pytest whose tests run in several worker processes at
 # once (pytest-xdist), while the test tools build from Go modules in one background job, one after
-# the other: the Pulumi CLI (for the engine tests), (unless FLAVOR=openbao) the HashiCorp Vault
-# server, helm and the Vault chart (for the chart tests), then promtool (for the alert rule tests).
+# the other: (unless FLAVOR=openbao) the HashiCorp Vault server, the Pulumi CLI (for the engine
+# tests), helm and the Vault chart (for the chart tests), then promtool (for the alert rule tests).
 # Each test that needs a tool waits for its build (through its build script's lock), and the tests
-# are handed out in the order their tools arrive (tests/conftest.py), so a cold run costs the builds
-# and the tests after the last of them, not the sum of builds and tests.
+# are handed out in the order their tools arrive (tests/conftest.py reads which were current when
+# the run started from VAULT_PLATFORM_TOOLS_READY), so a cold run costs the builds and the tests
+# after the last of them, not the sum of builds and tests.
 # One build after the other, not all at once: on 2 cores parallel builds only slow each other. Many
 # test workers, though: an integration test mostly waits for a server, a Raft election or a
 # subprocess, so one pytest process leaves the machine four-fifths idle.
 #
-#   tools/run-tests.sh [pytest args...]     PY=<python>  FLAVOR=openbao|vault|all  TEST_WORKERS=<n>
+#   tools/run-tests.sh [pytest args...]   PY=<python>  FLAVOR=openbao|vault|all  TEST_WORKERS=<n>
+#                                         PREPARE=<command>
 #
 # TEST_WORKERS (default 6) is how many workers; 0 runs the tests in the pytest process itself, as do
-# pytest arguments that choose for themselves (-n, --numprocesses, --dist, -p no:xdist).
+# pytest arguments that choose for themselves (-n, --numprocesses, --dist, -p no:xdist). PREPARE is
+# a command run after the builds have started and before pytest (make's venv install): a fresh
+# machine's builds then overlap it too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py="${PY:-venv/bin/python}"
@@ -41,13 +45,27 @@ if [[ -z "${VAULT_PLATFORM_VAULT_BIN:-}" && ( "$flavor" == all || "$flavor" == *
 fi
 helm_log="$cache/helm-build.log"
 engine_log="$cache/pulumi-engine-build.log"
-echo "building the test tools in the background (logs: $engine_log, ${vault_log:+$vault_log, }$helm_log${promtool_log:+, $promtool_log})"
+# Which tools are current now (their stamp holds the key their build script computes): the tests
+# that need only those go first. Every worker must sort the same way, so this is decided once, here.
+ready=()
+tool_ready() { # <script> <stamp name>
+  local key
+  key="$(VAULT_PLATFORM_PRINT_KEY=1 bash "$1" 2>/dev/null | sed -n "s/^$2 //p")" || return 1
+  [[ -n "$key" && -f "$cache/bin/$2.stamp" && "$(cat "$cache/bin/$2.stamp")" == "$key" ]]
+}
+if [[ -z "$vault_log" ]] || tool_ready tools/vault-server/build.sh vault; then ready+=(vault); fi
+if tool_ready tools/pulumi-engine/build.sh pulumi; then ready+=(pulumi); fi
+if tool_ready tools/helm/build.sh helm; then ready+=(helm); fi
+if [[ -z "$promtool_log" ]] || tool_ready tools/promtool/build.sh promtool; then ready+=(promtool); fi
+export VAULT_PLATFORM_TOOLS_READY="${ready[*]}"
+
+echo "building the test tools in the background (current: ${ready[*]:-none}; logs: ${vault_log:+$vault_log, }$engine_log, $helm_log${promtool_log:+, $promtool_log})"
 # A failed build must not keep the next tool from being built: each build reports to its log and the
 # tests that need it fail with that log's tail. ($1..$4 are the inner shell's arguments.)
 # shellcheck disable=SC2016
 setsid bash -c '
-  bash tools/pulumi-engine/build.sh >"$4" 2>&1 </dev/null || true
   if [[ -n "$3" ]]; then bash tools/vault-server/build.sh >"$3" 2>&1 </dev/null || true; fi
+  bash tools/pulumi-engine/build.sh >"$4" 2>&1 </dev/null || true
   bash tools/helm/build.sh >"$2" 2>&1 </dev/null || true
   if [[ -n "$1" ]]; then bash tools/promtool/build.sh >"$1" 2>&1 </dev/null || true; fi
 ' build-tools "$promtool_log" "$helm_log" "$vault_log" "$engine_log" </dev/null &
@@ -61,6 +79,10 @@ done
 spread=()
 how="in one process"
 if [[ "$workers" -gt 0 ]]; then spread=(-n "$workers"); how="in $workers workers"; fi
+
+if [[ -n "${PREPARE:-}" ]]; then
+  bash -c "$PREPARE"
+fi
 
 started=$SECONDS
 status=0

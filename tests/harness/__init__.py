@@ -310,8 +310,11 @@ def _recording(request_json: str) -> Recording:
     request = json.loads(request_json)
     result = run_cache.get(request)
     if result is None:
-        result = _evaluate(request)
-        run_cache.put(request, result)
+        with run_cache.claim(request):
+            result = run_cache.get(request)  # evaluated meanwhile by another process of this run
+            if result is None:
+                result = _evaluate(request)
+                run_cache.put(request, result)
     return _as_recording(request, result)
 
 

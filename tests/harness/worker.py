@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +186,23 @@ class RunCache:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(result, default=str))
         tmp.replace(path)
+
+    @contextlib.contextmanager
+    def claim(self, request: dict[str, Any]) -> Iterator[None]:
+        """Hold this request's lock while its answer is evaluated: another process about to evaluate
+        the same request (an xdist worker of the same run) waits, then reads the answer instead of
+        evaluating it again. One lock per first two hex digits of the key, so the lock files stay few."""
+        if not self.enabled:
+            yield
+            return
+        locks = self.folder / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / f"{self._key(request)[:2]}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _prune(self, days: int = 14) -> None:
         """Forget answers no run has used for two weeks (older source trees, old configurations)."""

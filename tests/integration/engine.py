@@ -11,6 +11,7 @@ in its own process, for the tests that kill it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pathlib
@@ -165,6 +166,14 @@ def by_reference_program() -> None:
     ByReference("by-reference")
 
 
+@functools.cache
+def _command(root: str):
+    """The CLI for the Automation API, made once per test process: making one runs `pulumi version`."""
+    from pulumi import automation as auto
+
+    return auto.PulumiCommand(root=root)
+
+
 @dataclass
 class Engine:
     """One local backend and passphrase; workspaces (each with its own folder) share them."""
@@ -206,7 +215,7 @@ class Engine:
         self.backend.mkdir(parents=True, exist_ok=True)
         opts = auto.LocalWorkspaceOptions(
             work_dir=str(work_dir), pulumi_home=str(self.root / "pulumi-home"), env_vars=self.env(),
-            pulumi_command=auto.PulumiCommand(root=str(self.bindir.parent)),
+            pulumi_command=_command(str(self.bindir.parent)),
             project_settings=auto.ProjectSettings(name=PROJECT, runtime="python", main=str(main or work_dir)))
         return auto.create_or_select_stack(stack_name, project_name=PROJECT, program=program, opts=opts)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.harness import Recording, Resource, canary_leaks, load_stack_file, run_stack
@@ -257,3 +259,29 @@ def test_a_run_cut_short_never_hands_its_answer_to_the_next(tmp_path, monkeypatc
         assert own.run(request("third"))["exports"] == {"program": "third"}
     finally:
         own.close()
+
+
+def test_a_request_being_evaluated_elsewhere_is_waited_for_not_evaluated_again(tmp_path):
+    """xdist workers share the run cache: while one holds a request's claim, another process asking
+    for the same request waits, and then finds the answer in the cache."""
+    import subprocess
+    import sys
+
+    from tests.harness import worker
+
+    cache = worker.RunCache()
+    cache.folder, cache.enabled = tmp_path / "cache", True
+    request = {"stack": "dev", "config": {"vault-platform:x": "1"}, "env": {}}
+    other = ("import json, sys\nfrom tests.harness import worker\n"
+             "cache = worker.RunCache()\ncache.folder, cache.enabled = worker.Path(sys.argv[1]), True\n"
+             "request = json.loads(sys.argv[2])\nprint('asking', flush=True)\n"
+             "with cache.claim(request):\n    print(json.dumps(cache.get(request)), flush=True)\n")
+    with cache.claim(request):
+        proc = subprocess.Popen([sys.executable, "-c", other, str(cache.folder), json.dumps(request)],
+                                cwd=worker.ROOT, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline() == "asking\n"
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=1)  # held here: it waits
+        cache.put(request, {"resources": [], "error": None})
+    out, _ = proc.communicate(timeout=60)
+    assert json.loads(out) == {"resources": [], "error": None}

@@ -14,9 +14,11 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tools" / "run-tests.sh"
 
-# Records "FLAVOR=<flavor> <args>" and exits with the status the test asks for.
+# Records "FLAVOR=<flavor> <args>" (and the tools it was told are built) and exits with the status
+# the test asks for.
 FAKE_PY = """#!/bin/bash
 echo "FLAVOR=$FLAVOR $*" >> "$RECORD"
+echo "$VAULT_PLATFORM_TOOLS_READY" > "$RECORD.ready"
 echo "3 passed"
 exit "${PYTEST_EXIT:-0}"
 """
@@ -63,6 +65,29 @@ def test_arguments_that_choose_their_own_processes_are_left_alone(tmp_path, args
     proc, calls = run(tmp_path, *args)
     assert proc.returncode == 0, proc.stderr
     assert calls == [f"FLAVOR= -m pytest {' '.join(args)}"]
+
+
+@pytest.mark.parametrize(("servers", "promtool", "expected"), [("all", "", ""), ("openbao", "", "vault"),
+                                                               ("all", "/bin/true", "promtool"),
+                                                               ("openbao", "/bin/true", "vault promtool")])
+def test_pytest_is_told_which_tools_were_built_when_it_started(tmp_path, servers, promtool, expected):
+    """No go on PATH: no build script can compute its key, so no stamp counts; a tool not built at all
+    (the Vault server for FLAVOR=openbao, promtool named by VAULT_PLATFORM_PROMTOOL_BIN) is there."""
+    proc, _ = run(tmp_path, FLAVOR=servers, **({"VAULT_PLATFORM_PROMTOOL_BIN": promtool} if promtool else {}))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "record.ready").read_text().strip() == expected
+
+
+def test_prepare_runs_after_the_builds_start_and_before_pytest(tmp_path):
+    proc, calls = run(tmp_path, PREPARE=f"echo prepared >> {tmp_path / 'record'}")
+    assert proc.returncode == 0, proc.stderr
+    assert calls == ["prepared", "FLAVOR= -m pytest -n 6"]
+    assert proc.stdout.index("building the test tools") < proc.stdout.index("make test: pytest done")
+
+
+def test_a_failed_prepare_runs_no_test(tmp_path):
+    proc, calls = run(tmp_path, PREPARE="exit 3")
+    assert proc.returncode == 3 and calls == []
 
 
 @pytest.mark.parametrize("exit_code", [1, 2, 5])

@@ -30,3 +30,61 @@ def test_the_tier_figures_add_up_over_xdist_workers():
     assert passed > 10
     assert tiers == [tiers[0]] and tiers[0].startswith("wall time by tier: unit ")
     assert tiers[0].endswith(f"({passed} tests)"), tiers[0]
+
+
+class _Item:
+    """What tests/conftest.order reads of a pytest item: its markers and its flavour parameter."""
+
+    def __init__(self, name: str, *markers: str, flavor: str | None = None):
+        self.name, self._markers = name, set(markers)
+        if flavor:
+            self.callspec = type("CallSpec", (), {"params": {"flavor": flavor}})()
+
+    def get_closest_marker(self, marker: str):
+        return marker if marker in self._markers else None
+
+
+SUITE = [_Item("promtool", "promtool"), _Item("chart", "chart"),
+         _Item("vault engine", "integration", "engine", flavor="vault"),
+         _Item("vault integration", "integration", flavor="vault"),
+         _Item("openbao engine", "integration", "engine", flavor="openbao"),
+         _Item("openbao integration", "integration", flavor="openbao"), _Item("unit")]
+
+
+@pytest.mark.parametrize(("ready", "expected"), [
+    # Warm: the longest tests (engine) before Vault's integration tests, so none is handed out last.
+    ("vault pulumi helm promtool", ["unit", "openbao integration", "openbao engine", "vault engine",
+                                    "vault integration", "chart", "promtool"]),
+    # Cold: in the order the background job builds the tools (Vault, Pulumi CLI, helm, promtool).
+    ("", ["unit", "openbao integration", "vault integration", "openbao engine", "vault engine", "chart",
+          "promtool"]),
+    # Only the Pulumi CLI to rebuild: everything else first.
+    ("vault helm promtool", ["unit", "openbao integration", "vault integration", "chart", "promtool",
+                             "openbao engine", "vault engine"]),
+])
+def test_tests_go_in_the_order_their_tools_arrive(monkeypatch, ready, expected):
+    from tests import conftest
+
+    monkeypatch.setenv(conftest.READY_VARIABLE, ready)
+    assert [item.name for item in sorted(SUITE, key=conftest.order)] == expected
+
+
+def test_without_the_build_job_every_tool_counts_as_built(monkeypatch):
+    from tests import conftest
+
+    monkeypatch.delenv(conftest.READY_VARIABLE, raising=False)
+    warm = [item.name for item in sorted(SUITE, key=lambda item: conftest.order(item, frozenset(conftest.BUILD_ORDER)))]
+    assert [item.name for item in sorted(SUITE, key=conftest.order)] == warm
+
+
+def test_the_build_order_is_the_build_jobs():
+    """tests/conftest.py orders by BUILD_ORDER; tools/run-tests.sh builds in its own order: they must agree."""
+    import re
+
+    from tests import conftest
+
+    script = (ROOT / "tools" / "run-tests.sh").read_text()
+    job = script[script.index("setsid bash -c"):]
+    built = re.findall(r"bash tools/([a-z-]+)/build\.sh", job)
+    names = {"vault-server": "vault", "pulumi-engine": "pulumi", "helm": "helm", "promtool": "promtool"}
+    assert tuple(names[tool] for tool in built) == conftest.BUILD_ORDER
