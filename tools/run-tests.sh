@@ -15,9 +15,9 @@
 #                                         PREPARE=<command>
 #
 # TEST_WORKERS (default 6) is how many workers; 0 runs the tests in the pytest process itself, as do
-# pytest arguments that choose for themselves (-n, --numprocesses, --dist, -p no:xdist). PREPARE is
-# a command run after the builds have started and before pytest (make's venv install): a fresh
-# machine's builds then overlap it too.
+# pytest arguments that choose for themselves (-n, --numprocesses, --dist, --maxschedchunk,
+# -p no:xdist). PREPARE is a command run after the builds have started and before pytest (make's
+# venv install): a fresh machine's builds then overlap it too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py="${PY:-venv/bin/python}"
@@ -74,11 +74,14 @@ build_pid=$!
 workers="${TEST_WORKERS:-6}"
 [[ "$workers" =~ ^[0-9]+$ ]] || { echo "TEST_WORKERS=$workers: give a number of worker processes (0: none)" >&2; exit 2; }
 for arg in "$@"; do
-  case $arg in -n|-n*|--numprocesses|--numprocesses=*|--dist|--dist=*|no:xdist) workers=0 ;; esac
+  case $arg in -n|-n*|--numprocesses|--numprocesses=*|--dist|--dist=*|--maxschedchunk*|no:xdist) workers=0 ;; esac
 done
 spread=()
 how="in one process"
-if [[ "$workers" -gt 0 ]]; then spread=(-n "$workers"); how="in $workers workers"; fi
+# At most two tests sent to a worker at a time: xdist otherwise hands a worker that just finished a
+# quick test a run of consecutive tests to go on with, and a run of the long engine tests on one
+# worker kept the others idle for minutes at the end.
+if [[ "$workers" -gt 0 ]]; then spread=(-n "$workers" --maxschedchunk 2); how="in $workers workers"; fi
 
 if [[ -n "${PREPARE:-}" ]]; then
   bash -c "$PREPARE"

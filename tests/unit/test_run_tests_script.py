@@ -42,11 +42,11 @@ def run(tmp_path: pathlib.Path, *args: str, **env: str) -> tuple[subprocess.Comp
 def test_one_pytest_spread_over_six_workers_by_default(tmp_path, servers):
     proc, calls = run(tmp_path, "--durations=5", FLAVOR=servers)
     assert proc.returncode == 0, proc.stderr
-    assert calls == [f"FLAVOR={servers} -m pytest -n 6 --durations=5"]
+    assert calls == [f"FLAVOR={servers} -m pytest -n 6 --maxschedchunk 2 --durations=5"]
     assert "make test: pytest done in" in proc.stdout and "in 6 workers" in proc.stdout
 
 
-@pytest.mark.parametrize(("workers", "expected"), [("3", "-m pytest -n 3"), ("0", "-m pytest")])
+@pytest.mark.parametrize(("workers", "expected"), [("3", "-m pytest -n 3 --maxschedchunk 2"), ("0", "-m pytest")])
 def test_test_workers_sets_how_many(tmp_path, workers, expected):
     proc, calls = run(tmp_path, TEST_WORKERS=workers)
     assert proc.returncode == 0, proc.stderr
@@ -60,7 +60,7 @@ def test_a_test_workers_that_is_no_number_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("args", [("-n", "2"), ("-n2",), ("--numprocesses=2",), ("-p", "no:xdist"),
-                                  ("--dist", "loadfile")])
+                                  ("--dist", "loadfile"), ("--maxschedchunk", "5")])
 def test_arguments_that_choose_their_own_processes_are_left_alone(tmp_path, args):
     proc, calls = run(tmp_path, *args)
     assert proc.returncode == 0, proc.stderr
@@ -81,7 +81,7 @@ def test_pytest_is_told_which_tools_were_built_when_it_started(tmp_path, servers
 def test_prepare_runs_after_the_builds_start_and_before_pytest(tmp_path):
     proc, calls = run(tmp_path, PREPARE=f"echo prepared >> {tmp_path / 'record'}")
     assert proc.returncode == 0, proc.stderr
-    assert calls == ["prepared", "FLAVOR= -m pytest -n 6"]
+    assert calls == ["prepared", "FLAVOR= -m pytest -n 6 --maxschedchunk 2"]
     assert proc.stdout.index("building the test tools") < proc.stdout.index("make test: pytest done")
 
 
