@@ -91,14 +91,18 @@ def _group(item: pytest.Item) -> tuple[int, tuple[str, ...]]:
     return 0, ()
 
 
+def _ready() -> frozenset[str]:
+    listed = os.environ.get(READY_VARIABLE)
+    return frozenset(BUILD_ORDER if listed is None else listed.split())
+
+
 def order(item: pytest.Item, ready: frozenset[str] | None = None) -> tuple[int, int]:
     """Where a test goes in the run: by when the last tool it needs arrives (now, if it was current
     when the run started, else when the background job builds it), then by its rank. Without
     tools/run-tests.sh (no VAULT_PLATFORM_TOOLS_READY) every tool counts as current: a test builds
     what it needs itself."""
     if ready is None:
-        listed = os.environ.get(READY_VARIABLE)
-        ready = frozenset(BUILD_ORDER if listed is None else listed.split())
+        ready = _ready()
     rank, needs = _group(item)
     pending = [tool for tool in BUILD_ORDER if tool not in ready]
     arrives = max((pending.index(tool) + 1 for tool in needs if tool in pending), default=0)
@@ -145,8 +149,7 @@ def pytest_collection_modifyitems(config, items):
     # Stable: within each group pytest's own order (fixture scopes) stays as it was. Every xdist
     # worker sorts the same way, as the controller requires (the ready tools come from the
     # environment tools/run-tests.sh set once).
-    listed = os.environ.get(READY_VARIABLE)
-    ready = frozenset(BUILD_ORDER if listed is None else listed.split())
+    ready = _ready()
     items.sort(key=lambda item: order(item, ready))
     if any(item.get_closest_marker("integration") is None for item in items):
         # The unit tests run the program in the harness's worker: it imports the SDKs meanwhile.
