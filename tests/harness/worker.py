@@ -33,8 +33,9 @@ RUN_TIMEOUT = 600
 # What the program and the providers' SDKs read from the environment (provider defaults such as
 # AWS_REGION or VAULT_SKIP_VERIFY, the deployer's login variables, the mocks' stack outputs).
 PROGRAM_ENV_PREFIXES = ("AWS_", "VAULT_", "TERRAFORM_", "KUBECONFIG", "KUBERNETES_")
-# Folders whose files the program never reads: the tests (but their harness), the docs, the venvs.
-SOURCE_SKIP = {"docs", "benchmarks", "venv", "node_modules", "__pycache__"}
+# Folders whose files the program never reads: the tests (but their harness), the docs, the venvs,
+# and the build scripts of the test tools (tools/), which change far more often than the program.
+SOURCE_SKIP = {"docs", "benchmarks", "tools", "venv", "node_modules", "__pycache__"}
 # Nothing of the caller's Vault or CI login reaches the program: it logs in as a fresh checkout would.
 LOGIN_ENV = {"VAULT_TOKEN", "VAULT_ADDR", "VAULT_CACERT", "VAULT_PLATFORM_WORKDIR", "VAULT_PLATFORM_VAULT_ROLE",
              "TERRAFORM_VAULT_AUTH_JWT", "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"}

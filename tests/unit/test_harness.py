@@ -200,6 +200,8 @@ def test_the_run_cache_key_follows_the_sources_the_request_and_the_environment(t
     source.write_text("A = 1\n")
     (root / "docs").mkdir()
     (root / "docs" / "guide.md").write_text("words\n")
+    (root / "tools" / "helm").mkdir(parents=True)
+    (root / "tools" / "helm" / "build.sh").write_text("go build\n")
     cache = worker.RunCache()
     cache.folder, cache.enabled = tmp_path / "cache", True
     request = {"stack": "dev", "config": {"vault-platform:x": "1"}, "env": {}}
@@ -209,6 +211,7 @@ def test_the_run_cache_key_follows_the_sources_the_request_and_the_environment(t
     assert cache.get(request) == {"resources": [], "error": None} and cache.hits == 1
     # What the program never reads does not matter; its sources, its config and its environment do.
     (root / "docs" / "guide.md").write_text("other words\n")
+    (root / "tools" / "helm" / "build.sh").write_text("go build -trimpath\n")
     assert cache._key(request) == key
     source.write_text("A = 2\n")
     assert cache._key(request) != key and cache.get(request) is None
