@@ -19,6 +19,7 @@ export PATH := $(TOOLS):$(PATH)
 CHART_VERSION := $(shell sed -n 's/^VAULT_CHART_VERSION = "\(.*\)"$$/\1/p' components/model/platform.py)
 ESO_CHART_VERSION := 2.9.0
 # FLAVOR=openbao (or vault) runs the integration tests on one server only; the default runs both.
+# TEST_WORKERS=<n>: how many test processes `make test` runs at once (default 6; 0: one process).
 export FLAVOR ?= all
 
 # The guardrails policy pack runs on every preview and update, from its own venv. A stack without
